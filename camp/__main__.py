@@ -1,0 +1,3 @@
+from camp.cli import main
+
+main()

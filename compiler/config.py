@@ -1,0 +1,101 @@
+"""camp.toml -> WorkspaceConfig (validated; unknown keys are errors, so typos are caught)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dsl.diagnostics import Diagnostic, diagnostic
+from dsl.span import Span
+
+BUILTIN_CHANNELS = ("push", "sms", "email", "webhook", "outbox", "console", "in_app")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkspaceSection(_Strict):
+    name: str = "camp"
+    timezone: str = "UTC"
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like 'Asia/Shanghai')") from None
+        return v
+
+
+class DataSection(_Strict):
+    url: str = "duckdb:///camp.duckdb"
+
+
+class LedgerSection(_Strict):
+    url: str = "duckdb:///ledger.duckdb"
+
+
+class TemplatesSection(_Strict):
+    dir: str = "templates"
+
+
+class CouponsSection(_Strict):
+    redeemed_on: str = "orders"  # the event table whose fields coupon scopes (`only category in ...`) name
+
+
+class ChannelSection(_Strict):
+    kind: str
+    settings: dict[str, str | int | float | bool] = {}
+
+
+class WorkspaceConfig(_Strict):
+    workspace: WorkspaceSection = WorkspaceSection()
+    data: DataSection = DataSection()
+    ledger: LedgerSection = LedgerSection()
+    templates: TemplatesSection = TemplatesSection()
+    coupons: CouponsSection = CouponsSection()
+    channels: dict[str, ChannelSection] = {}
+
+    def channel_names(self) -> list[str]:
+        return list(BUILTIN_CHANNELS) + [c for c in self.channels if c not in BUILTIN_CHANNELS]
+
+
+def load_config(path: Path, display: str) -> tuple[WorkspaceConfig, list[Diagnostic], str | None]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return WorkspaceConfig(), [diagnostic("E002", f"cannot read camp.toml: {exc}", Span.point(1, 1), display)], None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line, col = getattr(exc, "lineno", 1) or 1, getattr(exc, "colno", 1) or 1
+        msg = str(exc).split(" (at line")[0]
+        return WorkspaceConfig(), [diagnostic("E002", f"camp.toml is not valid TOML: {msg}",
+                                              Span.point(line, col), display)], text
+    try:
+        return WorkspaceConfig.model_validate(raw), [], text
+    except ValidationError as exc:
+        diags = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            line = _find_key_line(text, [str(p) for p in err["loc"]])
+            msg = err["msg"].removeprefix("Value error, ")
+            hint = "remove it or check its spelling" if err["type"] == "extra_forbidden" else ""
+            diags.append(diagnostic("E002", f"camp.toml: `{loc}`: {msg}", Span.point(line, 1), display, [hint]))
+        return WorkspaceConfig(), diags, text
+
+
+def _find_key_line(text: str, loc: list[str]) -> int:
+    """Best effort: the line where the last key of `loc` is set (or its table starts)."""
+    for key in reversed(loc):
+        for i, line in enumerate(text.splitlines(), 1):
+            s = line.strip()
+            if s.startswith(key + " ") or s.startswith(key + "=") or s.strip("[]").split(".")[-1] == key:
+                return i
+    return 1

@@ -1,0 +1,188 @@
+"""The typed intermediate representation: what SQL generation and planning read.
+
+Every name is resolved (to a schema column, a segment, a classification), every
+expression has a type, every literal is a Python value (Decimal, date, datetime,
+str, bool): no stage after the checker looks at source text again. Percentages are
+fractions (`50%` -> Decimal("0.5")). Durations are `Dur(value, unit)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Union
+
+from compiler.types import Type
+
+
+@dataclass(frozen=True)
+class Dur:
+    value: int
+    unit: str  # m h d w mo
+
+    def __str__(self) -> str:
+        return f"{self.value}{self.unit}"
+
+    def minutes(self) -> int:
+        """Length in minutes; a month counts as 30 days (used only for lint arithmetic, never for SQL)."""
+        return self.value * {"m": 1, "h": 60, "d": 1440, "w": 10080, "mo": 43200}[self.unit]
+
+
+@dataclass(frozen=True)
+class Win:
+    """A half-open time window, relative to the as-of time or a step's send time.
+
+    op within: [asof - start, asof); after: [asof - start, +inf); before: (-inf, asof - start);
+    between: [asof - start, asof - end); since: [sent_at(step), asof).
+    """
+
+    op: str
+    start: Dur | None = None
+    end: Dur | None = None
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class Const:
+    value: Union[str, Decimal, bool, date, datetime, None]
+    type: Type
+
+
+@dataclass(frozen=True)
+class UserAttr:
+    field: str
+    column: str
+    type: Type
+
+
+@dataclass(frozen=True)
+class EventField:
+    event: str
+    field: str  # "time" is the event's time column
+    column: str
+    type: Type
+
+
+@dataclass(frozen=True)
+class Agg:
+    func: str  # count count_distinct sum avg min max first last any none
+    event: str
+    field: EventField | None
+    where: Expr | None
+    window: Win | None
+    type: Type
+
+
+@dataclass(frozen=True)
+class Cmp:
+    op: str
+    left: Expr
+    right: Expr
+    type: Type = field(default=None)  # type of the compared values
+
+
+@dataclass(frozen=True)
+class InSet:
+    subject: Expr
+    values: tuple[Const, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Between:
+    subject: Expr
+    low: Expr
+    high: Expr
+
+
+@dataclass(frozen=True)
+class IsNull:
+    subject: Expr
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    op: str  # contains starts_with
+    subject: Expr
+    pattern: str
+
+
+@dataclass(frozen=True)
+class IsToday:
+    subject: Expr
+    anniversary: bool
+
+
+@dataclass(frozen=True)
+class InWindow:
+    subject: Expr
+    window: Win
+
+
+@dataclass(frozen=True)
+class Arith:
+    op: str
+    left: Expr
+    right: Expr
+    type: Type
+
+
+@dataclass(frozen=True)
+class Neg:
+    operand: Expr
+    type: Type
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class HasTag:
+    tag: str
+
+
+@dataclass(frozen=True)
+class InSegment:
+    name: str
+
+
+@dataclass(frozen=True)
+class LabelIs:
+    """`lifecycle = silent`, `lifecycle in (silent, churned)`: the user's first-matching label is one of these."""
+
+    classification: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Label:
+    """The label value itself, for `lifecycle = other_classification` style comparisons (rare)."""
+
+    classification: str
+    type: Type
+
+
+Expr = Union[Const, UserAttr, EventField, Agg, Cmp, InSet, Between, IsNull, TextMatch, IsToday, InWindow,
+             Arith, Neg, And, Or, Not, HasTag, InSegment, LabelIs, Label]
+
+
+def type_of(e: Expr) -> Type:
+    from compiler import types as T
+
+    if isinstance(e, (Const, UserAttr, EventField, Agg, Arith, Neg, Label)):
+        return e.type
+    return T.BOOL

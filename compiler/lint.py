@@ -1,0 +1,188 @@
+"""Lint warnings (W1xx): the traps users of other campaign tools keep falling into."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from decimal import Decimal
+
+from compiler import ir as I
+from compiler import program as P
+from compiler.overlap import may_overlap
+from compiler.report import Report
+from dsl import ast as A
+from dsl.walk import walk
+
+
+def lint_program(program: P.Program, decls: dict[str, A.CampaignDecl], report: Report) -> None:
+    labels = {n: c.labels for n, c in program.classifications.items()}
+    for name, c in program.campaigns.items():
+        report.file = c.file
+        decl = decls[name]
+        _trigger_in_audience(c, decl, program, report)
+        _overlapping_branches(c, decl, program, labels, report)
+        _unreachable_steps(c, program, report)
+        _budget_below_one_send(c, decl, program, report)
+    _exclusive_overlaps(program, labels, report)
+
+
+def ir_nodes(e) -> Iterator:
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        yield n
+        if dataclasses.is_dataclass(n):
+            for f in dataclasses.fields(n):
+                v = getattr(n, f.name)
+                if isinstance(v, tuple):
+                    stack.extend(x for x in v if dataclasses.is_dataclass(x))
+                elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+                    stack.append(v)
+
+
+def _events_used(e: I.Expr | None, program: P.Program, seen: set[str] | None = None) -> dict[str, str | None]:
+    """event -> the segment it is reached through (None: directly)."""
+    out: dict[str, str | None] = {}
+    seen = set() if seen is None else seen
+    for n in ir_nodes(e):
+        if isinstance(n, I.Agg):
+            out.setdefault(n.event, None)
+        elif isinstance(n, I.InSegment) and n.name not in seen and n.name in program.segments:
+            seen.add(n.name)
+            for ev in _events_used(program.segments[n.name].expr, program, seen):
+                out.setdefault(ev, n.name)
+    return out
+
+
+def _trigger_in_audience(c: P.Campaign, decl: A.CampaignDecl, program: P.Program, report: Report) -> None:
+    if c.schedule is None or c.schedule.kind != "event":
+        return
+    ev = c.schedule.event
+    used: dict[str, str | None] = {}
+    for e in [c.audience, *c.excludes]:
+        for k, v in _events_used(e, program).items():
+            used.setdefault(k, v)
+    if ev not in used:
+        return
+    who = next((s for s in decl.sections if isinstance(s, A.Who)), None)
+    node = next((n for n in walk(who) if isinstance(n, A.Aggregate) and n.event.name == ev), None) if who else None
+    via = f" (through segment {used[ev]})" if used[ev] else ""
+    report("W101", f"the campaign is triggered by {ev} and its audience also counts {ev}{via}", (node or who).span,
+           [f"the triggering {ev} event is already recorded when the audience is evaluated; "
+            f"e.g. `count({ev}) = 0` never holds for `on {ev}`; use `first` in the trigger instead"])
+
+
+def _overlapping_branches(c, decl, program, labels, report) -> None:
+    how = next((s for s in decl.sections if isinstance(s, A.How)), None)
+    if how is None:
+        return
+    steps = {s.name.name: s for s in how.steps}
+    for step in c.steps:
+        conds = [(i, cond) for i, (cond, _) in enumerate(step.branches) if cond is not None]
+        body = steps[step.name].body
+        for j, (bj, cj) in enumerate(conds):
+            for bi, ci in conds[:j]:
+                if may_overlap(ci, cj, program.segments, labels):
+                    report("W102", f"in step {step.name}, branch {bj + 1} can hold for users that branch {bi + 1} "
+                                   f"already takes", body.branches[bj].span,
+                           ["users who match both take the first branch only; make the conditions exclusive"])
+                    break
+
+
+def _unreachable_steps(c: P.Campaign, program: P.Program, report: Report) -> None:
+    if not c.steps:
+        return
+    offsets, t = [], 0
+    for s in c.steps:
+        t += s.after.minutes() if s.after else 0
+        offsets.append(t)
+    caps = [*c.caps, *(cap for cap in program.policy.caps if not cap.by)]
+    for cap in caps:
+        if cap.unused or cap.unit == "coupon":
+            continue
+        window = cap.per.minutes() if cap.per else None
+        for i, step in enumerate(c.steps):
+            if not _sends_on(step, cap.unit):
+                continue
+            earlier = [j for j in range(i) if _sends_on(c.steps[j], cap.unit)
+                       and (window is None or offsets[i] - offsets[j] < window)]
+            if len(earlier) >= cap.count:
+                per = f" per {cap.per}" if cap.per else ""
+                report("W103", f"step {step.name} can never reach users who got the earlier steps: the cap allows "
+                               f"{cap.count} {cap.unit}{'s' if cap.count > 1 else ''}{per}", step.span,
+                       [f"the cap is at {cap.file}:{cap.span.line}; lengthen the step's delay or raise the cap"])
+                break
+
+
+def _sends_on(step: P.Step, unit: str) -> bool:
+    for a in step.all_actions():
+        if a.notify and (unit == "message" or any(ch.channel == unit for ch in a.notify[:1])):
+            return True
+    return False
+
+
+def _budget_below_one_send(c: P.Campaign, decl: A.CampaignDecl, program: P.Program, report: Report) -> None:
+    budgets = [b for b in (c.budget_total, c.budget_daily) if b is not None]
+    if not budgets or not c.steps:
+        return
+    first = c.steps[0]
+    cost = Decimal(0)
+    chains = [a.notify for a in first.all_actions() if a.notify]
+    for chain in chains:
+        prices = [(c.costs.get(ch.channel) or program.policy.costs.get(ch.channel)) for ch in chain]
+        known = [p.amount for p in prices if p is not None]
+        cost += min(known) if known else Decimal(0)
+    redemption = c.redemption if c.redemption is not None else Decimal(1)
+    for a in first.all_actions():
+        if a.give is None:
+            continue
+        names = list(c.resources) if a.give == "*" else [a.give]
+        for n in names:
+            value = getattr(c.resources.get(n), "value", None)
+            if value is not None:
+                cost += value.amount * redemption
+    smallest = min(b.amount for b in budgets)
+    if cost > 0 and smallest < cost:
+        hm = next((s for s in decl.sections if isinstance(s, A.HowMuch)), decl)
+        report("W104", f"the budget ({smallest} {budgets[0].currency}) is smaller than one send, which costs "
+                       f"{cost.normalize()} {budgets[0].currency}", hm.span,
+               ["one recipient costs the message price plus coupon value × expected redemption"])
+
+
+def _exclusive_overlaps(program: P.Program, labels, report: Report) -> None:
+    by_group: dict[str, list[P.Campaign]] = {}
+    for c in program.campaigns.values():
+        if c.exclusive:
+            by_group.setdefault(c.exclusive, []).append(c)
+    for group, members in by_group.items():
+        for j, b in enumerate(members):
+            for a in members[:j]:
+                if not _times_overlap(a.schedule, b.schedule):
+                    continue
+                if a.audience is not None and b.audience is not None and \
+                        not may_overlap(a.audience, b.audience, program.segments, labels):
+                    continue
+                report("W105", f"campaigns {a.name} and {b.name} are both in exclusive group \"{group}\" and can "
+                               f"reach the same users at the same time", b.exclusive_span,
+                       [f"{a.name} is at {a.file}:{a.span.line}; give them disjoint audiences or date ranges"],
+                       file=b.file)
+
+
+def _times_overlap(a: P.Schedule | None, b: P.Schedule | None) -> bool:
+    if a is None or b is None:
+        return True
+
+    def bounds(s: P.Schedule):
+        if s.kind == "once" and s.at is not None:
+            return s.at.date(), s.at.date()
+        return s.start, s.end
+
+    a0, a1 = bounds(a)
+    b0, b1 = bounds(b)
+    if a1 is not None and b0 is not None and a1 < b0:
+        return False
+    if b1 is not None and a0 is not None and b1 < a0:
+        return False
+    return True

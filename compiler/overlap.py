@@ -1,0 +1,149 @@
+"""Can two conditions hold for the same user? A small, conservative satisfiability check.
+
+Conditions become disjunctions of conjunctions of atoms `(subject, op, value)`;
+two conditions are disjoint only when every pair of conjunctions contradicts on
+some shared subject (e.g. `lifecycle = silent` vs `lifecycle = new`, or
+`count(x) >= 5` vs `count(x) < 3`). Anything not understood is assumed to overlap:
+the lints built on this warn only about overlaps, so "may overlap" is the safe answer.
+NULL is a value a subject may take: a negated comparison holds for it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from compiler import ir as I
+
+MAX_TERMS = 64
+_FLIP = {"=": "!=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<=": ">", "in": "not in", "not in": "in",
+         "null": "not null", "not null": "null", "true": "false", "false": "true"}
+_MIRROR = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "=": "=", "!=": "!="}
+
+
+class _TooComplex(Exception):
+    pass
+
+
+def may_overlap(a: I.Expr, b: I.Expr, segments: dict, labels: dict[str, list[str]]) -> bool:
+    try:
+        da, db = _dnf(a, False, segments), _dnf(b, False, segments)
+    except _TooComplex:
+        return True
+    return any(_satisfiable(ca + cb, labels) for ca in da for cb in db)
+
+
+def _atom(key, op, value=None):
+    return [[(key, op, value)]]
+
+
+def _dnf(e: I.Expr, neg: bool, segments: dict) -> list[list[tuple]]:
+    if isinstance(e, I.Not):
+        return _dnf(e.operand, not neg, segments)
+    if isinstance(e, (I.And, I.Or)):
+        parts = [_dnf(x, neg, segments) for x in e.items]
+        conj = isinstance(e, I.And) != neg
+        if not conj:
+            return [c for p in parts for c in p]
+        out = [[]]
+        for p in parts:
+            out = [a + b for a in out for b in p]
+            if len(out) > MAX_TERMS:
+                raise _TooComplex
+        return out
+    if isinstance(e, I.InSegment):
+        seg = segments.get(e.name)
+        if seg is None:
+            raise _TooComplex
+        return _dnf(seg.expr, neg, segments)
+    atom = _to_atom(e)
+    if atom is None:
+        atom = (repr(e), "true", None)
+    key, op, value = atom
+    if neg:
+        op = _FLIP[op]
+    return _atom(key, op, value)
+
+
+def _to_atom(e: I.Expr):
+    if isinstance(e, I.Cmp):
+        if isinstance(e.right, I.Const) and not isinstance(e.left, I.Const):
+            return repr(e.left), e.op, e.right.value
+        if isinstance(e.left, I.Const) and not isinstance(e.right, I.Const):
+            return repr(e.right), _MIRROR[e.op], e.left.value
+        return None
+    if isinstance(e, I.InSet):
+        return repr(e.subject), "not in" if e.negated else "in", frozenset(v.value for v in e.values)
+    if isinstance(e, I.LabelIs):
+        return ("label", e.classification), "in", frozenset(e.labels)
+    if isinstance(e, I.IsNull):
+        return repr(e.subject), "not null" if e.negated else "null", None
+    if isinstance(e, I.Agg) and e.func in ("any", "none"):
+        key = repr(I.Agg("count", e.event, None, e.where, e.window, e.type))
+        return key, ">" if e.func == "any" else "=", Decimal(0)
+    return None
+
+
+def _satisfiable(conj: list[tuple], labels: dict[str, list[str]]) -> bool:
+    by_key: dict = {}
+    for key, op, value in conj:
+        by_key.setdefault(key, []).append((op, value))
+    return all(_key_sat(key, cons, labels) for key, cons in by_key.items())
+
+
+def _holds(op: str, v, c) -> bool:
+    """Does the constraint (op, c) hold for value v (None meaning NULL)?"""
+    if op == "null":
+        return v is None
+    if op == "not null":
+        return v is not None
+    if op in ("true", "false"):
+        return v == (op == "true")
+    if v is None:
+        return op in ("!=", "not in")  # a negated comparison holds for a missing value
+    try:
+        return {"=": lambda: v == c, "!=": lambda: v != c, "<": lambda: v < c, "<=": lambda: v <= c,
+                ">": lambda: v > c, ">=": lambda: v >= c, "in": lambda: v in c, "not in": lambda: v not in c}[op]()
+    except TypeError:
+        return True
+
+
+def _key_sat(key, cons: list[tuple], labels: dict[str, list[str]]) -> bool:
+    if isinstance(key, tuple) and key[0] == "label":
+        domain = [*labels.get(key[1], []), None]
+        return any(all(_holds(op, v, c) for op, c in cons) for v in domain)
+    if any(op in ("true", "false") for op, _ in cons):
+        return any(all(_holds(op, v, c) for op, c in cons) for v in (True, False))
+    return any(all(_holds(op, v, c) for op, c in cons) for v in _candidates(cons))
+
+
+def _candidates(cons: list[tuple]) -> list:
+    consts = []
+    for _, c in cons:
+        if isinstance(c, frozenset):
+            consts.extend(c)
+        elif c is not None:
+            consts.append(c)
+    out: list = [None]
+    for c in consts:
+        out.append(c)
+        out.extend(_near(c))
+    nums = sorted({c for c in consts if isinstance(c, (int, Decimal)) and not isinstance(c, bool)})
+    out.extend((a + b) / 2 for a, b in zip(nums, nums[1:], strict=False))
+    if all(isinstance(c, str) for c in consts) and consts:
+        out.append("\uffff" * (max(len(c) for c in consts) + 1))
+    return out
+
+
+def _near(c) -> list:
+    if isinstance(c, bool):
+        return [not c]
+    if isinstance(c, (int, Decimal)):
+        return [c - Decimal("0.000001"), c + Decimal("0.000001"), c - 1, c + 1]
+    if isinstance(c, datetime):
+        return [c - timedelta(seconds=1), c + timedelta(seconds=1)]
+    if isinstance(c, date):
+        return [c - timedelta(days=1), c + timedelta(days=1)]
+    if isinstance(c, str):
+        return [c + "\x00", ""]
+    return []

@@ -1,0 +1,119 @@
+"""Templates: the one sandboxed Jinja2 environment camp renders with, and the static check
+that a template reads only variables camp provides (inspecting the Jinja2 AST, before anything runs).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from compiler.report import Report, did_you_mean
+from dsl.span import Span
+
+_CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+COUPON_FIELDS = {"code", "title", "value", "min_spend", "issued_at", "expires_at", "usable_from", "usable_to", "id"}
+POINTS_FIELDS = {"amount"}
+PACKET_FIELDS = {"name", "title", "value", "id"}
+CAMPAIGN_FIELDS = {"name", "title", "owner"}
+STEP_FIELDS = {"name"}
+VARIANT_FIELDS = {"name"}
+
+
+def format_date(value: date | datetime | None, fmt: str = "%Y-%m-%d") -> str:
+    if value is None:
+        return ""
+    return value.strftime(fmt)
+
+
+def format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    return "" if value is None else value.strftime(fmt)
+
+
+def format_money(value, currency: str | None = None, sign: bool = True) -> str:
+    """`{{ coupon.value | money }}` -> ¥20.00; values may be Decimal or {amount, currency}."""
+    if isinstance(value, dict):
+        currency = currency or value.get("currency")
+        value = value.get("amount")
+    if value is None:
+        return ""
+    amount = Decimal(str(value)).quantize(Decimal("0.01"))
+    if sign and currency in _CURRENCY_SIGNS:
+        return f"{_CURRENCY_SIGNS[currency]}{amount}"
+    return f"{amount} {currency}".strip()
+
+
+def make_environment(template_dir: Path | None = None) -> ImmutableSandboxedEnvironment:
+    """Sandboxed (no access to Python internals), strict (an undefined variable is an error)."""
+    from jinja2 import FileSystemLoader
+
+    env = ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
+        loader=FileSystemLoader(str(template_dir)) if template_dir else None,
+    )
+    env.filters.update(date=format_date, datetime=format_datetime, money=format_money)
+    return env
+
+
+_ENV = None
+
+
+def _env() -> ImmutableSandboxedEnvironment:
+    global _ENV
+    if _ENV is None:
+        _ENV = make_environment()
+    return _ENV
+
+
+def resolve_template(template_dir: Path, name: str) -> Path | None:
+    """The template's path, or None when the name leaves the template folder."""
+    base = template_dir.resolve()
+    path = (base / name).resolve()
+    if base != path and base not in path.parents:
+        return None
+    return path
+
+
+def check_template(path: Path, shown: str, provided: dict[str, set[str]], report: Report,
+                   sources: dict[str, str], why: str) -> None:
+    """Report E502-E504 for the template at `path`; `provided` maps each root variable to its fields."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        report("E502", f"cannot read the template: {exc}", Span.point(1, 1), file=shown)
+        return
+    sources[shown] = text
+    env = _env()
+    try:
+        tree = env.parse(text)
+    except TemplateSyntaxError as exc:
+        report("E502", f"the template does not parse: {exc.message}", Span.point(exc.lineno or 1, 1), file=shown)
+        return
+    undeclared = meta.find_undeclared_variables(tree)
+    for name in sorted(undeclared - set(provided)):
+        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
+        report("E503", f"the template uses `{name}`, which camp does not provide {why}", Span.point(line, 1),
+               [did_you_mean(name, provided) or f"available: {', '.join(sorted(provided))}"], file=shown)
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        base = node.node
+        if not (isinstance(base, nodes.Name) and base.name in provided and base.name in undeclared):
+            continue
+        attr = node.attr if isinstance(node, nodes.Getattr) else (
+            node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None)
+        if attr is None or attr in provided[base.name]:
+            continue
+        report("E503", f"the template reads `{base.name}.{attr}`, which {base.name} does not have {why}",
+               Span.point(node.lineno, 1), [did_you_mean(attr, provided[base.name], f"`{base.name}.{{}}`")],
+               file=shown)
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in env.filters:
+            report("E504", f"the template uses the filter `{node.name}`, which the sandbox does not provide",
+                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.filters)], file=shown)
+    for node in tree.find_all(nodes.Test):
+        if node.name not in env.tests:
+            report("E504", f"the template uses the test `{node.name}`, which the sandbox does not provide",
+                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.tests)], file=shown)

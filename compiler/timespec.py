@@ -1,0 +1,107 @@
+"""WHEN -> Schedule: triggers, date ranges and time zones, validated."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from compiler.ir import Dur
+from compiler.limits import check_time_of_day
+from compiler.program import Schedule
+from compiler.report import Report, did_you_mean
+from compiler.typecheck import ExprChecker, Scope, parse_date, parse_datetime
+from dsl import ast as A
+
+WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def check_zone(name: str, node: A.Node, report: Report) -> bool:
+    try:
+        ZoneInfo(name)
+        return True
+    except (ZoneInfoNotFoundError, ValueError):
+        from zoneinfo import available_timezones
+
+        report("E402", f"\"{name}\" is not a time zone", node.span,
+               [did_you_mean(name, sorted(available_timezones()), '"{}"') or 'e.g. "Asia/Shanghai", "Europe/London"'])
+        return False
+
+
+def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Report) -> Schedule | None:
+    trig = when.trigger
+    ok = True
+    sched = Schedule(kind=trig.kind if trig.kind != "on_event" else "event", tz=default_tz)
+    if isinstance(trig, (A.Daily, A.Weekly)):
+        ok = all([check_time_of_day(t, trig, report) for t in trig.times])
+        sched.times = [f"{int(t.split(':')[0]):02d}:{t.split(':')[1]}" for t in trig.times]
+        if len(set(sched.times)) != len(sched.times):
+            report("E205", "the same time is listed twice", trig.span)
+    if isinstance(trig, A.Weekly):
+        for d in trig.days:
+            if d.name.lower() not in WEEKDAYS:
+                report("E406", f"`{d.name}` is not a weekday", d.span, [did_you_mean(d.name.lower(), WEEKDAYS)])
+                ok = False
+        sched.days = [d.name.lower() for d in trig.days]
+    elif isinstance(trig, A.Every):
+        if trig.interval.value <= 0:
+            report("E408", "the interval must be longer than zero", trig.interval.span)
+            ok = False
+        sched.interval = Dur(trig.interval.value, trig.interval.unit)
+    elif isinstance(trig, A.Once):
+        at = parse_datetime(trig.at, trig, report)
+        ok = at is not None
+        sched.at = at
+    elif isinstance(trig, A.Cron):
+        from croniter import croniter
+
+        if len(trig.expr.split()) != 5 or not croniter.is_valid(trig.expr):
+            report("E405", f"\"{trig.expr}\" is not a valid cron expression", trig.span,
+                   ["five fields: minute hour day-of-month month day-of-week, e.g. \"0 10 * * 1-5\""])
+            ok = False
+        sched.cron = trig.expr
+    elif isinstance(trig, A.OnEvent):
+        ev = checker.schema.events.get(trig.event.name)
+        if ev is None:
+            report("E202", f"there are no events called `{trig.event.name}`", trig.event.span,
+                   [did_you_mean(trig.event.name, checker.schema.events)])
+            ok = False
+        else:
+            sched.event = ev.name
+            sched.first = trig.first
+            if trig.condition is not None:
+                sched.condition = checker.condition(trig.condition, Scope(event=ev))
+                ok = ok and sched.condition is not None
+        if trig.delay is not None:
+            if trig.delay.value <= 0:
+                report("E408", "a delay must be longer than zero", trig.delay.span)
+                ok = False
+            sched.delay = Dur(trig.delay.value, trig.delay.unit)
+    seen: dict[str, A.Node] = {}
+    for opt in when.options:
+        key = "range" if opt.kind in ("date_from", "date_until") else opt.kind
+        if key in seen:
+            report("E211", "the date range is given twice" if key == "range" else "the time zone is given twice",
+                   opt.span)
+            ok = False
+            continue
+        seen[key] = opt
+        if isinstance(opt, A.TimeZone):
+            if check_zone(opt.name, opt, report):
+                sched.tz = opt.name
+            else:
+                ok = False
+        elif isinstance(opt, A.DateFrom):
+            sched.start = parse_date(opt.start, report)
+            sched.end = parse_date(opt.end, report) if opt.end is not None else None
+            ok = ok and sched.start is not None and (opt.end is None or sched.end is not None)
+        elif isinstance(opt, A.DateUntil):
+            sched.end = parse_date(opt.end, report)
+            ok = ok and sched.end is not None
+    if sched.start and sched.end and sched.start > sched.end:
+        report("E403", f"the campaign ends ({sched.end}) before it starts ({sched.start})", seen["range"].span,
+               ["swap the dates"])
+        ok = False
+    if sched.kind == "once" and sched.at is not None and (
+            (sched.start and sched.at.date() < sched.start) or (sched.end and sched.at.date() > sched.end)):
+        report("E403", "the one-off run lies outside the campaign's date range", trig.span)
+        ok = False
+    return sched if ok else None

@@ -1,0 +1,476 @@
+"""AST expressions -> typed IR expressions, resolving every name against the schema.
+
+A sub-expression with an error yields None; its parents then stay silent, so each
+mistake is reported once, where it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from compiler import ir as I
+from compiler import types as T
+from compiler.report import Report, did_you_mean
+from compiler.schema import Event, Schema
+from dsl import ast as A
+
+AGG_ARGS = {"count": False, "any": False, "none": False}
+NUMERIC_AGGS = {"sum", "avg"}
+ORDERED_AGGS = {"min", "max"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    event: Event | None = None  # inside `where` of an event query or trigger: bare names are its fields
+    steps: tuple[str, ...] | None = None  # steps that `since STEP` may name; None: not inside a step
+    later_steps: tuple[str, ...] = ()
+
+
+class ExprChecker:
+    def __init__(self, schema: Schema, segments: set[str], classifications: dict[str, list[str]],
+                 report: Report, tz: ZoneInfo):
+        self.schema = schema
+        self.segments = segments
+        self.classifications = classifications
+        self.report = report
+        self.tz = tz
+        self.refs: list[str] = []  # segments and classifications referred to, for cycle detection
+
+    # ------------------------------------------------------------ entry points
+    def condition(self, expr: A.Expr, scope: Scope = Scope()) -> I.Expr | None:
+        out = self.expr(expr, scope)
+        if out is None:
+            return None
+        t = I.type_of(out)
+        if t.kind != "bool":
+            hint = "compare it, e.g. `count(orders) >= 1`" if t.numeric else ""
+            if t.kind == "label":
+                labels = self.classifications.get(t.classification or "", [])
+                hint = f"say which label: `{t.classification} = {labels[0] if labels else 'LABEL'}`"
+            self.report("E306", f"a yes/no condition is needed here, but this gives {_a(t)}", expr.span, [hint])
+            return None
+        return out
+
+    def expr(self, e: A.Expr, scope: Scope) -> I.Expr | None:
+        method = getattr(self, "_" + e.kind)
+        return method(e, scope)
+
+    # ------------------------------------------------------------ literals
+    def _string(self, e: A.StringLit, scope) -> I.Expr:
+        return I.Const(e.value, T.TEXT)
+
+    def _number(self, e: A.NumberLit, scope) -> I.Expr:
+        return I.Const(e.value, T.NUMBER)
+
+    def _money_lit(self, e: A.MoneyLit, scope) -> I.Expr:
+        return I.Const(e.amount, T.money(e.currency))
+
+    def _percent(self, e: A.PercentLit, scope) -> I.Expr:
+        return I.Const(e.value / Decimal(100), T.PERCENT)
+
+    def _bool(self, e: A.BoolLit, scope) -> I.Expr:
+        return I.Const(e.value, T.BOOL)
+
+    def _date(self, e: A.DateLit, scope) -> I.Expr | None:
+        d = parse_date(e, self.report)
+        return None if d is None else I.Const(d, T.DATE)
+
+    def _datetime(self, e: A.DateTimeLit, scope) -> I.Expr | None:
+        dt = parse_datetime(e.text, e, self.report)
+        return None if dt is None else I.Const(dt.replace(tzinfo=self.tz), T.TIMESTAMP)
+
+    # ------------------------------------------------------------ names
+    def _name(self, e: A.Name, scope: Scope) -> I.Expr | None:
+        parts = e.parts
+        users = self.schema.users
+        if len(parts) == 1:
+            n = parts[0]
+            if scope.event is not None:
+                f = scope.event.field(n)
+                if f is not None:
+                    return I.EventField(scope.event.name, n, f.column, f.type)
+            if users is not None and n in users.fields:
+                f = users.fields[n]
+                return I.UserAttr(n, f.column, f.type)
+            if n in self.segments:
+                self.refs.append(n)
+                return I.InSegment(n)
+            if n in self.classifications:
+                self.refs.append(n)
+                return I.Label(n, T.Type("label", classification=n))
+            self._unknown_name(e, scope)
+            return None
+        head, rest = parts[0], parts[1:]
+        if head == "user" and len(rest) == 1:
+            if users is None:
+                self.report("E210", "the workspace declares no users table", e.span)
+                return None
+            f = users.fields.get(rest[0])
+            if f is None:
+                self.report("E201", f"the users table has no field `{rest[0]}`", e.span,
+                            [did_you_mean(rest[0], users.fields)])
+                return None
+            return I.UserAttr(rest[0], f.column, f.type)
+        if head in self.schema.events and len(rest) == 1:
+            ev = self.schema.events[head]
+            f = ev.field(rest[0])
+            if f is None:
+                self.report("E201", f"the events `{head}` have no field `{rest[0]}`", e.span,
+                            [did_you_mean(rest[0], [*ev.fields, "time"], f"`{head}.{{}}`")])
+                return None
+            if scope.event is not None and scope.event.name == head:
+                return I.EventField(head, rest[0], f.column, f.type)
+            self.report("E305", f"`{e.dotted}` is a field of each {head} event; say which events and how to "
+                                f"combine them", e.span,
+                        [f"e.g. `sum({e.dotted} within 30d)` or `any({head} where {rest[0]} = ...)`"])
+            return None
+        if len(parts) == 2 and head not in self.schema.events:
+            self.report("E202", f"there are no events called `{head}`", e.span,
+                        [did_you_mean(head, self.schema.events)])
+            return None
+        self.report("E204", f"`{e.dotted}` does not name anything", e.span)
+        return None
+
+    def _unknown_name(self, e: A.Name, scope: Scope) -> None:
+        n = e.parts[0]
+        cands = list(self.schema.users.fields) if self.schema.users else []
+        cands += list(self.segments) + list(self.classifications)
+        if scope.event is not None:
+            cands += [*scope.event.fields, "time"]
+        hint = did_you_mean(n, cands)
+        if not hint:
+            for ev in self.schema.events.values():
+                if n in ev.fields:
+                    hint = f"`{n}` is a field of {ev.name}: e.g. `any({ev.name} where {n} = ...)`"
+                    break
+        if scope.event is not None:
+            self.report("E201", f"`{n}` is not a field of {scope.event.name} or of users", e.span, [hint])
+        else:
+            self.report("E204", f"`{n}` is not a user field, segment or classification", e.span, [hint])
+
+    # ------------------------------------------------------------ boolean structure
+    def _and(self, e: A.And, scope) -> I.Expr | None:
+        items = [self.condition(x, scope) for x in e.items]
+        return None if any(i is None for i in items) else I.And(tuple(items))
+
+    def _or(self, e: A.Or, scope) -> I.Expr | None:
+        items = [self.condition(x, scope) for x in e.items]
+        return None if any(i is None for i in items) else I.Or(tuple(items))
+
+    def _not(self, e: A.Not, scope) -> I.Expr | None:
+        inner = self.condition(e.operand, scope)
+        return None if inner is None else I.Not(inner)
+
+    def _tagged(self, e: A.Tagged, scope) -> I.Expr | None:
+        if self.schema.tags is None:
+            self.report("E210", "`tagged` needs a `tags from table ...` declaration in the workspace", e.span)
+            return None
+        return I.HasTag(e.tag)
+
+    def _segment_ref(self, e: A.SegmentRef, scope) -> I.Expr | None:
+        n = e.name.name
+        if n not in self.segments:
+            self.report("E203", f"there is no segment `{n}`", e.name.span, [did_you_mean(n, self.segments)])
+            return None
+        self.refs.append(n)
+        return I.InSegment(n)
+
+    # ------------------------------------------------------------ comparisons
+    def _compare(self, e: A.Compare, scope) -> I.Expr | None:
+        left = self.expr(e.left, scope)
+        if left is None:
+            return None
+        lt = I.type_of(left)
+        if lt.kind == "label":
+            labels = self._labels(lt.classification, [e.right])
+            if labels is None:
+                return None
+            if e.op not in ("=", "!="):
+                self.report("E305", "labels can only be compared with `=`, `!=` or `in`", e.span)
+                return None
+            out = I.LabelIs(lt.classification, tuple(labels))
+            return out if e.op == "=" else I.Not(out)
+        right = self._operand(e.right, lt, scope)
+        if right is None:
+            return None
+        rt = I.type_of(right)
+        if not self._comparable(lt, rt, e):
+            return None
+        if e.op not in ("=", "!=") and not (T.orderable(lt) and T.orderable(rt)):
+            self.report("E305", f"`{e.op}` needs values that have an order; {lt} has none", e.span,
+                        ["use `=`, `!=` or `in (...)`"])
+            return None
+        return I.Cmp(e.op, left, right, lt)
+
+    def _operand(self, e: A.Expr, against: T.Type, scope) -> I.Expr | None:
+        """Check e as a value compared with `against`: enum literals are checked against the enum."""
+        if against.kind == "enum" and isinstance(e, A.StringLit):
+            if e.value not in against.values:
+                self.report("E303", f"\"{e.value}\" is not one of {against}", e.span,
+                            [did_you_mean(e.value, against.values, '"{}"')])
+                return None
+            return I.Const(e.value, against)
+        if against.kind == "enum" and isinstance(e, A.Name) and len(e.parts) == 1 and e.parts[0] in against.values:
+            self.report("E204", f"`{e.parts[0]}` is not a name here", e.span,
+                        [f'enum values are quoted: "{e.parts[0]}"'])
+            return None
+        if against.kind == "timestamp" and isinstance(e, A.DateLit):
+            d = parse_date(e, self.report)
+            return None if d is None else I.Const(datetime(d.year, d.month, d.day, tzinfo=self.tz), T.TIMESTAMP)
+        return self.expr(e, scope)
+
+    def _comparable(self, lt: T.Type, rt: T.Type, e: A.Node) -> bool:
+        code = T.comparable(lt, rt)
+        if code is None:
+            return True
+        hint = ""
+        if lt.kind == "money" and rt.kind in ("number", "percent"):
+            hint = f"write the amount with its currency: `... {lt.currency}`"
+        elif rt.kind == "money" and lt.kind in ("number", "percent"):
+            hint = f"write the amount with its currency: `... {rt.currency}`"
+        elif code == "E302":
+            hint = "camp never converts currencies; compare amounts in the same currency"
+        self.report(code, f"cannot compare {_a(lt)} with {_a(rt)}", e.span, [hint])
+        return False
+
+    def _labels(self, classification: str, items: list[A.Expr]) -> list[str] | None:
+        known = self.classifications.get(classification, [])
+        out = []
+        ok = True
+        for item in items:
+            name = item.parts[0] if isinstance(item, A.Name) and len(item.parts) == 1 else \
+                item.value if isinstance(item, A.StringLit) else None
+            if name is None or name not in known:
+                shown = name if name is not None else "this"
+                self.report("E204", f"`{shown}` is not a label of {classification}", item.span,
+                            [did_you_mean(name or "", known) or f"labels: {', '.join(known)}"])
+                ok = False
+            else:
+                out.append(name)
+        return out if ok else None
+
+    def _in(self, e: A.InList, scope) -> I.Expr | None:
+        subject = self.expr(e.subject, scope)
+        if subject is None:
+            return None
+        st = I.type_of(subject)
+        if st.kind == "label":
+            labels = self._labels(st.classification, e.items)
+            if labels is None:
+                return None
+            out = I.LabelIs(st.classification, tuple(labels))
+            return I.Not(out) if e.negated else out
+        values = []
+        for item in e.items:
+            v = self._operand(item, st, scope)
+            if v is None:
+                return None
+            if not isinstance(v, I.Const):
+                self.report("E305", "`in (...)` lists fixed values", item.span)
+                return None
+            if not self._comparable(st, v.type, item):
+                return None
+            values.append(v)
+        return I.InSet(subject, tuple(values), e.negated)
+
+    def _between(self, e: A.Between, scope) -> I.Expr | None:
+        subject = self.expr(e.subject, scope)
+        if subject is None:
+            return None
+        st = I.type_of(subject)
+        low, high = self._operand(e.low, st, scope), self._operand(e.high, st, scope)
+        if low is None or high is None:
+            return None
+        if not (self._comparable(st, I.type_of(low), e.low) and self._comparable(st, I.type_of(high), e.high)):
+            return None
+        if not T.orderable(st):
+            self.report("E305", f"`between` needs values that have an order; {st} has none", e.span)
+            return None
+        if isinstance(low, I.Const) and isinstance(high, I.Const) and _gt(low.value, high.value):
+            self.report("E403", "the lower bound is above the upper bound, so nothing is between them", e.span,
+                        ["write the smaller value first"])
+            return None
+        return I.Between(subject, low, high)
+
+    def _is_null(self, e: A.IsNull, scope) -> I.Expr | None:
+        subject = self.expr(e.subject, scope)
+        return None if subject is None else I.IsNull(subject, e.negated)
+
+    def _text_match(self, e: A.TextMatch, scope) -> I.Expr | None:
+        subject = self.expr(e.subject, scope)
+        if subject is None:
+            return None
+        st = I.type_of(subject)
+        if not st.textual:
+            self.report("E305", f"`{e.op.replace('_', ' ')}` works on text, not on {st}", e.span)
+            return None
+        if not isinstance(e.pattern, A.StringLit):
+            self.report("E305", f"`{e.op.replace('_', ' ')}` needs a quoted text", e.pattern.span)
+            return None
+        return I.TextMatch(e.op, subject, e.pattern.value)
+
+    def _is_today(self, e: A.IsToday, scope) -> I.Expr | None:
+        subject = self.expr(e.subject, scope)
+        if subject is None:
+            return None
+        if not I.type_of(subject).temporal:
+            self.report("E305", f"`is today` needs a date or timestamp, not {I.type_of(subject)}", e.span)
+            return None
+        return I.IsToday(subject, e.anniversary)
+
+    def _rel_time(self, e: A.RelTime, scope) -> I.Expr | None:
+        subject = self.expr(e.subject, scope)
+        win = self.window(e.window, scope)
+        if subject is None or win is None:
+            return None
+        st = I.type_of(subject)
+        if not st.temporal:
+            self.report("E305", f"`{e.window.op}` is a time test; {_a(st)} is not a date or timestamp",
+                        e.window.span, ["time tests apply to dates, timestamps, `first(...)`/`last(...)` of "
+                                        "`EVENT.time`"])
+            return None
+        return I.InWindow(subject, win)
+
+    def window(self, w: A.Window, scope: Scope) -> I.Win | None:
+        if w.op == "since":
+            step = w.step.name
+            if scope.steps is None:
+                self.report("E307", f"`since {step}` refers to a step; it only works inside a step or a goal",
+                            w.span)
+                return None
+            if step not in scope.steps:
+                later = step in scope.later_steps
+                self.report("E207", f"step `{step}` " + ("comes later, so it has not been sent yet" if later
+                                                         else "does not exist in this campaign"),
+                            w.step.span, [did_you_mean(step, scope.steps)])
+                return None
+            return I.Win("since", step=step)
+        start = I.Dur(w.duration.value, w.duration.unit)
+        end = I.Dur(w.until.value, w.until.unit) if w.until else None
+        if start.value <= 0:
+            self.report("E408", "a window must be longer than zero", w.duration.span)
+            return None
+        if end is not None and end.minutes() >= start.minutes():
+            self.report("E403", f"`between {start} and {end} ago` is empty: the first duration must be the longer one",
+                        w.span, [f"`between {end} and {start} ago`"])
+            return None
+        return I.Win(w.op, start, end)
+
+    # ------------------------------------------------------------ arithmetic
+    def _arith(self, e: A.Arith, scope) -> I.Expr | None:
+        left, right = self.expr(e.left, scope), self.expr(e.right, scope)
+        if left is None or right is None:
+            return None
+        lt, rt = I.type_of(left), I.type_of(right)
+        t = _arith_type(e.op, lt, rt)
+        if isinstance(t, str):
+            self.report(t, f"cannot compute {lt} {e.op} {rt}", e.span,
+                        ["camp never converts currencies"] if t == "E302" else [])
+            return None
+        return I.Arith(e.op, left, right, t)
+
+    def _neg(self, e: A.Neg, scope) -> I.Expr | None:
+        inner = self.expr(e.operand, scope)
+        if inner is None:
+            return None
+        t = I.type_of(inner)
+        if not t.numeric:
+            self.report("E305", f"cannot negate {t}", e.span)
+            return None
+        if isinstance(inner, I.Const):
+            return I.Const(-inner.value, t)
+        return I.Neg(inner, t)
+
+    # ------------------------------------------------------------ event aggregates
+    def _aggregate(self, e: A.Aggregate, scope: Scope) -> I.Expr | None:
+        ev = self.schema.events.get(e.event.name)
+        if ev is None:
+            self.report("E202", f"there are no events called `{e.event.name}`", e.event.span,
+                        [did_you_mean(e.event.name, self.schema.events)])
+            return None
+        fld = None
+        if e.field is not None:
+            f = ev.field(e.field.name)
+            if f is None:
+                self.report("E201", f"the events `{ev.name}` have no field `{e.field.name}`", e.field.span,
+                            [did_you_mean(e.field.name, [*ev.fields, "time"], f"`{ev.name}.{{}}`")])
+                return None
+            fld = I.EventField(ev.name, e.field.name, f.column, f.type)
+            if e.func in NUMERIC_AGGS and f.type.kind not in ("number", "money"):
+                self.report("E305", f"`{e.func}` needs numbers or money; `{ev.name}.{f.name}` is {f.type}", e.span,
+                            ["count them instead: `count(...)` or `count distinct(...)`"])
+                return None
+            if e.func in ORDERED_AGGS and not T.orderable(f.type):
+                self.report("E305", f"`{e.func}` needs values with an order; `{ev.name}.{f.name}` is {f.type}", e.span)
+                return None
+        inner = Scope(event=ev, steps=scope.steps, later_steps=scope.later_steps)
+        where = self.condition(e.where, inner) if e.where is not None else None
+        if e.where is not None and where is None:
+            return None
+        win = self.window(e.window, scope) if e.window is not None else None
+        if e.window is not None and win is None:
+            return None
+        if e.func in ("count", "count_distinct"):
+            t = T.NUMBER
+        elif e.func in ("any", "none"):
+            t = T.BOOL
+        else:
+            t = fld.type
+        return I.Agg(e.func, ev.name, fld, where, win, t)
+
+
+def _arith_type(op: str, a: T.Type, b: T.Type) -> T.Type | str:
+    num = ("number", "percent")
+    if a.kind in num and b.kind in num:
+        return T.NUMBER
+    if a.kind == "money" and b.kind == "money":
+        if a.currency != b.currency:
+            return "E302"
+        if op in "+-":
+            return a
+        if op == "/":
+            return T.NUMBER
+        return "E304"
+    if a.kind == "money" and b.kind in num and op in "*/":
+        return a
+    if b.kind == "money" and a.kind in num and op == "*":
+        return b
+    return "E305"
+
+
+def _gt(a, b) -> bool:
+    try:
+        return a > b
+    except TypeError:
+        return False
+
+
+def _a(t: T.Type) -> str:
+    s = str(t)
+    if t.kind == "label":
+        return s
+    return ("an " if s[0] in "aeiou" else "a ") + s
+
+
+def parse_date(e: A.DateLit, report: Report) -> date | None:
+    try:
+        return date.fromisoformat(e.text)
+    except ValueError:
+        report("E401", f"{e.text} is not a date that exists", e.span, ["dates are written YYYY-MM-DD"])
+        return None
+
+
+def parse_datetime(text: str, node: A.Node, report: Report) -> datetime | None:
+    try:
+        day, _, clock = text.partition(" ")
+        if not clock:
+            return datetime.fromisoformat(day)
+        hh, mm, *ss = clock.split(":")
+        return datetime.fromisoformat(day).replace(hour=int(hh), minute=int(mm), second=int(ss[0]) if ss else 0)
+    except ValueError:
+        report("E401", f"{text} is not a date and time that exists", node.span,
+                ["write YYYY-MM-DD HH:MM, hours 0-23 and minutes 0-59"])
+        return None

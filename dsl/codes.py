@@ -1,0 +1,85 @@
+"""The registry of diagnostic codes. Codes are stable: never reuse or renumber one.
+
+Each code has a severity, a title and an explanation. Wrong and right examples live
+in tests/codes/<CODE>.bad.camp and <CODE>.good.camp; docs/diagnostics.md is generated
+from both (`python -m tests.codes.gen_docs`), and a test keeps it in sync.
+
+Ranges: E0xx workspace, E1xx reading and syntax, E2xx names, E3xx types,
+E4xx values, E5xx templates, W1xx lint warnings.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+
+class Code(NamedTuple):
+    severity: Literal["error", "warning"]
+    title: str
+    explanation: str
+
+
+def _e(title: str, explanation: str) -> Code:
+    return Code("error", title, explanation)
+
+
+def _w(title: str, explanation: str) -> Code:
+    return Code("warning", title, explanation)
+
+
+CODES: dict[str, Code] = {
+    "E001": _e("no workspace", "camp looks for `camp.toml` in the given folder and its parents; every .camp file belongs to a workspace."),
+    "E002": _e("bad camp.toml", "`camp.toml` is not valid TOML or has a setting camp does not know or cannot use."),
+    "E100": _e("file cannot be read", "The file could not be opened or read."),
+    "E101": _e("not UTF-8", "Campaign files are UTF-8 text; save the file as UTF-8."),
+    "E102": _e("binary file", "The file contains NUL bytes: it is not a text file."),
+    "E103": _e("file too large", "A .camp file may be at most 2 MiB; split large workspaces into several files."),
+    "E104": _e("syntax error", "The text does not follow the language at this point; the message says what was expected."),
+    "E105": _e("unexpected character", "A character that the language does not use here (for example a stray `@` or an unclosed quote)."),
+    "E106": _e("nested too deeply", "Parentheses nest more than 64 levels deep; simplify the condition or split it into segments."),
+    "E107": _e("bad string", "A string literal has an invalid escape sequence (use \\\", \\\\, \\n, \\t or \\uXXXX)."),
+    "E108": _e("unexpected end of file", "The file ends in the middle of a declaration (often a missing `}`)."),
+    "E201": _e("unknown field", "The name is not a field of the users table or of the event named."),
+    "E202": _e("unknown event", "The name is not an event table declared with `events NAME from table ...`."),
+    "E203": _e("unknown segment", "`segment NAME` refers to a segment that is not declared anywhere in the workspace."),
+    "E204": _e("unknown name", "A bare name that is neither a user field, a classification, nor (after `classification =`) one of its labels."),
+    "E205": _e("duplicate name", "Two declarations share a name (segments, classifications, campaigns, events, fields, steps, labels, variants)."),
+    "E206": _e("segment cycle", "Segments refer to each other in a circle, so none of them can be computed."),
+    "E207": _e("unknown step", "`since STEP` names a step that does not exist or comes later in the campaign."),
+    "E208": _e("unknown channel", "The channel is not built in (push, sms, email, webhook, outbox, console, in_app) or declared in camp.toml."),
+    "E209": _e("unknown resource", "`give NAME` names a coupon or red packet that the WHAT section does not define, or `give what` has no WHAT section."),
+    "E210": _e("missing schema", "The workspace lacks a declaration this campaign needs (users, tags, consent)."),
+    "E211": _e("duplicate section", "A campaign section or setting is written twice."),
+    "E212": _e("unknown exclusive group", "`exclusive \"G\"` names a group that the workspace policy does not declare with `exclusive group \"G\"`."),
+    "E213": _e("unknown objective or metric", "`why` takes acquisition, activation, retention, repurchase, reactivation or referral; `target` takes conversion, redemption or click_rate."),
+    "E214": _e("missing section", "A campaign needs WHO, WHEN and HOW; `notify where` needs WHERE and `give what` needs WHAT."),
+    "E301": _e("type mismatch", "The two sides of a comparison have different types (for example text against a number, or money against a plain number)."),
+    "E302": _e("currency mix", "Money in different currencies is compared or added; camp never converts currencies implicitly."),
+    "E303": _e("unknown enum value", "The value is not one of the values the schema lists for this enum field."),
+    "E304": _e("wrong unit", "A duration, percent or money amount is used where another kind of quantity is expected."),
+    "E305": _e("operator does not fit the type", "The operator or aggregate cannot apply to a value of this type (e.g. `sum` of a text field, `contains` on a number)."),
+    "E306": _e("not a condition", "A yes/no condition is expected here, but the expression gives a value."),
+    "E307": _e("step window outside a step", "`since STEP` is only meaningful in a step's `unless`/`if` or in a goal."),
+    "E401": _e("impossible date or time", "The date does not exist (2026-02-30) or the time of day is out of range (25:00)."),
+    "E402": _e("unknown time zone", "Time zones are IANA names such as \"Asia/Shanghai\" or \"Europe/London\"."),
+    "E403": _e("range ends before it starts", "A `from .. to ..` range whose end is before its start."),
+    "E404": _e("percent out of range", "A percentage must lie between 0% and 100%; A/B variants must add up to 100%."),
+    "E405": _e("bad cron expression", "The cron string is not a valid five-field cron expression."),
+    "E406": _e("unknown weekday", "Weekdays are monday, tuesday, wednesday, thursday, friday, saturday, sunday."),
+    "E407": _e("classification order", "`otherwise` must be the last rule of a classification, and appear at most once."),
+    "E408": _e("value out of range", "A number that cannot be right here: a negative budget or cost, a red packet floor above its value, a zero cap window, a count that must be positive."),
+    "E409": _e("goal needs a window", "A goal says what counts as success and for how long after the touch: `goal any(orders) within 14d`."),
+    "E501": _e("template not found", "The template file does not exist under the workspace's template folder."),
+    "E502": _e("template syntax error", "The Jinja2 template does not parse."),
+    "E503": _e("template uses an unknown field", "The template reads a variable or field that camp will not provide (check the schema and the WHAT section)."),
+    "E504": _e("unknown template filter", "The template uses a filter that the sandbox does not provide."),
+    "W101": _w("trigger event also in the audience", "The event that triggers the campaign is also counted in WHO; the triggering event itself is already in the table when the audience is evaluated, which usually makes the filter wrong (e.g. `count(orders) = 0` never holds)."),
+    "W102": _w("branches overlap", "Two `if` branches of one step can both hold for the same user; only the first is taken. Make the conditions exclusive or order them deliberately."),
+    "W103": _w("cap makes a step unreachable", "A frequency cap allows fewer messages in its window than the steps send, so a later step can never reach anyone who got the earlier ones."),
+    "W104": _w("budget smaller than one send", "The budget cannot pay for even one recipient (message cost plus coupon value times expected redemption)."),
+    "W105": _w("exclusive campaigns overlap", "Two campaigns of the same exclusive group can run at the same time for the same users."),
+}
+
+
+def code_title(code: str) -> str:
+    return CODES[code].title

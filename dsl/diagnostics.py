@@ -1,0 +1,98 @@
+"""The one Diagnostic type, shared by every stage, and its renderers.
+
+A diagnostic is a code (stable, documented in `dsl.codes` and docs/diagnostics.md),
+a severity, a message a non-programmer understands, the file and span it points
+at, and hints ("did you mean `orders.amount`?").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from dsl.codes import CODES
+from dsl.span import Span
+
+Severity = Literal["error", "warning"]
+
+
+class Diagnostic(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: str
+    severity: Severity
+    message: str
+    file: str = ""
+    span: Span = Span.unknown()
+    hints: tuple[str, ...] = ()
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def sort_key(self) -> tuple:
+        return (self.file, self.span.line, self.span.column, self.code, self.message)
+
+
+def diagnostic(code: str, message: str, span: Span | None = None, file: str = "",
+               hints: Iterable[str] = ()) -> Diagnostic:
+    """Make a diagnostic whose severity comes from the code registry."""
+    return Diagnostic(code=code, severity=CODES[code].severity, message=message, file=file,
+                      span=span or Span.unknown(), hints=tuple(h for h in hints if h))
+
+
+def render_text(diags: Iterable[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
+    """rustc-style: `path:line:col: error[E201]: message`, the source line, a caret, hints."""
+    out: list[str] = []
+    for d in diags:
+        where = d.file or "<input>"
+        if d.span.known:
+            where += f":{d.span.line}:{d.span.column}"
+        label = f"{d.severity}[{d.code}]"
+        if color:
+            label = ("\x1b[1;31m" if d.is_error else "\x1b[1;33m") + label + "\x1b[0m"
+        out.append(f"{where}: {label}: {d.message}")
+        text = sources.get(d.file)
+        if text is not None and d.span.known:
+            lines = text.splitlines()
+            if 0 < d.span.line <= len(lines):
+                src = lines[d.span.line - 1].replace("\t", " ")
+                gutter = f"{d.span.line:>5} | "
+                out.append(gutter + src)
+                width = (d.span.end_column - d.span.column) if d.span.end_line == d.span.line else len(src) - d.span.column + 1
+                caret = " " * (len(gutter) - 2) + "| " + " " * (d.span.column - 1) + "^" * max(1, width)
+                out.append(caret)
+        for h in d.hints:
+            out.append(f"      = hint: {h}")
+    return "\n".join(out)
+
+
+def render_json(diags: Iterable[Diagnostic]) -> str:
+    return json.dumps([
+        {"code": d.code, "severity": d.severity, "message": d.message, "file": d.file,
+         "line": d.span.line, "column": d.span.column, "end_line": d.span.end_line,
+         "end_column": d.span.end_column, "hints": list(d.hints)}
+        for d in diags
+    ], ensure_ascii=False, indent=2)
+
+
+def render_github(diags: Iterable[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: one `::error file=..,line=..::msg` per diagnostic."""
+    def esc(s: str) -> str:
+        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    def prop(s: str) -> str:
+        return esc(s).replace(":", "%3A").replace(",", "%2C")
+
+    lines = []
+    for d in diags:
+        props = [f"file={prop(d.file)}"]
+        if d.span.known:
+            props += [f"line={d.span.line}", f"col={d.span.column}",
+                      f"endLine={d.span.end_line}", f"endColumn={d.span.end_column}"]
+        props.append(f"title={prop(d.code)}")
+        msg = d.message + "".join(f"\nhint: {h}" for h in d.hints)
+        lines.append(f"::{d.severity} {','.join(props)}::{esc(msg)}")
+    return "\n".join(lines)

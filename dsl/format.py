@@ -1,0 +1,453 @@
+"""AST -> canonical text (`camp fmt`). Idempotent; keeps every comment.
+
+Each emitted line remembers the source line of the node it prints. Comments that
+stood alone on a line go before the first printed line from a later source line;
+comments that ended a line of code go at the end of the printed line of that
+source line. Parentheses are printed exactly where precedence needs them, so
+parse(format(ast)) == ast (a hypothesis property in tests/dsl).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from dsl import ast as A
+
+INDENT = "  "
+WIDE = 88
+# precedence: or 1, and 2, not 3, comparison 4, sum 5, product 6, unary 7, atom 8
+_PREC = {"or": 1, "and": 2, "not": 3, "compare": 4, "in": 4, "between": 4, "is_null": 4, "text_match": 4,
+         "is_today": 4, "rel_time": 4, "tagged": 4, "segment_ref": 4, "neg": 7}
+
+
+def format_module(module: A.Module) -> str:
+    f = _Formatter()
+    for i, decl in enumerate(module.decls):
+        if i:
+            f.blank()
+        f.decl(decl)
+    return _merge_comments(f.lines, module.comments)
+
+
+# ------------------------------------------------------------------ expressions
+
+
+def _prec(e: A.Node) -> int:
+    if isinstance(e, A.Arith):
+        return 5 if e.op in "+-" else 6
+    return _PREC.get(e.kind, 8)
+
+
+def _num(d: Decimal) -> str:
+    s = format(d, "f")
+    return s
+
+
+def _str(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def expr(e: A.Node, parent: int = 0) -> str:
+    text = _expr(e)
+    return f"({text})" if _prec(e) < parent else text
+
+
+def _ends_in_time_test(e: A.Node) -> bool:
+    """Would the parser hoist the end of this condition into a window? (see transform.split_trailing_window)"""
+    if isinstance(e, A.RelTime):
+        return True
+    if isinstance(e, (A.And, A.Or)):
+        return _ends_in_time_test(e.items[-1])
+    return False
+
+
+def condition_before_window(e: A.Node) -> str:
+    text = expr(e)
+    return f"({text})" if _ends_in_time_test(e) else text
+
+
+def window(w: A.Window) -> str:
+    if w.op == "within":
+        return f"within {w.duration.text()}"
+    if w.op == "after":
+        return f"after {w.duration.text()} ago"
+    if w.op == "before":
+        return f"before {w.duration.text()} ago"
+    if w.op == "between":
+        return f"between {w.duration.text()} and {w.until.text()} ago"
+    return f"since {w.step.name}"
+
+
+def _expr(e: A.Node) -> str:
+    k = e.kind
+    if k == "name":
+        return e.dotted
+    if k == "string":
+        return _str(e.value)
+    if k == "number":
+        return _num(e.value)
+    if k == "money_lit":
+        return f"{_num(e.amount)} {e.currency}"
+    if k == "percent":
+        return f"{_num(e.value)}%"
+    if k in ("date", "datetime"):
+        return e.text
+    if k == "bool":
+        return "true" if e.value else "false"
+    if k == "neg":
+        return "-" + expr(e.operand, 7)
+    if k == "arith":
+        p = _prec(e)
+        return f"{expr(e.left, p)} {e.op} {expr(e.right, p + 1)}"
+    if k == "compare":
+        return f"{expr(e.left, 5)} {e.op} {expr(e.right, 5)}"
+    if k == "in":
+        items = ", ".join(expr(i, 5) for i in e.items)
+        return f"{expr(e.subject, 5)} {'not in' if e.negated else 'in'} ({items})"
+    if k == "between":
+        return f"{expr(e.subject, 5)} between {expr(e.low, 5)} and {expr(e.high, 5)}"
+    if k == "is_null":
+        return f"{expr(e.subject, 5)} is {'not ' if e.negated else ''}null"
+    if k == "text_match":
+        return f"{expr(e.subject, 5)} {'contains' if e.op == 'contains' else 'starts with'} {expr(e.pattern, 5)}"
+    if k == "is_today":
+        return f"{expr(e.subject, 5)} {'anniversary ' if e.anniversary else ''}is today"
+    if k == "rel_time":
+        return f"{expr(e.subject, 5)} {window(e.window)}"
+    if k == "tagged":
+        return f"tagged {_str(e.tag)}"
+    if k == "segment_ref":
+        return f"segment {e.name.name}"
+    if k == "and":
+        return " and ".join(expr(i, 3) for i in e.items)
+    if k == "or":
+        return " or ".join(expr(i, 2) for i in e.items)
+    if k == "not":
+        return "not " + expr(e.operand, 3)
+    if k == "aggregate":
+        return _aggregate(e)
+    raise ValueError(f"cannot format {k}")
+
+
+def _aggregate(a: A.Aggregate) -> str:
+    func = {"count_distinct": "count distinct", "any": "any", "none": "none"}.get(a.func, a.func)
+    target = a.event.name + (f".{a.field.name}" if a.field else "")
+    parts = [target]
+    if a.where is not None:
+        parts.append("where " + condition_before_window(a.where))
+    if a.window is not None:
+        parts.append(window(a.window))
+    return f"{func}({' '.join(parts)})"
+
+
+# ------------------------------------------------------------------ declarations
+
+
+class _Formatter:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, int]] = []  # (text, source line anchor; 0: none)
+
+    def emit(self, depth: int, text: str, node: A.Node | int | None) -> None:
+        anchor = node if isinstance(node, int) else (node.span.line if node is not None else 0)
+        self.lines.append((INDENT * depth + text, anchor))
+
+    def blank(self) -> None:
+        if self.lines and self.lines[-1][0] != "":
+            self.lines.append(("", 0))
+
+    def close(self, depth: int, node: A.Node) -> None:
+        self.emit(depth, "}", node.span.end_line)
+
+    def decl(self, d: A.Node) -> None:
+        getattr(self, "_" + d.kind)(d)
+
+    # -------------------------------------------------------------- schema
+    def _field_line(self, fd: A.FieldDecl) -> str:
+        t = fd.type
+        if t.name == "money":
+            ts = f"money({t.currency})"
+        elif t.name == "enum":
+            ts = "enum(" + ", ".join(_str(v) for v in t.values) + ")"
+        else:
+            ts = t.name
+        opts = (f" column {fd.column.name}" if fd.column else "") + (" pii" if fd.pii else "") + (" tz" if fd.tz else "")
+        return f"{fd.name.name} {ts}{opts}"
+
+    def _fields(self, fields: list[A.FieldDecl]) -> None:
+        width = max((len(f.name.name) for f in fields), default=0)
+        for fd in fields:
+            line = self._field_line(fd)
+            name, rest = line.split(" ", 1)
+            self.emit(1, f"{name.ljust(width)} {rest}", fd)
+
+    def _users(self, d: A.UsersDecl) -> None:
+        self.emit(0, f"users from table {d.table} key {d.key.name} {{", d)
+        self._fields(d.fields)
+        self.close(0, d)
+
+    def _events(self, d: A.EventsDecl) -> None:
+        self.emit(0, f"events {d.name.name} from table {d.table} user {d.user.name} time {d.time.name} {{", d)
+        self._fields(d.fields)
+        self.close(0, d)
+
+    def _tags(self, d: A.TagsDecl) -> None:
+        self.emit(0, f"tags from table {d.table} user {d.user.name} tag {d.tag.name}", d)
+
+    def _consent(self, d: A.ConsentDecl) -> None:
+        self.emit(0, f"consent from table {d.table} user {d.user.name} channel {d.channel.name}", d)
+
+    # -------------------------------------------------------------- segments
+    def _segment(self, d: A.SegmentDecl) -> None:
+        title = f" {_str(d.title)}" if d.title is not None else ""
+        self._long_condition(0, f"segment {d.name.name}{title} = ", d.expr, d)
+
+    def _long_condition(self, depth: int, head: str, e: A.Node, anchor: A.Node) -> None:
+        """`head` + condition; a long top-level `and` chain puts one condition per line."""
+        one = head + expr(e)
+        if isinstance(e, A.And) and (len(INDENT * depth + one) > WIDE or len(e.items) >= 3):
+            self.emit(depth, head + expr(e.items[0], 3), anchor)
+            for item in e.items[1:]:
+                self.emit(depth + 1, "and " + expr(item, 3), item)
+        else:
+            self.emit(depth, one, anchor)
+
+    def _classify(self, d: A.ClassifyDecl) -> None:
+        title = f" {_str(d.title)}" if d.title is not None else ""
+        self.emit(0, f"classify {d.name.name}{title} by first match {{", d)
+        width = max(len(r.label.name) + (len(_str(r.title)) + 1 if r.title else 0) for r in d.rules)
+        for r in d.rules:
+            label = r.label.name + (f" {_str(r.title)}" if r.title else "")
+            body = "otherwise" if r.expr is None else expr(r.expr)
+            self.emit(1, f"{label.ljust(width)} = {body}", r)
+        self.close(0, d)
+
+    # -------------------------------------------------------------- limits
+    def _limit(self, depth: int, item: A.Node) -> None:
+        k = item.kind
+        if k == "cap":
+            unused = "unused " if item.unused else ""
+            per = f" per {item.per.text()}" if item.per else ""
+            self.emit(depth, f"cap {item.count} {unused}{item.unit.name} per user{per}", item)
+        elif k == "tiered_cap":
+            tiers = "  ".join(f"{t.label.name if t.label else 'otherwise'} {t.count}" for t in item.tiers)
+            self.emit(depth, f"cap {item.channel.name} per user per {item.per.text()} by {item.by.name} {{ {tiers} }}",
+                      item)
+        elif k == "quiet":
+            self.emit(depth, f"quiet {item.start}-{item.end}", item)
+        elif k == "costs":
+            costs = ", ".join(f"{c.channel.name} {_num(c.cost.amount)} {c.cost.currency}" for c in item.items)
+            self.emit(depth, f"cost {costs}", item)
+        elif k == "exclusive_group":
+            self.emit(depth, f"exclusive group {_str(item.group)}", item)
+        elif k == "budget":
+            parts = []
+            if item.total:
+                parts.append(f"{_num(item.total.amount)} {item.total.currency} total")
+            if item.daily:
+                parts.append(f"{_num(item.daily.amount)} {item.daily.currency} per day")
+            self.emit(depth, "budget " + ", ".join(parts), item)
+        elif k == "expect":
+            self.emit(depth, f"expect redemption {_num(item.redemption)}%", item)
+        elif k == "priority":
+            self.emit(depth, f"priority {item.value}", item)
+        elif k == "exclusive":
+            self.emit(depth, f"exclusive {_str(item.group)}", item)
+
+    def _policy(self, d: A.PolicyDecl) -> None:
+        name = f" {d.name.name}" if d.name else ""
+        self.emit(0, f"policy{name} {{", d)
+        for item in d.items:
+            self._limit(1, item)
+        self.close(0, d)
+
+    # -------------------------------------------------------------- campaign
+    def _campaign(self, d: A.CampaignDecl) -> None:
+        title = f" {_str(d.title)}" if d.title is not None else ""
+        self.emit(0, f"campaign {d.name.name}{title} {{", d)
+        for i, s in enumerate(d.sections):
+            if i and not (s.kind == "why" and d.sections[i - 1].kind == "owner"):
+                self.blank()
+            getattr(self, "_s_" + s.kind)(s)
+        self.close(0, d)
+
+    def _s_owner(self, s: A.Owner) -> None:
+        self.emit(1, f"owner {_str(s.owner)}", s)
+
+    def _s_why(self, s: A.Why) -> None:
+        self.emit(1, f"why {s.objective.name}", s)
+        for item in s.items:
+            if isinstance(item, A.Goal):
+                if item.window is not None:
+                    self.emit(2, f"goal {condition_before_window(item.expr)} within {item.window.text()}", item)
+                else:
+                    self.emit(2, f"goal {condition_before_window(item.expr)}", item)
+            else:
+                self.emit(2, f"target {item.metric.name} {item.op} {expr(item.value)}", item)
+
+    def _s_who(self, s: A.Who) -> None:
+        self._long_condition(1, "who ", s.expr, s)
+        for item in s.items:
+            if isinstance(item, A.Exclude):
+                self.emit(2, f"exclude {expr(item.expr)}", item)
+            else:
+                self.emit(2, f"holdout {_num(item.percent)}%", item)
+
+    def _s_what(self, s: A.What) -> None:
+        for i, res in enumerate(s.resources):
+            head = "what " if i == 0 else "  "
+            tail = "," if i < len(s.resources) - 1 else ""
+            if isinstance(res, A.Coupon):
+                title = f" {_str(res.title)}" if res.title is not None else ""
+                self.emit(1, f"{head}coupon {res.code.name}{title} {{", res)
+                for item in res.items:
+                    self.emit(2, _coupon_item(item), item)
+                self.emit(1, "}" + tail, res.span.end_line)
+            elif isinstance(res, A.RedPacket):
+                title = f" {_str(res.title)}" if res.title is not None else ""
+                self.emit(1, f"{head}red_packet {res.name.name}{title} {{", res)
+                for item in res.items:
+                    if isinstance(item, A.PacketValue):
+                        self.emit(2, f"value {_num(item.value.amount)} {item.value.currency}", item)
+                    else:
+                        self.emit(2, f"share decay {_num(item.decay)}% floor {_num(item.floor.amount)} "
+                                     f"{item.floor.currency} after {item.after}", item)
+                self.emit(1, "}" + tail, res.span.end_line)
+            elif isinstance(res, A.Points):
+                self.emit(1, f"{head}points {_num(res.amount)}{tail}", res)
+            else:
+                self.emit(1, f"{head}message{tail}", res)
+
+    def _s_when(self, s: A.When) -> None:
+        t = s.trigger
+        if isinstance(t, A.Daily):
+            text = "daily at " + ", ".join(t.times)
+        elif isinstance(t, A.Weekly):
+            text = "every " + ", ".join(d.name for d in t.days) + " at " + ", ".join(t.times)
+        elif isinstance(t, A.Every):
+            text = f"every {t.interval.text()}"
+        elif isinstance(t, A.Once):
+            text = f"once at {t.at}"
+        elif isinstance(t, A.Cron):
+            text = f"cron {_str(t.expr)}"
+        else:
+            text = f"on {t.event.name}" + (" first" if t.first else "")
+            if t.condition is not None:
+                text += f" if {expr(t.condition)}"
+            if t.delay is not None:
+                text += f" delay {t.delay.text()}"
+        for o in s.options:
+            if isinstance(o, A.DateFrom):
+                text += f" from {o.start.text}" + (f" to {o.end.text}" if o.end else "")
+            elif isinstance(o, A.DateUntil):
+                text += f" until {o.end.text}"
+            else:
+                text += f" tz {_str(o.name)}"
+        self.emit(1, "when " + text, s)
+
+    def _s_where(self, s: A.WhereSection) -> None:
+        self.emit(1, "where " + _channel(s.channels[0]), s)
+        for ch in s.channels[1:]:
+            self.emit(4, "else " + _channel(ch), ch)
+
+    def _s_how(self, s: A.How) -> None:
+        self.emit(1, "how", s)
+        for step in s.steps:
+            head = f"step {step.name.name}"
+            if step.after:
+                head += f" after {step.after.text()}"
+            if step.unless is not None:
+                head += f" unless {expr(step.unless)}"
+            body = step.body
+            if isinstance(body, A.Actions):
+                one = f"{head}: {_actions(body)}"
+                if len(INDENT * 2 + one) <= WIDE:
+                    self.emit(2, one, step)
+                else:
+                    self.emit(2, head + ":", step)
+                    self.emit(3, _actions(body), body)
+            elif isinstance(body, A.Branches):
+                self.emit(2, head + ":", step)
+                for b in body.branches:
+                    cond = "otherwise" if b.condition is None else f"if {expr(b.condition)}"
+                    self.emit(3, f"{cond}: {_actions(b.actions)}", b)
+            else:
+                self.emit(2, head + ":", step)
+                for v in body.variants:
+                    self.emit(3, f"variant {v.name.name} {_num(v.percent)}%: {_actions(v.actions)}", v)
+
+    def _s_how_much(self, s: A.HowMuch) -> None:
+        self.emit(1, "how much", s)
+        for item in s.items:
+            self._limit(2, item)
+
+
+def _coupon_item(item: A.Node) -> str:
+    k = item.kind
+    if k == "coupon_value":
+        return f"value {_num(item.value.amount)} {item.value.currency}"
+    if k == "min_spend":
+        return f"min_spend {_num(item.value.amount)} {item.value.currency}"
+    if k == "scope":
+        return f"only {item.field.name} in ({', '.join(expr(v, 5) for v in item.values)})"
+    if k == "usable_for":
+        return f"usable {item.duration.text()} after issue"
+    return f"usable from {item.start.text} to {item.end.text}"
+
+
+def _channel(ch: A.Channel) -> str:
+    text = ch.channel.name
+    if ch.template is not None:
+        text += f" template {_str(ch.template.value)}"
+    if ch.subject is not None:
+        text += f" subject {_str(ch.subject.value)}"
+    return text
+
+
+def _actions(acts: A.Actions) -> str:
+    out = []
+    for a in acts.actions:
+        if isinstance(a, A.Give):
+            out.append("give what" if a.resource is None else f"give {a.resource.name}")
+        elif a.channels is None:
+            out.append("notify where")
+        else:
+            out.append("notify " + " else ".join(_channel(c) for c in a.channels))
+    return ", ".join(out)
+
+
+# ------------------------------------------------------------------ comments
+
+
+def _merge_comments(lines: list[tuple[str, int]], comments: list[A.Comment]) -> str:
+    before: dict[int, list[str]] = {}
+    trailing: dict[int, list[str]] = {}
+    tail: list[str] = []
+    anchored = [(i, a) for i, (_, a) in enumerate(lines) if a]
+    for c in comments:
+        if c.own_line:
+            idx = next((i for i, a in anchored if a > c.line), None)
+            (tail if idx is None else before.setdefault(idx, [])).append(c.text)
+        else:
+            same = [i for i, a in anchored if a == c.line]
+            prior = [i for i, a in anchored if a <= c.line]
+            idx = same[-1] if same else (prior[-1] if prior else None)
+            if idx is None:
+                before.setdefault(anchored[0][0] if anchored else 0, []).append(c.text)
+            else:
+                trailing.setdefault(idx, []).append(c.text)
+    out: list[str] = []
+    for i, (text, _) in enumerate(lines):
+        indent = text[: len(text) - len(text.lstrip())]
+        for c in before.get(i, []):
+            out.append(indent + c)
+        if i in trailing:
+            text = text + "  " + " ".join(trailing[i])
+        out.append(text)
+    if tail:
+        if out and out[-1] != "":
+            out.append("")
+        out.extend(tail)
+    while out and out[-1] == "":
+        out.pop()
+    return "\n".join(out) + "\n" if out else ""
