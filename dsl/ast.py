@@ -659,6 +659,7 @@ class Comment(BaseModel):
     column: int
     text: str
     own_line: bool  # nothing but white space before it on its line
+    blank_after: bool = False  # an empty line follows it (kept by the formatter)
 
 
 class Module(Node):

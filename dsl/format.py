@@ -202,10 +202,10 @@ class _Formatter:
         title = f" {_str(d.title)}" if d.title is not None else ""
         self._long_condition(0, f"segment {d.name.name}{title} = ", d.expr, d)
 
-    def _long_condition(self, depth: int, head: str, e: A.Node, anchor: A.Node) -> None:
+    def _long_condition(self, depth: int, head: str, e: A.Node, anchor: A.Node, split: int = 3) -> None:
         """`head` + condition; a long top-level `and` chain puts one condition per line."""
         one = head + expr(e)
-        if isinstance(e, A.And) and (len(INDENT * depth + one) > WIDE or len(e.items) >= 3):
+        if isinstance(e, A.And) and (len(INDENT * depth + one) > WIDE or len(e.items) >= split):
             self.emit(depth, head + expr(e.items[0], 3), anchor)
             for item in e.items[1:]:
                 self.emit(depth + 1, "and " + expr(item, 3), item)
@@ -286,7 +286,7 @@ class _Formatter:
                 self.emit(2, f"target {item.metric.name} {item.op} {expr(item.value)}", item)
 
     def _s_who(self, s: A.Who) -> None:
-        self._long_condition(1, "who ", s.expr, s)
+        self._long_condition(1, "who ", s.expr, s, split=2)
         for item in s.items:
             if isinstance(item, A.Exclude):
                 self.emit(2, f"exclude {expr(item.expr)}", item)
@@ -427,27 +427,29 @@ def _merge_comments(lines: list[tuple[str, int]], comments: list[A.Comment]) -> 
     for c in comments:
         if c.own_line:
             idx = next((i for i, a in anchored if a > c.line), None)
-            (tail if idx is None else before.setdefault(idx, [])).append(c.text)
+            (tail if idx is None else before.setdefault(idx, [])).append(c)
         else:
             same = [i for i, a in anchored if a == c.line]
             prior = [i for i, a in anchored if a <= c.line]
             idx = same[-1] if same else (prior[-1] if prior else None)
             if idx is None:
-                before.setdefault(anchored[0][0] if anchored else 0, []).append(c.text)
+                before.setdefault(anchored[0][0] if anchored else 0, []).append(c)
             else:
                 trailing.setdefault(idx, []).append(c.text)
     out: list[str] = []
     for i, (text, _) in enumerate(lines):
         indent = text[: len(text) - len(text.lstrip())]
         for c in before.get(i, []):
-            out.append(indent + c)
+            out.append(indent + c.text)
+            if c.blank_after:
+                out.append("")
         if i in trailing:
             text = text + "  " + " ".join(trailing[i])
         out.append(text)
     if tail:
         if out and out[-1] != "":
             out.append("")
-        out.extend(tail)
+        out.extend(c.text for c in tail)
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n" if out else ""

@@ -204,7 +204,10 @@ def _comments(tokens: list[Token], text: str) -> list[A.Comment]:
         seen.add(tok.start_pos)
         line_start = text.rfind("\n", 0, tok.start_pos) + 1
         own = text[line_start:tok.start_pos].strip() == ""
-        out.append(A.Comment(line=tok.line, column=tok.column, text=str(tok).rstrip(), own_line=own))
+        nl = text.find("\n", tok.start_pos)
+        nxt = text[nl + 1: (text.find("\n", nl + 1) + 1 or len(text) + 1) - 1] if nl >= 0 else "x"
+        out.append(A.Comment(line=tok.line, column=tok.column, text=str(tok).rstrip(), own_line=own,
+                             blank_after=own and nl >= 0 and nxt.strip() == ""))
     out.sort(key=lambda c: (c.line, c.column))
     return out
 
