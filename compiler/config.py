@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from compiler.report import did_you_mean
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.span import Span
 
@@ -86,9 +87,23 @@ def load_config(path: Path, display: str) -> tuple[WorkspaceConfig, list[Diagnos
             loc = ".".join(str(p) for p in err["loc"])
             line = _find_key_line(text, [str(p) for p in err["loc"]])
             msg = err["msg"].removeprefix("Value error, ")
-            hint = "remove it or check its spelling" if err["type"] == "extra_forbidden" else ""
+            hint = ""
+            if err["type"] == "extra_forbidden":
+                msg = "camp does not know this setting"
+                hint = did_you_mean(str(err["loc"][-1]), _known_keys(err["loc"][:-1])) or "remove it"
             diags.append(diagnostic("E002", f"camp.toml: `{loc}`: {msg}", Span.point(line, 1), display, [hint]))
         return WorkspaceConfig(), diags, text
+
+
+def _known_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = WorkspaceConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
 
 
 def _find_key_line(text: str, loc: list[str]) -> int:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from compiler.report import Report, did_you_mean
@@ -93,7 +93,25 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
     except TemplateSyntaxError as exc:
         report("E502", f"the template does not parse: {exc.message}", Span.point(exc.lineno or 1, 1), file=shown)
         return
-    undeclared = meta.find_undeclared_variables(tree)
+    bad_filters = False
+    for node in tree.find_all(nodes.Filter):
+        if node.name not in env.filters:
+            bad_filters = True
+            report("E504", f"the template uses the filter `{node.name}`, which the sandbox does not provide",
+                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.filters)], file=shown)
+    for node in tree.find_all(nodes.Test):
+        if node.name not in env.tests:
+            bad_filters = True
+            report("E504", f"the template uses the test `{node.name}`, which the sandbox does not provide",
+                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.tests)], file=shown)
+    if bad_filters:
+        return  # the variable analysis below compiles the template, which needs every filter
+    try:
+        undeclared = meta.find_undeclared_variables(tree)
+    except TemplateError as exc:
+        report("E502", f"the template does not compile: {exc}", Span.point(getattr(exc, "lineno", 1) or 1, 1),
+               file=shown)
+        return
     for name in sorted(undeclared - set(provided)):
         line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
         report("E503", f"the template uses `{name}`, which camp does not provide {why}", Span.point(line, 1),
@@ -109,11 +127,3 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
         report("E503", f"the template reads `{base.name}.{attr}`, which {base.name} does not have {why}",
                Span.point(node.lineno, 1), [did_you_mean(attr, provided[base.name], f"`{base.name}.{{}}`")],
                file=shown)
-    for node in tree.find_all(nodes.Filter):
-        if node.name not in env.filters:
-            report("E504", f"the template uses the filter `{node.name}`, which the sandbox does not provide",
-                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.filters)], file=shown)
-    for node in tree.find_all(nodes.Test):
-        if node.name not in env.tests:
-            report("E504", f"the template uses the test `{node.name}`, which the sandbox does not provide",
-                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.tests)], file=shown)

@@ -166,7 +166,8 @@ class ExprChecker:
 
     def _tagged(self, e: A.Tagged, scope) -> I.Expr | None:
         if self.schema.tags is None:
-            self.report("E210", "`tagged` needs a `tags from table ...` declaration in the workspace", e.span)
+            self.report("E210", "`tagged` needs a `tags from table ...` declaration in the workspace", e.span,
+                        ["e.g. `tags from table user_tags user user_id tag tag` in schema.camp"])
             return None
         return I.HasTag(e.tag)
 
@@ -210,7 +211,8 @@ class ExprChecker:
         if against.kind == "enum" and isinstance(e, A.StringLit):
             if e.value not in against.values:
                 self.report("E303", f"\"{e.value}\" is not one of {against}", e.span,
-                            [did_you_mean(e.value, against.values, '"{}"')])
+                            [did_you_mean(e.value, against.values, '"{}"') or
+                             "values: " + ", ".join(f'"{v}"' for v in against.values)])
                 return None
             return I.Const(e.value, against)
         if against.kind == "enum" and isinstance(e, A.Name) and len(e.parts) == 1 and e.parts[0] in against.values:
@@ -233,6 +235,8 @@ class ExprChecker:
             hint = f"write the amount with its currency: `... {rt.currency}`"
         elif code == "E302":
             hint = "camp never converts currencies; compare amounts in the same currency"
+        elif lt.textual and rt.kind == "number":
+            hint = "texts are quoted: \"3\""
         self.report(code, f"cannot compare {_a(lt)} with {_a(rt)}", e.span, [hint])
         return False
 
@@ -339,7 +343,7 @@ class ExprChecker:
             step = w.step.name
             if scope.steps is None:
                 self.report("E307", f"`since {step}` refers to a step; it only works inside a step or a goal",
-                            w.span)
+                            w.span, ["outside a step use a window such as `within 7d`"])
                 return None
             if step not in scope.steps:
                 later = step in scope.later_steps

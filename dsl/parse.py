@@ -251,4 +251,8 @@ def _to_diagnostic(error: Exception, text: str, base: int, file: str) -> Diagnos
         span = Span(line=line, column=col, end_line=line, end_column=col + width, start=offset, end=offset + width)
         code = "E105" if isinstance(error, UnexpectedCharacters) else "E104"
     message, hints = describe_unexpected(error, text, offset)
+    if code == "E108":
+        message = "the file ends in the middle of a declaration"
+        if text.count("{") > text.count("}"):
+            hints = ["is a closing `}` missing?"]
     return diagnostic(code, message, span, file, hints)
