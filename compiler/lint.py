@@ -152,19 +152,31 @@ def _budget_below_one_send(c: P.Campaign, decl: A.CampaignDecl, program: P.Progr
 
 
 def _exclusive_overlaps(program: P.Program, labels, report: Report) -> None:
+    """W105, at most once per campaign (naming the first partner). Campaigns with the same
+    audience are compared once: a workspace of many look-alike campaigns stays fast."""
     by_group: dict[str, list[P.Campaign]] = {}
     for c in program.campaigns.values():
         if c.exclusive:
             by_group.setdefault(c.exclusive, []).append(c)
+    memo: dict[tuple[str, str], bool] = {}
     for group, members in by_group.items():
+        keys = [repr(c.audience) for c in members]
         for j, b in enumerate(members):
-            for a in members[:j]:
+            partners = []
+            for i, a in enumerate(members[:j]):
                 if not _times_overlap(a.schedule, b.schedule):
                     continue
-                if a.audience is not None and b.audience is not None and \
-                        not may_overlap(a.audience, b.audience, program.segments, labels):
-                    continue
-                report("W105", f"campaigns {a.name} and {b.name} are both in exclusive group \"{group}\" and can "
+                if a.audience is not None and b.audience is not None:
+                    key = (keys[i], keys[j])
+                    if key not in memo:
+                        memo[key] = may_overlap(a.audience, b.audience, program.segments, labels)
+                    if not memo[key]:
+                        continue
+                partners.append(a)
+            if partners:
+                a = partners[0]
+                more = f" (and {len(partners) - 1} more)" if len(partners) > 1 else ""
+                report("W105", f"campaigns {a.name}{more} and {b.name} are in exclusive group \"{group}\" and can "
                                f"reach the same users at the same time", b.exclusive_span,
                        [f"{a.name} is at {a.file}:{a.span.line}; give them disjoint audiences or date ranges"],
                        file=b.file)

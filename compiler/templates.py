@@ -4,8 +4,10 @@ that a template reads only variables camp provides (inspecting the Jinja2 AST, b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
@@ -78,52 +80,74 @@ def resolve_template(template_dir: Path, name: str) -> Path | None:
     return path
 
 
-def check_template(path: Path, shown: str, provided: dict[str, set[str]], report: Report,
-                   sources: dict[str, str], why: str) -> None:
-    """Report E502-E504 for the template at `path`; `provided` maps each root variable to its fields."""
+@dataclass(frozen=True)
+class _Analysis:
+    """What a template uses, read once per file however many campaigns use it."""
+
+    error: tuple[str, str, int] | None  # (code, message, line)
+    undeclared: frozenset[str] = frozenset()
+    names: tuple[tuple[str, int], ...] = ()  # (name, line) of every variable read
+    attrs: tuple[tuple[str, str, int], ...] = ()  # (root, attribute, line)
+    bad_filters: tuple[tuple[str, str, int], ...] = ()  # (kind, name, line)
+
+
+@lru_cache(maxsize=4096)
+def _analyse(path: Path, stamp: tuple[int, int]) -> tuple[str | None, _Analysis]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        report("E502", f"cannot read the template: {exc}", Span.point(1, 1), file=shown)
-        return
-    sources[shown] = text
+        return None, _Analysis(("E502", f"cannot read the template: {exc}", 1))
     env = _env()
     try:
         tree = env.parse(text)
     except TemplateSyntaxError as exc:
-        report("E502", f"the template does not parse: {exc.message}", Span.point(exc.lineno or 1, 1), file=shown)
-        return
-    bad_filters = False
-    for node in tree.find_all(nodes.Filter):
-        if node.name not in env.filters:
-            bad_filters = True
-            report("E504", f"the template uses the filter `{node.name}`, which the sandbox does not provide",
-                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.filters)], file=shown)
-    for node in tree.find_all(nodes.Test):
-        if node.name not in env.tests:
-            bad_filters = True
-            report("E504", f"the template uses the test `{node.name}`, which the sandbox does not provide",
-                   Span.point(node.lineno, 1), [did_you_mean(node.name, env.tests)], file=shown)
-    if bad_filters:
-        return  # the variable analysis below compiles the template, which needs every filter
+        return text, _Analysis(("E502", f"the template does not parse: {exc.message}", exc.lineno or 1))
+    bad = tuple((kind, n.name, n.lineno) for kind, cls, known in (("filter", nodes.Filter, env.filters),
+                                                                   ("test", nodes.Test, env.tests))
+                for n in tree.find_all(cls) if n.name not in known)
+    if bad:  # the variable analysis compiles the template, which needs every filter
+        return text, _Analysis(None, bad_filters=bad)
     try:
-        undeclared = meta.find_undeclared_variables(tree)
+        undeclared = frozenset(meta.find_undeclared_variables(tree))
     except TemplateError as exc:
-        report("E502", f"the template does not compile: {exc}", Span.point(getattr(exc, "lineno", 1) or 1, 1),
-               file=shown)
-        return
-    for name in sorted(undeclared - set(provided)):
-        line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
-        report("E503", f"the template uses `{name}`, which camp does not provide {why}", Span.point(line, 1),
-               [did_you_mean(name, provided) or f"available: {', '.join(sorted(provided))}"], file=shown)
+        return text, _Analysis(("E502", f"the template does not compile: {exc}", getattr(exc, "lineno", 1) or 1))
+    names = tuple((n.name, n.lineno) for n in tree.find_all(nodes.Name) if n.name in undeclared)
+    attrs = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         base = node.node
-        if not (isinstance(base, nodes.Name) and base.name in provided and base.name in undeclared):
+        if not (isinstance(base, nodes.Name) and base.name in undeclared):
             continue
         attr = node.attr if isinstance(node, nodes.Getattr) else (
             node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None)
-        if attr is None or attr in provided[base.name]:
-            continue
-        report("E503", f"the template reads `{base.name}.{attr}`, which {base.name} does not have {why}",
-               Span.point(node.lineno, 1), [did_you_mean(attr, provided[base.name], f"`{base.name}.{{}}`")],
-               file=shown)
+        if attr is not None:
+            attrs.append((base.name, attr, node.lineno))
+    return text, _Analysis(None, undeclared, names, tuple(attrs))
+
+
+def check_template(path: Path, shown: str, provided: dict[str, set[str]], report: Report,
+                   sources: dict[str, str], why: str) -> None:
+    """Report E502-E504 for the template at `path`; `provided` maps each root variable to its fields."""
+    try:
+        st = path.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = (0, 0)
+    text, a = _analyse(path, stamp)
+    if text is not None:
+        sources[shown] = text
+    if a.error is not None:
+        code, message, line = a.error
+        report(code, message, Span.point(line, 1), file=shown)
+        return
+    for kind, name, line in a.bad_filters:
+        known = _env().filters if kind == "filter" else _env().tests
+        report("E504", f"the template uses the {kind} `{name}`, which the sandbox does not provide",
+               Span.point(line, 1), [did_you_mean(name, known)], file=shown)
+    for name in sorted(a.undeclared - set(provided)):
+        line = next((ln for n, ln in a.names if n == name), 1)
+        report("E503", f"the template uses `{name}`, which camp does not provide {why}", Span.point(line, 1),
+               [did_you_mean(name, provided) or f"available: {', '.join(sorted(provided))}"], file=shown)
+    for root, attr, line in a.attrs:
+        if root in provided and attr not in provided[root]:
+            report("E503", f"the template reads `{root}.{attr}`, which {root} does not have {why}",
+                   Span.point(line, 1), [did_you_mean(attr, provided[root], f"`{root}.{{}}`")], file=shown)

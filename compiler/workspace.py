@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,18 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
     ws = Workspace(root=root, config=config, diagnostics=list(diags))
     if cfg_text is not None:
         ws.sources[display_path(cfg_path)] = cfg_text
+    gc_was_on = gc.isenabled()
+    gc.disable()  # parsing allocates many small objects and frees none: collections are wasted work
+    try:
+        _parse_all(root, ws)
+    finally:
+        gc.freeze()  # the parsed workspace lives as long as the run: keep later collections off it
+        if gc_was_on:
+            gc.enable()
+    return ws
+
+
+def _parse_all(root: Path, ws: Workspace) -> None:
     for f in camp_files(root):
         shown = display_path(f)
         module, mdiags, text = parse_file(f, shown)
@@ -73,4 +86,3 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
         ws.paths[shown] = f
         if text is not None:
             ws.sources[shown] = text
-    return ws

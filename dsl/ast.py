@@ -18,7 +18,9 @@ from dsl.span import Span
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: the parser builds nodes without validation, so `camp check` never pays for
+    # pydantic's schemas; they are built on first validation or JSON dump.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     span: Span = Field(default_factory=Span.unknown, repr=False)
 
 
@@ -654,7 +656,7 @@ Decl = Annotated[
 
 
 class Comment(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     line: int
     column: int
     text: str
@@ -669,11 +671,6 @@ class Module(Node):
     path: str = ""
     decls: list[Decl]
     comments: list[Comment] = []
-
-
-for _model in list(globals().values()):
-    if isinstance(_model, type) and issubclass(_model, BaseModel) and _model is not BaseModel:
-        _model.model_rebuild()
 
 
 def without_spans(node: BaseModel) -> object:

@@ -78,6 +78,7 @@ CODES: dict[str, Code] = {
     "W103": _w("cap makes a step unreachable", "A frequency cap allows fewer messages in its window than the steps send, so a later step can never reach anyone who got the earlier ones."),
     "W104": _w("budget smaller than one send", "The budget cannot pay for even one recipient (message cost plus coupon value times expected redemption)."),
     "W105": _w("exclusive campaigns overlap", "Two campaigns of the same exclusive group can run at the same time for the same users."),
+    "W106": _w("empty file", "The file declares nothing (it is empty or holds only comments); delete it or add declarations."),
 }
 
 

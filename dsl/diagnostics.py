@@ -56,7 +56,7 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str], color: boo
         out.append(f"{where}: {label}: {d.message}")
         text = sources.get(d.file)
         if text is not None and d.span.known:
-            lines = text.splitlines()
+            lines = text.split("\n")
             if 0 < d.span.line <= len(lines):
                 src = lines[d.span.line - 1].replace("\t", " ")
                 gutter = f"{d.span.line:>5} | "

@@ -59,6 +59,8 @@ def _ends_in_time_test(e: A.Node) -> bool:
         return True
     if isinstance(e, (A.And, A.Or)):
         return _ends_in_time_test(e.items[-1])
+    if isinstance(e, A.Not):
+        return _ends_in_time_test(e.operand)
     return False
 
 
@@ -215,9 +217,9 @@ class _Formatter:
     def _classify(self, d: A.ClassifyDecl) -> None:
         title = f" {_str(d.title)}" if d.title is not None else ""
         self.emit(0, f"classify {d.name.name}{title} by first match {{", d)
-        width = max(len(r.label.name) + (len(_str(r.title)) + 1 if r.title else 0) for r in d.rules)
+        width = max(len(r.label.name) + (len(_str(r.title)) + 1 if r.title is not None else 0) for r in d.rules)
         for r in d.rules:
-            label = r.label.name + (f" {_str(r.title)}" if r.title else "")
+            label = r.label.name + (f" {_str(r.title)}" if r.title is not None else "")
             body = "otherwise" if r.expr is None else expr(r.expr)
             self.emit(1, f"{label.ljust(width)} = {body}", r)
         self.close(0, d)

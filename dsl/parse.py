@@ -13,13 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.errors import describe_unexpected
 from dsl.span import Span
-from dsl.transform import StringError, ToAst
+from dsl.transform import StringError, ToAst, _make
 from dsl.walk import max_depth
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -35,7 +35,7 @@ class _Parser:
         self.depth = 0
         self.lark = Lark(
             GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
-            propagate_positions=True, maybe_placeholders=True,
+            keep_all_tokens=True, maybe_placeholders=True, transformer=self.transformer.callbacks(),
             lexer_callbacks={"COMMENT": self.comments.append, "LPAR": self._open, "RPAR": self._close},
             cache=_cache_path(),
         )
@@ -115,16 +115,19 @@ def parse_source(source: bytes | str, file: str = "<input>") -> tuple[A.Module, 
             return parse_source(text.encode("utf-8", "surrogatepass"), file)
         if "\x00" in text:
             return parse_source(text.encode("utf-8", "surrogatepass"), file)
-    decls, comments, diags = _parse_text(text, file)
-    module = A.Module(path=file, decls=decls, comments=comments, span=_whole(text))
-    for decl in decls:
+    decls, comments, diags, deep = _parse_text(text, file)
+    if not decls and not diags:
+        diags.append(diagnostic("W106", "this file declares nothing", Span.point(1, 1), file,
+                                ["delete it, or add a campaign, segment or schema declaration"]))
+    module = _make(A.Module, path=file, decls=decls, comments=comments, span=_whole(text))
+    for decl in decls if deep else ():  # the parse tree is at least as deep as the AST
         depth, node = max_depth(decl)
         if depth > MAX_DEPTH:
             diags.append(diagnostic("E106", f"this declaration nests {depth} levels deep; the limit is {MAX_DEPTH}",
                                     node.span, file, ["split the condition into named segments"]))
     if any(d.code == "E106" for d in diags):
-        module = A.Module(path=file, decls=[d for d in decls if max_depth(d)[0] <= MAX_DEPTH],
-                          comments=comments, span=module.span)
+        module = _make(A.Module, path=file, decls=[d for d in decls if max_depth(d)[0] <= MAX_DEPTH],
+                       comments=comments, span=module.span)
     return module, diags, text
 
 
@@ -133,15 +136,17 @@ def _whole(text: str) -> Span:
     return Span(line=1, column=1, end_line=len(lines), end_column=len(lines[-1]) + 1, start=0, end=len(text))
 
 
-def _parse_text(text: str, file: str) -> tuple[list, list[A.Comment], list[Diagnostic]]:
+def _parse_text(text: str, file: str) -> tuple[list, list[A.Comment], list[Diagnostic], bool]:
     p = _parser()
     starts = [m.start() for m in _DECL_START.finditer(text)]
     decls: list = []
     diags: list[Diagnostic] = []
     comment_tokens: list[Token] = []
     pos = 0
+    deep = False
     while True:
-        chunk_decls, error = _parse_chunk(p, text, pos, len(text), comment_tokens)
+        chunk_decls, error, depth = _parse_chunk(p, text, pos, len(text), comment_tokens)
+        deep = deep or depth > MAX_DEPTH
         if error is None:
             decls.extend(chunk_decls)
             break
@@ -149,15 +154,16 @@ def _parse_text(text: str, file: str) -> tuple[list, list[A.Comment], list[Diagn
         err_at = _error_offset(error, text, pos)
         failing = max((s for s in starts if pos <= s <= err_at), default=pos)
         if failing > pos:  # the declarations before the broken one still count
-            good, again = _parse_chunk(p, text, pos, failing, comment_tokens)
+            good, again, depth = _parse_chunk(p, text, pos, failing, comment_tokens)
             if again is None:
                 decls.extend(good)
+                deep = deep or depth > MAX_DEPTH
         nxt = next((s for s in starts if s > max(err_at, failing)), None)
         if nxt is None:
             break
         pos = nxt
     comments = _comments(comment_tokens, text)
-    return decls, comments, diags
+    return decls, comments, diags, deep
 
 
 def _parse_chunk(p: _Parser, text: str, start: int, end: int, comment_sink: list[Token]):
@@ -168,20 +174,25 @@ def _parse_chunk(p: _Parser, text: str, start: int, end: int, comment_sink: list
     p.comments.clear()
     p.depth = 0
     try:
-        result = t.transform(p.lark.parse(text[start:end]))
+        result = p.lark.parse(text[start:end])
     except (UnexpectedInput, StringError, _TooDeep) as exc:
-        return [], exc
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, StringError):
-            return [], exc.orig_exc
-        raise
+        return [], exc, 0
     except RecursionError:
-        return [], _TooDeep()
+        return [], _TooDeep(), 0
     finally:
         t.parenthesized = set()
     for tok in p.comments:
         comment_sink.append(_shift_token(tok, t.line_offset, start))
-    return result, None
+    return result, None, _may_nest_deeply(text, start, end)
+
+
+_NESTING = re.compile(r"\bnot\b|[-+*/(]")
+
+
+def _may_nest_deeply(text: str, start: int, end: int) -> int:
+    """An upper bound on expression nesting, cheap enough to skip the exact walk for normal files:
+    nesting needs an operator or a parenthesis per level."""
+    return len(_NESTING.findall(text, start, end)) + 16
 
 
 class _TooDeep(Exception):
@@ -206,7 +217,7 @@ def _comments(tokens: list[Token], text: str) -> list[A.Comment]:
         own = text[line_start:tok.start_pos].strip() == ""
         nl = text.find("\n", tok.start_pos)
         nxt = text[nl + 1: (text.find("\n", nl + 1) + 1 or len(text) + 1) - 1] if nl >= 0 else "x"
-        out.append(A.Comment(line=tok.line, column=tok.column, text=str(tok).rstrip(), own_line=own,
+        out.append(_make(A.Comment, line=tok.line, column=tok.column, text=str(tok).rstrip(), own_line=own,
                              blank_after=own and nl >= 0 and nxt.strip() == ""))
     out.sort(key=lambda c: (c.line, c.column))
     return out

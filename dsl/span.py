@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Span(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     line: int
     column: int
     end_line: int
