@@ -77,13 +77,16 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
             sched.delay = Dur(trig.delay.value, trig.delay.unit)
     seen: dict[str, A.Node] = {}
     for opt in when.options:
-        key = "range" if opt.kind in ("date_from", "date_until") else opt.kind
-        if key in seen:
-            report("E211", "the date range is given twice" if key == "range" else "the time zone is given twice",
-                   opt.span)
+        keys = {"date_from": ["start"] + (["end"] if getattr(opt, "end", None) is not None else []),
+                "date_until": ["end"], "tz": ["tz"]}[opt.kind]
+        twice = [k for k in keys if k in seen]
+        if twice:
+            what = {"start": "start date", "end": "end date", "tz": "time zone"}[twice[0]]
+            report("E211", f"the {what} is given twice", opt.span)
             ok = False
             continue
-        seen[key] = opt
+        for k in keys:
+            seen[k] = opt
         if isinstance(opt, A.TimeZone):
             if check_zone(opt.name, opt, report):
                 sched.tz = opt.name
@@ -91,13 +94,13 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
                 ok = False
         elif isinstance(opt, A.DateFrom):
             sched.start = parse_date(opt.start, report)
-            sched.end = parse_date(opt.end, report) if opt.end is not None else None
+            sched.end = parse_date(opt.end, report) if opt.end is not None else sched.end
             ok = ok and sched.start is not None and (opt.end is None or sched.end is not None)
         elif isinstance(opt, A.DateUntil):
             sched.end = parse_date(opt.end, report)
             ok = ok and sched.end is not None
     if sched.start and sched.end and sched.start > sched.end:
-        report("E403", f"the campaign ends ({sched.end}) before it starts ({sched.start})", seen["range"].span,
+        report("E403", f"the campaign ends ({sched.end}) before it starts ({sched.start})", seen["end"].span,
                ["swap the dates"])
         ok = False
     if sched.kind == "once" and sched.at is not None and (
