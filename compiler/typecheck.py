@@ -92,6 +92,10 @@ class ExprChecker:
                 f = scope.event.field(n)
                 if f is not None:
                     return I.EventField(scope.event.name, n, f.column, f.type)
+                if users is not None and n in users.fields:
+                    self.report("E201", f"`{n}` is a user field, not a field of {scope.event.name}", e.span,
+                                [f"test it outside the event query: `{n} ... and any({scope.event.name} where ...)`"])
+                    return None
             if users is not None and n in users.fields:
                 f = users.fields[n]
                 return I.UserAttr(n, f.column, f.type)

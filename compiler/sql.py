@@ -1,0 +1,522 @@
+"""Audience IR -> SQL, built as sqlglot expression trees (never pasted text).
+
+Shape of the query, for any audience:
+
+    WITH params  AS (SELECT <as-of and every window bound, as literals>),
+         ev_<e>  AS (one pass per event table: SUM/COUNT/MIN/MAX(CASE WHEN ... END) per fact,
+                     only events before the as-of time, grouped by user),
+         tags_   AS (one pass over the tags table: MAX(CASE WHEN tag = ... THEN 1 ELSE 0 END)),
+         base    AS (users LEFT JOIN each pass; the user columns the audience reads),
+         labeled AS (base + one CASE column per classification used)
+    SELECT user_id, <matched>, <excluded>, <holdout> FROM labeled
+
+Semantics (docs/language.md): every comparison is wrapped in COALESCE(..., FALSE), so a
+comparison with a missing value is false and NOT is the complement over all users;
+count and sum over no events are 0; windows are half-open; the as-of time and every
+window bound are computed once here, in UTC with calendar months, so no engine's
+interval or time-zone rules can differ. Comparisons with an average or a ratio are
+cross-multiplied so that DECIMAL stays exact on every engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+from sqlglot import exp
+
+from compiler import ir as I
+from compiler import types as T
+from compiler.program import Campaign, Program
+
+DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
+_CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
+
+
+class CompileError(Exception):
+    """The audience uses something this SQL stage cannot express (a located checker error should exist)."""
+
+
+def minus(as_of: datetime, d: I.Dur) -> datetime:
+    """as-of minus a duration, in UTC; months are calendar months (clamped to the month's end)."""
+    base = as_of.astimezone(UTC)
+    if d.unit == "mo":
+        return base - relativedelta(months=d.value)
+    return base - timedelta(minutes=d.minutes())
+
+
+def holdout_bucket(campaign: str, user_id: object) -> int:
+    """0..9999 from md5(campaign ':' user); the SQL below computes the same on every engine."""
+    h = hashlib.md5(f"{campaign}:{user_id}".encode()).hexdigest()[:8]
+    return int(h, 16) % 10000
+
+
+def _q(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def _col(table: str, name: str) -> exp.Column:
+    return exp.Column(this=_q(name), table=_q(table))
+
+
+def _lit(value, t) -> exp.Expression:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, Decimal)):
+        text = format(Decimal(value), "f")
+        lit = exp.Literal.number(text.lstrip("-"))
+        return exp.Neg(this=lit) if text.startswith("-") else lit
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+        return exp.cast(exp.Literal.string(utc), exp.DataType.build("timestamptz"))
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("date"))
+    return exp.Literal.string(str(value))
+
+
+def _false_if_null(e: exp.Expression) -> exp.Expression:
+    return exp.func("COALESCE", e, exp.false())
+
+
+@dataclass
+class _Facts:
+    """The aggregate columns one audience needs, per event table, and the tags it reads."""
+
+    by_event: dict[str, dict[str, tuple[str, I.Agg]]] = field(default_factory=dict)  # event -> key -> (alias, agg)
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> alias
+    user_fields: dict[str, str] = field(default_factory=dict)  # field -> column
+    labels: list[str] = field(default_factory=list)  # classifications, in dependency order
+    bounds: dict[str, datetime] = field(default_factory=dict)  # alias -> instant
+
+    def agg_alias(self, a: I.Agg) -> str:
+        key = repr((a.func, a.event, a.field, a.where, a.window))  # the same fact is computed once
+        per = self.by_event.setdefault(a.event, {})
+        if key not in per:
+            per[key] = (f"{a.event}_{len(per)}", a)
+        return per[key][0]
+
+
+class AudienceSQL:
+    """Compiles audiences of one program for one as-of time and dialect."""
+
+    def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb"):
+        if as_of.tzinfo is None:
+            raise ValueError("the as-of time must carry a time zone")
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect}; known: {', '.join(DIALECTS)}")
+        self.p = program
+        self.as_of = as_of.astimezone(UTC)
+        self.dialect = dialect
+        self.tz = ZoneInfo(program.timezone)
+        self.facts = _Facts()
+
+    # ------------------------------------------------------------ public
+    def campaign(self, c: Campaign) -> exp.Select:
+        """user_id, matched, excluded, held_out for every user who matches WHO."""
+        if c.audience is None:
+            raise CompileError(f"campaign {c.name} has no audience")
+        matched = self.pred(c.audience)
+        excluded = exp.or_(*[self.pred(x) for x in c.excludes]) if c.excludes else exp.false()
+        held = self._holdout(c.name, c.holdout)
+        query = exp.select(
+            _col("l", "user_id").as_("user_id"),
+            exp.alias_(excluded, "excluded", quoted=True),
+            exp.alias_(held, "held_out", quoted=True),
+        ).from_(exp.alias_(exp.to_identifier("labeled"), "l", quoted=True)).where(matched)
+        return self._with_ctes(query)
+
+    def final(self, c: Campaign) -> exp.Select:
+        """The final audience: matched, not excluded, not held out."""
+        inner = self.campaign(c)
+        ctes = inner.args.pop("with_")
+        query = exp.select(_col("a", "user_id")).from_(exp.alias_(inner.subquery(), "a", quoted=True)).where(
+            exp.and_(exp.not_(_col("a", "excluded")), exp.not_(_col("a", "held_out"))))
+        query.set("with_", ctes)
+        return query
+
+    def condition(self, e: I.Expr) -> exp.Select:
+        """user_id of every user for whom the condition holds (segments, tests)."""
+        where = self.pred(e)
+        query = exp.select(_col("l", "user_id").as_("user_id")).from_(
+            exp.alias_(exp.to_identifier("labeled"), "l", quoted=True)).where(where)
+        return self._with_ctes(query)
+
+    def sql(self, query: exp.Expression, pretty: bool = True) -> str:
+        return query.sql(dialect=self.dialect, pretty=pretty)
+
+    # ------------------------------------------------------------ predicates (never NULL)
+    def pred(self, e: I.Expr) -> exp.Expression:
+        if isinstance(e, I.And):
+            return exp.and_(*[self.pred(x) for x in e.items])
+        if isinstance(e, I.Or):
+            return exp.or_(*[self.pred(x) for x in e.items])
+        if isinstance(e, I.Not):
+            return exp.not_(self.pred(e.operand))
+        if isinstance(e, I.Cmp):
+            return _false_if_null(self._compare(e))
+        if isinstance(e, I.InSet):
+            values = [self._text_lit(v) for v in e.values if not _has_nul(v)]  # no stored text holds a NUL
+            if not values:
+                present = exp.not_(exp.Is(this=self.val(e.subject), expression=exp.Null()))
+                return present if e.negated else exp.false()
+            test = exp.In(this=self.val(e.subject), expressions=values)
+            return _false_if_null(exp.not_(test) if e.negated else test)
+        if isinstance(e, I.Between):
+            test = exp.Between(this=self.val(e.subject), low=self.val(e.low), high=self.val(e.high))
+            return _false_if_null(test)
+        if isinstance(e, I.IsNull):
+            test = exp.Is(this=self.val(e.subject), expression=exp.Null())
+            return exp.not_(test) if e.negated else test
+        if isinstance(e, I.TextMatch):
+            if "\x00" in e.pattern:
+                return exp.false()
+            return _false_if_null(self._text_match(e))
+        if isinstance(e, I.IsToday):
+            return _false_if_null(self._today(e))
+        if isinstance(e, I.InWindow):
+            return _false_if_null(self._window(self.val(e.subject), I.type_of(e.subject), e.window))
+        if isinstance(e, I.HasTag):
+            alias = self.facts.tags.setdefault(e.tag, f"tag_{len(self.facts.tags)}")
+            return exp.EQ(this=exp.func("COALESCE", _col("l", alias), exp.Literal.number(0)),
+                          expression=exp.Literal.number(1))
+        if isinstance(e, I.InSegment):
+            return self.pred(self.p.segments[e.name].expr)
+        if isinstance(e, I.LabelIs):
+            self._use_classification(e.classification)
+            test = exp.In(this=_col("l", f"class_{e.classification}"),
+                          expressions=[exp.Literal.string(x) for x in e.labels])
+            return _false_if_null(test)
+        if isinstance(e, I.Agg) and e.func in ("any", "none"):
+            count = I.Agg("count", e.event, None, e.where, e.window, e.type)
+            op = exp.GT if e.func == "any" else exp.EQ
+            return op(this=self.val(count), expression=exp.Literal.number(0))
+        if isinstance(e, I.Const) and isinstance(e.value, bool):
+            return exp.Boolean(this=e.value)
+        if isinstance(e, (I.UserAttr, I.EventField)) and e.type.kind == "bool":
+            return _false_if_null(self.val(e))
+        raise CompileError(f"cannot use {type(e).__name__} as a condition")
+
+    def _compare(self, e: I.Cmp) -> exp.Expression:
+        op = e.op
+        left, right = e.left, e.right
+        if isinstance(left, I.Const) and not isinstance(right, I.Const):
+            left, right, op = right, left, _FLIP[op]
+        if _has_nul(right):
+            if op == "=":
+                return exp.false()
+            if op == "!=":
+                return exp.not_(exp.Is(this=self.val(left), expression=exp.Null()))
+            raise CompileError("a text containing a NUL character cannot be compared by order")
+        ratio = self._as_ratio(left)
+        if ratio is not None and isinstance(right, I.Const):
+            # a/b op c  <=>  (b > 0 and a op c*b) or (b < 0 and a flip(op) c*b); exact on every engine
+            num, den = ratio
+            c = self.val(right)
+            scaled = exp.Mul(this=exp.Paren(this=c), expression=exp.Paren(this=den))
+            pos = exp.and_(exp.GT(this=den, expression=exp.Literal.number(0)), _CMP[op](this=num, expression=scaled))
+            neg = exp.and_(exp.LT(this=den, expression=exp.Literal.number(0)),
+                           _CMP[_FLIP[op] if op not in ("=", "!=") else op](this=num, expression=scaled))
+            return exp.or_(pos, neg)
+        return _CMP[op](this=self.val(left), expression=self._operand(right, I.type_of(left)))
+
+    def _as_ratio(self, e: I.Expr):
+        if isinstance(e, I.Arith) and e.op == "/":
+            return self.val(e.left), self.val(e.right)
+        if isinstance(e, I.Agg) and e.func == "avg":
+            total = I.Agg("sum", e.event, e.field, e.where, e.window, e.type)
+            count = I.Agg("count", e.event, None, _with_not_null(e), e.window, e.type)
+            return self.val(total), self.val(count)
+        return None
+
+    def _operand(self, e: I.Expr, against) -> exp.Expression:
+        return self.val(e)
+
+    def _text_lit(self, c: I.Const) -> exp.Expression:
+        return _lit(c.value, c.type)
+
+    def _text_match(self, e: I.TextMatch) -> exp.Expression:
+        subject = self.val(e.subject)
+        pattern = exp.Literal.string(e.pattern)
+        if e.op == "contains":
+            return exp.GT(this=exp.func("STRPOS", subject, pattern), expression=exp.Literal.number(0))
+        length = exp.Literal.number(len(e.pattern))
+        return exp.EQ(this=exp.Substring(this=subject, start=exp.Literal.number(1), length=length),
+                      expression=pattern)
+
+    def _local(self, instant: exp.Expression) -> exp.Expression:
+        """An instant as local time in the user's zone (the workspace's when the user has none)."""
+        users = self.p.schema.users
+        tz_field = users.tz_field if users else None
+        zone = exp.Literal.string(self.p.timezone)
+        if tz_field is not None:
+            self.facts.user_fields[tz_field.name] = tz_field.column
+            zone = exp.func("COALESCE", _col("l", f"u_{tz_field.name}"), zone)
+        return exp.AtTimeZone(this=instant, zone=zone)
+
+    def _today(self, e: I.IsToday) -> exp.Expression:
+        today = self._local(_col("l", "as_of"))
+        subject = self.val(e.subject)
+        kind = I.type_of(e.subject).kind
+        if kind == "timestamp":
+            subject = self._local(subject)
+        if kind == "timestamp" and not e.anniversary:
+            return exp.EQ(this=exp.cast(subject, "date"), expression=exp.cast(today, "date"))
+        same = _month_day_match(subject, today)
+        if e.anniversary:
+            same = exp.and_(same, exp.LT(this=exp.Extract(this=exp.var("YEAR"), expression=subject),
+                                         expression=exp.Extract(this=exp.var("YEAR"), expression=today)))
+        return same
+
+    def _bound(self, d: I.Dur) -> exp.Expression:
+        alias = f"bound_{d.value}{d.unit}"
+        self.facts.bounds[alias] = minus(self.as_of, d)
+        return _col("l", alias)
+
+    def _window(self, subject: exp.Expression, t, w: I.Win, table: str = "l") -> exp.Expression:
+        """Half-open windows. Dates compare with the first local day that starts inside the bound."""
+        def bound(d: I.Dur) -> exp.Expression:
+            if t.kind == "date":
+                return _lit(self._first_day_at_or_after(minus(self.as_of, d)), t)
+            alias = f"bound_{d.value}{d.unit}"
+            self.facts.bounds[alias] = minus(self.as_of, d)
+            return _col(table, alias)
+
+        upper_asof = (_lit(self._first_day_at_or_after(self.as_of), t) if t.kind == "date"
+                      else _col(table, "as_of"))
+        if w.op == "within":
+            return exp.and_(exp.GTE(this=subject, expression=bound(w.start)),
+                            exp.LT(this=subject.copy(), expression=upper_asof))
+        if w.op == "after":
+            return exp.GTE(this=subject, expression=bound(w.start))
+        if w.op == "before":
+            return exp.LT(this=subject, expression=bound(w.start))
+        if w.op == "between":
+            return exp.and_(exp.GTE(this=subject, expression=bound(w.start)),
+                            exp.LT(this=subject.copy(), expression=bound(w.end)))
+        raise CompileError("`since STEP` windows are evaluated by the runtime, not in audiences")
+
+    def _first_day_at_or_after(self, instant: datetime) -> date:
+        local = instant.astimezone(self.tz)
+        day = local.date()
+        start = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        return day if start >= instant else day + timedelta(days=1)
+
+    # ------------------------------------------------------------ values
+    def val(self, e: I.Expr) -> exp.Expression:
+        if isinstance(e, I.Const):
+            return _lit(e.value, e.type)
+        if isinstance(e, I.UserAttr):
+            self.facts.user_fields[e.field] = e.column
+            return _col("l", f"u_{e.field}")
+        if isinstance(e, I.EventField):
+            return _col("e", e.column)
+        if isinstance(e, I.Agg):
+            alias = self.facts.agg_alias(e)
+            column = _col("l", alias)
+            if e.func in ("count", "count_distinct", "sum"):
+                return exp.func("COALESCE", column, exp.Literal.number(0))
+            return column
+        if isinstance(e, I.Arith):
+            left, right = self.val(e.left), self.val(e.right)
+            if e.op == "/":
+                return exp.Div(this=exp.cast(left, exp.DataType.build("decimal(38, 10)")),
+                               expression=exp.func("NULLIF", right, exp.Literal.number(0)))
+            node = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul}[e.op]
+            return exp.Paren(this=node(this=left, expression=right))
+        if isinstance(e, I.Neg):
+            return exp.Neg(this=exp.Paren(this=self.val(e.operand)))
+        if isinstance(e, I.Label):
+            self._use_classification(e.classification)
+            return _col("l", f"class_{e.classification}")
+        return exp.Case().when(self.pred(e), exp.true()).else_(exp.false())
+
+    # ------------------------------------------------------------ holdout
+    def _holdout(self, campaign: str, fraction: Decimal) -> exp.Expression:
+        if not fraction:
+            return exp.false()
+        key = exp.func("MD5", exp.DPipe(this=exp.Literal.string(campaign + ":"),
+                                        expression=exp.cast(_col("l", "user_id"), "text"), safe=True))
+        # eight hex digits -> integer, with functions every engine has (no hex casts)
+        digits = exp.Literal.string("0123456789abcdef")
+        value: exp.Expression = exp.cast(exp.Literal.number(0), "bigint")  # 16^8 overflows a 32-bit integer
+        for i in range(8):
+            char = exp.Substring(this=key.copy(), start=exp.Literal.number(i + 1), length=exp.Literal.number(1))
+            digit = exp.Sub(this=exp.func("STRPOS", digits.copy(), char), expression=exp.Literal.number(1))
+            value = exp.Add(this=exp.Mul(this=exp.Paren(this=value), expression=exp.Literal.number(16)),
+                            expression=digit)
+        bucket = exp.Mod(this=exp.Paren(this=value), expression=exp.Literal.number(10000))
+        return exp.LT(this=exp.Paren(this=bucket),
+                      expression=exp.Literal.number(int((fraction * 10000).to_integral_value())))
+
+    # ------------------------------------------------------------ classifications
+    def _use_classification(self, name: str) -> None:
+        if name in self.facts.labels:
+            return
+        cls = self.p.classifications[name]
+        for _, cond in cls.rules:  # classifications it reads come first
+            if cond is not None:
+                for n in _nodes(cond, self.p):
+                    if isinstance(n, (I.LabelIs, I.Label)) and n.classification != name:
+                        self._use_classification(n.classification)
+        self.facts.labels.append(name)
+
+    def _classification_case(self, name: str) -> exp.Expression:
+        case = exp.Case()
+        default = None
+        for label, cond in self.p.classifications[name].rules:
+            if cond is None:
+                default = exp.Literal.string(label)
+            else:
+                case = case.when(self.pred(cond), exp.Literal.string(label))
+        if not case.args.get("ifs"):
+            return default or exp.Null()
+        return case.else_(default) if default is not None else case
+
+    # ------------------------------------------------------------ assembling the CTEs
+    def _with_ctes(self, query: exp.Select) -> exp.Select:
+        schema = self.p.schema
+        users = schema.users
+        if users is None:
+            raise CompileError("the workspace declares no users table")
+        # classification CASEs may pull in more facts: compile them before listing facts
+        label_cases = {}
+        done = 0
+        while done < len(self.facts.labels):
+            name = self.facts.labels[done]
+            label_cases[name] = self._classification_case(name)
+            done += 1
+        passes = {event: self._event_pass(event, facts) for event, facts in sorted(self.facts.by_event.items())}
+        params = exp.select(exp.alias_(_lit(self.as_of, None), "as_of", quoted=True),
+                            *[exp.alias_(_lit(v, None), k, quoted=True) for k, v in sorted(self.facts.bounds.items())])
+        ctes: list[tuple[str, exp.Expression]] = [("params", params)]
+        base = exp.select(
+            exp.alias_(_col("u", users.key), "user_id", quoted=True),
+            *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
+            _col("p", "as_of"), *[_col("p", b) for b in sorted(self.facts.bounds)],
+        ).from_(exp.alias_(_table(users.table), "u", quoted=True)).join(
+            exp.alias_(exp.to_identifier("params"), "p", quoted=True), join_type="cross")
+        for event, facts in sorted(self.facts.by_event.items()):
+            cte = f"ev_{event}"
+            ctes.append((cte, passes[event]))
+            base = base.join(exp.alias_(exp.to_identifier(cte), cte, quoted=True), join_type="left",
+                             on=exp.EQ(this=_col(cte, "user_id"), expression=_col("u", users.key)))
+            for alias, _ in facts.values():
+                base = base.select(_col(cte, alias), copy=False)
+        if self.facts.tags:
+            link = schema.tags
+            tag_cols = [exp.alias_(exp.func("MAX", exp.Case().when(
+                exp.EQ(this=_col("t", link.value_column), expression=exp.Literal.string(tag)),
+                exp.Literal.number(1)).else_(exp.Literal.number(0))), alias, quoted=True)
+                for tag, alias in sorted(self.facts.tags.items())]
+            tags = exp.select(exp.alias_(_col("t", link.user_column), "user_id", quoted=True), *tag_cols).from_(
+                exp.alias_(_table(link.table), "t", quoted=True)).group_by(_col("t", link.user_column))
+            ctes.append(("tags_", tags))
+            base = base.join(exp.alias_(exp.to_identifier("tags_"), "tags_", quoted=True), join_type="left",
+                             on=exp.EQ(this=_col("tags_", "user_id"), expression=_col("u", users.key)))
+            for alias in sorted(self.facts.tags.values()):
+                base = base.select(_col("tags_", alias), copy=False)
+        ctes.append(("base", base))
+        labeled = exp.select(exp.Star()).from_(exp.alias_(exp.to_identifier("base"), "l", quoted=True))
+        for name in self.facts.labels:
+            labeled = exp.select(exp.Star(), exp.alias_(label_cases[name], f"class_{name}", quoted=True)).from_(
+                exp.alias_(exp.Subquery(this=labeled), "l", quoted=True))
+        ctes.append(("labeled", labeled))
+        for name, body in ctes:
+            query = query.with_(exp.to_identifier(name, quoted=True), as_=body, copy=False)
+        return query
+
+    def _event_pass(self, event: str, facts: dict[str, tuple[str, I.Agg]]) -> exp.Select:
+        ev = self.p.schema.events[event]
+        time = _col("e", ev.time_column)
+        cols = []
+        for alias, a in facts.values():
+            cond = self._event_condition(a)
+
+            def only(value: exp.Expression, otherwise: exp.Expression | None = None, cond=cond) -> exp.Expression:
+                if cond is None:
+                    return value
+                return exp.Case().when(cond.copy(), value).else_(otherwise or exp.Null())
+
+            if a.func == "count":
+                agg = exp.func("SUM", only(exp.Literal.number(1), exp.Literal.number(0)))
+            elif a.func == "count_distinct":
+                agg = exp.Count(this=exp.Distinct(expressions=[only(self._field(a))]))
+            elif a.func in ("sum", "avg", "min", "max"):
+                agg = exp.func(a.func.upper(), only(self._field(a)))
+            elif a.func in ("first", "last") and a.field.field == "time":
+                agg = exp.func("MIN" if a.func == "first" else "MAX", only(time.copy()))
+            else:  # first/last of another field: the value at the earliest/latest time, ties by value
+                order = exp.Order(expressions=[
+                    exp.Ordered(this=time.copy(), desc=a.func == "last", nulls_first=False),
+                    exp.Ordered(this=self._field(a), desc=False, nulls_first=False)])
+                arr = exp.ArrayAgg(this=exp.Order(this=self._field(a), expressions=order.expressions))
+                if cond is not None:
+                    arr = exp.Filter(this=arr, expression=exp.Where(this=cond))
+                agg = exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1)
+            cols.append(exp.alias_(agg, alias, quoted=True))
+        return exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
+            exp.alias_(_table(ev.table), "e", quoted=True)).join(
+            exp.alias_(exp.to_identifier("params"), "p", quoted=True), join_type="cross").where(
+            exp.LT(this=time.copy(), expression=_col("p", "as_of"))).group_by(_col("e", ev.user_column))
+
+    def _field(self, a: I.Agg) -> exp.Expression:
+        return _col("e", a.field.column)
+
+    def _event_condition(self, a: I.Agg) -> exp.Expression | None:
+        ev = self.p.schema.events[a.event]
+        parts = []
+        if a.where is not None:
+            parts.append(self.pred(a.where))
+        if a.window is not None:
+            parts.append(self._window(_col("e", ev.time_column), T.TIMESTAMP, a.window, table="p"))
+        return exp.and_(*parts) if parts else None
+
+
+def _has_nul(e) -> bool:
+    """Texts with a NUL character: PostgreSQL cannot store one and no engine takes one in SQL text,
+    so no stored value contains one; comparisons with such a literal are decided here."""
+    return isinstance(e, I.Const) and isinstance(e.value, str) and "\x00" in e.value
+
+
+def _table(qualified: str) -> exp.Table:
+    parts = qualified.split(".")
+    if len(parts) == 2:
+        return exp.Table(this=_q(parts[1]), db=_q(parts[0]))
+    return exp.Table(this=_q(parts[0]))
+
+
+def _month_day_match(d: exp.Expression, today: exp.Expression) -> exp.Expression:
+    """Same month and day; a 29 February date matches 28 February in years without a 29th."""
+    def part(unit: str, x: exp.Expression) -> exp.Expression:
+        return exp.Extract(this=exp.var(unit), expression=x.copy())
+
+    same = exp.and_(exp.EQ(this=part("MONTH", d), expression=part("MONTH", today)),
+                    exp.EQ(this=part("DAY", d), expression=part("DAY", today)))
+    next_day = exp.Add(this=exp.cast(today.copy(), "date"), expression=exp.Interval(
+        this=exp.Literal.string("1"), unit=exp.var("DAY")))
+    leap_fix = exp.and_(
+        exp.EQ(this=part("MONTH", d), expression=exp.Literal.number(2)),
+        exp.EQ(this=part("DAY", d), expression=exp.Literal.number(29)),
+        exp.EQ(this=part("MONTH", today), expression=exp.Literal.number(2)),
+        exp.EQ(this=part("DAY", today), expression=exp.Literal.number(28)),
+        exp.EQ(this=part("MONTH", next_day), expression=exp.Literal.number(3)))
+    return exp.or_(same, leap_fix)
+
+
+def _with_not_null(a: I.Agg) -> I.Expr:
+    """The condition under which an event's field counts towards its average (the field is present)."""
+    present = I.IsNull(a.field, negated=True)
+    return present if a.where is None else I.And((a.where, present))
+
+
+def _nodes(e, program: Program):
+    from compiler.lint import ir_nodes  # the generic IR walk
+
+    return ir_nodes(e)

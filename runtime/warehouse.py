@@ -1,0 +1,98 @@
+"""The workspace's database: connect from a URL, create tables from the schema, load rows,
+run audience SQL. DuckDB (`duckdb:///path.duckdb`, `duckdb:///:memory:`) by default,
+PostgreSQL (`postgresql://user@host:port/db`) in production. Sessions run in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from compiler.schema import Schema
+
+TYPES = {"text": "text", "enum": "text", "number": "decimal(18, 4)", "bool": "boolean", "date": "date",
+         "timestamp": "timestamptz"}
+
+
+def sql_type(t) -> str:
+    if t.kind == "money":
+        return "decimal(18, 2)"
+    return TYPES[t.kind]
+
+
+@dataclass
+class Warehouse:
+    dialect: str
+    conn: Any
+
+    def execute(self, sql: str, params: Iterable | None = None):
+        if self.dialect == "duckdb":
+            return self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
+        cur = self.conn.cursor()
+        cur.execute(sql, params)
+        return cur
+
+    def rows(self, sql: str) -> list[tuple]:
+        return self.execute(sql).fetchall()
+
+    def insert(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+        if not rows:
+            return
+        name = exp.to_table(table).sql(dialect=self.dialect)
+        cols = ", ".join(exp.to_identifier(c, quoted=True).sql(dialect=self.dialect) for c in columns)
+        marks = ", ".join(["?" if self.dialect == "duckdb" else "%s"] * len(columns))
+        sql = f"INSERT INTO {name} ({cols}) VALUES ({marks})"
+        if self.dialect == "duckdb":
+            self.conn.executemany(sql, rows)
+        else:
+            with self.conn.cursor() as cur:
+                cur.executemany(sql, rows)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(url: str) -> Warehouse:
+    if url.startswith("duckdb://"):
+        import duckdb
+
+        path = url.removeprefix("duckdb://").removeprefix("/") or ":memory:"
+        conn = duckdb.connect(path)
+        conn.execute("SET TimeZone = 'UTC'")
+        return Warehouse("duckdb", conn)
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        conn.execute("SET TIME ZONE 'UTC'")
+        return Warehouse("postgres", conn)
+    raise ValueError(f"unsupported database URL {url!r}: use duckdb:///file.duckdb or postgresql://...")
+
+
+def tables(schema: Schema) -> dict[str, list[tuple[str, str]]]:
+    """table -> [(column, SQL type)] for everything the schema declares."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    if schema.users:
+        u = schema.users
+        out[u.table] = [(u.key, "bigint")] + [(f.column, sql_type(f.type)) for f in u.fields.values()]
+    for ev in schema.events.values():
+        out[ev.table] = [(ev.user_column, "bigint"), (ev.time_column, "timestamptz")] + \
+            [(f.column, sql_type(f.type)) for f in ev.fields.values()]
+    for link in (schema.tags, schema.consent):
+        if link:
+            out[link.table] = [(link.user_column, "bigint"), (link.value_column, "text")]
+    return out
+
+
+def create_tables(wh: Warehouse, schema: Schema, replace: bool = True) -> None:
+    for table, cols in tables(schema).items():
+        name = exp.to_table(table)
+        if replace:
+            wh.execute(f"DROP TABLE IF EXISTS {name.sql(dialect=wh.dialect)}")
+        columns = [exp.ColumnDef(this=exp.to_identifier(c, quoted=True), kind=exp.DataType.build(t))
+                   for c, t in cols]
+        create = exp.Create(this=exp.Schema(this=name, expressions=columns), kind="TABLE")
+        wh.execute(create.sql(dialect=wh.dialect))

@@ -1,0 +1,226 @@
+"""A reference evaluator for audiences: plain Python over in-memory rows, written to be
+obviously right rather than fast. The differential tests compare the SQL of every engine
+with it. It shares no code with compiler/sql.py on purpose.
+
+Rows are dicts keyed by *column* names; timestamps are aware datetimes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+
+from compiler import ir as I
+from compiler.program import Program
+
+
+@dataclass
+class Data:
+    users: list[dict]
+    events: dict[str, list[dict]] = field(default_factory=dict)
+    tags: list[tuple] = field(default_factory=list)  # (user_id, tag)
+
+
+class Reference:
+    def __init__(self, program: Program, data: Data, as_of: datetime):
+        self.p = program
+        self.data = data
+        self.as_of = as_of.astimezone(UTC)
+        self.ws_tz = ZoneInfo(program.timezone)
+        users = program.schema.users
+        self.key = users.key
+        self.tz_column = users.tz_field.column if users.tz_field else None
+
+    # ------------------------------------------------------------ the audience
+    def users_where(self, e: I.Expr) -> set:
+        return {u[self.key] for u in self.data.users if self.holds(e, u)}
+
+    def campaign(self, c) -> dict[str, set]:
+        matched = self.users_where(c.audience)
+        excluded = {u for u in matched if any(self.holds(x, self._user(u)) for x in c.excludes)}
+        held = {u for u in matched if self.bucket(c.name, u) < int(c.holdout * 10000)}
+        return {"matched": matched, "excluded": excluded, "held_out": held,
+                "final": matched - excluded - held}
+
+    @staticmethod
+    def bucket(campaign: str, user_id) -> int:
+        return int(hashlib.md5(f"{campaign}:{user_id}".encode()).hexdigest()[:8], 16) % 10000
+
+    def _user(self, uid) -> dict:
+        return next(u for u in self.data.users if u[self.key] == uid)
+
+    # ------------------------------------------------------------ time
+    def ago(self, d: I.Dur) -> datetime:
+        if d.unit == "mo":
+            return self.as_of - relativedelta(months=d.value)
+        return self.as_of - {"m": timedelta(minutes=d.value), "h": timedelta(hours=d.value),
+                             "d": timedelta(days=d.value), "w": timedelta(weeks=d.value)}[d.unit]
+
+    def instant(self, v):
+        """Dates are the moment their day starts in the workspace time zone."""
+        if isinstance(v, datetime):
+            return v
+        return datetime(v.year, v.month, v.day, tzinfo=self.ws_tz)
+
+    def in_window(self, v, w: I.Win) -> bool:
+        t = self.instant(v)
+        if w.op == "within":
+            return self.ago(w.start) <= t < self.as_of
+        if w.op == "after":
+            return self.ago(w.start) <= t
+        if w.op == "before":
+            return t < self.ago(w.start)
+        if w.op == "between":
+            return self.ago(w.start) <= t < self.ago(w.end)
+        raise ValueError(w.op)
+
+    def zone(self, user: dict) -> ZoneInfo:
+        name = user.get(self.tz_column) if self.tz_column else None
+        return ZoneInfo(name) if name else self.ws_tz
+
+    # ------------------------------------------------------------ conditions
+    def holds(self, e: I.Expr, user: dict, event: dict | None = None) -> bool:
+        if isinstance(e, I.And):
+            return all(self.holds(x, user, event) for x in e.items)
+        if isinstance(e, I.Or):
+            return any(self.holds(x, user, event) for x in e.items)
+        if isinstance(e, I.Not):
+            return not self.holds(e.operand, user, event)
+        if isinstance(e, I.Cmp):
+            a, b = self.value(e.left, user, event), self.value(e.right, user, event)
+            if a is None or b is None:
+                return False
+            return {"=": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[e.op]
+        if isinstance(e, I.InSet):
+            v = self.value(e.subject, user, event)
+            if v is None:
+                return False
+            inside = v in [c.value for c in e.values]
+            return not inside if e.negated else inside
+        if isinstance(e, I.Between):
+            v, lo, hi = (self.value(x, user, event) for x in (e.subject, e.low, e.high))
+            return None not in (v, lo, hi) and lo <= v <= hi
+        if isinstance(e, I.IsNull):
+            missing = self.value(e.subject, user, event) is None
+            return not missing if e.negated else missing
+        if isinstance(e, I.TextMatch):
+            v = self.value(e.subject, user, event)
+            if v is None:
+                return False
+            return e.pattern in v if e.op == "contains" else v.startswith(e.pattern)
+        if isinstance(e, I.IsToday):
+            return self.is_today(e, user, event)
+        if isinstance(e, I.InWindow):
+            v = self.value(e.subject, user, event)
+            return v is not None and self.in_window(v, e.window)
+        if isinstance(e, I.HasTag):
+            return (user[self.key], e.tag) in set(self.data.tags)
+        if isinstance(e, I.InSegment):
+            return self.holds(self.p.segments[e.name].expr, user)
+        if isinstance(e, I.LabelIs):
+            return self.label(e.classification, user) in e.labels
+        if isinstance(e, I.Agg) and e.func in ("any", "none"):
+            n = len(self.matching_events(e, user))
+            return n > 0 if e.func == "any" else n == 0
+        if isinstance(e, I.Const):
+            return bool(e.value)
+        if isinstance(e, (I.UserAttr, I.EventField)):
+            return self.value(e, user, event) is True
+        raise TypeError(type(e))
+
+    def is_today(self, e: I.IsToday, user: dict, event) -> bool:
+        v = self.value(e.subject, user, event)
+        if v is None:
+            return False
+        zone = self.zone(user)
+        today = self.as_of.astimezone(zone).date()
+        if isinstance(v, datetime):
+            local = v.astimezone(zone).date()
+            if not e.anniversary:
+                return local == today
+            v = local
+        same = (v.month, v.day) == (today.month, today.day)
+        feb29 = (v.month, v.day) == (2, 29) and (today.month, today.day) == (2, 28) and \
+            (today + timedelta(days=1)).month == 3
+        ok = same or feb29
+        if e.anniversary:
+            ok = ok and v.year < today.year
+        return ok
+
+    def label(self, name: str, user: dict):
+        for label, cond in self.p.classifications[name].rules:
+            if cond is None or self.holds(cond, user):
+                return label
+        return None
+
+    # ------------------------------------------------------------ values
+    def matching_events(self, a: I.Agg, user: dict) -> list[dict]:
+        ev = self.p.schema.events[a.event]
+        out = []
+        for row in self.data.events.get(a.event, []):
+            if row[ev.user_column] != user[self.key]:
+                continue
+            t = row[ev.time_column]
+            if t is None or not t < self.as_of:
+                continue
+            if a.window is not None and not self.in_window(t, a.window):
+                continue
+            if a.where is not None and not self.holds(a.where, user, row):
+                continue
+            out.append(row)
+        return out
+
+    def value(self, e: I.Expr, user: dict, event: dict | None = None):
+        if isinstance(e, I.Const):
+            return e.value
+        if isinstance(e, I.UserAttr):
+            return user.get(e.column)
+        if isinstance(e, I.EventField):
+            return event.get(e.column)
+        if isinstance(e, I.Agg):
+            rows = self.matching_events(e, user)
+            ev = self.p.schema.events[e.event]
+            if e.func == "count":
+                return Decimal(len(rows))
+            col = e.field.column if e.field else None
+            values = [r[col] for r in rows if r[col] is not None] if col else []
+            if e.func == "count_distinct":
+                return Decimal(len(set(values)))
+            if e.func == "sum":
+                return sum(values, Decimal(0))
+            if not values:
+                return None
+            if e.func == "avg":
+                return sum(values, Decimal(0)) / len(values)
+            if e.func == "min":
+                return min(values)
+            if e.func == "max":
+                return max(values)
+            if e.field.field == "time":
+                return min(values) if e.func == "first" else max(values)
+            ordered = sorted(rows, key=lambda r: (r[ev.time_column], r[col] is None, r[col] or ""))
+            if e.func == "last":
+                ordered = sorted(rows, key=lambda r: (-r[ev.time_column].timestamp(), r[col] is None, r[col] or ""))
+            return ordered[0][col]
+        if isinstance(e, I.Arith):
+            a, b = self.value(e.left, user, event), self.value(e.right, user, event)
+            if a is None or b is None:
+                return None
+            if e.op == "/":
+                return None if b == 0 else Decimal(a) / Decimal(b)
+            return {"+": a + b, "-": a - b, "*": a * b}[e.op]
+        if isinstance(e, I.Neg):
+            v = self.value(e.operand, user, event)
+            return None if v is None else -v
+        if isinstance(e, I.Label):
+            return self.label(e.classification, user)
+        return self.holds(e, user, event)
+
+
+def as_date(v) -> date:
+    return v.date() if isinstance(v, datetime) else v
