@@ -65,5 +65,48 @@ def explain(code: str | None) -> None:
     sys.exit(run_explain(code))
 
 
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dialect", type=click.Choice(["duckdb", "postgres", "snowflake", "bigquery", "spark", "trino"]),
+              default="duckdb", show_default=True)
+@click.option("--as-of", "as_of", help="The evaluation time, ISO 8601 (default: now). Without a zone: the workspace's.")
+@click.option("--campaign", "only", help="Only this campaign (or segment) of the file.")
+def compile(file: Path, dialect: str, as_of: str | None, only: str | None) -> None:  # noqa: A001
+    """Print the SQL of each campaign's audience (or each segment) in FILE."""
+    from camp.audience import run_compile
+
+    sys.exit(run_compile(file, dialect, as_of, only))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as-of", "as_of", help="The evaluation time, ISO 8601 (default: now).")
+@click.option("--count", "count_only", is_flag=True, help="Only the counts per section.")
+@click.option("--sample", default=10, show_default=True, help="How many users of the final audience to show.")
+@click.option("--campaign", "only", help="Only this campaign of the file.")
+def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None) -> None:
+    """Run each campaign's audience in FILE on the workspace database and count it."""
+    from camp.audience import run_audience
+
+    sys.exit(run_audience(file, as_of, count_only, sample, only))
+
+
+@cli.group()
+def demo() -> None:
+    """A synthetic shop to try camp on."""
+
+
+@demo.command("init")
+@click.option("--users", default=10_000, show_default=True, help="How many users (1k to 10M).")
+@click.option("--seed", default=1, show_default=True, help="The same seed gives the same shop.")
+@click.option("--url", help="Database URL (default: [data] url of the workspace's camp.toml).")
+@click.option("--workspace", default=".", show_default=True, type=click.Path(exists=True, path_type=Path))
+def demo_init(users: int, seed: int, url: str | None, workspace: Path) -> None:
+    """Create (replace) the demo tables: users, orders, visits, user_tags, consent."""
+    from camp.audience import run_demo_init
+
+    sys.exit(run_demo_init(users, seed, url, workspace))
+
+
 def main() -> None:
     cli(prog_name="camp")

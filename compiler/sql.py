@@ -126,10 +126,10 @@ class AudienceSQL:
         excluded = exp.or_(*[self.pred(x) for x in c.excludes]) if c.excludes else exp.false()
         held = self._holdout(c.name, c.holdout)
         query = exp.select(
-            _col("l", "user_id").as_("user_id"),
+            exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
             exp.alias_(excluded, "excluded", quoted=True),
             exp.alias_(held, "held_out", quoted=True),
-        ).from_(exp.alias_(exp.to_identifier("labeled"), "l", quoted=True)).where(matched)
+        ).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(matched)
         return self._with_ctes(query)
 
     def final(self, c: Campaign) -> exp.Select:
@@ -144,8 +144,8 @@ class AudienceSQL:
     def condition(self, e: I.Expr) -> exp.Select:
         """user_id of every user for whom the condition holds (segments, tests)."""
         where = self.pred(e)
-        query = exp.select(_col("l", "user_id").as_("user_id")).from_(
-            exp.alias_(exp.to_identifier("labeled"), "l", quoted=True)).where(where)
+        query = exp.select(exp.alias_(_col("l", "user_id"), "user_id", quoted=True)).from_(
+            exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(where)
         return self._with_ctes(query)
 
     def sql(self, query: exp.Expression, pretty: bool = True) -> str:
@@ -401,11 +401,11 @@ class AudienceSQL:
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
             _col("p", "as_of"), *[_col("p", b) for b in sorted(self.facts.bounds)],
         ).from_(exp.alias_(_table(users.table), "u", quoted=True)).join(
-            exp.alias_(exp.to_identifier("params"), "p", quoted=True), join_type="cross")
+            exp.alias_(exp.to_identifier("params", quoted=True), "p", quoted=True), join_type="cross")
         for event, facts in sorted(self.facts.by_event.items()):
             cte = f"ev_{event}"
             ctes.append((cte, passes[event]))
-            base = base.join(exp.alias_(exp.to_identifier(cte), cte, quoted=True), join_type="left",
+            base = base.join(exp.alias_(exp.to_identifier(cte, quoted=True), cte, quoted=True), join_type="left",
                              on=exp.EQ(this=_col(cte, "user_id"), expression=_col("u", users.key)))
             for alias, _ in facts.values():
                 base = base.select(_col(cte, alias), copy=False)
@@ -418,12 +418,12 @@ class AudienceSQL:
             tags = exp.select(exp.alias_(_col("t", link.user_column), "user_id", quoted=True), *tag_cols).from_(
                 exp.alias_(_table(link.table), "t", quoted=True)).group_by(_col("t", link.user_column))
             ctes.append(("tags_", tags))
-            base = base.join(exp.alias_(exp.to_identifier("tags_"), "tags_", quoted=True), join_type="left",
+            base = base.join(exp.alias_(exp.to_identifier("tags_", quoted=True), "tags_", quoted=True), join_type="left",
                              on=exp.EQ(this=_col("tags_", "user_id"), expression=_col("u", users.key)))
             for alias in sorted(self.facts.tags.values()):
                 base = base.select(_col("tags_", alias), copy=False)
         ctes.append(("base", base))
-        labeled = exp.select(exp.Star()).from_(exp.alias_(exp.to_identifier("base"), "l", quoted=True))
+        labeled = exp.select(exp.Star()).from_(exp.alias_(exp.to_identifier("base", quoted=True), "l", quoted=True))
         for name in self.facts.labels:
             labeled = exp.select(exp.Star(), exp.alias_(label_cases[name], f"class_{name}", quoted=True)).from_(
                 exp.alias_(exp.Subquery(this=labeled), "l", quoted=True))
@@ -463,7 +463,7 @@ class AudienceSQL:
             cols.append(exp.alias_(agg, alias, quoted=True))
         return exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
             exp.alias_(_table(ev.table), "e", quoted=True)).join(
-            exp.alias_(exp.to_identifier("params"), "p", quoted=True), join_type="cross").where(
+            exp.alias_(exp.to_identifier("params", quoted=True), "p", quoted=True), join_type="cross").where(
             exp.LT(this=time.copy(), expression=_col("p", "as_of"))).group_by(_col("e", ev.user_column))
 
     def _field(self, a: I.Agg) -> exp.Expression:

@@ -96,3 +96,67 @@ def create_tables(wh: Warehouse, schema: Schema, replace: bool = True) -> None:
                    for c, t in cols]
         create = exp.Create(this=exp.Schema(this=name, expressions=columns), kind="TABLE")
         wh.execute(create.sql(dialect=wh.dialect))
+
+
+FAMILIES = {
+    "text": ("VARCHAR", "TEXT", "CHARACTER VARYING", "CHAR", "CHARACTER", "STRING", "BPCHAR"),
+    "number": ("DECIMAL", "NUMERIC", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "DOUBLE", "REAL",
+               "FLOAT", "DOUBLE PRECISION", "UBIGINT", "UINTEGER", "INT"),
+    "bool": ("BOOLEAN",),
+    "date": ("DATE",),
+    "timestamp": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP", "TIMESTAMP WITHOUT TIME ZONE"),
+}
+FAMILIES["enum"] = FAMILIES["text"]
+FAMILIES["money"] = FAMILIES["number"]
+KEY_TYPES = FAMILIES["number"] + FAMILIES["text"]
+
+
+def compare_schema(wh: Warehouse, schema: Schema) -> list[str]:
+    """What differs between the schema and the database, one sentence per problem (empty: all good)."""
+    rows = wh.rows("SELECT table_name, column_name, data_type FROM information_schema.columns "
+                   "WHERE table_schema NOT IN ('information_schema', 'pg_catalog')")
+    have: dict[str, dict[str, str]] = {}
+    for table, column, dtype in rows:
+        have.setdefault(table, {})[column] = dtype.upper()
+    problems: list[str] = []
+
+    def expect(table: str, column: str, kinds: tuple[str, ...], what: str) -> None:
+        name = table.split(".")[-1]
+        if name not in have:
+            problems.append(f"table `{name}` does not exist in the database (the schema reads it for {what})")
+            return
+        if column not in have[name]:
+            known = ", ".join(sorted(have[name]))
+            problems.append(f"table `{name}` has no column `{column}` ({what}); it has: {known}")
+            return
+        actual = have[name][column]
+        if not any(actual == k or actual.startswith(k + "(") for k in kinds):
+            problems.append(f"`{name}.{column}` is {actual} in the database, but {what} needs "
+                            f"{' or '.join(kinds[:3]).lower()}")
+
+    if schema.users:
+        u = schema.users
+        expect(u.table, u.key, KEY_TYPES, "the users key")
+        for f in u.fields.values():
+            expect(u.table, f.column, FAMILIES[f.type.kind], f"users.{f.name} ({f.type})")
+    for ev in schema.events.values():
+        expect(ev.table, ev.user_column, KEY_TYPES, f"the user of {ev.name}")
+        expect(ev.table, ev.time_column, FAMILIES["timestamp"], f"the time of {ev.name}")
+        for f in ev.fields.values():
+            expect(ev.table, f.column, FAMILIES[f.type.kind], f"{ev.name}.{f.name} ({f.type})")
+    for link, what in ((schema.tags, "tags"), (schema.consent, "consent")):
+        if link:
+            expect(link.table, link.user_column, KEY_TYPES, f"the user of {what}")
+            expect(link.table, link.value_column, FAMILIES["text"], what)
+    return problems
+
+
+def workspace_url(url: str, root) -> str:
+    """A relative DuckDB path in camp.toml is relative to the workspace."""
+    from pathlib import Path
+
+    if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
+        path = Path(url.removeprefix("duckdb:///"))
+        if not path.is_absolute():
+            return "duckdb:///" + str((Path(root) / path).resolve())
+    return url

@@ -119,7 +119,7 @@ class Reference:
             v = self.value(e.subject, user, event)
             return v is not None and self.in_window(v, e.window)
         if isinstance(e, I.HasTag):
-            return (user[self.key], e.tag) in set(self.data.tags)
+            return (user[self.key], e.tag) in self.__dict__.setdefault("_tags", set(self.data.tags))
         if isinstance(e, I.InSegment):
             return self.holds(self.p.segments[e.name].expr, user)
         if isinstance(e, I.LabelIs):
@@ -159,12 +159,21 @@ class Reference:
         return None
 
     # ------------------------------------------------------------ values
+    def _rows_of(self, event: str, uid) -> list[dict]:
+        """The user's events (indexed once, so big data sets stay usable)."""
+        index = self.__dict__.setdefault("_index", {})
+        if event not in index:
+            col = self.p.schema.events[event].user_column
+            by_user: dict = {}
+            for row in self.data.events.get(event, []):
+                by_user.setdefault(row[col], []).append(row)
+            index[event] = by_user
+        return index[event].get(uid, [])
+
     def matching_events(self, a: I.Agg, user: dict) -> list[dict]:
         ev = self.p.schema.events[a.event]
         out = []
-        for row in self.data.events.get(a.event, []):
-            if row[ev.user_column] != user[self.key]:
-                continue
+        for row in self._rows_of(a.event, user[self.key]):
             t = row[ev.time_column]
             if t is None or not t < self.as_of:
                 continue

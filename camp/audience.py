@@ -1,0 +1,141 @@
+"""`camp compile` and `camp audience`: the audience compiler from the command line."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from dsl.diagnostics import Diagnostic, render_text
+
+
+def parse_as_of(text: str | None, tz: str) -> datetime:
+    if text is None:
+        return datetime.now(UTC).replace(microsecond=0)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time like 2026-12-01T10:00 or 2026-12-01 10:00+08:00",
+                                 param_hint="--as-of") from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
+
+
+def checked(file: Path):
+    """The checked program of FILE's workspace, and the names FILE declares; None after printing errors."""
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+
+    ws = load_workspace(file)
+    if isinstance(ws, Diagnostic):
+        print(render_text([ws], {}), file=sys.stderr)
+        return None
+    result = check_workspace(ws)
+    if result.errors:
+        print(render_text(result.errors, ws.sources), file=sys.stderr)
+        print(f"camp: {len(result.errors)} errors; fix them first (camp check)", file=sys.stderr)
+        return None
+    here = file.resolve()
+    campaigns = [c for c in result.program.campaigns.values() if Path(c.file).resolve() == here]
+    segments = [s for s in result.program.segments.values() if Path(s.file).resolve() == here]
+    return ws, result.program, campaigns, segments
+
+
+def run_compile(file: Path, dialect: str, as_of: str | None, only: str | None) -> int:
+    from compiler.sql import AudienceSQL, CompileError
+
+    loaded = checked(file)
+    if loaded is None:
+        return 1
+    ws, program, campaigns, segments = loaded
+    when = parse_as_of(as_of, program.timezone)
+    targets = [("campaign", c) for c in campaigns] + [("segment", s) for s in segments]
+    if only:
+        targets = [t for t in targets if t[1].name == only]
+    if not targets:
+        print(f"camp compile: {file} declares no {'`' + only + '`' if only else 'campaign or segment'}",
+              file=sys.stderr)
+        return 1
+    for i, (kind, target) in enumerate(targets):
+        compiler = AudienceSQL(program, when, dialect)
+        try:
+            query = compiler.final(target) if kind == "campaign" else compiler.condition(target.expr)
+        except CompileError as exc:
+            print(f"camp compile: {kind} {target.name}: {exc}", file=sys.stderr)
+            return 1
+        if i:
+            print()
+        print(f"-- {kind} {target.name}, as of {when.isoformat()}, {dialect}")
+        print(compiler.sql(query) + ";")
+    return 0
+
+
+def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None) -> int:
+    from compiler.sql import AudienceSQL
+    from runtime.warehouse import compare_schema, connect, workspace_url
+
+    loaded = checked(file)
+    if loaded is None:
+        return 1
+    ws, program, campaigns, _ = loaded
+    if only:
+        campaigns = [c for c in campaigns if c.name == only]
+    if not campaigns:
+        print(f"camp audience: {file} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
+        return 1
+    url = workspace_url(ws.config.data.url, ws.root)
+    try:
+        wh = connect(url)
+    except Exception as exc:  # noqa: BLE001 - any driver's connection error
+        print(f"camp audience: cannot open the database {url}: {exc}".strip(), file=sys.stderr)
+        print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
+        return 1
+    try:
+        problems = compare_schema(wh, program.schema)
+        if problems:
+            print(f"camp audience: the database {url} does not match the schema:", file=sys.stderr)
+            for p in problems:
+                print(f"  - {p}", file=sys.stderr)
+            return 1
+        when = parse_as_of(as_of, program.timezone)
+        for c in campaigns:
+            compiler = AudienceSQL(program, when, wh.dialect)
+            rows = wh.rows(compiler.sql(compiler.campaign(c), pretty=False))
+            matched = len(rows)
+            excluded = sum(1 for r in rows if r[1])
+            held = sum(1 for r in rows if r[2] and not r[1])
+            final = sorted(r[0] for r in rows if not r[1] and not r[2])
+            print(f"campaign {c.name}" + (f" ({c.title})" if c.title else "") + f", as of {when.isoformat()}")
+            print(f"  {'matched':<10}{matched:>12,}")
+            print(f"  {'excluded':<10}{excluded:>12,}")
+            print(f"  {'holdout':<10}{held:>12,}  ({c.holdout * 100:g}% of the rest, by hash of campaign and user)")
+            print(f"  {'final':<10}{len(final):>12,}")
+            if not count_only and sample > 0:
+                shown = ", ".join(str(u) for u in final[:sample])
+                print(f"  sample: {shown}" + (" …" if len(final) > sample else ""))
+    finally:
+        wh.close()
+    return 0
+
+
+def run_demo_init(users: int, seed: int, url: str | None, workspace: Path) -> int:
+    from runtime.demo_data import make_shop
+    from runtime.warehouse import workspace_url
+
+    if url is None:
+        from compiler.workspace import load_workspace
+
+        ws = load_workspace(workspace)
+        if isinstance(ws, Diagnostic):
+            print(render_text([ws], {}), file=sys.stderr)
+            return 2
+        url = workspace_url(ws.config.data.url, ws.root)
+    try:
+        made = make_shop(url, users, seed)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    counts = ", ".join(f"{t} {n:,}" for t, n in made.counts.items())
+    print(f"camp demo init: {counts} into {url} in {made.seconds:.1f} s (seed {seed})")
+    return 0

@@ -1,0 +1,78 @@
+WITH "params" AS (
+  SELECT
+    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "as_of",
+    CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "bound_7d",
+    CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "bound_90d"
+), "ev_orders" AS (
+  SELECT
+    "e"."user_id" AS "user_id",
+    SUM(1) AS "orders_0",
+    SUM(
+      CASE
+        WHEN COALESCE("e"."brand" = 'Shiseido', FALSE)
+        AND (
+          "e"."created_at" >= "p"."bound_7d" AND "e"."created_at" < "p"."as_of"
+        )
+        THEN 1
+        ELSE 0
+      END
+    ) AS "orders_1"
+  FROM "orders" AS "e"
+  CROSS JOIN "params" AS "p"
+  WHERE
+    "e"."created_at" < "p"."as_of"
+  GROUP BY
+    "e"."user_id"
+), "ev_visits" AS (
+  SELECT
+    "e"."user_id" AS "user_id",
+    SUM(
+      CASE
+        WHEN "e"."visited_at" >= "p"."bound_90d" AND "e"."visited_at" < "p"."as_of"
+        THEN 1
+        ELSE 0
+      END
+    ) AS "visits_0"
+  FROM "visits" AS "e"
+  CROSS JOIN "params" AS "p"
+  WHERE
+    "e"."visited_at" < "p"."as_of"
+  GROUP BY
+    "e"."user_id"
+), "base" AS (
+  SELECT
+    "u"."user_id" AS "user_id",
+    "u"."city" AS "u_city",
+    "p"."as_of",
+    "p"."bound_7d",
+    "p"."bound_90d",
+    "ev_orders"."orders_0",
+    "ev_orders"."orders_1",
+    "ev_visits"."visits_0"
+  FROM "users" AS "u"
+  CROSS JOIN "params" AS "p"
+  LEFT JOIN "ev_orders" AS "ev_orders"
+    ON "ev_orders"."user_id" = "u"."user_id"
+  LEFT JOIN "ev_visits" AS "ev_visits"
+    ON "ev_visits"."user_id" = "u"."user_id"
+), "labeled" AS (
+  SELECT
+    *
+  FROM "base" AS "l"
+)
+SELECT
+  "a"."user_id"
+FROM (
+  SELECT
+    "l"."user_id" AS "user_id",
+    FALSE AS "excluded",
+    FALSE AS "held_out"
+  FROM "labeled" AS "l"
+  WHERE
+    COALESCE("l"."u_city" = '北京', FALSE)
+    AND COALESCE(COALESCE("l"."visits_0", 0) >= 3, FALSE)
+    AND COALESCE(COALESCE("l"."orders_0", 0) >= 1, FALSE)
+    AND COALESCE("l"."orders_1", 0) = 0
+) AS "a"
+WHERE
+  NOT "a"."excluded" AND NOT "a"."held_out"

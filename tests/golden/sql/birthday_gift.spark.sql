@@ -1,0 +1,52 @@
+WITH `params` AS (
+  SELECT
+    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP) AS `as_of`
+), `tags_` AS (
+  SELECT
+    `t`.`user_id` AS `user_id`,
+    MAX(CASE WHEN `t`.`tag` = 'complained' THEN 1 ELSE 0 END) AS `tag_0`
+  FROM `user_tags` AS `t`
+  GROUP BY
+    `t`.`user_id`
+), `base` AS (
+  SELECT
+    `u`.`user_id` AS `user_id`,
+    `u`.`birthday` AS `u_birthday`,
+    `u`.`timezone` AS `u_timezone`,
+    `p`.`as_of`,
+    `tags_`.`tag_0`
+  FROM `users` AS `u`
+  CROSS JOIN `params` AS `p`
+  LEFT JOIN `tags_` AS `tags_`
+    ON `tags_`.`user_id` = `u`.`user_id`
+), `labeled` AS (
+  SELECT
+    *
+  FROM `base` AS `l`
+)
+SELECT
+  `a`.`user_id`
+FROM (
+  SELECT
+    `l`.`user_id` AS `user_id`,
+    COALESCE(`l`.`tag_0`, 0) = 1 AS `excluded`,
+    FALSE AS `held_out`
+  FROM `labeled` AS `l`
+  WHERE
+    COALESCE(
+      (
+        EXTRACT(MONTH FROM `l`.`u_birthday`) = EXTRACT(MONTH FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')))
+        AND EXTRACT(DAY FROM `l`.`u_birthday`) = EXTRACT(DAY FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')))
+      )
+      OR (
+        EXTRACT(MONTH FROM `l`.`u_birthday`) = 2
+        AND EXTRACT(DAY FROM `l`.`u_birthday`) = 29
+        AND EXTRACT(MONTH FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai'))) = 2
+        AND EXTRACT(DAY FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai'))) = 28
+        AND EXTRACT(MONTH FROM CAST(FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')) AS DATE) + INTERVAL '1' DAY) = 3
+      ),
+      FALSE
+    )
+) AS `a`
+WHERE
+  NOT `a`.`excluded` AND NOT `a`.`held_out`

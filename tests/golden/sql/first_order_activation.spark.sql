@@ -1,0 +1,38 @@
+WITH `params` AS (
+  SELECT
+    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP) AS `as_of`
+), `tags_` AS (
+  SELECT
+    `t`.`user_id` AS `user_id`,
+    MAX(CASE WHEN `t`.`tag` = 'employee' THEN 1 ELSE 0 END) AS `tag_0`
+  FROM `user_tags` AS `t`
+  GROUP BY
+    `t`.`user_id`
+), `base` AS (
+  SELECT
+    `u`.`user_id` AS `user_id`,
+    `u`.`member_level` AS `u_member_level`,
+    `p`.`as_of`,
+    `tags_`.`tag_0`
+  FROM `users` AS `u`
+  CROSS JOIN `params` AS `p`
+  LEFT JOIN `tags_` AS `tags_`
+    ON `tags_`.`user_id` = `u`.`user_id`
+), `labeled` AS (
+  SELECT
+    *
+  FROM `base` AS `l`
+)
+SELECT
+  `a`.`user_id`
+FROM (
+  SELECT
+    `l`.`user_id` AS `user_id`,
+    COALESCE(`l`.`tag_0`, 0) = 1 AS `excluded`,
+    FALSE AS `held_out`
+  FROM `labeled` AS `l`
+  WHERE
+    COALESCE(`l`.`u_member_level` = 'normal', FALSE)
+) AS `a`
+WHERE
+  NOT `a`.`excluded` AND NOT `a`.`held_out`

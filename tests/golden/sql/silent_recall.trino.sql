@@ -1,0 +1,284 @@
+WITH "params" AS (
+  SELECT
+    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "as_of",
+    CAST('2026-06-04 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_180d",
+    CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_30d",
+    CAST('2026-10-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_60d"
+), "ev_orders" AS (
+  SELECT
+    "e"."user_id" AS "user_id",
+    MIN("e"."created_at") AS "orders_0",
+    SUM(
+      CASE
+        WHEN "e"."created_at" >= "p"."bound_30d" AND "e"."created_at" < "p"."as_of"
+        THEN 1
+        ELSE 0
+      END
+    ) AS "orders_1",
+    SUM(
+      CASE
+        WHEN "e"."created_at" >= "p"."bound_60d" AND "e"."created_at" < "p"."bound_30d"
+        THEN 1
+        ELSE 0
+      END
+    ) AS "orders_2",
+    SUM(
+      CASE
+        WHEN "e"."created_at" >= "p"."bound_180d" AND "e"."created_at" < "p"."as_of"
+        THEN 1
+        ELSE 0
+      END
+    ) AS "orders_3",
+    SUM(1) AS "orders_4",
+    SUM(
+      CASE
+        WHEN COALESCE("e"."coupon_used", FALSE)
+        AND (
+          "e"."created_at" >= "p"."bound_180d" AND "e"."created_at" < "p"."as_of"
+        )
+        THEN 1
+        ELSE 0
+      END
+    ) AS "orders_5"
+  FROM "orders" AS "e"
+  CROSS JOIN "params" AS "p"
+  WHERE
+    "e"."created_at" < "p"."as_of"
+  GROUP BY
+    "e"."user_id"
+), "tags_" AS (
+  SELECT
+    "t"."user_id" AS "user_id",
+    MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_0"
+  FROM "user_tags" AS "t"
+  GROUP BY
+    "t"."user_id"
+), "base" AS (
+  SELECT
+    "u"."user_id" AS "user_id",
+    "p"."as_of",
+    "p"."bound_180d",
+    "p"."bound_30d",
+    "p"."bound_60d",
+    "ev_orders"."orders_0",
+    "ev_orders"."orders_1",
+    "ev_orders"."orders_2",
+    "ev_orders"."orders_3",
+    "ev_orders"."orders_4",
+    "ev_orders"."orders_5",
+    "tags_"."tag_0"
+  FROM "users" AS "u"
+  CROSS JOIN "params" AS "p"
+  LEFT JOIN "ev_orders" AS "ev_orders"
+    ON "ev_orders"."user_id" = "u"."user_id"
+  LEFT JOIN "tags_" AS "tags_"
+    ON "tags_"."user_id" = "u"."user_id"
+), "labeled" AS (
+  SELECT
+    *,
+    CASE
+      WHEN COALESCE(
+        (
+          COALESCE("l"."orders_3", 0) > 0
+          AND COALESCE("l"."orders_5", 0) >= (
+            0.8
+          ) * (
+            COALESCE("l"."orders_3", 0)
+          )
+        )
+        OR (
+          COALESCE("l"."orders_3", 0) < 0
+          AND COALESCE("l"."orders_5", 0) <= (
+            0.8
+          ) * (
+            COALESCE("l"."orders_3", 0)
+          )
+        ),
+        FALSE
+      )
+      THEN 'fanatic'
+      WHEN COALESCE(
+        (
+          COALESCE("l"."orders_3", 0) > 0
+          AND COALESCE("l"."orders_5", 0) >= (
+            0.5
+          ) * (
+            COALESCE("l"."orders_3", 0)
+          )
+        )
+        OR (
+          COALESCE("l"."orders_3", 0) < 0
+          AND COALESCE("l"."orders_5", 0) <= (
+            0.5
+          ) * (
+            COALESCE("l"."orders_3", 0)
+          )
+        ),
+        FALSE
+      )
+      THEN 'sensitive'
+      WHEN COALESCE("l"."orders_5", 0) > 0
+      THEN 'neutral'
+      ELSE 'indifferent'
+    END AS "class_promo_sensitivity"
+  FROM (
+    SELECT
+      *,
+      CASE
+        WHEN COALESCE("l"."orders_0" >= "l"."bound_30d" AND "l"."orders_0" < "l"."as_of", FALSE)
+        THEN 'new'
+        WHEN COALESCE(COALESCE("l"."orders_1", 0) >= 5, FALSE)
+        THEN 'mature'
+        WHEN COALESCE(COALESCE("l"."orders_1", 0) < COALESCE("l"."orders_2", 0), FALSE)
+        THEN 'declining'
+        WHEN COALESCE("l"."orders_1", 0) = 0 AND COALESCE("l"."orders_3", 0) > 0
+        THEN 'silent'
+        WHEN COALESCE("l"."orders_3", 0) = 0 AND COALESCE("l"."orders_4", 0) > 0
+        THEN 'churned'
+        ELSE 'potential'
+      END AS "class_lifecycle"
+    FROM (
+      SELECT
+        *
+      FROM "base" AS "l"
+    ) AS "l"
+  ) AS "l"
+)
+SELECT
+  "a"."user_id"
+FROM (
+  SELECT
+    "l"."user_id" AS "user_id",
+    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
+    (
+      (
+        (
+          (
+            (
+              (
+                (
+                  (
+                    (
+                      (
+                        CAST(0 AS BIGINT)
+                      ) * 16 + STRPOS(
+                        '0123456789abcdef',
+                        SUBSTR(
+                          LOWER(
+                            TO_HEX(
+                              MD5(
+                                TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                              )
+                            )
+                          ),
+                          1,
+                          1
+                        )
+                      ) - 1
+                    ) * 16 + STRPOS(
+                      '0123456789abcdef',
+                      SUBSTR(
+                        LOWER(
+                          TO_HEX(
+                            MD5(
+                              TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                            )
+                          )
+                        ),
+                        2,
+                        1
+                      )
+                    ) - 1
+                  ) * 16 + STRPOS(
+                    '0123456789abcdef',
+                    SUBSTR(
+                      LOWER(
+                        TO_HEX(
+                          MD5(
+                            TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                          )
+                        )
+                      ),
+                      3,
+                      1
+                    )
+                  ) - 1
+                ) * 16 + STRPOS(
+                  '0123456789abcdef',
+                  SUBSTR(
+                    LOWER(
+                      TO_HEX(
+                        MD5(
+                          TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                        )
+                      )
+                    ),
+                    4,
+                    1
+                  )
+                ) - 1
+              ) * 16 + STRPOS(
+                '0123456789abcdef',
+                SUBSTR(
+                  LOWER(
+                    TO_HEX(
+                      MD5(
+                        TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                      )
+                    )
+                  ),
+                  5,
+                  1
+                )
+              ) - 1
+            ) * 16 + STRPOS(
+              '0123456789abcdef',
+              SUBSTR(
+                LOWER(
+                  TO_HEX(
+                    MD5(
+                      TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                    )
+                  )
+                ),
+                6,
+                1
+              )
+            ) - 1
+          ) * 16 + STRPOS(
+            '0123456789abcdef',
+            SUBSTR(
+              LOWER(
+                TO_HEX(
+                  MD5(
+                    TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                  )
+                )
+              ),
+              7,
+              1
+            )
+          ) - 1
+        ) * 16 + STRPOS(
+          '0123456789abcdef',
+          SUBSTR(
+            LOWER(
+              TO_HEX(
+                MD5(
+                  TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+                )
+              )
+            ),
+            8,
+            1
+          )
+        ) - 1
+      ) % 10000
+    ) < 500 AS "held_out"
+  FROM "labeled" AS "l"
+  WHERE
+    COALESCE("l"."class_lifecycle" IN ('silent'), FALSE)
+    AND COALESCE("l"."class_promo_sensitivity" IN ('fanatic', 'sensitive', 'neutral'), FALSE)
+) AS "a"
+WHERE
+  NOT "a"."excluded" AND NOT "a"."held_out"
