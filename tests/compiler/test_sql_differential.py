@@ -30,7 +30,7 @@ from runtime.warehouse import connect, create_tables, tables
 from tests.conftest import CAMPAIGNS
 from tests.reference import Data, Reference
 
-EXAMPLES = int(os.environ.get("CAMP_DIFF_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("CAMP_DIFF_EXAMPLES", "500"))
 PG_URL = os.environ.get("CAMP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PROGRAM = check_workspace(load_workspace(Path(CAMPAIGNS))).program
 SCHEMA = PROGRAM.schema
