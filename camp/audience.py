@@ -110,7 +110,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
             print(f"campaign {c.name}" + (f" ({c.title})" if c.title else "") + f", as of {when.isoformat()}")
             print(f"  {'matched':<10}{matched:>12,}")
             print(f"  {'excluded':<10}{excluded:>12,}")
-            print(f"  {'holdout':<10}{held:>12,}  ({c.holdout * 100:g}% of the rest, by hash of campaign and user)")
+            print(f"  {'holdout':<10}{held:>12,}  ({format((c.holdout * 100).normalize(), 'f')}% of the rest, by hash of campaign and user)")
             print(f"  {'final':<10}{len(final):>12,}")
             if not count_only and sample > 0:
                 shown = ", ".join(str(u) for u in final[:sample])
