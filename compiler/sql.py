@@ -2,8 +2,7 @@
 
 Shape of the query, for any audience:
 
-    WITH params  AS (SELECT <as-of and every window bound, as literals>),
-         ev_<e>  AS (one pass per event table: SUM/COUNT/MIN/MAX(CASE WHEN ... END) per fact,
+    WITH ev_<e>  AS (one pass per event table: SUM/COUNT/MIN/MAX(CASE WHEN ... END) per fact,
                      only events before the as-of time, grouped by user),
          tags_   AS (one pass over the tags table: MAX(CASE WHEN tag = ... THEN 1 ELSE 0 END)),
          base    AS (users LEFT JOIN each pass; the user columns the audience reads),
@@ -14,7 +13,7 @@ Semantics (docs/language.md): every comparison is wrapped in COALESCE(..., FALSE
 comparison with a missing value is false and NOT is the complement over all users;
 count and sum over no events are 0; windows are half-open; the as-of time and every
 window bound are computed once here, in UTC with calendar months, so no engine's
-interval or time-zone rules can differ. Comparisons with an average or a ratio are
+interval or time-zone rules can differ; they are literals in the query. Comparisons with an average or a ratio are
 cross-multiplied so that DECIMAL stays exact on every engine.
 """
 
@@ -93,7 +92,6 @@ class _Facts:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> alias
     user_fields: dict[str, str] = field(default_factory=dict)  # field -> column
     labels: list[str] = field(default_factory=list)  # classifications, in dependency order
-    bounds: dict[str, datetime] = field(default_factory=dict)  # alias -> instant
 
     def agg_alias(self, a: I.Agg) -> str:
         key = repr((a.func, a.event, a.field, a.where, a.window))  # the same fact is computed once
@@ -261,7 +259,7 @@ class AudienceSQL:
         return exp.AtTimeZone(this=instant, zone=zone)
 
     def _today(self, e: I.IsToday) -> exp.Expression:
-        today = self._local(_col("l", "as_of"))
+        today = self._local(_lit(self.as_of, T.TIMESTAMP))
         subject = self.val(e.subject)
         kind = I.type_of(e.subject).kind
         if kind == "timestamp":
@@ -274,22 +272,15 @@ class AudienceSQL:
                                          expression=exp.Extract(this=exp.var("YEAR"), expression=today)))
         return same
 
-    def _bound(self, d: I.Dur) -> exp.Expression:
-        alias = f"bound_{d.value}{d.unit}"
-        self.facts.bounds[alias] = minus(self.as_of, d)
-        return _col("l", alias)
-
-    def _window(self, subject: exp.Expression, t, w: I.Win, table: str = "l") -> exp.Expression:
+    def _window(self, subject: exp.Expression, t, w: I.Win) -> exp.Expression:
         """Half-open windows. Dates compare with the first local day that starts inside the bound."""
         def bound(d: I.Dur) -> exp.Expression:
             if t.kind == "date":
                 return _lit(self._first_day_at_or_after(minus(self.as_of, d)), t)
-            alias = f"bound_{d.value}{d.unit}"
-            self.facts.bounds[alias] = minus(self.as_of, d)
-            return _col(table, alias)
+            return _lit(minus(self.as_of, d), t)
 
         upper_asof = (_lit(self._first_day_at_or_after(self.as_of), t) if t.kind == "date"
-                      else _col(table, "as_of"))
+                      else _lit(self.as_of, t))
         if w.op == "within":
             return exp.and_(exp.GTE(this=subject, expression=bound(w.start)),
                             exp.LT(this=subject.copy(), expression=upper_asof))
@@ -343,14 +334,21 @@ class AudienceSQL:
             return exp.false()
         key = exp.func("MD5", exp.DPipe(this=exp.Literal.string(campaign + ":"),
                                         expression=exp.cast(_col("l", "user_id"), "text"), safe=True))
-        # eight hex digits -> integer, with functions every engine has (no hex casts)
-        digits = exp.Literal.string("0123456789abcdef")
-        value: exp.Expression = exp.cast(exp.Literal.number(0), "bigint")  # 16^8 overflows a 32-bit integer
-        for i in range(8):
-            char = exp.Substring(this=key.copy(), start=exp.Literal.number(i + 1), length=exp.Literal.number(1))
-            digit = exp.Sub(this=exp.func("STRPOS", digits.copy(), char), expression=exp.Literal.number(1))
-            value = exp.Add(this=exp.Mul(this=exp.Paren(this=value), expression=exp.Literal.number(16)),
-                            expression=digit)
+        first8 = exp.Substring(this=key, start=exp.Literal.number(1), length=exp.Literal.number(8))
+        if self.dialect == "postgres":  # one md5 per user: hex -> bit(32) -> bigint
+            value: exp.Expression = exp.cast(exp.cast(exp.DPipe(this=exp.Literal.string("x"), expression=first8,
+                                                                safe=True), exp.DataType.build("bit(32)", dialect="postgres")),
+                                             "bigint")
+        elif self.dialect == "duckdb":  # '0x...' casts to an integer
+            value = exp.cast(exp.DPipe(this=exp.Literal.string("0x"), expression=first8, safe=True), "bigint")
+        else:  # eight hex digits -> integer with functions every engine has
+            digits = exp.Literal.string("0123456789abcdef")
+            value = exp.cast(exp.Literal.number(0), "bigint")  # 16^8 overflows a 32-bit integer
+            for i in range(8):
+                char = exp.Substring(this=key.copy(), start=exp.Literal.number(i + 1), length=exp.Literal.number(1))
+                digit = exp.Sub(this=exp.func("STRPOS", digits.copy(), char), expression=exp.Literal.number(1))
+                value = exp.Add(this=exp.Mul(this=exp.Paren(this=value), expression=exp.Literal.number(16)),
+                                expression=digit)
         bucket = exp.Mod(this=exp.Paren(this=value), expression=exp.Literal.number(10000))
         return exp.LT(this=exp.Paren(this=bucket),
                       expression=exp.Literal.number(int((fraction * 10000).to_integral_value())))
@@ -393,15 +391,11 @@ class AudienceSQL:
             label_cases[name] = self._classification_case(name)
             done += 1
         passes = {event: self._event_pass(event, facts) for event, facts in sorted(self.facts.by_event.items())}
-        params = exp.select(exp.alias_(_lit(self.as_of, None), "as_of", quoted=True),
-                            *[exp.alias_(_lit(v, None), k, quoted=True) for k, v in sorted(self.facts.bounds.items())])
-        ctes: list[tuple[str, exp.Expression]] = [("params", params)]
+        ctes: list[tuple[str, exp.Expression]] = []
         base = exp.select(
             exp.alias_(_col("u", users.key), "user_id", quoted=True),
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
-            _col("p", "as_of"), *[_col("p", b) for b in sorted(self.facts.bounds)],
-        ).from_(exp.alias_(_table(users.table), "u", quoted=True)).join(
-            exp.alias_(exp.to_identifier("params", quoted=True), "p", quoted=True), join_type="cross")
+        ).from_(exp.alias_(_table(users.table), "u", quoted=True))
         for event, facts in sorted(self.facts.by_event.items()):
             cte = f"ev_{event}"
             ctes.append((cte, passes[event]))
@@ -439,19 +433,30 @@ class AudienceSQL:
         for alias, a in facts.values():
             cond = self._event_condition(a)
 
+            native = self.dialect in ("duckdb", "postgres")  # both have AGG(...) FILTER (WHERE ...)
+
             def only(value: exp.Expression, otherwise: exp.Expression | None = None, cond=cond) -> exp.Expression:
                 if cond is None:
                     return value
                 return exp.Case().when(cond.copy(), value).else_(otherwise or exp.Null())
 
+            def agg_of(func: str, value: exp.Expression, otherwise: exp.Expression | None = None, cond=cond,
+                       native=native) -> exp.Expression:
+                if native and cond is not None:
+                    inner = exp.Count(this=exp.Star()) if func == "COUNT*" else exp.func(func, value)
+                    return exp.Filter(this=inner, expression=exp.Where(this=cond.copy()))
+                if func == "COUNT*":
+                    return exp.func("SUM", only(exp.Literal.number(1), exp.Literal.number(0)))
+                return exp.func(func, only(value, otherwise))
+
             if a.func == "count":
-                agg = exp.func("SUM", only(exp.Literal.number(1), exp.Literal.number(0)))
+                agg = agg_of("COUNT*", exp.Star()) if cond is not None else exp.Count(this=exp.Star())
             elif a.func == "count_distinct":
                 agg = exp.Count(this=exp.Distinct(expressions=[only(self._field(a))]))
             elif a.func in ("sum", "avg", "min", "max"):
-                agg = exp.func(a.func.upper(), only(self._field(a)))
+                agg = agg_of(a.func.upper(), self._field(a))
             elif a.func in ("first", "last") and a.field.field == "time":
-                agg = exp.func("MIN" if a.func == "first" else "MAX", only(time.copy()))
+                agg = agg_of("MIN" if a.func == "first" else "MAX", time.copy())
             else:  # first/last of another field: the value at the earliest/latest time, ties by value
                 order = exp.Order(expressions=[
                     exp.Ordered(this=time.copy(), desc=a.func == "last", nulls_first=False),
@@ -461,10 +466,21 @@ class AudienceSQL:
                     arr = exp.Filter(this=arr, expression=exp.Where(this=cond))
                 agg = exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1)
             cols.append(exp.alias_(agg, alias, quoted=True))
+        scope = exp.LT(this=time.copy(), expression=_lit(self.as_of, T.TIMESTAMP))
+        lower = self._earliest_bound(facts)
+        if lower is not None:  # every fact looks back a bounded time: read only those events
+            scope = exp.and_(exp.GTE(this=time.copy(), expression=_lit(lower, T.TIMESTAMP)), scope)
         return exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
-            exp.alias_(_table(ev.table), "e", quoted=True)).join(
-            exp.alias_(exp.to_identifier("params", quoted=True), "p", quoted=True), join_type="cross").where(
-            exp.LT(this=time.copy(), expression=_col("p", "as_of"))).group_by(_col("e", ev.user_column))
+            exp.alias_(_table(ev.table), "e", quoted=True)).where(scope).group_by(_col("e", ev.user_column))
+
+    def _earliest_bound(self, facts: dict[str, tuple[str, I.Agg]]) -> datetime | None:
+        starts = []
+        for _, a in facts.values():
+            w = a.window
+            if w is None or w.op not in ("within", "after", "between"):
+                return None
+            starts.append(minus(self.as_of, w.start))
+        return min(starts) if starts else None
 
     def _field(self, a: I.Agg) -> exp.Expression:
         return _col("e", a.field.column)
@@ -475,7 +491,7 @@ class AudienceSQL:
         if a.where is not None:
             parts.append(self.pred(a.where))
         if a.window is not None:
-            parts.append(self._window(_col("e", ev.time_column), T.TIMESTAMP, a.window, table="p"))
+            parts.append(self._window(_col("e", ev.time_column), T.TIMESTAMP, a.window))
         return exp.and_(*parts) if parts else None
 
 

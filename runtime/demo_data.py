@@ -30,9 +30,15 @@ def _h(seed: int, *parts: str | int) -> str:
     return "hash(" + ", ".join(str(p) for p in parts) + f", {int(seed)})"
 
 
-def statements(users: int, seed: int) -> dict[str, str]:
-    """table -> CREATE TABLE ... AS SELECT (DuckDB SQL)."""
+def statements(users: int, seed: int, orders_base: int = 8, visits_base: int = 4) -> dict[str, str]:
+    """table -> CREATE TABLE ... AS SELECT (DuckDB SQL).
+
+    A user has (hash % orders_base) orders, and one user in eight has 2.75 x orders_base more;
+    (hash % visits_base) visits. The defaults give about 6.25 orders and 1.5 visits per user.
+    """
     s = int(seed)
+    ob, vb = int(orders_base), int(visits_base)
+    heavy = ob * 11 // 4
     names = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "Emma", "Liam", None]
     cities = ["北京", "北京", "上海", "上海", "广州", "深圳", "杭州", "成都", "武汉", None]
     zones = ["Asia/Shanghai"] * 6 + ["Asia/Tokyo", "Europe/London", "America/New_York", None]
@@ -66,16 +72,16 @@ SELECT u.user_id,
   {_pick(cats, _h(s, 'u.user_id', 'j', 23))} AS category,
   'shop_' || ({_h(s, 'u.user_id', 'j', 24)} % 12)::VARCHAR AS shop,
   {_h(s, 'u.user_id', 'j', 25)} % 3 = 0 AS coupon_used
-FROM users u, range(0, 30) r(j)
-WHERE j < {_h(s, 'u.user_id', 26)} % 8 + CASE WHEN {_h(s, 'u.user_id', 28)} % 8 = 0 THEN 22 ELSE 0 END""",
+FROM users u, range(0, {ob + heavy}) r(j)
+WHERE j < {_h(s, 'u.user_id', 26)} % {ob} + CASE WHEN {_h(s, 'u.user_id', 28)} % 8 = 0 THEN {heavy} ELSE 0 END""",
         "visits": f"""
 CREATE TABLE visits AS
 SELECT u.user_id,
   TIMESTAMPTZ '{DEMO_TODAY}' - to_seconds(({_h(s, 'u.user_id', 'j', 30)} % {days * 86400})::BIGINT) AS visited_at,
   {_pick(['web', 'app', 'app', 'mini_program'], _h(s, 'u.user_id', 'j', 31))} AS source,
   ((5 + {_h(s, 'u.user_id', 'j', 32)} % 900))::DECIMAL(18, 4) AS seconds
-FROM users u, range(0, 4) r(j)
-WHERE j < {_h(s, 'u.user_id', 33)} % 4""",
+FROM users u, range(0, {vb}) r(j)
+WHERE j < {_h(s, 'u.user_id', 33)} % {vb}""",
         "user_tags": f"""
 CREATE TABLE user_tags AS
 SELECT DISTINCT u.user_id, {_pick(tags, _h(s, 'u.user_id', 'j', 40))} AS tag
@@ -95,7 +101,7 @@ class Made:
     seconds: float
 
 
-def make_shop(url: str, users: int = 10_000, seed: int = 1) -> Made:
+def make_shop(url: str, users: int = 10_000, seed: int = 1, orders_base: int = 8, visits_base: int = 4) -> Made:
     """Create (replace) the demo tables at `url`."""
     if not 1 <= users <= 50_000_000:
         raise ValueError("--users must be between 1 and 50,000,000")
@@ -103,11 +109,11 @@ def make_shop(url: str, users: int = 10_000, seed: int = 1) -> Made:
     target = connect(url)
     try:
         if target.dialect == "duckdb":
-            _generate(target, users, seed)
+            _generate(target, users, seed, orders_base, visits_base)
         else:
             scratch = connect("duckdb:///:memory:")
             try:
-                _generate(scratch, users, seed)
+                _generate(scratch, users, seed, orders_base, visits_base)
                 _copy_to_postgres(scratch, target)
             finally:
                 scratch.close()
@@ -117,8 +123,8 @@ def make_shop(url: str, users: int = 10_000, seed: int = 1) -> Made:
     return Made(counts, time.perf_counter() - start)
 
 
-def _generate(wh: Warehouse, users: int, seed: int) -> None:
-    for table, sql in statements(users, seed).items():
+def _generate(wh: Warehouse, users: int, seed: int, orders_base: int = 8, visits_base: int = 4) -> None:
+    for table, sql in statements(users, seed, orders_base, visits_base).items():
         wh.execute(f"DROP TABLE IF EXISTS {table}")
         wh.execute(sql)
 

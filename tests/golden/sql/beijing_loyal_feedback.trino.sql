@@ -1,26 +1,21 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "as_of",
-    CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_7d",
-    CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_90d"
-), "ev_orders" AS (
+WITH "ev_orders" AS (
   SELECT
     "e"."user_id" AS "user_id",
-    SUM(1) AS "orders_0",
+    COUNT(*) AS "orders_0",
     SUM(
       CASE
         WHEN COALESCE("e"."brand" = 'Shiseido', FALSE)
         AND (
-          "e"."created_at" >= "p"."bound_7d" AND "e"."created_at" < "p"."as_of"
+          "e"."created_at" >= CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+          AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         )
         THEN 1
         ELSE 0
       END
     ) AS "orders_1"
   FROM "orders" AS "e"
-  CROSS JOIN "params" AS "p"
   WHERE
-    "e"."created_at" < "p"."as_of"
+    "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
   GROUP BY
     "e"."user_id"
 ), "ev_visits" AS (
@@ -28,29 +23,26 @@ WITH "params" AS (
     "e"."user_id" AS "user_id",
     SUM(
       CASE
-        WHEN "e"."visited_at" >= "p"."bound_90d" AND "e"."visited_at" < "p"."as_of"
+        WHEN "e"."visited_at" >= CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."visited_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN 1
         ELSE 0
       END
     ) AS "visits_0"
   FROM "visits" AS "e"
-  CROSS JOIN "params" AS "p"
   WHERE
-    "e"."visited_at" < "p"."as_of"
+    "e"."visited_at" >= CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+    AND "e"."visited_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
   GROUP BY
     "e"."user_id"
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
     "u"."city" AS "u_city",
-    "p"."as_of",
-    "p"."bound_7d",
-    "p"."bound_90d",
     "ev_orders"."orders_0",
     "ev_orders"."orders_1",
     "ev_visits"."visits_0"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
   LEFT JOIN "ev_orders" AS "ev_orders"
     ON "ev_orders"."user_id" = "u"."user_id"
   LEFT JOIN "ev_visits" AS "ev_visits"

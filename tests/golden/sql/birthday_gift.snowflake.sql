@@ -1,7 +1,4 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "as_of"
-), "tags_" AS (
+WITH "tags_" AS (
   SELECT
     "t"."user_id" AS "user_id",
     MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_0"
@@ -13,10 +10,8 @@ WITH "params" AS (
     "u"."user_id" AS "user_id",
     "u"."birthday" AS "u_birthday",
     "u"."timezone" AS "u_timezone",
-    "p"."as_of",
     "tags_"."tag_0"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
   LEFT JOIN "tags_" AS "tags_"
     ON "tags_"."user_id" = "u"."user_id"
 ), "labeled" AS (
@@ -35,17 +30,44 @@ FROM (
   WHERE
     COALESCE(
       (
-        DATE_PART(MONTH, "l"."u_birthday") = DATE_PART(MONTH, CONVERT_TIMEZONE(COALESCE("l"."u_timezone", 'Asia/Shanghai'), "l"."as_of"))
-        AND DATE_PART(DAY, "l"."u_birthday") = DATE_PART(DAY, CONVERT_TIMEZONE(COALESCE("l"."u_timezone", 'Asia/Shanghai'), "l"."as_of"))
+        DATE_PART(MONTH, "l"."u_birthday") = DATE_PART(
+          MONTH,
+          CONVERT_TIMEZONE(
+            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
+            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          )
+        )
+        AND DATE_PART(DAY, "l"."u_birthday") = DATE_PART(
+          DAY,
+          CONVERT_TIMEZONE(
+            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
+            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          )
+        )
       )
       OR (
         DATE_PART(MONTH, "l"."u_birthday") = 2
         AND DATE_PART(DAY, "l"."u_birthday") = 29
-        AND DATE_PART(MONTH, CONVERT_TIMEZONE(COALESCE("l"."u_timezone", 'Asia/Shanghai'), "l"."as_of")) = 2
-        AND DATE_PART(DAY, CONVERT_TIMEZONE(COALESCE("l"."u_timezone", 'Asia/Shanghai'), "l"."as_of")) = 28
         AND DATE_PART(
           MONTH,
-          CAST(CONVERT_TIMEZONE(COALESCE("l"."u_timezone", 'Asia/Shanghai'), "l"."as_of") AS DATE) + INTERVAL '1 DAY'
+          CONVERT_TIMEZONE(
+            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
+            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          )
+        ) = 2
+        AND DATE_PART(
+          DAY,
+          CONVERT_TIMEZONE(
+            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
+            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          )
+        ) = 28
+        AND DATE_PART(
+          MONTH,
+          CAST(CONVERT_TIMEZONE(
+            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
+            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          ) AS DATE) + INTERVAL '1 DAY'
         ) = 3
       ),
       FALSE

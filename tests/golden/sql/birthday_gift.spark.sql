@@ -1,7 +1,4 @@
-WITH `params` AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP) AS `as_of`
-), `tags_` AS (
+WITH `tags_` AS (
   SELECT
     `t`.`user_id` AS `user_id`,
     MAX(CASE WHEN `t`.`tag` = 'complained' THEN 1 ELSE 0 END) AS `tag_0`
@@ -13,10 +10,8 @@ WITH `params` AS (
     `u`.`user_id` AS `user_id`,
     `u`.`birthday` AS `u_birthday`,
     `u`.`timezone` AS `u_timezone`,
-    `p`.`as_of`,
     `tags_`.`tag_0`
   FROM `users` AS `u`
-  CROSS JOIN `params` AS `p`
   LEFT JOIN `tags_` AS `tags_`
     ON `tags_`.`user_id` = `u`.`user_id`
 ), `labeled` AS (
@@ -35,15 +30,30 @@ FROM (
   WHERE
     COALESCE(
       (
-        EXTRACT(MONTH FROM `l`.`u_birthday`) = EXTRACT(MONTH FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')))
-        AND EXTRACT(DAY FROM `l`.`u_birthday`) = EXTRACT(DAY FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')))
+        EXTRACT(MONTH FROM `l`.`u_birthday`) = EXTRACT(MONTH FROM FROM_UTC_TIMESTAMP(
+          CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
+          COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')
+        ))
+        AND EXTRACT(DAY FROM `l`.`u_birthday`) = EXTRACT(DAY FROM FROM_UTC_TIMESTAMP(
+          CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
+          COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')
+        ))
       )
       OR (
         EXTRACT(MONTH FROM `l`.`u_birthday`) = 2
         AND EXTRACT(DAY FROM `l`.`u_birthday`) = 29
-        AND EXTRACT(MONTH FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai'))) = 2
-        AND EXTRACT(DAY FROM FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai'))) = 28
-        AND EXTRACT(MONTH FROM CAST(FROM_UTC_TIMESTAMP(`l`.`as_of`, COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')) AS DATE) + INTERVAL '1' DAY) = 3
+        AND EXTRACT(MONTH FROM FROM_UTC_TIMESTAMP(
+          CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
+          COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')
+        )) = 2
+        AND EXTRACT(DAY FROM FROM_UTC_TIMESTAMP(
+          CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
+          COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')
+        )) = 28
+        AND EXTRACT(MONTH FROM CAST(FROM_UTC_TIMESTAMP(
+          CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
+          COALESCE(`l`.`u_timezone`, 'Asia/Shanghai')
+        ) AS DATE) + INTERVAL '1' DAY) = 3
       ),
       FALSE
     )

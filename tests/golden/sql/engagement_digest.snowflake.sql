@@ -1,16 +1,9 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "as_of",
-    CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "bound_7d"
-), "base" AS (
+WITH "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
     "u"."email" AS "u_email",
-    "u"."registered_at" AS "u_registered",
-    "p"."as_of",
-    "p"."bound_7d"
+    "u"."registered_at" AS "u_registered"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
 ), "labeled" AS (
   SELECT
     *
@@ -26,7 +19,10 @@ FROM (
   FROM "labeled" AS "l"
   WHERE
     NOT "l"."u_email" IS NULL
-    AND COALESCE("l"."u_registered" < "l"."bound_7d", FALSE)
+    AND COALESCE(
+      "l"."u_registered" < CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMPTZ),
+      FALSE
+    )
 ) AS "a"
 WHERE
   NOT "a"."excluded" AND NOT "a"."held_out"

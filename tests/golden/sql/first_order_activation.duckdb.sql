@@ -1,7 +1,4 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "as_of"
-), "tags_" AS (
+WITH "tags_" AS (
   SELECT
     "t"."user_id" AS "user_id",
     MAX(CASE WHEN "t"."tag" = 'employee' THEN 1 ELSE 0 END) AS "tag_0"
@@ -12,10 +9,8 @@ WITH "params" AS (
   SELECT
     "u"."user_id" AS "user_id",
     "u"."member_level" AS "u_member_level",
-    "p"."as_of",
     "tags_"."tag_0"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
   LEFT JOIN "tags_" AS "tags_"
     ON "tags_"."user_id" = "u"."user_id"
 ), "labeled" AS (

@@ -1,36 +1,27 @@
-WITH `params` AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP) AS `as_of`,
-    CAST('2025-12-01 02:00:00.000000+00:00' AS TIMESTAMP) AS `bound_365d`,
-    CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMP) AS `bound_7d`
-), `ev_orders` AS (
+WITH `ev_orders` AS (
   SELECT
     `e`.`user_id` AS `user_id`,
     SUM(
       CASE
-        WHEN `e`.`created_at` >= `p`.`bound_365d` AND `e`.`created_at` < `p`.`as_of`
+        WHEN `e`.`created_at` >= CAST('2025-12-01 02:00:00.000000+00:00' AS TIMESTAMP)
+        AND `e`.`created_at` < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP)
         THEN 1
         ELSE 0
       END
     ) AS `orders_0`,
     MAX(`e`.`created_at`) AS `orders_1`
   FROM `orders` AS `e`
-  CROSS JOIN `params` AS `p`
   WHERE
-    `e`.`created_at` < `p`.`as_of`
+    `e`.`created_at` < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP)
   GROUP BY
     `e`.`user_id`
 ), `base` AS (
   SELECT
     `u`.`user_id` AS `user_id`,
     `u`.`member_level` AS `u_member_level`,
-    `p`.`as_of`,
-    `p`.`bound_365d`,
-    `p`.`bound_7d`,
     `ev_orders`.`orders_0`,
     `ev_orders`.`orders_1`
   FROM `users` AS `u`
-  CROSS JOIN `params` AS `p`
   LEFT JOIN `ev_orders` AS `ev_orders`
     ON `ev_orders`.`user_id` = `u`.`user_id`
 ), `labeled` AS (
@@ -49,7 +40,11 @@ FROM (
   WHERE
     (
       COALESCE(COALESCE(`l`.`orders_0`, 0) >= 10, FALSE)
-      AND COALESCE(`l`.`orders_1` >= `l`.`bound_7d` AND `l`.`orders_1` < `l`.`as_of`, FALSE)
+      AND COALESCE(
+        `l`.`orders_1` >= CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMP)
+        AND `l`.`orders_1` < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
+        FALSE
+      )
     )
     AND COALESCE(`l`.`u_member_level` IN ('silver', 'gold'), FALSE)
 ) AS `a`

@@ -1,7 +1,4 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "as_of"
-), "tags_" AS (
+WITH "tags_" AS (
   SELECT
     "t"."user_id" AS "user_id",
     MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_3",
@@ -14,13 +11,11 @@ WITH "params" AS (
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
-    "p"."as_of",
     "tags_"."tag_0",
     "tags_"."tag_1",
     "tags_"."tag_2",
     "tags_"."tag_3"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
   LEFT JOIN "tags_" AS "tags_"
     ON "tags_"."user_id" = "u"."user_id"
 ), "labeled" AS (

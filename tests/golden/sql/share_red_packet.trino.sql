@@ -1,42 +1,35 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "as_of",
-    CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_30d",
-    CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_90d"
-), "ev_orders" AS (
+WITH "ev_orders" AS (
   SELECT
     "e"."user_id" AS "user_id",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_90d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN 1
         ELSE 0
       END
     ) AS "orders_0",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_90d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN "e"."amount"
         ELSE NULL
       END
     ) AS "orders_1"
   FROM "orders" AS "e"
-  CROSS JOIN "params" AS "p"
   WHERE
-    "e"."created_at" < "p"."as_of"
+    "e"."created_at" >= CAST('2026-09-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+    AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
   GROUP BY
     "e"."user_id"
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
     "u"."registered_at" AS "u_registered",
-    "p"."as_of",
-    "p"."bound_30d",
-    "p"."bound_90d",
     "ev_orders"."orders_0",
     "ev_orders"."orders_1"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
   LEFT JOIN "ev_orders" AS "ev_orders"
     ON "ev_orders"."user_id" = "u"."user_id"
 ), "labeled" AS (
@@ -68,7 +61,10 @@ FROM (
   FROM "labeled" AS "l"
   WHERE
     COALESCE("l"."class_value_quadrant" IN ('hf_hv', 'lf_hv'), FALSE)
-    AND COALESCE("l"."u_registered" < "l"."bound_30d", FALSE)
+    AND COALESCE(
+      "l"."u_registered" < CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE),
+      FALSE
+    )
 ) AS "a"
 WHERE
   NOT "a"."excluded" AND NOT "a"."held_out"

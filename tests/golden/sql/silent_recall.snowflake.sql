@@ -1,49 +1,46 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "as_of",
-    CAST('2026-06-04 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "bound_180d",
-    CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "bound_30d",
-    CAST('2026-10-02 02:00:00.000000+00:00' AS TIMESTAMPTZ) AS "bound_60d"
-), "ev_orders" AS (
+WITH "ev_orders" AS (
   SELECT
     "e"."user_id" AS "user_id",
     MIN("e"."created_at") AS "orders_0",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_30d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
         THEN 1
         ELSE 0
       END
     ) AS "orders_1",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_60d" AND "e"."created_at" < "p"."bound_30d"
+        WHEN "e"."created_at" >= CAST('2026-10-02 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+        AND "e"."created_at" < CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
         THEN 1
         ELSE 0
       END
     ) AS "orders_2",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_180d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2026-06-04 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
         THEN 1
         ELSE 0
       END
     ) AS "orders_3",
-    SUM(1) AS "orders_4",
+    COUNT(*) AS "orders_4",
     SUM(
       CASE
         WHEN COALESCE("e"."coupon_used", FALSE)
         AND (
-          "e"."created_at" >= "p"."bound_180d" AND "e"."created_at" < "p"."as_of"
+          "e"."created_at" >= CAST('2026-06-04 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
         )
         THEN 1
         ELSE 0
       END
     ) AS "orders_5"
   FROM "orders" AS "e"
-  CROSS JOIN "params" AS "p"
   WHERE
-    "e"."created_at" < "p"."as_of"
+    "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
   GROUP BY
     "e"."user_id"
 ), "tags_" AS (
@@ -56,10 +53,6 @@ WITH "params" AS (
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
-    "p"."as_of",
-    "p"."bound_180d",
-    "p"."bound_30d",
-    "p"."bound_60d",
     "ev_orders"."orders_0",
     "ev_orders"."orders_1",
     "ev_orders"."orders_2",
@@ -68,7 +61,6 @@ WITH "params" AS (
     "ev_orders"."orders_5",
     "tags_"."tag_0"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
   LEFT JOIN "ev_orders" AS "ev_orders"
     ON "ev_orders"."user_id" = "u"."user_id"
   LEFT JOIN "tags_" AS "tags_"
@@ -125,7 +117,11 @@ WITH "params" AS (
     SELECT
       *,
       CASE
-        WHEN COALESCE("l"."orders_0" >= "l"."bound_30d" AND "l"."orders_0" < "l"."as_of", FALSE)
+        WHEN COALESCE(
+          "l"."orders_0" >= CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          AND "l"."orders_0" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ),
+          FALSE
+        )
         THEN 'new'
         WHEN COALESCE(COALESCE("l"."orders_1", 0) >= 5, FALSE)
         THEN 'mature'

@@ -1,24 +1,18 @@
-WITH "params" AS (
-  SELECT
-    CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "as_of",
-    CAST('2026-06-04 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_180d",
-    CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_30d",
-    CAST('2025-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_365d",
-    CAST('2026-10-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_60d",
-    CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE) AS "bound_7d"
-), "ev_orders" AS (
+WITH "ev_orders" AS (
   SELECT
     "e"."user_id" AS "user_id",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_365d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2025-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN 1
         ELSE 0
       END
     ) AS "orders_0",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_365d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2025-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN "e"."amount"
         ELSE NULL
       END
@@ -27,7 +21,8 @@ WITH "params" AS (
       CASE
         WHEN COALESCE("e"."brand" = 'Shiseido', FALSE)
         AND (
-          "e"."created_at" >= "p"."bound_7d" AND "e"."created_at" < "p"."as_of"
+          "e"."created_at" >= CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+          AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         )
         THEN 1
         ELSE 0
@@ -36,30 +31,32 @@ WITH "params" AS (
     MIN("e"."created_at") AS "orders_3",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_30d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN 1
         ELSE 0
       END
     ) AS "orders_4",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_60d" AND "e"."created_at" < "p"."bound_30d"
+        WHEN "e"."created_at" >= CAST('2026-10-02 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."created_at" < CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN 1
         ELSE 0
       END
     ) AS "orders_5",
     SUM(
       CASE
-        WHEN "e"."created_at" >= "p"."bound_180d" AND "e"."created_at" < "p"."as_of"
+        WHEN "e"."created_at" >= CAST('2026-06-04 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
         THEN 1
         ELSE 0
       END
     ) AS "orders_6",
-    SUM(1) AS "orders_7"
+    COUNT(*) AS "orders_7"
   FROM "orders" AS "e"
-  CROSS JOIN "params" AS "p"
   WHERE
-    "e"."created_at" < "p"."as_of"
+    "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
   GROUP BY
     "e"."user_id"
 ), "tags_" AS (
@@ -72,12 +69,6 @@ WITH "params" AS (
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
-    "p"."as_of",
-    "p"."bound_180d",
-    "p"."bound_30d",
-    "p"."bound_365d",
-    "p"."bound_60d",
-    "p"."bound_7d",
     "ev_orders"."orders_0",
     "ev_orders"."orders_1",
     "ev_orders"."orders_2",
@@ -88,7 +79,6 @@ WITH "params" AS (
     "ev_orders"."orders_7",
     "tags_"."tag_0"
   FROM "users" AS "u"
-  CROSS JOIN "params" AS "p"
   LEFT JOIN "ev_orders" AS "ev_orders"
     ON "ev_orders"."user_id" = "u"."user_id"
   LEFT JOIN "tags_" AS "tags_"
@@ -97,7 +87,11 @@ WITH "params" AS (
   SELECT
     *,
     CASE
-      WHEN COALESCE("l"."orders_3" >= "l"."bound_30d" AND "l"."orders_3" < "l"."as_of", FALSE)
+      WHEN COALESCE(
+        "l"."orders_3" >= CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE)
+        AND "l"."orders_3" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP WITH TIME ZONE),
+        FALSE
+      )
       THEN 'new'
       WHEN COALESCE(COALESCE("l"."orders_4", 0) >= 5, FALSE)
       THEN 'mature'
