@@ -27,11 +27,10 @@ from compiler.check import check_workspace
 from compiler.sql import AudienceSQL
 from compiler.workspace import load_workspace
 from runtime.warehouse import connect, create_tables, tables
-from tests.conftest import CAMPAIGNS
+from tests.conftest import CAMPAIGNS, require_postgres
 from tests.reference import Data, Reference
 
 EXAMPLES = int(os.environ.get("CAMP_DIFF_EXAMPLES", "500"))
-PG_URL = os.environ.get("CAMP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PROGRAM = check_workspace(load_workspace(Path(CAMPAIGNS))).program
 SCHEMA = PROGRAM.schema
 CNY = T.money("CNY")
@@ -212,12 +211,7 @@ def duck():
 
 @pytest.fixture(scope="module")
 def pg():
-    try:
-        wh = connect(PG_URL)
-    except Exception as exc:  # noqa: BLE001 - any connection failure
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    wh = require_postgres()
     schema = f"camp_diff_{os.getpid()}"
     wh.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     wh.execute(f'SET search_path TO "{schema}"')

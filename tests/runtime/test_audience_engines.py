@@ -16,25 +16,19 @@ from compiler.sql import AudienceSQL
 from compiler.workspace import load_workspace
 from runtime.demo_data import make_shop
 from runtime.warehouse import connect
-from tests.conftest import CAMPAIGNS, ROOT
+from tests.conftest import CAMPAIGNS, PG_URL, ROOT, require_postgres
 from tests.reference import Data, Reference
 
-PG = os.environ.get("CAMP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PROGRAM = check_workspace(load_workspace(Path(CAMPAIGNS))).program
 AS_OF = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 def _pg_url(schema: str) -> str:
-    try:
-        wh = connect(PG)
-    except Exception as exc:  # noqa: BLE001
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true and is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    wh = require_postgres()
     wh.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     wh.execute(f'CREATE SCHEMA "{schema}"')
     wh.close()
-    return f"{PG}?options=-csearch_path%3D{schema}"
+    return f"{PG_URL}?options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def shops(tmp_path_factory):
         made = make_shop(url, users=1500, seed=7)
         assert made.counts["users"] == 1500
     yield duck, pg
-    wh = connect(PG)
+    wh = connect(PG_URL)
     wh.execute(f'DROP SCHEMA IF EXISTS "camp_shop_{os.getpid()}" CASCADE')
     wh.close()
 
