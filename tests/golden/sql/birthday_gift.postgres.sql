@@ -3,13 +3,15 @@ WITH "tags_" AS (
     "t"."user_id" AS "user_id",
     MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_0"
   FROM "user_tags" AS "t"
+  WHERE
+    "t"."tag" IN ('complained')
   GROUP BY
     "t"."user_id"
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
     "u"."birthday" AS "u_birthday",
-    "u"."timezone" AS "u_timezone",
+    CAST(CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("u"."timezone", 'Asia/Shanghai') AS DATE) AS "local_today",
     "tags_"."tag_0"
   FROM "users" AS "u"
   LEFT JOIN "tags_" AS "tags_"
@@ -30,15 +32,15 @@ FROM (
   WHERE
     COALESCE(
       (
-        EXTRACT(MONTH FROM "l"."u_birthday") = EXTRACT(MONTH FROM CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("l"."u_timezone", 'Asia/Shanghai'))
-        AND EXTRACT(DAY FROM "l"."u_birthday") = EXTRACT(DAY FROM CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("l"."u_timezone", 'Asia/Shanghai'))
+        EXTRACT(MONTH FROM "l"."u_birthday") = EXTRACT(MONTH FROM "l"."local_today")
+        AND EXTRACT(DAY FROM "l"."u_birthday") = EXTRACT(DAY FROM "l"."local_today")
       )
       OR (
         EXTRACT(MONTH FROM "l"."u_birthday") = 2
         AND EXTRACT(DAY FROM "l"."u_birthday") = 29
-        AND EXTRACT(MONTH FROM CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("l"."u_timezone", 'Asia/Shanghai')) = 2
-        AND EXTRACT(DAY FROM CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("l"."u_timezone", 'Asia/Shanghai')) = 28
-        AND EXTRACT(MONTH FROM CAST(CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("l"."u_timezone", 'Asia/Shanghai') AS DATE) + INTERVAL '1 DAY') = 3
+        AND EXTRACT(MONTH FROM "l"."local_today") = 2
+        AND EXTRACT(DAY FROM "l"."local_today") = 28
+        AND EXTRACT(MONTH FROM CAST("l"."local_today" AS DATE) + INTERVAL '1 DAY') = 3
       ),
       FALSE
     )

@@ -3,13 +3,18 @@ WITH "tags_" AS (
     "t"."user_id" AS "user_id",
     MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_0"
   FROM "user_tags" AS "t"
+  WHERE
+    "t"."tag" IN ('complained')
   GROUP BY
     "t"."user_id"
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
     "u"."birthday" AS "u_birthday",
-    "u"."timezone" AS "u_timezone",
+    CAST(CONVERT_TIMEZONE(
+      COALESCE("u"."timezone", 'Asia/Shanghai'),
+      CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+    ) AS DATE) AS "local_today",
     "tags_"."tag_0"
   FROM "users" AS "u"
   LEFT JOIN "tags_" AS "tags_"
@@ -30,45 +35,15 @@ FROM (
   WHERE
     COALESCE(
       (
-        DATE_PART(MONTH, "l"."u_birthday") = DATE_PART(
-          MONTH,
-          CONVERT_TIMEZONE(
-            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
-            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
-          )
-        )
-        AND DATE_PART(DAY, "l"."u_birthday") = DATE_PART(
-          DAY,
-          CONVERT_TIMEZONE(
-            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
-            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
-          )
-        )
+        DATE_PART(MONTH, "l"."u_birthday") = DATE_PART(MONTH, "l"."local_today")
+        AND DATE_PART(DAY, "l"."u_birthday") = DATE_PART(DAY, "l"."local_today")
       )
       OR (
         DATE_PART(MONTH, "l"."u_birthday") = 2
         AND DATE_PART(DAY, "l"."u_birthday") = 29
-        AND DATE_PART(
-          MONTH,
-          CONVERT_TIMEZONE(
-            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
-            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
-          )
-        ) = 2
-        AND DATE_PART(
-          DAY,
-          CONVERT_TIMEZONE(
-            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
-            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
-          )
-        ) = 28
-        AND DATE_PART(
-          MONTH,
-          CAST(CONVERT_TIMEZONE(
-            COALESCE("l"."u_timezone", 'Asia/Shanghai'),
-            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
-          ) AS DATE) + INTERVAL '1 DAY'
-        ) = 3
+        AND DATE_PART(MONTH, "l"."local_today") = 2
+        AND DATE_PART(DAY, "l"."local_today") = 28
+        AND DATE_PART(MONTH, CAST("l"."local_today" AS DATE) + INTERVAL '1 DAY') = 3
       ),
       FALSE
     )

@@ -3,6 +3,8 @@ WITH "tags_" AS (
     "t"."user_id" AS "user_id",
     MAX(CASE WHEN "t"."tag" = 'employee' THEN 1 ELSE 0 END) AS "tag_0"
   FROM "user_tags" AS "t"
+  WHERE
+    "t"."tag" IN ('employee')
   GROUP BY
     "t"."user_id"
 ), "base" AS (

@@ -6,6 +6,8 @@ WITH "tags_" AS (
     MAX(CASE WHEN "t"."tag" = 'makeup_fan' THEN 1 ELSE 0 END) AS "tag_1",
     MAX(CASE WHEN "t"."tag" = 'skincare_lover' THEN 1 ELSE 0 END) AS "tag_0"
   FROM "user_tags" AS "t"
+  WHERE
+    "t"."tag" IN ('complained', 'fragrance_fan', 'makeup_fan', 'skincare_lover')
   GROUP BY
     "t"."user_id"
 ), "base" AS (

@@ -48,6 +48,8 @@ WITH "ev_orders" AS (
     "t"."user_id" AS "user_id",
     MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_0"
   FROM "user_tags" AS "t"
+  WHERE
+    "t"."tag" IN ('complained')
   GROUP BY
     "t"."user_id"
 ), "base" AS (
