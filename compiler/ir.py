@@ -8,6 +8,8 @@ fractions (`50%` -> Decimal("0.5")). Durations are `Dur(value, unit)`.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -178,6 +180,23 @@ class Label:
 
 Expr = Union[Const, UserAttr, EventField, Agg, Cmp, InSet, Between, IsNull, TextMatch, IsToday, InWindow,
              Arith, Neg, And, Or, Not, HasTag, InSegment, LabelIs, Label]
+
+
+def walk(e) -> Iterator:
+    """Every IR node under e (itself included), iteratively."""
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        yield n
+        if dataclasses.is_dataclass(n):
+            for f in dataclasses.fields(n):
+                v = getattr(n, f.name)
+                if isinstance(v, tuple):
+                    stack.extend(x for x in v if dataclasses.is_dataclass(x))
+                elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+                    stack.append(v)
 
 
 def type_of(e: Expr) -> Type:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
 from decimal import Decimal
 
 from compiler import ir as I
@@ -26,27 +24,11 @@ def lint_program(program: P.Program, decls: dict[str, A.CampaignDecl], report: R
     _exclusive_overlaps(program, labels, report)
 
 
-def ir_nodes(e) -> Iterator:
-    stack = [e]
-    while stack:
-        n = stack.pop()
-        if n is None:
-            continue
-        yield n
-        if dataclasses.is_dataclass(n):
-            for f in dataclasses.fields(n):
-                v = getattr(n, f.name)
-                if isinstance(v, tuple):
-                    stack.extend(x for x in v if dataclasses.is_dataclass(x))
-                elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-                    stack.append(v)
-
-
 def _events_used(e: I.Expr | None, program: P.Program, seen: set[str] | None = None) -> dict[str, str | None]:
     """event -> the segment it is reached through (None: directly)."""
     out: dict[str, str | None] = {}
     seen = set() if seen is None else seen
-    for n in ir_nodes(e):
+    for n in I.walk(e):
         if isinstance(n, I.Agg):
             out.setdefault(n.event, None)
         elif isinstance(n, I.InSegment) and n.name not in seen and n.name in program.segments:

@@ -161,7 +161,7 @@ class AudienceSQL:
         if isinstance(e, I.Cmp):
             return _false_if_null(self._compare(e))
         if isinstance(e, I.InSet):
-            values = [self._text_lit(v) for v in e.values if not _has_nul(v)]  # no stored text holds a NUL
+            values = [_lit(v.value, v.type) for v in e.values if not _has_nul(v)]  # no stored text holds a NUL
             if not values:
                 present = exp.not_(exp.Is(this=self.val(e.subject), expression=exp.Null()))
                 return present if e.negated else exp.false()
@@ -223,7 +223,7 @@ class AudienceSQL:
             neg = exp.and_(exp.LT(this=den, expression=exp.Literal.number(0)),
                            _CMP[_FLIP[op] if op not in ("=", "!=") else op](this=num, expression=scaled))
             return exp.or_(pos, neg)
-        return _CMP[op](this=self.val(left), expression=self._operand(right, I.type_of(left)))
+        return _CMP[op](this=self.val(left), expression=self.val(right))
 
     def _as_ratio(self, e: I.Expr):
         if isinstance(e, I.Arith) and e.op == "/":
@@ -233,12 +233,6 @@ class AudienceSQL:
             count = I.Agg("count", e.event, None, _with_not_null(e), e.window, e.type)
             return self.val(total), self.val(count)
         return None
-
-    def _operand(self, e: I.Expr, against) -> exp.Expression:
-        return self.val(e)
-
-    def _text_lit(self, c: I.Const) -> exp.Expression:
-        return _lit(c.value, c.type)
 
     def _text_match(self, e: I.TextMatch) -> exp.Expression:
         subject = self.val(e.subject)
@@ -369,7 +363,7 @@ class AudienceSQL:
         cls = self.p.classifications[name]
         for _, cond in cls.rules:  # classifications it reads come first
             if cond is not None:
-                for n in _nodes(cond, self.p):
+                for n in I.walk(cond):
                     if isinstance(n, (I.LabelIs, I.Label)) and n.classification != name:
                         self._use_classification(n.classification)
         self.facts.labels.append(name)
@@ -546,8 +540,3 @@ def _with_not_null(a: I.Agg) -> I.Expr:
     present = I.IsNull(a.field, negated=True)
     return present if a.where is None else I.And((a.where, present))
 
-
-def _nodes(e, program: Program):
-    from compiler.lint import ir_nodes  # the generic IR walk
-
-    return ir_nodes(e)
