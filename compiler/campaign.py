@@ -191,8 +191,8 @@ def _coupon(cp: A.Coupon, ctx: CampaignContext) -> P.Coupon:
         scope = Scope(event=event)
         values = []
         for v in sc.values:
-            checked = ctx.checker._operand(v, f.type, scope)
-            if checked is not None and ctx.checker._comparable(f.type, checked.type, v):
+            checked = ctx.checker.operand(v, f.type, scope)
+            if checked is not None and ctx.checker.comparable(f.type, checked.type, v):
                 values.append(checked.value)
         out.scope[f.name] = tuple(values)
     usable = seen.get("usable")

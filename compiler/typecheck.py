@@ -198,11 +198,11 @@ class ExprChecker:
                 return None
             out = I.LabelIs(lt.classification, tuple(labels))
             return out if e.op == "=" else I.Not(out)
-        right = self._operand(e.right, lt, scope)
+        right = self.operand(e.right, lt, scope)
         if right is None:
             return None
         rt = I.type_of(right)
-        if not self._comparable(lt, rt, e):
+        if not self.comparable(lt, rt, e):
             return None
         if e.op not in ("=", "!=") and not (T.orderable(lt) and T.orderable(rt)):
             self.report("E305", f"`{e.op}` needs values that have an order; {lt} has none", e.span,
@@ -210,7 +210,7 @@ class ExprChecker:
             return None
         return I.Cmp(e.op, left, right, lt)
 
-    def _operand(self, e: A.Expr, against: T.Type, scope) -> I.Expr | None:
+    def operand(self, e: A.Expr, against: T.Type, scope) -> I.Expr | None:
         """Check e as a value compared with `against`: enum literals are checked against the enum."""
         if against.kind == "enum" and isinstance(e, A.StringLit):
             if e.value not in against.values:
@@ -228,7 +228,7 @@ class ExprChecker:
             return None if d is None else I.Const(datetime(d.year, d.month, d.day, tzinfo=self.tz), T.TIMESTAMP)
         return self.expr(e, scope)
 
-    def _comparable(self, lt: T.Type, rt: T.Type, e: A.Node) -> bool:
+    def comparable(self, lt: T.Type, rt: T.Type, e: A.Node) -> bool:
         code = T.comparable(lt, rt)
         if code is None:
             return True
@@ -273,13 +273,13 @@ class ExprChecker:
             return I.Not(out) if e.negated else out
         values = []
         for item in e.items:
-            v = self._operand(item, st, scope)
+            v = self.operand(item, st, scope)
             if v is None:
                 return None
             if not isinstance(v, I.Const):
                 self.report("E305", "`in (...)` lists fixed values", item.span)
                 return None
-            if not self._comparable(st, v.type, item):
+            if not self.comparable(st, v.type, item):
                 return None
             values.append(v)
         return I.InSet(subject, tuple(values), e.negated)
@@ -289,10 +289,10 @@ class ExprChecker:
         if subject is None:
             return None
         st = I.type_of(subject)
-        low, high = self._operand(e.low, st, scope), self._operand(e.high, st, scope)
+        low, high = self.operand(e.low, st, scope), self.operand(e.high, st, scope)
         if low is None or high is None:
             return None
-        if not (self._comparable(st, I.type_of(low), e.low) and self._comparable(st, I.type_of(high), e.high)):
+        if not (self.comparable(st, I.type_of(low), e.low) and self.comparable(st, I.type_of(high), e.high)):
             return None
         if not T.orderable(st):
             self.report("E305", f"`between` needs values that have an order; {st} has none", e.span)

@@ -80,7 +80,3 @@ CODES: dict[str, Code] = {
     "W105": _w("exclusive campaigns overlap", "Two campaigns of the same exclusive group can run at the same time for the same users."),
     "W106": _w("empty file", "The file declares nothing (it is empty or holds only comments); delete it or add declarations."),
 }
-
-
-def code_title(code: str) -> str:
-    return CODES[code].title

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -229,7 +229,3 @@ class Reference:
         if isinstance(e, I.Label):
             return self.label(e.classification, user)
         return self.holds(e, user, event)
-
-
-def as_date(v) -> date:
-    return v.date() if isinstance(v, datetime) else v
