@@ -91,6 +91,56 @@ def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only:
     sys.exit(run_audience(file, as_of, count_only, sample, only))
 
 
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--as-of", "as_of", help="The clock, ISO 8601 (default: now); the occurrence is the scheduled time "
+                                       "it falls in.")
+@click.option("--step", help="The step to run (default: the first).")
+@click.option("--dry-run", is_flag=True, help="Do everything but send and write deliveries.")
+@click.option("--campaign", "only", help="Only this campaign.")
+@click.option("--batch-size", default=10_000, show_default=True, help="Recipients per Prefect task.")
+@click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar on a terminal.")
+def run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only: str | None, batch_size: int,
+        data: str | None, ledger: str | None, progress: bool) -> None:
+    """Run one occurrence of the campaigns in PATH (a file, or a folder for all) through Prefect."""
+    from camp.run import run_run
+
+    if batch_size < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--batch-size")
+    sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> None:
+    """Past runs recorded in the ledger, newest first."""
+    from camp.run import run_runs
+
+    sys.exit(run_runs(path, ledger, limit, as_json))
+
+
+@cli.command("ledger")
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--ledger", "url", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+@click.option("--campaign")
+@click.option("--status", type=click.Choice(["pending", "dispatching", "deferred", "sent", "failed", "holdout",
+                                             "suppressed", "budget_exhausted"]))
+@click.option("--user")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def ledger_cmd(path: Path, url: str | None, campaign: str | None, status: str | None, user: str | None, limit: int,
+               as_json: bool) -> None:
+    """Deliveries in the ledger: one row per campaign, step, occurrence and user."""
+    from camp.run import run_ledger
+
+    sys.exit(run_ledger(path, url, campaign, status, user, limit, as_json))
+
+
 @cli.group()
 def demo() -> None:
     """A synthetic shop to try camp on."""

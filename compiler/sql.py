@@ -92,6 +92,7 @@ class _Facts:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> alias
     user_fields: dict[str, str] = field(default_factory=dict)  # field -> column
     labels: list[str] = field(default_factory=list)  # classifications, in dependency order
+    consent: list[str] = field(default_factory=list)  # channels whose consent flag is selected
     local_today: bool = False  # a column with each user's local date at the as-of time
 
     def agg_alias(self, a: I.Agg) -> str:
@@ -139,6 +140,39 @@ class AudienceSQL:
             exp.and_(exp.not_(_col("a", "excluded")), exp.not_(_col("a", "held_out"))))
         query.set("with_", ctes)
         return query
+
+    def recipients(self, c: Campaign, fields: list[str], labels: list[str], consent: list[str],
+                   branches: list[I.Expr | None]) -> exp.Select:
+        """Who one step of the campaign reaches (matched and not excluded), with what the runtime reads per
+        user: `held_out`; `u_<field>` for each user field (templates, addresses, time zone); `class_<name>`
+        for each classification (tiered caps); `consent_<channel>` (1 when the user consented) and
+        `branch` (the index of the first branch whose condition holds, NULL when none does)."""
+        if c.audience is None:
+            raise CompileError(f"campaign {c.name} has no audience")
+        users = self.p.schema.users
+        matched = self.pred(c.audience)
+        if c.excludes:
+            matched = exp.and_(matched, exp.not_(exp.or_(*[self.pred(x) for x in c.excludes])))
+        cols: list[exp.Expression] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
+                                      exp.alias_(self._holdout(c.name, c.holdout), "held_out", quoted=True)]
+        if branches:
+            case = exp.Case()
+            for i, cond in enumerate(branches):
+                case = case.when(self.pred(cond) if cond is not None else exp.true(), exp.Literal.number(i))
+            cols.append(exp.alias_(case, "branch", quoted=True))
+        for name in fields:
+            self.facts.user_fields[name] = users.fields[name].column
+            cols.append(_col("l", f"u_{name}"))
+        for name in labels:
+            self._use_classification(name)
+            cols.append(_col("l", f"class_{name}"))
+        if self.p.schema.consent is not None:
+            self.facts.consent = sorted(set(consent))
+            cols += [exp.alias_(exp.func("COALESCE", _col("l", f"consent_{ch}"), exp.Literal.number(0)),
+                                f"consent_{ch}", quoted=True) for ch in self.facts.consent]
+        query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)
+                                        ).where(matched).order_by(_col("l", "user_id"))
+        return self._with_ctes(query)
 
     def condition(self, e: I.Expr) -> exp.Select:
         """user_id of every user for whom the condition holds (segments, tests)."""
@@ -425,6 +459,23 @@ class AudienceSQL:
                              on=exp.EQ(this=_col("tags_", "user_id"), expression=_col("u", users.key)))
             for alias in sorted(self.facts.tags.values()):
                 base = base.select(_col("tags_", alias), copy=False)
+        if self.facts.consent:
+            link = schema.consent
+            flags = [exp.alias_(exp.func("MAX", exp.Case().when(
+                exp.EQ(this=_col("k", link.value_column), expression=exp.Literal.string(ch)),
+                exp.Literal.number(1)).else_(exp.Literal.number(0))), f"consent_{ch}", quoted=True)
+                for ch in self.facts.consent]
+            consent = exp.select(exp.alias_(_col("k", link.user_column), "user_id", quoted=True), *flags).from_(
+                exp.alias_(_table(link.table), "k", quoted=True)).where(
+                exp.In(this=_col("k", link.value_column),
+                       expressions=[exp.Literal.string(ch) for ch in self.facts.consent])).group_by(
+                _col("k", link.user_column))
+            ctes.append(("consent_", consent))
+            base = base.join(exp.alias_(exp.to_identifier("consent_", quoted=True), "consent_", quoted=True),
+                             join_type="left",
+                             on=exp.EQ(this=_col("consent_", "user_id"), expression=_col("u", users.key)))
+            for ch in self.facts.consent:
+                base = base.select(_col("consent_", f"consent_{ch}"), copy=False)
         ctes.append(("base", base))
         labeled = exp.select(exp.Star()).from_(exp.alias_(exp.to_identifier("base", quoted=True), "l", quoted=True))
         for name in self.facts.labels:

@@ -41,6 +41,9 @@ def format_money(value, currency: str | None = None, sign: bool = True) -> str:
     if isinstance(value, dict):
         currency = currency or value.get("currency")
         value = value.get("amount")
+    elif hasattr(value, "currency") and hasattr(value, "amount"):  # compiler.program.MoneyAmount
+        currency = currency or value.currency
+        value = value.amount
     if value is None:
         return ""
     amount = Decimal(str(value)).quantize(Decimal("0.01"))

@@ -1,0 +1,194 @@
+"""`camp run`, `camp runs`, `camp ledger`: run campaign steps through Prefect and read the ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from camp.audience import checked, parse_as_of
+
+
+def urls(ws, data: str | None, ledger: str | None) -> tuple[str, str]:
+    """Data and ledger URLs: the option, else $CAMP_DATA_URL / $CAMP_LEDGER_URL, else camp.toml."""
+    from runtime.warehouse import workspace_url
+
+    data = data or os.environ.get("CAMP_DATA_URL") or ws.config.data.url
+    ledger = ledger or os.environ.get("CAMP_LEDGER_URL") or ws.config.ledger.url
+    return workspace_url(data, ws.root), workspace_url(ledger, ws.root)
+
+
+def _quiet_prefect() -> None:
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+
+def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only: str | None, batch_size: int,
+            data: str | None, ledger: str | None, progress: bool) -> int:
+    loaded = checked(path)
+    if loaded is None:
+        return 1
+    ws, program, campaigns, _ = loaded
+    if path.is_dir():
+        campaigns = list(program.campaigns.values())
+    if only:
+        campaigns = [c for c in campaigns if c.name == only]
+    if not campaigns:
+        print(f"camp run: {path} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
+        return 1
+    from compiler.plan import PlanError, build_plan
+    from runtime.warehouse import connect
+
+    data_url, ledger_url = urls(ws, data, ledger)
+    when = parse_as_of(as_of, program.timezone)
+    dialect = "postgres" if data_url.startswith("postgres") else "duckdb"
+    plans = []
+    for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
+        try:
+            plans.append(build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name))
+        except PlanError as exc:
+            print(f"camp run: {c.name}: {exc}", file=sys.stderr)
+            return 1
+    try:
+        connect(data_url).close()
+    except Exception as exc:  # noqa: BLE001 (any driver's error)
+        print(f"camp run: cannot open the data {data_url}: {exc}", file=sys.stderr)
+        print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
+        return 1
+    _quiet_prefect()
+    from runtime import flows
+
+    channels = {name: spec.model_dump() for name, spec in ws.config.channels.items()}
+    status = 0
+    for plan in plans:
+        print(f"camp run: {plan.campaign} / {plan.step} @ {plan.occurrence} (plan {plan.hash[:12]})"
+              + (" — dry run, nothing is sent or written" if dry_run else ""))
+        with _progress(progress) as report:
+            flows.progress = report
+            try:
+                summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
+                                         dry_run, batch_size, channels)
+            except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
+                print(f"camp run: {plan.campaign} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                status = 1
+                continue
+            finally:
+                flows.progress = None
+        print_summary(summary)
+    return status
+
+
+class _progress:
+    """A progress bar on stderr while batches are sent (rich), nothing when off or not a terminal."""
+
+    def __init__(self, on: bool):
+        self.on = on and sys.stderr.isatty()
+        self.bar = None
+
+    def __enter__(self):
+        if not self.on:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            transient=True)
+        self.bar.start()
+        tasks: dict[str, int] = {}
+
+        def report(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = self.bar.add_task(stage, total=total)
+            self.bar.update(tasks[stage], completed=done, total=total)
+
+        return report
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.stop()
+        return False
+
+
+def print_summary(s: dict) -> None:
+    statuses = s["statuses"]
+    print(f"  audience        {s['audience']:>10,}")
+    for status in ("holdout", "suppressed", "deferred", "budget_exhausted", "pending", "sent", "failed"):
+        if statuses.get(status):
+            label = {"pending": "to send"}.get(status, status)
+            print(f"  {label:<16}{statuses[status]:>10,}")
+    for reason, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1]):
+        print(f"    {reason:<60}{n:>8,}")
+    if "this_run" in s:
+        mine = s["this_run"]
+        print(f"  this run        {sum(v for k, v in mine.items() if k != 'sent'):>10,} decided now, "
+              f"{mine.get('sent', 0):,} sent now (the rest was done by earlier runs of this occurrence)")
+    print(f"  cost            {s['cost']:>10} {s['currency']}")
+    if "budget_left" in s:
+        b = s["budget_left"]
+        print(f"  budget left     total {b['total'] or 'unlimited'}, today {b['today'] or 'unlimited'}")
+    if "left_out_by_budget" in s:
+        lo = s["left_out_by_budget"]
+        print(f"  left out by the budget (first): {', '.join(lo['first_users'])} — {lo['rule']}")
+
+
+def _ledger_for(path: Path, ledger: str | None):
+    from compiler.workspace import load_workspace
+    from dsl.diagnostics import Diagnostic
+    from runtime.ledger import open_ledger
+
+    ws = load_workspace(path)
+    if isinstance(ws, Diagnostic):
+        from dsl.diagnostics import render_text
+
+        print(render_text([ws], {}), file=sys.stderr)
+        return None
+    return open_ledger(urls(ws, None, ledger)[1])
+
+
+def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
+    lg = _ledger_for(path, ledger)
+    if lg is None:
+        return 1
+    rows = lg.rows("SELECT run_id, campaign, step, occurrence, status, started_at, finished_at, plan_hash, summary "
+                   "FROM camp_runs ORDER BY started_at DESC LIMIT ?", (limit,))
+    lg.close()
+    if as_json:
+        print(json.dumps([{"run_id": r[0], "campaign": r[1], "step": r[2], "occurrence": r[3], "status": r[4],
+                           "started_at": str(r[5]), "finished_at": str(r[6]) if r[6] else None, "plan_hash": r[7],
+                           "summary": json.loads(r[8]) if r[8] else None} for r in rows], ensure_ascii=False, indent=1))
+        return 0
+    print(f"{'run':<17}{'campaign':<28}{'step':<12}{'occurrence':<19}{'status':<10}{'sent':>8}{'cost':>12}  started")
+    for run_id, campaign, step, occ, status, started, _, _, summary in rows:
+        s = json.loads(summary) if summary else {}
+        sent = s.get("statuses", {}).get("sent", "")
+        print(f"{run_id:<17}{campaign[:27]:<28}{step[:11]:<12}{occ:<19}{status:<10}{sent:>8}{s.get('cost', ''):>12}"
+              f"  {started:%Y-%m-%d %H:%M:%S}")
+    return 0
+
+
+def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str | None, user: str | None,
+               limit: int, as_json: bool) -> int:
+    lg = _ledger_for(path, ledger)
+    if lg is None:
+        return 1
+    where, params = [], []
+    for col, value in (("campaign", campaign), ("status", status), ("user_id", user)):
+        if value:
+            where.append(f"{col} = ?")
+            params.append(value)
+    sql = ("SELECT campaign, step, occurrence, user_id, arm, channel, status, reason, cost, coupon_id, "
+           "provider_message_id, plan_hash, due_at, sent_at FROM camp_deliveries"
+           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY decided_at DESC, user_id LIMIT ?")
+    rows = lg.rows(sql, (*params, limit))
+    lg.close()
+    cols = ["campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason", "cost", "coupon_id",
+            "provider_message_id", "plan_hash", "due_at", "sent_at"]
+    if as_json:
+        print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], default=str, ensure_ascii=False, indent=1))
+        return 0
+    print(f"{'campaign':<24}{'step':<10}{'occurrence':<19}{'user':<10}{'channel':<9}{'status':<17}{'cost':>8}  reason")
+    for r in rows:
+        print(f"{r[0][:23]:<24}{r[1][:9]:<10}{r[2]:<19}{r[3][:9]:<10}{(r[5] or '-'):<9}{r[6]:<17}"
+              f"{float(r[8]):>8.2f}  {r[7] or ''}")
+    return 0

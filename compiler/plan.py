@@ -1,0 +1,321 @@
+"""Checked program + campaign + step + as-of time -> StepPlan: the contract the runtime executes.
+
+The plan is JSON-serialisable and hashed (sha256 of its canonical JSON). It holds everything one
+occurrence of one step needs and nothing the runtime should decide for itself: the recipients SQL
+(for the ledger's dialect-independent warehouse), the arms (all / branches / variants) with their
+resources and channel fallback chains, template sources, costs, budget, caps (campaign and
+policy), quiet hours and arbitration. The runtime records `plan_hash` with every delivery, so a
+ledger row always says which rules produced it. Same inputs, same plan, same hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+from pydantic import BaseModel
+
+from compiler.ir import Dur
+from compiler.program import Campaign, CapRule, ChannelRef, Coupon, Points, Program, RedPacket, Schedule, Step
+from compiler.sql import AudienceSQL, CompileError
+
+PLAN_VERSION = 1
+_DAYS = {"monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6, "sunday": 0}
+EXCLUSIVE_HOLD = Dur(7, "d")  # a user stays with one campaign of an exclusive group this long after a send
+ADDRESS_FIELDS = {"email": "email", "sms": "phone"}  # channel -> user field holding the address
+
+
+class PlanError(Exception):
+    """The step cannot be planned (a follow-up step, a step with nothing to do, ...)."""
+
+
+class Duration(BaseModel):
+    value: int
+    unit: str  # m h d w mo
+
+    def dur(self) -> Dur:
+        return Dur(self.value, self.unit)
+
+
+class ChannelPlan(BaseModel):
+    channel: str
+    template: str | None = None
+    template_source: str | None = None
+    subject: str | None = None
+    cost: Decimal = Decimal(0)
+    address_field: str | None = None
+
+
+class ResourcePlan(BaseModel):
+    name: str
+    kind: Literal["coupon", "points", "red_packet"]
+    code: str | None = None
+    title: str | None = None
+    value: Decimal | None = None
+    currency: str | None = None
+    min_spend: Decimal | None = None
+    scope: dict[str, list] = {}
+    usable_for: Duration | None = None
+    usable_from: date | None = None
+    usable_to: date | None = None
+    forecast_cost: Decimal = Decimal(0)  # value x expected redemption
+
+
+class ArmPlan(BaseModel):
+    """What one group of recipients gets: everything (`all`), a branch (by index) or a variant (by share)."""
+
+    kind: Literal["all", "branch", "variant"]
+    name: str
+    share: Decimal | None = None  # variants: fraction of the audience
+    give: list[str] = []
+    notify: list[ChannelPlan] = []  # the fallback chain, first allowed channel wins
+
+
+class CapPlan(BaseModel):
+    scope: Literal["campaign", "policy"]
+    unit: str  # message, coupon or a channel
+    count: int
+    per: Duration | None = None
+    unused: bool = False
+    by: str | None = None
+    tiers: dict[str, int] = {}
+    default: int | None = None
+    text: str
+
+
+class SchedulePlan(BaseModel):
+    kind: str
+    tz: str
+    crons: list[str] = []
+    interval_minutes: int | None = None
+    at: datetime | None = None
+    event: str | None = None
+    first: bool = False
+    delay: Duration | None = None
+    start: date | None = None
+    end: date | None = None
+
+
+class StepPlan(BaseModel):
+    version: int = PLAN_VERSION
+    workspace: str
+    timezone: str
+    currency: str
+    campaign: str
+    title: str | None = None
+    owner: str | None = None
+    step: str
+    occurrence: str
+    audience_as_of: datetime
+    dialect: str
+    recipients_sql: str
+    user_fields: dict[str, str]  # the user fields the runtime reads (templates, addresses, zone) -> type kind
+    tz_field: str | None
+    labels: list[str]
+    consent_channels: list[str] | None  # None: the schema declares no consent table
+    holdout: Decimal
+    arms: list[ArmPlan]
+    resources: dict[str, ResourcePlan]
+    budget_total: Decimal | None = None
+    budget_daily: Decimal | None = None
+    caps: list[CapPlan]
+    quiet: list[tuple[str, str]]
+    priority: int
+    exclusive: str | None = None
+    exclusive_hold: Duration = Duration(value=EXCLUSIVE_HOLD.value, unit=EXCLUSIVE_HOLD.unit)
+    schedule: SchedulePlan | None = None
+
+    def canonical(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical().encode()).hexdigest()
+
+
+def schedule_plan(s: Schedule) -> SchedulePlan:
+    """WHEN as cron lines (daily, weekly and cron) or an interval, an instant, or an event."""
+    out = SchedulePlan(kind=s.kind, tz=s.tz, start=s.start, end=s.end, event=s.event, first=s.first,
+                       delay=Duration(value=s.delay.value, unit=s.delay.unit) if s.delay else None)
+    times = [tuple(int(x) for x in t.split(":")) for t in s.times]
+    if s.kind in ("daily", "weekly"):
+        dow = ",".join(str(_DAYS[d]) for d in s.days) if s.kind == "weekly" else "*"
+        out.crons = [f"{m} {h} * * {dow}" for h, m in times]
+    elif s.kind == "cron":
+        out.crons = [s.cron]
+    elif s.kind == "every":
+        out.interval_minutes = s.interval.minutes()
+    elif s.kind == "once":
+        out.at = s.at
+    return out
+
+
+def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
+    """The scheduled time this run belongs to: the latest fire time at or before `as_of` (so every run
+    between two fire times is the same occurrence and a rerun sends nothing twice); the as-of minute
+    for event triggers, manual runs and as-of times outside the schedule."""
+    minute = as_of.astimezone(UTC).replace(second=0, microsecond=0)
+    if s is None:
+        return minute
+    tz = ZoneInfo(s.tz)
+    local = as_of.astimezone(tz)
+    if s.crons:
+        fires = [croniter(c, local + timedelta(seconds=1)).get_prev(datetime) for c in s.crons]
+        latest = max(fires).astimezone(UTC)
+    elif s.at is not None:
+        latest = s.at.astimezone(UTC)
+        if latest > as_of:
+            return minute
+    elif s.interval_minutes:
+        origin = datetime.combine(s.start or date(2000, 1, 1), datetime.min.time(), tzinfo=tz).astimezone(UTC)
+        steps = int((as_of - origin).total_seconds() // (s.interval_minutes * 60))
+        latest = origin + timedelta(minutes=steps * s.interval_minutes)
+    else:
+        return minute
+    day = latest.astimezone(tz).date()
+    if (s.start and day < s.start) or (s.end and day > s.end):
+        return minute
+    return latest
+
+
+def _money(m) -> Decimal | None:
+    return m.amount if m is not None else None
+
+
+def _resource(name: str, r: Coupon | Points | RedPacket, redemption: Decimal | None) -> ResourcePlan:
+    if isinstance(r, Coupon):
+        value = _money(r.value)
+        return ResourcePlan(
+            name=name, kind="coupon", code=r.code, title=r.title, value=value,
+            currency=r.value.currency if r.value else None, min_spend=_money(r.min_spend),
+            scope={k: list(v) for k, v in r.scope.items()},
+            usable_for=Duration(value=r.usable_for.value, unit=r.usable_for.unit) if r.usable_for else None,
+            usable_from=r.usable_from, usable_to=r.usable_to,
+            forecast_cost=(value or 0) * (redemption if redemption is not None else 1))
+    if isinstance(r, Points):
+        return ResourcePlan(name=name, kind="points", value=r.amount)
+    value = _money(r.value)
+    return ResourcePlan(name=name, kind="red_packet", code=r.name, title=r.title, value=value,
+                        currency=r.value.currency if r.value else None,
+                        forecast_cost=(value or 0) * (redemption if redemption is not None else 1))
+
+
+def _cap(rule: CapRule, scope: str) -> CapPlan:
+    per = f" per {rule.per}" if rule.per else ""
+    what = "unused coupons" if rule.unused else rule.unit
+    text = f"cap {rule.count if not rule.by else 'by ' + rule.by} {what} per user{per} ({scope})"
+    return CapPlan(scope=scope, unit=rule.unit, count=rule.count, unused=rule.unused, by=rule.by,
+                   tiers=dict(rule.tiers), default=rule.default, text=text,
+                   per=Duration(value=rule.per.value, unit=rule.per.unit) if rule.per else None)
+
+
+def _arm(kind: str, name: str, actions, c: Campaign, costs, templates: Path, share=None) -> ArmPlan:
+    give: list[str] = []
+    chains = []
+    for act in actions:
+        if act.give == "*":
+            give += [n for n in c.resources if n not in give]
+        elif act.give:
+            give.append(act.give)
+        if act.notify:
+            chains.append(act.notify)
+    if len(chains) > 1:
+        raise PlanError(f"step arm `{name}` notifies twice; one message per user per step (use a fallback `else`)")
+    notify = [_channel(ref, costs, templates) for ref in (chains[0] if chains else [])]
+    return ArmPlan(kind=kind, name=name, share=share, give=give, notify=notify)
+
+
+def _channel(ref: ChannelRef, costs, templates: Path) -> ChannelPlan:
+    source = (templates / ref.template).read_text(encoding="utf-8") if ref.template else None
+    return ChannelPlan(channel=ref.channel, template=ref.template, template_source=source, subject=ref.subject,
+                       cost=costs[ref.channel].amount if ref.channel in costs else Decimal(0),
+                       address_field=ADDRESS_FIELDS.get(ref.channel))
+
+
+def _user_fields_read(source: str | None, known: set[str]) -> set[str]:
+    """The `user.X` a template reads; all fields when it uses `user` in any other way."""
+    if not source:
+        return set()
+    from jinja2 import nodes
+
+    from compiler.templates import make_environment
+
+    tree = make_environment().parse(source)
+    out: set[str] = set()
+    parents = {id(n.node) for n in tree.find_all((nodes.Getattr, nodes.Getitem))}
+    for n in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(n.node, nodes.Name) and n.node.name == "user":
+            attr = n.attr if isinstance(n, nodes.Getattr) else getattr(n.arg, "value", None)
+            if isinstance(attr, str):
+                out.add(attr)
+            else:
+                return set(known)
+    for n in tree.find_all(nodes.Name):
+        if n.name == "user" and id(n) not in parents:
+            return set(known)
+    return out & known
+
+
+def _step(c: Campaign, name: str | None) -> Step:
+    if not c.steps:
+        raise PlanError(f"campaign {c.name} has no steps")
+    if name is None:
+        return c.steps[0]
+    for s in c.steps:
+        if s.name == name:
+            return s
+    raise PlanError(f"campaign {c.name} has no step `{name}`; steps: {', '.join(s.name for s in c.steps)}")
+
+
+def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, templates: Path,
+               step: str | None = None, workspace: str = "camp") -> StepPlan:
+    """The plan of one occurrence of one step: the occurrence is the scheduled time `as_of` falls in."""
+    s = _step(c, step)
+    if s.after is not None or s.unless is not None:
+        raise PlanError(f"step `{s.name}` is a follow-up (after/unless): it runs for the cohort of the step "
+                        "before it as a journey, not from `camp run`")
+    schedule = schedule_plan(c.schedule) if c.schedule else None
+    occurrence = occurrence_of(schedule, as_of)
+    costs = {**program.policy.costs, **c.costs}
+    if s.variants:
+        arms = [_arm("variant", n, acts, c, costs, templates, share=pct)
+                for n, pct, acts in s.variants]
+    elif s.branches:
+        arms = [_arm("branch", f"branch{i + 1}" if cond is not None else "otherwise", acts, c, costs, templates)
+                for i, (cond, acts) in enumerate(s.branches)]
+    else:
+        arms = [_arm("all", "all", s.actions, c, costs, templates)]
+    if not any(a.give or a.notify for a in arms):
+        raise PlanError(f"step `{s.name}` gives nothing and notifies no one")
+    users = program.schema.users
+    tz_field = users.tz_field.name if users and users.tz_field else None
+    wanted = {tz_field} | {ch.address_field for a in arms for ch in a.notify}
+    for a in arms:
+        for ch in a.notify:
+            wanted |= _user_fields_read(ch.template_source, set(users.fields) if users else set())
+            wanted |= _user_fields_read(ch.subject, set(users.fields) if users else set())
+    fields = {f: users.fields[f].type.kind for f in sorted(wanted - {None}) if users and f in users.fields}
+    caps = [_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps]
+    labels = sorted({cap.by for cap in caps if cap.by})
+    channels = sorted({ch.channel for a in arms for ch in a.notify})
+    sql = AudienceSQL(program, occurrence, dialect)
+    try:
+        query = sql.recipients(c, list(fields), labels, channels, [cond for cond, _ in s.branches])
+    except CompileError as exc:
+        raise PlanError(str(exc)) from None
+    quiet = [q for q in (program.policy.quiet, c.quiet) if q]
+    return StepPlan(
+        workspace=workspace, timezone=program.timezone, currency=program.currency, campaign=c.name, title=c.title,
+        owner=c.owner, step=s.name, occurrence=occurrence.strftime("%Y-%m-%dT%H:%MZ"), audience_as_of=occurrence,
+        dialect=dialect, recipients_sql=sql.sql(query, pretty=False), user_fields=fields, tz_field=tz_field,
+        labels=labels, consent_channels=channels if program.schema.consent is not None else None,
+        holdout=c.holdout, arms=arms,
+        resources={n: _resource(n, r, c.redemption) for n, r in c.resources.items()},
+        budget_total=_money(c.budget_total), budget_daily=_money(c.budget_daily), caps=caps,
+        quiet=list(dict.fromkeys(quiet)), priority=c.priority, exclusive=c.exclusive, schedule=schedule)

@@ -1,0 +1,246 @@
+"""One recipient + what the ledger already holds for them -> a Decision (no I/O here).
+
+Stages, in order; the first that stops the user gives the status and reason:
+  holdout -> arm (variant by hash, branch by SQL) -> coupons (unused cap, same code held, coupon caps)
+  -> exclusive group -> channel fallback chain (consent, address, caps per channel and window, tiered)
+  -> quiet hours (deferred with not_before, never dropped) -> budget (total and per day, reserved).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from compiler.plan import ArmPlan, CapPlan, ChannelPlan, StepPlan
+from compiler.sql import minus
+
+COUNTED = ("pending", "dispatching", "deferred", "sent")  # deliveries that count against caps and budgets
+
+
+@dataclass
+class Recipient:
+    seq: int
+    user_id: str
+    held_out: bool
+    fields: dict  # user field -> value
+    labels: dict  # classification -> label
+    consent: dict  # channel -> bool
+    branch: int | None = None
+
+
+@dataclass(frozen=True)
+class Past:
+    """A delivery already in the ledger for this user (any campaign)."""
+
+    campaign: str
+    channel: str | None
+    due_at: datetime
+    exclusive_group: str | None
+
+
+@dataclass(frozen=True)
+class HeldCoupon:
+    code: str
+    campaign: str
+    reserved_at: datetime
+    usable_to: datetime
+
+
+@dataclass
+class Budget:
+    """Room left, reserved as decisions are made; a None limit means unlimited."""
+
+    total_limit: Decimal | None
+    daily_limit: Decimal | None
+    before: dict[date, Decimal] = field(default_factory=dict)  # spent per local day before this batch
+    spent: dict[date, Decimal] = field(default_factory=dict)  # reserved by this batch, per local day
+
+    def total_left(self) -> Decimal | None:
+        if self.total_limit is None:
+            return None
+        return self.total_limit - sum(self.before.values(), Decimal(0)) - sum(self.spent.values(), Decimal(0))
+
+    def daily_left(self, day: date) -> Decimal | None:
+        if self.daily_limit is None:
+            return None
+        return self.daily_limit - self.before.get(day, Decimal(0)) - self.spent.get(day, Decimal(0))
+
+    def reserve(self, day: date, cost: Decimal) -> str | None:
+        total, daily = self.total_left(), self.daily_left(day)
+        if total is not None and cost > total:
+            return "budget:total"
+        if daily is not None and cost > daily:
+            return f"budget:daily {day}"
+        self.spent[day] = self.spent.get(day, Decimal(0)) + cost
+        return None
+
+
+@dataclass
+class Decision:
+    status: str
+    arm: str | None
+    channel: str | None = None
+    reason: str | None = None
+    cost: Decimal = Decimal(0)
+    due_at: datetime | None = None
+    not_before: datetime | None = None
+    give: list[str] = field(default_factory=list)
+
+
+def variant_of(plan: StepPlan, user_id: str) -> ArmPlan:
+    """Deterministic split: md5("campaign:step:user") in 0..9999 against the cumulative shares."""
+    h = int(hashlib.md5(f"{plan.campaign}:{plan.step}:{user_id}".encode()).hexdigest()[:8], 16) % 10000
+    edge = Decimal(0)
+    for arm in plan.arms:
+        edge += (arm.share or Decimal(0)) * 10000
+        if h < edge:
+            return arm
+    return plan.arms[-1]
+
+
+def arm_of(plan: StepPlan, r: Recipient) -> ArmPlan | None:
+    if plan.arms[0].kind == "variant":
+        return variant_of(plan, r.user_id)
+    if plan.arms[0].kind == "branch":
+        return plan.arms[r.branch] if r.branch is not None else None
+    return plan.arms[0]
+
+
+def user_zone(plan: StepPlan, r: Recipient) -> ZoneInfo:
+    name = r.fields.get(plan.tz_field) if plan.tz_field else None
+    if name:
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return ZoneInfo(plan.timezone)
+
+
+def quiet_until(windows: list[tuple[str, str]], at: datetime, zone: ZoneInfo) -> datetime | None:
+    """When the quiet hours covering `at` (in the user's zone) end, in UTC; None when `at` is not quiet."""
+    if not windows:
+        return None
+    current = at.astimezone(zone)
+    moved = False
+    for _ in range(2 * len(windows) + 1):  # overlapping windows: keep moving to the latest end
+        end = _inside(windows, current)
+        if end is None:
+            return current.astimezone(UTC) if moved else None
+        current, moved = end, True
+    return current.astimezone(UTC)
+
+
+def _inside(windows: list[tuple[str, str]], local: datetime) -> datetime | None:
+    t = local.time()
+    for start_s, end_s in windows:
+        start, end = time.fromisoformat(start_s), time.fromisoformat(end_s)
+        if start <= end:
+            inside = start <= t < end
+            end_day = local.date()
+        else:  # wraps midnight: 22:00-08:00
+            inside = t >= start or t < end
+            end_day = local.date() + timedelta(days=1) if t >= start else local.date()
+        if inside:
+            naive = datetime.combine(end_day, end)
+            return naive.replace(tzinfo=local.tzinfo)  # wall-clock end; zoneinfo resolves DST gaps forward
+    return None
+
+
+def _cap_limit(cap: CapPlan, r: Recipient) -> int | None:
+    if not cap.by:
+        return cap.count
+    label = r.labels.get(cap.by)
+    if label in cap.tiers:
+        return cap.tiers[label]
+    return cap.default  # None: users with an unlisted label are not capped by this rule
+
+
+def _cap_hits(cap: CapPlan, plan: StepPlan, channel: str, past: list[Past], as_of: datetime) -> int:
+    start = minus(as_of, cap.per.dur()) if cap.per else None
+    n = 0
+    for p in past:
+        if p.channel is None or (cap.unit != "message" and cap.unit != channel):
+            continue
+        if cap.scope == "campaign" and p.campaign != plan.campaign:
+            continue
+        if start is None or p.due_at >= start:
+            n += 1
+    return n
+
+
+def _channel_block(ch: ChannelPlan, plan: StepPlan, r: Recipient, past: list[Past], as_of: datetime) -> str | None:
+    if plan.consent_channels is not None and not r.consent.get(ch.channel):
+        return f"no_consent:{ch.channel}"
+    if ch.address_field and not r.fields.get(ch.address_field):
+        return f"no_address:{ch.channel}"
+    for cap in plan.caps:
+        if cap.unit in ("coupon",) or cap.unused:
+            continue
+        limit = _cap_limit(cap, r)
+        if limit is not None and cap.unit in ("message", ch.channel) and _cap_hits(cap, plan, ch.channel, past,
+                                                                                      as_of) >= limit:
+            return f"cap:{cap.text}"
+    return None
+
+
+def _coupon_block(plan: StepPlan, arm: ArmPlan, coupons: list[HeldCoupon], as_of: datetime) -> str | None:
+    codes = [plan.resources[g].code for g in arm.give if plan.resources[g].kind == "coupon"]
+    if not codes:
+        return None
+    valid = [c for c in coupons if c.usable_to > as_of]
+    for code in codes:
+        if any(c.code == code for c in valid):
+            return f"coupon:already holds an unused {code}"
+    for cap in plan.caps:
+        if cap.unused:
+            if len(valid) + len(codes) > cap.count:
+                return f"cap:{cap.text}"
+        elif cap.unit == "coupon":
+            start = minus(as_of, cap.per.dur()) if cap.per else None
+            held = [c for c in coupons if (cap.scope == "policy" or c.campaign == plan.campaign)
+                    and (start is None or c.reserved_at >= start)]
+            if len(held) + len(codes) > cap.count:
+                return f"cap:{cap.text}"
+    return None
+
+
+def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCoupon], budget: Budget,
+           as_of: datetime) -> Decision:
+    arm = arm_of(plan, r)
+    name = arm.name if arm else None
+    if r.held_out:
+        return Decision("holdout", name, due_at=as_of)
+    if arm is None:
+        return Decision("suppressed", None, reason="no branch matches", due_at=as_of)
+    blocked = _coupon_block(plan, arm, coupons, as_of)
+    if blocked:
+        return Decision("suppressed", name, reason=blocked, due_at=as_of)
+    if plan.exclusive:
+        start = minus(as_of, plan.exclusive_hold.dur())
+        holder = next((p.campaign for p in past if p.exclusive_group == plan.exclusive
+                       and p.campaign != plan.campaign and p.due_at >= start), None)
+        if holder:
+            return Decision("suppressed", name, reason=f"exclusive:{plan.exclusive} held by {holder}", due_at=as_of)
+    channel = None
+    if arm.notify:
+        reasons = []
+        for ch in arm.notify:
+            why = _channel_block(ch, plan, r, past, as_of)
+            if why is None:
+                channel = ch
+                break
+            reasons.append(why)
+        if channel is None:
+            return Decision("suppressed", name, reason="; ".join(reasons), due_at=as_of)
+    not_before = quiet_until(plan.quiet, as_of, user_zone(plan, r)) if channel else None
+    due = not_before or as_of
+    cost = (channel.cost if channel else Decimal(0)) + sum(
+        (plan.resources[g].forecast_cost for g in arm.give), Decimal(0))
+    short = budget.reserve(due.astimezone(ZoneInfo(plan.timezone)).date(), cost)
+    if short:
+        return Decision("budget_exhausted", name, channel.channel if channel else None, reason=short, due_at=due)
+    return Decision("deferred" if not_before else "pending", name, channel.channel if channel else None,
+                    cost=cost, due_at=due, not_before=not_before, give=list(arm.give))

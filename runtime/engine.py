@@ -1,0 +1,511 @@
+"""Executes one StepPlan against the warehouse and the ledger, batch by batch (no Prefect here:
+`runtime.flows` wraps these functions in tasks).
+
+    snapshot  : recipients SQL in the warehouse -> camp_recipients (once per occurrence; a rerun reuses it)
+    recover   : deliveries a killed run left pending/dispatching -> dispatched again, same idempotency key
+    release   : deferred deliveries whose quiet hours are over -> dispatched
+    batch     : decide (one locked transaction: caps, coupons, exclusive group, budget) -> dispatch
+    summarize : counts by status and reason, cost, budget left
+
+Idempotency: one ledger row per (campaign, step, occurrence, user), keyed by a unique text key;
+a user with a row is never decided again, and only pending/dispatching rows are ever sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from compiler.plan import StepPlan
+from compiler.sql import minus
+from runtime.channels import Channel, Message, PermanentFailure, TransientFailure, make_channel
+from runtime.decide import COUNTED, Budget, HeldCoupon, Past, Recipient, _channel_block, decide
+from runtime.ledger import Ledger
+from runtime.render import Renderer, RenderError, coupon_context
+from runtime.warehouse import connect
+
+_IN_FLIGHT = ("pending", "dispatching")
+
+
+@dataclass
+class Run:
+    plan: StepPlan
+    ledger: Ledger
+    data_url: str
+    as_of: datetime
+    dry_run: bool = False
+    channel_config: dict = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    plan_hash: str = ""
+    counts: Counter = field(default_factory=Counter)  # status -> users, this run (dry runs: what would happen)
+    reasons: Counter = field(default_factory=Counter)
+    cost: Decimal = Decimal(0)
+    left_out: list[str] = field(default_factory=list)  # first users left out by the budget
+    _channels: dict[str, Channel] = field(default_factory=dict)
+    _renderer: Renderer | None = None
+    _dry_budget: Budget | None = None
+    _dry_rows: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.plan_hash = self.plan.hash
+        self.key_prefix = f"{self.plan.campaign}/{self.plan.step}/{self.plan.occurrence}/"
+
+    @property
+    def occ(self) -> tuple[str, str, str]:
+        return self.plan.campaign, self.plan.step, self.plan.occurrence
+
+    def channel(self, name: str) -> Channel:
+        if name not in self._channels:
+            self._channels[name] = make_channel(name, self.channel_config)
+        return self._channels[name]
+
+    def renderer(self) -> Renderer:
+        if self._renderer is None:
+            self._renderer = Renderer(self.plan)
+        return self._renderer
+
+    def close(self) -> None:
+        for ch in self._channels.values():
+            ch.close()
+
+
+# ---------------------------------------------------------------- run records
+def start(run: Run, flow_run_id: str | None = None) -> None:
+    if run.dry_run:
+        return
+    lg, p = run.ledger, run.plan
+    with lg.transaction():
+        if lg.one("SELECT count(*) FROM camp_plans WHERE plan_hash = ?", (run.plan_hash,)) == 0:
+            lg.execute("INSERT INTO camp_plans VALUES (?, ?, ?, ?, ?, ?)",
+                       (run.plan_hash, p.campaign, p.step, p.occurrence, p.canonical(), datetime.now(UTC)))
+        lg.execute("INSERT INTO camp_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (run.run_id, p.campaign, p.step, p.occurrence, run.as_of, run.plan_hash, False, "running",
+                    flow_run_id, datetime.now(UTC), None, None))
+
+
+def finish(run: Run, summary: dict, status: str = "finished") -> None:
+    if run.dry_run:
+        return
+    run.ledger.execute("UPDATE camp_runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
+                       (status, datetime.now(UTC), json.dumps(summary, default=str), run.run_id))
+
+
+# ---------------------------------------------------------------- snapshot
+def _encode(v):
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return str(v)
+    return v
+
+
+def _decode(kind: str, v):
+    if v is None:
+        return None
+    if kind == "date":
+        return date.fromisoformat(v)
+    if kind == "timestamp":
+        return datetime.fromisoformat(v)
+    if kind in ("money", "number"):
+        return Decimal(v)
+    return v
+
+
+def snapshot(run: Run) -> int:
+    """The occurrence's recipients, computed once: a rerun (after a crash, or a later retry) reads the
+    same list even if the warehouse changed since."""
+    lg, p = run.ledger, run.plan
+    if not run.dry_run:
+        n = lg.one("SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?", run.occ)
+        if n is not None:
+            return int(n)
+    wh = connect(run.data_url)
+    try:
+        cur = wh.execute(p.recipients_sql)
+        names = [d[0] for d in cur.description]
+        data = cur.fetchall()
+    finally:
+        wh.close()
+    idx = {n: i for i, n in enumerate(names)}
+    extra = [n for n in names if n not in ("user_id", "held_out")]
+    rows = []
+    for seq, row in enumerate(data):
+        payload = {n: _encode(row[idx[n]]) for n in extra}
+        rows.append((*run.occ, seq, str(row[0]), bool(row[idx["held_out"]]),
+                     json.dumps(payload, ensure_ascii=False, separators=(",", ":"))))
+    if run.dry_run:
+        run._dry_rows = rows
+        return len(rows)
+    with lg.transaction():
+        if lg.one("SELECT count(*) FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?",
+                  run.occ) == 0:
+            lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
+                           rows)
+            lg.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                       (*run.occ, run.plan_hash, len(rows), datetime.now(UTC)))
+    return int(lg.one("SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?",
+                      run.occ))
+
+
+def _recipient(plan: StepPlan, seq: int, user_id: str, held_out: bool, data: str) -> Recipient:
+    d = json.loads(data)
+    return Recipient(seq=seq, user_id=user_id, held_out=held_out,
+                     fields={f: _decode(k, d.get(f"u_{f}")) for f, k in plan.user_fields.items()},
+                     labels={c: d.get(f"class_{c}") for c in plan.labels},
+                     consent={ch: bool(d.get(f"consent_{ch}")) for ch in (plan.consent_channels or [])},
+                     branch=d.get("branch"))
+
+
+def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
+    if run.dry_run:
+        rows = [r[3:] for r in run._dry_rows[lo:hi]]
+    else:
+        rows = run.ledger.rows("SELECT seq, user_id, held_out, data FROM camp_recipients WHERE campaign = ? AND "
+                               "step = ? AND occurrence = ? AND seq >= ? AND seq < ? ORDER BY seq", (*run.occ, lo, hi))
+    return [_recipient(run.plan, *r) for r in rows]
+
+
+# ---------------------------------------------------------------- decide
+def _in(lg: Ledger, column: str) -> str:
+    return f"{column} IN (SELECT unnest(?))" if lg.dialect == "duckdb" else f"{column} = ANY(?)"
+
+
+def _history(run: Run, users: list[str]) -> tuple[dict[str, list[Past]], dict[str, list[HeldCoupon]]]:
+    lg, p = run.ledger, run.plan
+    past: dict[str, list[Past]] = {}
+    windows = [minus(run.as_of, c.per.dur()) for c in p.caps if c.per and not c.unused]
+    if p.exclusive:
+        windows.append(minus(run.as_of, p.exclusive_hold.dur()))
+    if windows or any(c.unit != "coupon" and not c.per and not c.unused for c in p.caps):
+        since = min(windows) if windows else datetime(1970, 1, 1, tzinfo=UTC)
+        statuses = ", ".join(f"'{s}'" for s in COUNTED)
+        for uid, campaign, channel, due, group in lg.rows(
+                f"SELECT user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
+                f"{_in(lg, 'user_id')} AND status IN ({statuses}) AND due_at >= ?", (users, since)):
+            past.setdefault(uid, []).append(Past(campaign, channel, due, group))
+    coupons: dict[str, list[HeldCoupon]] = {}
+    if any(p.resources[g].kind == "coupon" for a in p.arms for g in a.give):
+        for uid, code, campaign, reserved, usable_to in lg.rows(
+                f"SELECT user_id, code, campaign, reserved_at, usable_to FROM camp_coupons WHERE "
+                f"{_in(lg, 'user_id')} AND state IN ('reserved', 'issued')", (users,)):
+            coupons.setdefault(uid, []).append(HeldCoupon(code, campaign, reserved, usable_to))
+    return past, coupons
+
+
+def _budget(run: Run) -> Budget:
+    p = run.plan
+    if p.budget_total is None and p.budget_daily is None:
+        return Budget(None, None)
+    if run.dry_run:
+        if run._dry_budget is None:
+            run._dry_budget = _budget_from_ledger(run)
+        return run._dry_budget
+    return _budget_from_ledger(run)
+
+
+def _budget_from_ledger(run: Run) -> Budget:
+    spent = {d: Decimal(a) for d, a in run.ledger.rows("SELECT day, amount FROM camp_spend WHERE campaign = ?",
+                                                        (run.plan.campaign,))}
+    return Budget(run.plan.budget_total, run.plan.budget_daily, before=spent)
+
+
+def _coupon_row(run: Run, key: str, user: str, name: str, due: datetime) -> tuple:
+    r, tz = run.plan.resources[name], ZoneInfo(run.plan.timezone)
+    if r.usable_for is not None:
+        start, end = due, due - (minus(due, r.usable_for.dur()) - due)
+    else:
+        start = datetime.combine(r.usable_from, datetime.min.time(), tzinfo=tz) if r.usable_from else due
+        end = datetime.combine(r.usable_to + timedelta(days=1), datetime.min.time(), tzinfo=tz) \
+            if r.usable_to else due + timedelta(days=3650)
+    cid = "C" + hashlib.sha256(f"{key}/{name}".encode()).hexdigest()[:20]
+    return (cid, key, run.plan.campaign, r.code, user, r.value, r.currency or run.plan.currency, r.min_spend,
+            json.dumps(r.scope, ensure_ascii=False, default=str), "reserved", due, None,
+            start.astimezone(UTC), end.astimezone(UTC), None)
+
+
+_DELIVERY_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason",
+                  "cost", "currency", "coupon_id", "provider_message_id", "plan_hash", "run_id", "exclusive_group",
+                  "due_at", "not_before", "decided_at", "sent_at", "attempts", "error"]
+_COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "value", "currency", "min_spend",
+                "scope", "state", "reserved_at", "issued_at", "usable_from", "usable_to", "redeemed_at"]
+
+
+@dataclass
+class Pending:
+    key: str
+    user_id: str
+    arm: str | None
+    channel: str | None
+    coupon_id: str | None
+    recipient: Recipient
+    cost: Decimal = Decimal(0)
+
+
+def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
+    """Decide users seq lo..hi-1 in one locked transaction; returns those to send now."""
+    batch = recipients(run, lo, hi)
+    if not batch:
+        return []
+    lg, p = run.ledger, run.plan
+    users = [r.user_id for r in batch]
+    with lg.decision():
+        done: set[str] = set()
+        if not run.dry_run:
+            done = {u for (u,) in lg.rows(f"SELECT user_id FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
+                                          f"occurrence = ? AND {_in(lg, 'user_id')}", (*run.occ, users))}
+        past, coupons = _history(run, users)
+        budget = _budget(run)
+        out, deliveries, coupon_rows = [], [], []
+        now = datetime.now(UTC)
+        for r in batch:
+            if r.user_id in done:
+                continue
+            d = decide(p, r, past.get(r.user_id, []), coupons.get(r.user_id, []), budget, run.as_of)
+            run.counts[d.status] += 1
+            if d.reason:
+                run.reasons[f"{d.status}: {d.reason}"] += 1
+            if d.status == "budget_exhausted" and len(run.left_out) < 20:
+                run.left_out.append(r.user_id)
+            if d.status in ("pending", "deferred"):
+                run.cost += d.cost
+            key = run.key_prefix + r.user_id
+            coupon_id = None
+            for name in d.give:
+                if p.resources[name].kind == "coupon":
+                    row = _coupon_row(run, key, r.user_id, name, d.due_at)
+                    coupon_rows.append(row)
+                    coupon_id = row[0]
+            deliveries.append((key, *run.occ, r.user_id, d.arm, d.channel, d.status, d.reason, d.cost, p.currency,
+                               coupon_id, None, run.plan_hash, run.run_id,
+                               p.exclusive if d.status in ("pending", "deferred") else None, d.due_at,
+                               d.not_before, now, None, 0, None))
+            if d.status == "pending":
+                out.append(Pending(key, r.user_id, d.arm, d.channel, coupon_id, r))
+        if not run.dry_run:
+            lg.bulk_insert("camp_deliveries", _DELIVERY_COLS, deliveries)
+            lg.bulk_insert("camp_coupons", _COUPON_COLS, coupon_rows)
+            for day, amount in budget.spent.items():
+                if amount:
+                    _add_spend(lg, p.campaign, day, amount)
+    return out
+
+
+def _add_spend(lg: Ledger, campaign: str, day: date, amount: Decimal) -> None:
+    lg.execute("INSERT INTO camp_spend VALUES (?, ?, ?) ON CONFLICT (campaign, day) DO UPDATE SET "
+               "amount = camp_spend.amount + excluded.amount", (campaign, day, amount))
+
+
+# ---------------------------------------------------------------- dispatch
+def dispatch(run: Run, items: list[Pending]) -> None:
+    """Send pending deliveries: outbox rows in the ledger transaction, other channels one by one with
+    the row marked dispatching first (a crash leaves it to be resent with the same key)."""
+    if run.dry_run or not items:
+        return
+    coupons = _coupons_of(run, [it.key for it in items if it.coupon_id])
+    by_kind: dict[bool, list[tuple[Pending, Message | None, str | None]]] = {True: [], False: []}
+    for it in items:
+        msg, error = _message(run, it, coupons.get(it.key))
+        transactional = it.channel is None or run.channel(it.channel).transactional
+        by_kind[transactional].append((it, msg, error))
+    _send_transactional(run, by_kind[True])
+    _send_one_by_one(run, by_kind[False])
+
+
+def _coupons_of(run: Run, keys: list[str]) -> dict[str, dict]:
+    if not keys:
+        return {}
+    lg = run.ledger
+    out = {}
+    names = {r.code: n for n, r in run.plan.resources.items() if r.kind == "coupon"}
+    for cid, key, code, issued, reserved, start, end in lg.rows(
+            f"SELECT coupon_id, idempotency_key, code, issued_at, reserved_at, usable_from, usable_to FROM camp_coupons "
+            f"WHERE {_in(lg, 'idempotency_key')}", (keys,)):
+        out[key] = coupon_context({"name": names.get(code), "coupon_id": cid, "issued_at": issued or reserved,
+                                   "usable_from": start, "usable_to": end}, run.plan)
+    return out
+
+
+def _message(run: Run, it: Pending, coupon: dict | None) -> tuple[Message | None, str | None]:
+    if it.channel is None:
+        return None, None
+    arm = next(a for a in run.plan.arms if a.name == it.arm)
+    ch = next(c for c in arm.notify if c.channel == it.channel)
+    rd = run.renderer()
+    try:
+        subject, body = rd.render(ch, rd.context(it.user_id, it.recipient.fields, it.arm, coupon))
+    except RenderError as exc:
+        return None, str(exc)
+    address = it.recipient.fields.get(ch.address_field) if ch.address_field else None
+    return Message(it.key, *run.occ, it.user_id, it.channel, None if address is None else str(address), subject,
+                   body, run.plan_hash, {"arm": it.arm, "coupon_id": it.coupon_id}), None
+
+
+def _send_transactional(run: Run, batch: list[tuple[Pending, Message | None, str | None]]) -> None:
+    lg = run.ledger
+    ok = [(it, m) for it, m, err in batch if err is None]
+    now = datetime.now(UTC)
+    with lg.transaction():
+        lg.bulk_insert("camp_outbox", ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel",
+                                       "address", "subject", "body", "plan_hash", "created_at"],
+                       [(m.key, m.campaign, m.step, m.occurrence, m.user_id, m.channel, m.address, m.subject, m.body,
+                         m.plan_hash, now) for it, m in ok if m is not None])
+        keys = [it.key for it, _ in ok]
+        if keys:
+            lg.execute(f"UPDATE camp_deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                       f"provider_message_id = 'outbox:' || idempotency_key WHERE {_in(lg, 'idempotency_key')}",
+                       (now, keys))
+            lg.execute(f"UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE "
+                       f"{_in(lg, 'idempotency_key')} AND state = 'reserved'", (keys,))
+        run.counts["sent"] += len(keys)
+    for it, _, err in batch:
+        if err is not None:
+            _fallback_or_fail(run, it, err, permanent=True)
+
+
+def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | None]]) -> None:
+    lg = run.ledger
+    keys = [it.key for it, _, _ in batch]
+    if not keys:
+        return
+    lg.execute(f"UPDATE camp_deliveries SET status = 'dispatching', attempts = attempts + 1 WHERE "
+               f"{_in(lg, 'idempotency_key')} AND status = 'pending'", (keys,))
+    for it, msg, err in batch:
+        if err is not None:
+            _fallback_or_fail(run, it, err, permanent=True)
+            continue
+        try:
+            provider_id = run.channel(it.channel).send(msg)
+        except PermanentFailure as exc:
+            _fallback_or_fail(run, it, str(exc), permanent=True)
+            continue
+        except TransientFailure as exc:
+            _fallback_or_fail(run, it, str(exc), permanent=False)
+            continue
+        with lg.transaction():
+            lg.execute("UPDATE camp_deliveries SET status = 'sent', sent_at = ?, provider_message_id = ? "
+                       "WHERE idempotency_key = ?", (datetime.now(UTC), provider_id, it.key))
+            lg.execute("UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE idempotency_key = ? "
+                       "AND state = 'reserved'", (it.key,))
+        run.counts["sent"] += 1
+
+
+def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> None:
+    """A permanent failure moves the delivery to the next channel of the arm's chain that the user may be
+    reached on (the cost difference is re-reserved in the budget); otherwise the delivery failed."""
+    lg, p = run.ledger, run.plan
+    arm = next(a for a in p.arms if a.name == it.arm)
+    chain = [c.channel for c in arm.notify]
+    nxt = None
+    if permanent and it.channel in chain:
+        for ch in arm.notify[chain.index(it.channel) + 1:]:
+            if _channel_block(ch, p, it.recipient, [], run.as_of) is None:
+                nxt = ch
+                break
+    with lg.decision():
+        if nxt is not None:
+            old = next(c for c in arm.notify if c.channel == it.channel).cost
+            budget = _budget_from_ledger(run)
+            day = run.as_of.astimezone(ZoneInfo(p.timezone)).date()
+            if nxt.cost <= old or budget.reserve(day, nxt.cost - old) is None:
+                if nxt.cost > old:
+                    _add_spend(lg, p.campaign, day, nxt.cost - old)
+                lg.execute("UPDATE camp_deliveries SET channel = ?, status = 'pending', cost = cost + ?, error = ? "
+                           "WHERE idempotency_key = ?", (nxt.channel, nxt.cost - old,
+                                                         f"{it.channel}: {error}", it.key))
+                run.reasons[f"fallback: {it.channel} -> {nxt.channel}"] += 1
+            else:
+                nxt = None
+        if nxt is None:
+            lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = ?, error = ? WHERE idempotency_key = ?",
+                       ("permanent" if permanent else "transient", f"{it.channel}: {error}", it.key))
+            lg.execute("UPDATE camp_coupons SET state = 'void' WHERE idempotency_key = ? AND state = 'reserved'",
+                       (it.key,))
+            run.counts["failed"] += 1
+            run.reasons[f"failed: {'permanent' if permanent else 'transient'}"] += 1
+    if nxt is not None:
+        dispatch(run, [Pending(it.key, it.user_id, it.arm, nxt.channel, it.coupon_id, it.recipient)])
+
+
+def send_batch(run: Run, lo: int, hi: int) -> None:
+    dispatch(run, decide_batch(run, lo, hi))
+
+
+# ---------------------------------------------------------------- recover and release
+def _load_pending(run: Run, where: str, params: tuple) -> list[Pending]:
+    lg = run.ledger
+    rows = lg.rows(f"SELECT d.idempotency_key, d.user_id, d.arm, d.channel, d.coupon_id, r.seq, r.held_out, r.data "
+                   f"FROM camp_deliveries d JOIN camp_recipients r ON r.campaign = d.campaign AND r.step = d.step "
+                   f"AND r.occurrence = d.occurrence AND r.user_id = d.user_id WHERE {where}", params)
+    return [Pending(k, u, a, c, cid, _recipient(run.plan, seq, u, h, data)) for k, u, a, c, cid, seq, h, data in rows]
+
+
+def recover(run: Run) -> int:
+    """Deliveries an earlier, killed attempt left pending or dispatching: sent again, same key."""
+    if run.dry_run:
+        return 0
+    items = _load_pending(run, "d.campaign = ? AND d.step = ? AND d.occurrence = ? AND d.status IN "
+                               "('pending', 'dispatching')", run.occ)
+    dispatch(run, items)
+    return len(items)
+
+
+def release(run: Run) -> int:
+    """Deferred deliveries of this campaign whose quiet hours are over at the as-of time."""
+    if run.dry_run:
+        return 0
+    lg = run.ledger
+    rows = lg.rows("SELECT idempotency_key FROM camp_deliveries WHERE campaign = ? AND step = ? AND occurrence = ? "
+                   "AND status = 'deferred' AND not_before <= ?", (*run.occ, run.as_of))
+    keys = [k for (k,) in rows]
+    if not keys:
+        return 0
+    lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = not_before WHERE "
+               f"{_in(lg, 'idempotency_key')}", (keys,))
+    items = _load_pending(run, f"{_in(lg, 'd.idempotency_key')}", (keys,))
+    dispatch(run, items)
+    return len(items)
+
+
+# ---------------------------------------------------------------- summary
+def summarize(run: Run, audience: int) -> dict:
+    p = run.plan
+    out: dict = {"campaign": p.campaign, "step": p.step, "occurrence": p.occurrence, "plan_hash": run.plan_hash,
+                 "run_id": run.run_id, "audience": audience, "dry_run": run.dry_run}
+    if run.dry_run:
+        out["statuses"] = dict(run.counts)
+        out["reasons"] = dict(run.reasons)
+        out["cost"] = str(run.cost)
+    else:
+        lg = run.ledger
+        rows = lg.rows("SELECT status, reason, count(*), sum(cost) FROM camp_deliveries WHERE campaign = ? AND "
+                       "step = ? AND occurrence = ? GROUP BY status, reason ORDER BY status, reason", run.occ)
+        statuses: Counter = Counter()
+        reasons: Counter = Counter()
+        cost = Decimal(0)
+        for status, reason, n, c in rows:
+            statuses[status] += n
+            if reason:
+                reasons[f"{status}: {reason}"] += n
+            if status in COUNTED:
+                cost += Decimal(c or 0)
+        out["statuses"] = dict(statuses)
+        out["reasons"] = dict(reasons)
+        out["cost"] = str(cost)
+        out["this_run"] = dict(run.counts)
+    if p.budget_total is not None or p.budget_daily is not None:
+        b = _budget_from_ledger(run) if not run.dry_run else (run._dry_budget or _budget_from_ledger(run))
+        day = run.as_of.astimezone(ZoneInfo(p.timezone)).date()
+        out["budget_left"] = {"total": str(b.total_left()) if b.total_left() is not None else None,
+                              "today": str(b.daily_left(day)) if b.daily_left(day) is not None else None}
+    if run.left_out:
+        out["left_out_by_budget"] = {"first_users": run.left_out,
+                                     "rule": "recipients are served in user id order; those after the budget "
+                                             "ran out get budget_exhausted"}
+    out["currency"] = p.currency
+    return out

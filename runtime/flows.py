@@ -1,0 +1,105 @@
+"""The Prefect side: one generic flow runs one occurrence of one step of any campaign, from its plan.
+
+    camp-step (flow, parameters: the plan as JSON, where the data and ledger are, the as-of time)
+      ├─ resolve-audience   (task: recipients SQL in the warehouse -> snapshot in the ledger)
+      ├─ recover-and-release (task: resend what a killed run left in flight, send deferred messages now due)
+      ├─ send-batch × N     (task per batch of `batch_size` recipients, never per user)
+      └─ summarize          (task: counts from the ledger; table + markdown artifacts)
+
+Campaigns are parameters, not generated code. The ledger is the source of truth; Prefect's run
+records and artifacts summarise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.context import get_run_context
+
+from compiler.plan import StepPlan
+from runtime import engine
+from runtime.ledger import open_ledger
+
+progress: Callable[[str, int, int], None] | None = None  # set by the CLI: (stage, done, total)
+
+
+def _report(stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+@task(name="resolve-audience", cache_policy=NONE, persist_result=False)
+def resolve_audience(run: engine.Run) -> int:
+    return engine.snapshot(run)
+
+
+@task(name="recover-and-release", cache_policy=NONE, persist_result=False)
+def recover_and_release(run: engine.Run) -> tuple[int, int]:
+    return engine.recover(run), engine.release(run)
+
+
+@task(name="send-batch", cache_policy=NONE, persist_result=False, task_run_name="send-batch-{lo}")
+def send_batch(run: engine.Run, lo: int, hi: int) -> None:
+    engine.send_batch(run, lo, hi)
+
+
+@task(name="summarize", cache_policy=NONE, persist_result=False)
+def summarize(run: engine.Run, audience: int) -> dict:
+    summary = engine.summarize(run, audience)
+    rows = [{"status": k, "users": v} for k, v in sorted(summary["statuses"].items())]
+    rows += [{"status": k, "users": v} for k, v in sorted(summary["reasons"].items())]
+    key = f"camp-{run.plan.campaign}-{run.plan.step}".lower().replace("_", "-")
+    create_table_artifact(rows, key=key, description=f"{run.plan.campaign}/{run.plan.step} {run.plan.occurrence}")
+    create_markdown_artifact(markdown(summary), key=key + "-summary")
+    return summary
+
+
+def markdown(s: dict) -> str:
+    lines = [f"# {s['campaign']} / {s['step']} @ {s['occurrence']}" + (" (dry run)" if s["dry_run"] else ""), "",
+             f"plan `{s['plan_hash'][:16]}` · run `{s['run_id']}` · audience **{s['audience']}**", "",
+             "| status | users |", "| --- | ---: |"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(s["statuses"].items())]
+    if s["reasons"]:
+        lines += ["", "| why | users |", "| --- | ---: |"] + [f"| {k} | {v} |" for k, v in sorted(s["reasons"].items())]
+    lines += ["", f"cost: {s['cost']} {s['currency']}"]
+    if "budget_left" in s:
+        lines.append(f"budget left: total {s['budget_left']['total']}, today {s['budget_left']['today']}")
+    return "\n".join(lines)
+
+
+@flow(name="camp-step", log_prints=False, validate_parameters=False, persist_result=False)
+def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bool = False,
+             batch_size: int = 10000, channels: dict | None = None) -> dict:
+    """Run one occurrence of one campaign step exactly as `plan` says."""
+    step_plan = StepPlan.model_validate(plan)
+    ledger = open_ledger(ledger_url)
+    run = engine.Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
+    try:
+        ctx = get_run_context()
+        engine.start(run, str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None)
+        _report("audience", 0, 1)
+        audience = resolve_audience(run)
+        _report("audience", 1, 1)
+        recovered, released = recover_and_release(run)
+        if recovered or released:
+            get_run_logger().info("resent %s in-flight deliveries, released %s deferred", recovered, released)
+        for lo in range(0, audience, batch_size):
+            send_batch(run, lo, min(lo + batch_size, audience))
+            _report("send", min(lo + batch_size, audience), audience)
+        summary = summarize(run, audience)
+        engine.finish(run, summary)
+        return summary
+    except BaseException:
+        if not dry_run:
+            try:
+                engine.finish(run, {}, "failed")
+            except Exception:  # noqa: BLE001 (the original error matters more)
+                pass
+        raise
+    finally:
+        run.close()
+        ledger.close()

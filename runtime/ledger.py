@@ -1,0 +1,124 @@
+"""The ledger database: connection, migrations, transactions, the cross-process lock, bulk writes.
+
+The ledger is the source of truth for what was decided and sent. DuckDB (one writer process per
+file) by default, PostgreSQL when several runs may meet. Decisions that read and then write shared
+state (caps, budgets, exclusive groups) run inside `decision()`: one transaction holding an
+advisory lock on PostgreSQL, so two processes never both see room for the same last send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from runtime.migrations import MIGRATIONS
+from runtime.warehouse import Warehouse, connect
+
+_LOCK_KEY = 7_262_001  # pg_advisory lock id of camp's decisions
+_MIGRATION_LOCK = 7_262_002
+
+
+class Ledger:
+    def __init__(self, url: str):
+        self.url = url
+        self.db: Warehouse = connect(url)
+        self.dialect = self.db.dialect
+        self._depth = 0
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ statements
+    def ph(self, n: int = 1) -> str:
+        return ", ".join(["?" if self.dialect == "duckdb" else "%s"] * n)
+
+    def execute(self, sql: str, params: Sequence | None = None):
+        if self.dialect == "postgres":
+            sql = sql.replace("?", "%s")
+        return self.db.execute(sql, params)
+
+    def rows(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        return self.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: Sequence | None = None):
+        row = self.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Nested calls join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            if self.dialect == "duckdb":
+                self.db.conn.execute("BEGIN TRANSACTION")
+                try:
+                    yield
+                except BaseException:
+                    self.db.conn.execute("ROLLBACK")
+                    raise
+                self.db.conn.execute("COMMIT")
+            else:
+                with self.db.conn.transaction():
+                    yield
+        finally:
+            self._depth = 0
+
+    @contextmanager
+    def decision(self) -> Iterator[None]:
+        """A transaction in which no other camp process decides (caps, budgets, exclusive groups)."""
+        with self.transaction():
+            if self.dialect == "postgres":
+                self.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+            yield
+
+    def bulk_insert(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+        """Many rows at once: a DataFrame scan on DuckDB, COPY on PostgreSQL."""
+        if not rows:
+            return
+        cols = ", ".join(columns)
+        if self.dialect == "duckdb":
+            import pandas as pd
+
+            frame = pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by DuckDB by name)
+            self.db.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+        else:
+            with self.db.conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    # ------------------------------------------------------------ migrations
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; returns the versions applied now."""
+        applied: list[int] = []
+        with self.transaction():
+            if self.dialect == "postgres":
+                self.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            self.execute("CREATE TABLE IF NOT EXISTS camp_migrations (version integer PRIMARY KEY, "
+                         "name text NOT NULL, applied_at timestamptz NOT NULL)")
+            done = {v for (v,) in self.rows("SELECT version FROM camp_migrations")}
+            for version, name, statements in MIGRATIONS:
+                if version in done:
+                    continue
+                for dialect, sql in statements:
+                    if dialect in (None, self.dialect):
+                        self.execute(sql)
+                self.execute("INSERT INTO camp_migrations VALUES (?, ?, ?)", (version, name, datetime.now(UTC)))
+                applied.append(version)
+        return applied
+
+    def version(self) -> int:
+        return self.one("SELECT COALESCE(MAX(version), 0) FROM camp_migrations") or 0
+
+
+def open_ledger(url: str) -> Ledger:
+    ledger = Ledger(url)
+    ledger.migrate()
+    return ledger

@@ -1,0 +1,55 @@
+"""Versioned ledger schema. Each migration runs once, in order, inside one transaction, and is
+recorded in `camp_migrations`; `camp` applies pending ones itself before any run (never by hand).
+Never edit a released migration: add the next one.
+
+Statements are portable SQL (DuckDB and PostgreSQL); a statement tagged with a dialect runs only there.
+"""
+
+from __future__ import annotations
+
+_DELIVERY_STATUSES = "('pending','dispatching','deferred','sent','failed','holdout','suppressed','budget_exhausted')"
+
+MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
+    (1, "ledger: runs, plans, snapshots, deliveries, coupons, spend, outbox", [
+        (None, """CREATE TABLE camp_plans (
+            plan_hash text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
+            plan text NOT NULL, created_at timestamptz NOT NULL)"""),
+        (None, """CREATE TABLE camp_runs (
+            run_id text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
+            as_of timestamptz NOT NULL, plan_hash text NOT NULL, dry_run boolean NOT NULL, status text NOT NULL,
+            flow_run_id text, started_at timestamptz NOT NULL, finished_at timestamptz, summary text)"""),
+        (None, """CREATE TABLE camp_snapshots (
+            campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, plan_hash text NOT NULL,
+            recipients bigint NOT NULL, created_at timestamptz NOT NULL,
+            PRIMARY KEY (campaign, step, occurrence))"""),
+        (None, """CREATE TABLE camp_recipients (
+            campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, seq bigint NOT NULL,
+            user_id text NOT NULL, held_out boolean NOT NULL, data text NOT NULL,
+            PRIMARY KEY (campaign, step, occurrence, seq))"""),
+        (None, f"""CREATE TABLE camp_deliveries (
+            idempotency_key text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
+            user_id text NOT NULL, arm text, channel text,
+            status text NOT NULL CHECK (status IN {_DELIVERY_STATUSES}), reason text,
+            cost decimal(18, 4) NOT NULL, currency text NOT NULL, coupon_id text, provider_message_id text,
+            plan_hash text NOT NULL, run_id text NOT NULL, exclusive_group text,
+            due_at timestamptz NOT NULL, not_before timestamptz, decided_at timestamptz NOT NULL,
+            sent_at timestamptz, attempts integer NOT NULL, error text)"""),
+        ("postgres", "CREATE INDEX camp_deliveries_user ON camp_deliveries (user_id, due_at)"),
+        ("postgres", "CREATE INDEX camp_deliveries_occurrence ON camp_deliveries (campaign, step, occurrence, status)"),
+        (None, """CREATE TABLE camp_coupons (
+            coupon_id text PRIMARY KEY, idempotency_key text NOT NULL UNIQUE, campaign text NOT NULL,
+            code text NOT NULL, user_id text NOT NULL, value decimal(18, 2) NOT NULL, currency text NOT NULL,
+            min_spend decimal(18, 2), scope text NOT NULL,
+            state text NOT NULL CHECK (state IN ('reserved', 'issued', 'redeemed', 'void')),
+            reserved_at timestamptz NOT NULL, issued_at timestamptz, usable_from timestamptz NOT NULL,
+            usable_to timestamptz NOT NULL, redeemed_at timestamptz)"""),
+        ("postgres", "CREATE INDEX camp_coupons_user ON camp_coupons (user_id, state)"),
+        (None, """CREATE TABLE camp_spend (
+            campaign text NOT NULL, day date NOT NULL, amount decimal(18, 4) NOT NULL,
+            PRIMARY KEY (campaign, day))"""),
+        (None, """CREATE TABLE camp_outbox (
+            idempotency_key text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
+            user_id text NOT NULL, channel text NOT NULL, address text, subject text, body text NOT NULL,
+            plan_hash text NOT NULL, created_at timestamptz NOT NULL)"""),
+    ]),
+]
