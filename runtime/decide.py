@@ -171,7 +171,7 @@ def _cap_hits(cap: CapPlan, plan: StepPlan, channel: str, past: list[Past], as_o
     return n
 
 
-def _channel_block(ch: ChannelPlan, plan: StepPlan, r: Recipient, past: list[Past], as_of: datetime) -> str | None:
+def channel_block(ch: ChannelPlan, plan: StepPlan, r: Recipient, past: list[Past], as_of: datetime) -> str | None:
     if plan.consent_channels is not None and not r.consent.get(ch.channel):
         return f"no_consent:{ch.channel}"
     if ch.address_field and not r.fields.get(ch.address_field):
@@ -228,7 +228,7 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
     if arm.notify:
         reasons = []
         for ch in arm.notify:
-            why = _channel_block(ch, plan, r, past, as_of)
+            why = channel_block(ch, plan, r, past, as_of)
             if why is None:
                 channel = ch
                 break

@@ -25,12 +25,10 @@ from zoneinfo import ZoneInfo
 from compiler.plan import StepPlan
 from compiler.sql import minus
 from runtime.channels import Channel, Message, PermanentFailure, TransientFailure, make_channel
-from runtime.decide import COUNTED, Budget, HeldCoupon, Past, Recipient, _channel_block, decide
+from runtime.decide import COUNTED, Budget, HeldCoupon, Past, Recipient, channel_block, decide, quiet_until, user_zone
 from runtime.ledger import Ledger
 from runtime.render import Renderer, RenderError, coupon_context
 from runtime.warehouse import connect
-
-_IN_FLIGHT = ("pending", "dispatching")
 
 
 @dataclass
@@ -404,7 +402,7 @@ def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> Non
     nxt = None
     if permanent and it.channel in chain:
         for ch in arm.notify[chain.index(it.channel) + 1:]:
-            if _channel_block(ch, p, it.recipient, [], run.as_of) is None:
+            if channel_block(ch, p, it.recipient, [], run.as_of) is None:
                 nxt = ch
                 break
     with lg.decision():
@@ -456,20 +454,37 @@ def recover(run: Run) -> int:
 
 
 def release(run: Run) -> int:
-    """Deferred deliveries of this campaign whose quiet hours are over at the as-of time."""
+    """Deferred deliveries of this campaign (any step or occurrence) whose quiet hours are over at the
+    as-of time: rendered with the plan they were decided under, then sent. A user whose zone is quiet
+    again at this time keeps waiting, with a new not_before."""
     if run.dry_run:
         return 0
     lg = run.ledger
-    rows = lg.rows("SELECT idempotency_key FROM camp_deliveries WHERE campaign = ? AND step = ? AND occurrence = ? "
-                   "AND status = 'deferred' AND not_before <= ?", (*run.occ, run.as_of))
-    keys = [k for (k,) in rows]
-    if not keys:
-        return 0
-    lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = not_before WHERE "
-               f"{_in(lg, 'idempotency_key')}", (keys,))
-    items = _load_pending(run, f"{_in(lg, 'd.idempotency_key')}", (keys,))
-    dispatch(run, items)
-    return len(items)
+    hashes = [h for (h,) in lg.rows("SELECT DISTINCT plan_hash FROM camp_deliveries WHERE campaign = ? AND "
+                                    "status = 'deferred' AND not_before <= ?", (run.plan.campaign, run.as_of))]
+    released = 0
+    for h in hashes:
+        text = lg.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (h,))
+        plan = StepPlan.model_validate_json(text)
+        sub = Run(plan, lg, run.data_url, run.as_of, channel_config=run.channel_config, run_id=run.run_id)
+        sub._channels = run._channels
+        items = _load_pending(sub, "d.plan_hash = ? AND d.status = 'deferred' AND d.not_before <= ?", (h, run.as_of))
+        ready = []
+        for it in items:
+            later = quiet_until(plan.quiet, run.as_of, user_zone(plan, it.recipient))
+            if later is not None:
+                lg.execute("UPDATE camp_deliveries SET not_before = ?, due_at = ? WHERE idempotency_key = ?",
+                           (later, later, it.key))
+            else:
+                ready.append(it)
+        if ready:
+            lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = not_before WHERE "
+                       f"{_in(lg, 'idempotency_key')}", ([it.key for it in ready],))
+            dispatch(sub, ready)
+            run.counts["sent"] += sub.counts["sent"]
+            run.counts["released"] += len(ready)
+        released += len(ready)
+    return released
 
 
 # ---------------------------------------------------------------- summary

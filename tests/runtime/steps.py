@@ -1,0 +1,39 @@
+"""Run a campaign step in-process, through the real flow, the way `camp run` does."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from compiler.check import check_workspace
+from compiler.plan import StepPlan, build_plan
+from compiler.workspace import load_workspace
+from runtime.warehouse import workspace_url
+
+
+def program_of(root: Path):
+    ws = load_workspace(root)
+    result = check_workspace(ws)
+    assert not result.errors, [d.message for d in result.errors]
+    return ws, result.program
+
+
+def plan_for(root: Path, campaign: str, as_of: datetime, step: str | None = None, dialect: str = "duckdb") -> StepPlan:
+    ws, program = program_of(root)
+    return build_plan(program, program.campaigns[campaign], as_of, dialect, ws.template_dir, step,
+                      ws.config.workspace.name)
+
+
+def run(root: Path, campaign: str, as_of: datetime, *, step: str | None = None, dry_run: bool = False,
+        batch_size: int = 100, ledger_url: str | None = None, data_url: str | None = None,
+        channels: dict | None = None) -> dict:
+    from runtime import flows
+
+    ws, _ = program_of(root)
+    plan = plan_for(root, campaign, as_of, step)
+    data_url = data_url or workspace_url(ws.config.data.url, root)
+    ledger_url = ledger_url or workspace_url(ws.config.ledger.url, root)
+    if channels is None:
+        channels = {n: s.model_dump() for n, s in ws.config.channels.items()}
+    return flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, as_of.isoformat(), dry_run, batch_size,
+                          channels)
