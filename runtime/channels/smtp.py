@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -36,7 +37,7 @@ class Smtp(Channel):
         msg["To"] = message.address
         msg["Subject"] = message.subject or message.campaign
         msg["Date"] = formatdate(localtime=False)
-        msg_id = f"<{message.key.replace('/', '.').replace(' ', '_')}@camp>"
+        msg_id = f"<{hashlib.sha256(message.key.encode()).hexdigest()[:32]}@camp>"
         msg["Message-ID"] = msg_id  # the same on a retry: receivers can drop the duplicate
         msg["X-Camp-Idempotency-Key"] = message.key
         msg.set_content(message.body)
