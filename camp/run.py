@@ -52,7 +52,7 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
             print(f"camp run: {c.name}: {exc}", file=sys.stderr)
             return 1
     try:
-        connect(data_url).close()
+        connect(data_url, read_only=True).close()
     except Exception as exc:  # noqa: BLE001 (any driver's error)
         print(f"camp run: cannot open the data {data_url}: {exc}", file=sys.stderr)
         print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)

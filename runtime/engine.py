@@ -123,7 +123,7 @@ def snapshot(run: Run) -> int:
         n = lg.one("SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?", run.occ)
         if n is not None:
             return int(n)
-    wh = connect(run.data_url)
+    wh = connect(run.data_url, read_only=True)
     try:
         cur = wh.execute(p.recipients_sql)
         names = [d[0] for d in cur.description]

@@ -55,12 +55,13 @@ class Warehouse:
         self.conn.close()
 
 
-def connect(url: str) -> Warehouse:
+def connect(url: str, read_only: bool = False) -> Warehouse:
+    """read_only: DuckDB lets many processes read one file at once, but only one open it for writing."""
     if url.startswith("duckdb://"):
         import duckdb
 
         path = url.removeprefix("duckdb://").removeprefix("/") or ":memory:"
-        conn = duckdb.connect(path)
+        conn = duckdb.connect(path, read_only=read_only and path != ":memory:")
         conn.execute("SET TimeZone = 'UTC'")
         return Warehouse("duckdb", conn)
     if url.startswith(("postgresql://", "postgres://")):
