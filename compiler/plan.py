@@ -208,7 +208,7 @@ def _resource(name: str, r: Coupon | Points | RedPacket, redemption: Decimal | N
 
 def _cap(rule: CapRule, scope: str) -> CapPlan:
     per = f" per {rule.per}" if rule.per else ""
-    what = "unused coupons" if rule.unused else rule.unit
+    what = "unused coupons" if rule.unused else {"message": "messages", "coupon": "coupons"}.get(rule.unit, rule.unit)
     text = f"cap {rule.count if not rule.by else 'by ' + rule.by} {what} per user{per} ({scope})"
     return CapPlan(scope=scope, unit=rule.unit, count=rule.count, unused=rule.unused, by=rule.by,
                    tiers=dict(rule.tiers), default=rule.default, text=text,
@@ -301,9 +301,10 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
             wanted |= _user_fields_read(ch.template_source, set(users.fields) if users else set())
             wanted |= _user_fields_read(ch.subject, set(users.fields) if users else set())
     fields = {f: users.fields[f].type.kind for f in sorted(wanted - {None}) if users and f in users.fields}
-    caps = [_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps]
-    labels = sorted({cap.by for cap in caps if cap.by})
     channels = sorted({ch.channel for a in arms for ch in a.notify})
+    caps = [_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps]
+    caps = [cap for cap in caps if cap.unit in ("message", "coupon", *channels)]  # only caps this step can meet
+    labels = sorted({cap.by for cap in caps if cap.by})
     sql = AudienceSQL(program, occurrence, dialect)
     try:
         query = sql.recipients(c, list(fields), labels, channels, [cond for cond, _ in s.branches])

@@ -92,6 +92,7 @@ class _Analysis:
     names: tuple[tuple[str, int], ...] = ()  # (name, line) of every variable read
     attrs: tuple[tuple[str, str, int], ...] = ()  # (root, attribute, line)
     bad_filters: tuple[tuple[str, str, int], ...] = ()  # (kind, name, line)
+    private: tuple[tuple[str, int], ...] = ()  # (attribute, line): `_x` / `__class__`, which the sandbox refuses
 
 
 @lru_cache(maxsize=4096)
@@ -115,6 +116,12 @@ def _analyse(path: Path, stamp: tuple[int, int]) -> tuple[str | None, _Analysis]
     except TemplateError as exc:
         return text, _Analysis(("E502", f"the template does not compile: {exc}", getattr(exc, "lineno", 1) or 1))
     names = tuple((n.name, n.lineno) for n in tree.find_all(nodes.Name) if n.name in undeclared)
+    private = tuple((a, n.lineno) for n in tree.find_all((nodes.Getattr, nodes.Getitem))
+                    if isinstance(a := n.attr if isinstance(n, nodes.Getattr) else getattr(n.arg, "value", None), str)
+                    and a.startswith("_"))
+    private += tuple((n.args[0].value, n.lineno) for n in tree.find_all(nodes.Filter)
+                     if n.name == "attr" and n.args and isinstance(n.args[0], nodes.Const)
+                     and str(n.args[0].value).startswith("_"))
     attrs = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         base = node.node
@@ -124,7 +131,7 @@ def _analyse(path: Path, stamp: tuple[int, int]) -> tuple[str | None, _Analysis]
             node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None)
         if attr is not None:
             attrs.append((base.name, attr, node.lineno))
-    return text, _Analysis(None, undeclared, names, tuple(attrs))
+    return text, _Analysis(None, undeclared, names, tuple(attrs), private=private)
 
 
 def check_template(path: Path, shown: str, provided: dict[str, set[str]], report: Report,
@@ -146,6 +153,10 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
         known = _env().filters if kind == "filter" else _env().tests
         report("E504", f"the template uses the {kind} `{name}`, which the sandbox does not provide",
                Span.point(line, 1), [did_you_mean(name, known)], file=shown)
+    for attr, line in a.private:
+        report("E503", f"the template reads `{attr}`: names starting with `_` are Python internals, which templates "
+                       "cannot reach", Span.point(line, 1), ["use the fields camp provides (docs/language.md, Templates)"],
+               file=shown)
     for name in sorted(a.undeclared - set(provided)):
         line = next((ln for n, ln in a.names if n == name), 1)
         report("E503", f"the template uses `{name}`, which camp does not provide {why}", Span.point(line, 1),

@@ -18,6 +18,8 @@ from compiler.plan import ChannelPlan, StepPlan
 from compiler.program import MoneyAmount
 from compiler.templates import make_environment
 
+MAX_MESSAGE = 64 * 1024  # characters; a longer message is a template bug (or an attack), not a message
+
 
 class RenderError(Exception):
     pass
@@ -65,6 +67,10 @@ class Renderer:
             raise RenderError(f"template {ch.template}: {exc}") from None
         except (TypeError, ValueError, ArithmeticError) as exc:
             raise RenderError(f"template {ch.template}: {type(exc).__name__}: {exc}") from None
+        except MemoryError:
+            raise RenderError(f"template {ch.template}: the message does not fit in memory") from None
+        if len(body) > MAX_MESSAGE or (subject and len(subject) > MAX_MESSAGE):
+            raise RenderError(f"template {ch.template}: the message is longer than {MAX_MESSAGE} characters")
         return subject, body
 
 

@@ -1,0 +1,85 @@
+"""Templates cannot reach Python internals: each known escape is refused by the sandbox at render time
+(the delivery fails with the reason, nothing leaks into a message), and most are already caught by
+`camp check` before anything runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from compiler.plan import ArmPlan, ChannelPlan, StepPlan
+from runtime.render import Renderer, RenderError
+
+ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ user.__class__.__init__.__globals__ }}",
+    "{{ campaign.items.__self__.__class__ }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    "{{ user.id.__class__.__base__.__subclasses__() }}",
+    "{{ (user.items()|list)[0].__class__ }}",
+    "{{ campaign.update(name='x') }}",
+    "{{ ''.format.__globals__ }}",
+    "{{ range.__call__.__globals__ }}",
+    "{% set x = user.__dict__ %}{{ x }}",
+    "{{ user|attr('__class__') }}",
+    "{{ coupon.value.__class__.__module__ }}",
+    "{{ config }}",
+    "{{ request }}",
+    "{{ 'a' * 100000000 }}",
+]
+
+
+def _plan(source: str) -> StepPlan:
+    return StepPlan(workspace="t", timezone="UTC", currency="CNY", campaign="c", step="s", occurrence="o",
+                    audience_as_of=datetime(2026, 1, 1, tzinfo=UTC), dialect="duckdb", recipients_sql="",
+                    user_fields={"name": "text"}, tz_field=None, labels=[], consent_channels=None,
+                    holdout=Decimal(0), arms=[ArmPlan(kind="all", name="all", notify=[
+                        ChannelPlan(channel="push", template="t.j2", template_source=source)])],
+                    resources={}, caps=[], quiet=[], priority=0)
+
+
+@pytest.mark.parametrize("source", ESCAPES)
+def test_an_escape_attempt_is_refused_and_leaks_nothing(source):
+    plan = _plan(source)
+    r = Renderer(plan)
+    from compiler.program import MoneyAmount
+
+    ctx = r.context("7", {"name": "张伟"}, "all", {"value": MoneyAmount(Decimal(10), "CNY")})
+    try:
+        _, body = r.render(plan.arms[0].notify[0], ctx)
+    except RenderError as exc:
+        assert "template t.j2" in str(exc)
+        return
+    for leak in ("<class", "function", "module", "os.", "uid=", "builtins", "subprocess", "__"):
+        assert leak not in body, body
+
+
+def test_strict_undefined_fails_the_message_instead_of_printing_none():
+    plan = _plan("{{ user.city }}的朋友")
+    r = Renderer(plan)
+    with pytest.raises(RenderError, match="city"):
+        r.render(plan.arms[0].notify[0], r.context("7", {"name": "x", "city": None}, "all", None))
+    ok = _plan("{{ user.name | default('朋友') }}")
+    r2 = Renderer(ok)
+    assert r2.render(ok.arms[0].notify[0], r2.context("7", {"name": None}, "all", None))[1] == "朋友"
+
+
+def test_camp_check_refuses_the_attempts_before_anything_runs(tmp_path):
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+    from tests.runtime.conftest import make_workspace
+
+    files = {f"e{i}.camp": f'campaign e{i} {{\n  who city = "x"\n  where push template "e{i}.j2"\n  how\n'
+                           f'    step s: notify where\n}}\n' for i in range(len(ESCAPES))}
+    root = make_workspace(tmp_path / "ws", files, templates={f"e{i}.j2": s for i, s in enumerate(ESCAPES)})
+    result = check_workspace(load_workspace(root))
+    flagged = {d.file.rsplit("/", 1)[-1] for d in result.errors if d.code in ("E502", "E503", "E504")}
+    caught = [s for i, s in enumerate(ESCAPES) if f"e{i}.j2" in flagged]
+    missed = [s for s in ESCAPES if s not in caught]
+    assert missed == ["{{ 'a' * 100000000 }}"], missed  # only the size bomb needs the render-time limit
