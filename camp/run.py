@@ -68,8 +68,9 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         with _progress(progress) as report:
             flows.progress = report
             try:
-                summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
-                                         dry_run, batch_size, channels)
+                with flows.run_settings():
+                    summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
+                                             dry_run, batch_size, channels)
             except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
                 print(f"camp run: {plan.campaign} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
                 status = 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,7 +49,10 @@ class Run:
     _channels: dict[str, Channel] = field(default_factory=dict)
     _renderer: Renderer | None = None
     _dry_budget: Budget | None = None
-    _dry_rows: list = field(default_factory=list)
+    _chains: dict = field(default_factory=dict)
+    _raw: list | None = None  # the snapshot as fetched, when this process made it: no read back, no decoding
+    _names: dict = field(default_factory=dict)  # snapshot column -> index in _raw rows
+    timings: Counter = field(default_factory=Counter)  # stage -> seconds spent in camp's own code
 
     def __post_init__(self):
         self.plan_hash = self.plan.hash
@@ -62,6 +66,11 @@ class Run:
         if name not in self._channels:
             self._channels[name] = make_channel(name, self.channel_config)
         return self._channels[name]
+
+    def channel_plan(self, arm: str | None, channel: str):
+        if not self._chains:
+            self._chains = {(a.name, c.channel): c for a in self.plan.arms for c in a.notify}
+        return self._chains[(arm, channel)]
 
     def renderer(self) -> Renderer:
         if self._renderer is None:
@@ -115,6 +124,20 @@ def _decode(kind: str, v):
     return v
 
 
+def _timed(stage: str):
+    def wrap(fn):
+        def inner(run: Run, *args, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(run, *args, **kw)
+            finally:
+                run.timings[stage] += time.perf_counter() - t0
+        inner.__doc__, inner.__name__ = fn.__doc__, fn.__name__
+        return inner
+    return wrap
+
+
+@_timed("audience")
 def snapshot(run: Run) -> int:
     """The occurrence's recipients, computed once: a rerun (after a crash, or a later retry) reads the
     same list even if the warehouse changed since."""
@@ -138,11 +161,12 @@ def snapshot(run: Run) -> int:
         rows.append((*run.occ, seq, str(row[0]), bool(row[idx["held_out"]]),
                      json.dumps(payload, ensure_ascii=False, separators=(",", ":"))))
     if run.dry_run:
-        run._dry_rows = rows
+        run._raw, run._names = data, idx
         return len(rows)
     with lg.transaction():
         if lg.one("SELECT count(*) FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?",
                   run.occ) == 0:
+            run._raw, run._names = data, idx
             lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
                            rows)
             lg.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?)",
@@ -160,12 +184,20 @@ def _recipient(plan: StepPlan, seq: int, user_id: str, held_out: bool, data: str
                      branch=d.get("branch"))
 
 
+def _from_raw(run: Run, seq: int, row: tuple) -> Recipient:
+    p, ix = run.plan, run._names
+    return Recipient(seq=seq, user_id=str(row[0]), held_out=bool(row[ix["held_out"]]),
+                     fields={f: row[ix[f"u_{f}"]] for f in p.user_fields},
+                     labels={c: row[ix[f"class_{c}"]] for c in p.labels},
+                     consent={ch: bool(row[ix[f"consent_{ch}"]]) for ch in (p.consent_channels or [])},
+                     branch=row[ix["branch"]] if "branch" in ix else None)
+
+
 def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
-    if run.dry_run:
-        rows = [r[3:] for r in run._dry_rows[lo:hi]]
-    else:
-        rows = run.ledger.rows("SELECT seq, user_id, held_out, data FROM camp_recipients WHERE campaign = ? AND "
-                               "step = ? AND occurrence = ? AND seq >= ? AND seq < ? ORDER BY seq", (*run.occ, lo, hi))
+    if run._raw is not None:
+        return [_from_raw(run, lo + i, row) for i, row in enumerate(run._raw[lo:hi])]
+    rows = run.ledger.rows("SELECT seq, user_id, held_out, data FROM camp_recipients WHERE campaign = ? AND "
+                           "step = ? AND occurrence = ? AND seq >= ? AND seq < ? ORDER BY seq", (*run.occ, lo, hi))
     return [_recipient(run.plan, *r) for r in rows]
 
 
@@ -245,6 +277,7 @@ class Pending:
     cost: Decimal = Decimal(0)
 
 
+@_timed("decide")
 def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     """Decide users seq lo..hi-1 in one locked transaction; returns those to send now."""
     batch = recipients(run, lo, hi)
@@ -255,11 +288,16 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     with lg.decision():
         done: set[str] = set()
         if not run.dry_run:
-            done = {u for (u,) in lg.rows(f"SELECT user_id FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
-                                          f"occurrence = ? AND {_in(lg, 'user_id')}", (*run.occ, users))}
+            if lg.dialect == "postgres":  # primary key lookups, whatever the ledger's size
+                done = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE idempotency_key = ANY(?)",
+                                              ([run.key_prefix + u for u in users],))}
+            else:  # DuckDB: a vectorised scan of the occurrence beats probing its index key by key
+                done = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE campaign = ? AND step = ? "
+                                              "AND occurrence = ? AND user_id IN (SELECT unnest(?))", (*run.occ, users))}
         past, coupons = _history(run, users)
         budget = _budget(run)
-        out, deliveries, coupon_rows = [], [], []
+        out, deliveries, coupon_rows, outbox = [], [], [], []
+        render_s = 0.0
         now = datetime.now(UTC)
         for r in batch:
             if r.user_id in done:
@@ -279,19 +317,60 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                     row = _coupon_row(run, key, r.user_id, name, d.due_at)
                     coupon_rows.append(row)
                     coupon_id = row[0]
-            deliveries.append((key, *run.occ, r.user_id, d.arm, d.channel, d.status, d.reason, d.cost, p.currency,
-                               coupon_id, None, run.plan_hash, run.run_id,
+            status, provider, sent_at = d.status, None, None
+            if status == "pending":
+                it = Pending(key, r.user_id, d.arm, d.channel, coupon_id, r)
+                if not run.dry_run and (d.channel is None or run.channel(d.channel).transactional):
+                    # the outbox (or a grant without a message) is written in this same transaction
+                    t0 = time.perf_counter()
+                    msg, err = _message(run, it, _coupon_of_row(p, coupon_rows[-1]) if coupon_id else None)
+                    render_s += time.perf_counter() - t0
+                    if err is None:
+                        status, sent_at = "sent", now
+                        if msg is not None:
+                            provider = "outbox:" + key
+                            outbox.append(_outbox_row(msg, now))
+                        if coupon_id:
+                            coupon_rows[-1] = _issued(coupon_rows[-1])
+                        run.counts["sent"] += 1
+                    else:
+                        out.append(it)
+                else:
+                    out.append(it)
+            deliveries.append((key, *run.occ, r.user_id, d.arm, d.channel, status, d.reason, d.cost, p.currency,
+                               coupon_id, provider, run.plan_hash, run.run_id,
                                p.exclusive if d.status in ("pending", "deferred") else None, d.due_at,
-                               d.not_before, now, None, 0, None))
-            if d.status == "pending":
-                out.append(Pending(key, r.user_id, d.arm, d.channel, coupon_id, r))
+                               d.not_before, now, sent_at, 1 if sent_at else 0, None))
         if not run.dry_run:
             lg.bulk_insert("camp_deliveries", _DELIVERY_COLS, deliveries)
             lg.bulk_insert("camp_coupons", _COUPON_COLS, coupon_rows)
+            lg.bulk_insert("camp_outbox", _OUTBOX_COLS, outbox)
             for day, amount in budget.spent.items():
                 if amount:
                     _add_spend(lg, p.campaign, day, amount)
+    run.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
+    run.timings["decide"] -= render_s
     return out
+
+
+_OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
+                "plan_hash", "created_at"]
+
+
+def _outbox_row(m: Message, now: datetime) -> tuple:
+    return (m.key, m.campaign, m.step, m.occurrence, m.user_id, m.channel, m.address, m.subject, m.body, m.plan_hash,
+            now)
+
+
+def _coupon_of_row(plan: StepPlan, row: tuple) -> dict:
+    name = next(n for n, r in plan.resources.items() if r.kind == "coupon" and r.code == row[3])
+    return coupon_context({"name": name, "coupon_id": row[0], "issued_at": row[10], "usable_from": row[12],
+                           "usable_to": row[13]}, plan)
+
+
+def _issued(row: tuple) -> tuple:
+    """A reserved coupon row, issued (its message went out in the same transaction)."""
+    return (*row[:9], "issued", row[10], row[10], *row[12:])
 
 
 def _add_spend(lg: Ledger, campaign: str, day: date, amount: Decimal) -> None:
@@ -332,8 +411,7 @@ def _coupons_of(run: Run, keys: list[str]) -> dict[str, dict]:
 def _message(run: Run, it: Pending, coupon: dict | None) -> tuple[Message | None, str | None]:
     if it.channel is None:
         return None, None
-    arm = next(a for a in run.plan.arms if a.name == it.arm)
-    ch = next(c for c in arm.notify if c.channel == it.channel)
+    ch = run.channel_plan(it.arm, it.channel)
     rd = run.renderer()
     try:
         subject, body = rd.render(ch, rd.context(it.user_id, it.recipient.fields, it.arm, coupon))
@@ -349,10 +427,7 @@ def _send_transactional(run: Run, batch: list[tuple[Pending, Message | None, str
     ok = [(it, m) for it, m, err in batch if err is None]
     now = datetime.now(UTC)
     with lg.transaction():
-        lg.bulk_insert("camp_outbox", ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel",
-                                       "address", "subject", "body", "plan_hash", "created_at"],
-                       [(m.key, m.campaign, m.step, m.occurrence, m.user_id, m.channel, m.address, m.subject, m.body,
-                         m.plan_hash, now) for it, m in ok if m is not None])
+        lg.bulk_insert("camp_outbox", _OUTBOX_COLS, [_outbox_row(m, now) for _, m in ok if m is not None])
         keys = [it.key for it, _ in ok]
         if keys:
             lg.execute(f"UPDATE camp_deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
@@ -366,6 +441,14 @@ def _send_transactional(run: Run, batch: list[tuple[Pending, Message | None, str
             _fallback_or_fail(run, it, err, permanent=True)
 
 
+class ChannelDown(Exception):
+    """Several messages in a row failed transiently: the provider is down. The run stops; the
+    deliveries not sent stay pending and the next run of the occurrence sends them."""
+
+
+BREAKER = 5  # consecutive transient failures on one channel that stop the run
+
+
 def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | None]]) -> None:
     lg = run.ledger
     keys = [it.key for it, _, _ in batch]
@@ -373,6 +456,7 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
         return
     lg.execute(f"UPDATE camp_deliveries SET status = 'dispatching', attempts = attempts + 1 WHERE "
                f"{_in(lg, 'idempotency_key')} AND status = 'pending'", (keys,))
+    streak: dict[str, list[tuple[Pending, str]]] = {}
     for it, msg, err in batch:
         if err is not None:
             _fallback_or_fail(run, it, err, permanent=True)
@@ -380,17 +464,29 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
         try:
             provider_id = run.channel(it.channel).send(msg)
         except PermanentFailure as exc:
+            streak.pop(it.channel, None)
             _fallback_or_fail(run, it, str(exc), permanent=True)
             continue
         except TransientFailure as exc:
-            _fallback_or_fail(run, it, str(exc), permanent=False)
+            failing = streak.setdefault(it.channel, [])
+            failing.append((it, str(exc)))
+            if len(failing) >= BREAKER:  # the provider, not these users: leave them for the next run
+                lg.execute(f"UPDATE camp_deliveries SET status = 'pending', error = ? WHERE "
+                           f"{_in(lg, 'idempotency_key')}", (str(exc), [f.key for f, _ in failing]))
+                raise ChannelDown(f"channel {it.channel}: {BREAKER} messages in a row failed ({exc}); "
+                                  "the rest stay pending for the next run of this occurrence") from None
             continue
+        for f, error in streak.pop(it.channel, []):  # the provider answers: those were real failures
+            _fallback_or_fail(run, f, error, permanent=False)
         with lg.transaction():
             lg.execute("UPDATE camp_deliveries SET status = 'sent', sent_at = ?, provider_message_id = ? "
                        "WHERE idempotency_key = ?", (datetime.now(UTC), provider_id, it.key))
             lg.execute("UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE idempotency_key = ? "
                        "AND state = 'reserved'", (it.key,))
         run.counts["sent"] += 1
+    for failing in streak.values():
+        for f, error in failing:
+            _fallback_or_fail(run, f, error, permanent=False)
 
 
 def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> None:
@@ -431,7 +527,10 @@ def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> Non
 
 
 def send_batch(run: Run, lo: int, hi: int) -> None:
-    dispatch(run, decide_batch(run, lo, hi))
+    pending = decide_batch(run, lo, hi)
+    t0 = time.perf_counter()
+    dispatch(run, pending)
+    run.timings["dispatch"] += time.perf_counter() - t0
 
 
 # ---------------------------------------------------------------- recover and release
@@ -488,6 +587,7 @@ def release(run: Run) -> int:
 
 
 # ---------------------------------------------------------------- summary
+@_timed("summary")
 def summarize(run: Run, audience: int) -> dict:
     p = run.plan
     out: dict = {"campaign": p.campaign, "step": p.step, "occurrence": p.occurrence, "plan_hash": run.plan_hash,
@@ -523,4 +623,5 @@ def summarize(run: Run, audience: int) -> dict:
                                      "rule": "recipients are served in user id order; those after the budget "
                                              "ran out get budget_exhausted"}
     out["currency"] = p.currency
+    out["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     return out

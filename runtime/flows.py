@@ -12,19 +12,36 @@ records and artifacts summarise.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import datetime
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from compiler.plan import StepPlan
 from runtime import engine
 from runtime.ledger import open_ledger
 
 progress: Callable[[str, int, int], None] | None = None  # set by the CLI: (stage, done, total)
+_RUNS: dict[str, engine.Run] = {}  # run id -> the run in this process. Tasks take the id, never the Run:
+# Prefect walks task parameters (to resolve futures), which would visit every snapshot row.
+
+
+@contextmanager
+def run_settings():
+    """Prefect settings for camp's runs: flow heartbeats off unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set.
+    Joining the heartbeat thread costs about a second per flow run; a killed run is found and resumed
+    from the ledger (a rerun of the occurrence), not from Prefect's crash detection."""
+    if os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY"):
+        yield
+        return
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def _report(stage: str, done: int, total: int) -> None:
@@ -33,22 +50,23 @@ def _report(stage: str, done: int, total: int) -> None:
 
 
 @task(name="resolve-audience", cache_policy=NONE, persist_result=False)
-def resolve_audience(run: engine.Run) -> int:
-    return engine.snapshot(run)
+def resolve_audience(run_id: str) -> int:
+    return engine.snapshot(_RUNS[run_id])
 
 
 @task(name="recover-and-release", cache_policy=NONE, persist_result=False)
-def recover_and_release(run: engine.Run) -> tuple[int, int]:
-    return engine.recover(run), engine.release(run)
+def recover_and_release(run_id: str) -> tuple[int, int]:
+    return engine.recover(_RUNS[run_id]), engine.release(_RUNS[run_id])
 
 
 @task(name="send-batch", cache_policy=NONE, persist_result=False, task_run_name="send-batch-{lo}")
-def send_batch(run: engine.Run, lo: int, hi: int) -> None:
-    engine.send_batch(run, lo, hi)
+def send_batch(run_id: str, lo: int, hi: int) -> None:
+    engine.send_batch(_RUNS[run_id], lo, hi)
 
 
 @task(name="summarize", cache_policy=NONE, persist_result=False)
-def summarize(run: engine.Run, audience: int) -> dict:
+def summarize(run_id: str, audience: int) -> dict:
+    run = _RUNS[run_id]
     summary = engine.summarize(run, audience)
     rows = [{"status": k, "users": v} for k, v in sorted(summary["statuses"].items())]
     rows += [{"status": k, "users": v} for k, v in sorted(summary["reasons"].items())]
@@ -82,15 +100,16 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         ctx = get_run_context()
         engine.start(run, str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None)
         _report("audience", 0, 1)
-        audience = resolve_audience(run)
+        _RUNS[run.run_id] = run
+        audience = resolve_audience(run.run_id)
         _report("audience", 1, 1)
-        recovered, released = recover_and_release(run)
+        recovered, released = recover_and_release(run.run_id)
         if recovered or released:
             get_run_logger().info("resent %s in-flight deliveries, released %s deferred", recovered, released)
         for lo in range(0, audience, batch_size):
-            send_batch(run, lo, min(lo + batch_size, audience))
+            send_batch(run.run_id, lo, min(lo + batch_size, audience))
             _report("send", min(lo + batch_size, audience), audience)
-        summary = summarize(run, audience)
+        summary = summarize(run.run_id, audience)
         engine.finish(run, summary)
         return summary
     except BaseException:
@@ -101,5 +120,6 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
                 pass
         raise
     finally:
+        _RUNS.pop(run.run_id, None)
         run.close()
         ledger.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from jinja2 import Template, TemplateError
+from jinja2 import Template, TemplateError, nodes
 from jinja2.exceptions import SecurityError
 
 from compiler.plan import ChannelPlan, StepPlan
@@ -25,17 +25,58 @@ class RenderError(Exception):
     pass
 
 
+_MISSING = object()
+_MEMO_LIMIT = 200_000  # rendered texts kept per template
+
+
+def _reads(env, source: str) -> tuple[tuple[str, str], ...] | None:
+    """The (variable, attribute) pairs a template reads, when that is all it reads (so its output is a
+    function of them); None when it reads a variable whole, calls anything, or uses `random`."""
+    tree = env.parse(source)
+    if any(n.name == "random" for n in tree.find_all(nodes.Filter)) or any(True for _ in tree.find_all(nodes.Call)):
+        return None
+    pairs, inner = set(), set()
+    for n in tree.find_all(nodes.Getattr):
+        if isinstance(n.node, nodes.Name):
+            pairs.add((n.node.name, n.attr))
+            inner.add(id(n.node))
+    for n in tree.find_all(nodes.Name):
+        if id(n) not in inner and n.ctx == "load":
+            return None
+    return tuple(sorted(pairs))
+
+
 class Renderer:
+    """Renders a plan's templates. A template that only reads `x.attr` values is rendered once per
+    distinct combination of those values (the same inputs give the same text: the sandbox has no side
+    effects); one that reads more is rendered for every message."""
+
     def __init__(self, plan: StepPlan):
         self.plan = plan
         self.env = make_environment()
-        self._cache: dict[str, Template] = {}
+        self._cache: dict[str, tuple[Template, tuple | None, dict]] = {}
 
-    def _template(self, source: str) -> Template:
+    def _template(self, source: str) -> tuple[Template, tuple | None, dict]:
         t = self._cache.get(source)
         if t is None:
-            t = self._cache[source] = self.env.from_string(source)
+            t = self._cache[source] = (self.env.from_string(source), _reads(self.env, source), {})
         return t
+
+    def _render(self, source: str, ctx: dict) -> str:
+        template, reads, memo = self._template(source)
+        if reads is None:
+            return template.render(ctx)
+        key = tuple(ctx[root].get(attr, _MISSING) if isinstance(ctx.get(root), dict) else _MISSING
+                    for root, attr in reads)
+        try:
+            text = memo.get(key)
+        except TypeError:  # an unhashable value
+            return template.render(ctx)
+        if text is None:
+            text = template.render(ctx)
+            if len(memo) < _MEMO_LIMIT:
+                memo[key] = text
+        return text
 
     def context(self, user_id: str, fields: dict, arm: str | None, coupon: dict | None) -> dict:
         p = self.plan
@@ -58,9 +99,9 @@ class Renderer:
     def render(self, ch: ChannelPlan, ctx: dict) -> tuple[str | None, str]:
         """(subject, body) of one message; RenderError says why the template could not be rendered."""
         try:
-            body = self._template(ch.template_source).render(ctx) if ch.template_source else \
+            body = self._render(ch.template_source, ctx) if ch.template_source else \
                 f"{self.plan.title or self.plan.campaign}"
-            subject = self._template(ch.subject).render(ctx) if ch.subject else None
+            subject = self._render(ch.subject, ctx) if ch.subject else None
         except SecurityError as exc:
             raise RenderError(f"template {ch.template}: blocked by the sandbox: {exc}") from None
         except TemplateError as exc:

@@ -35,5 +35,6 @@ def run(root: Path, campaign: str, as_of: datetime, *, step: str | None = None, 
     ledger_url = ledger_url or workspace_url(ws.config.ledger.url, root)
     if channels is None:
         channels = {n: s.model_dump() for n, s in ws.config.channels.items()}
-    return flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, as_of.isoformat(), dry_run, batch_size,
-                          channels)
+    with flows.run_settings():
+        return flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, as_of.isoformat(), dry_run,
+                              batch_size, channels)

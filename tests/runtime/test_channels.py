@@ -139,3 +139,25 @@ def test_email_goes_through_a_real_smtp_server_with_a_stable_message_id(tmp_path
         assert outbox == {u for u, v in ledger.items() if v[:2] == ("sent", "sms")}
     finally:
         controller.stop()
+
+
+def test_a_provider_that_is_down_stops_the_run_and_the_rerun_delivers_everything_once(tmp_path, prefect_api, hook):
+    from runtime.engine import ChannelDown
+
+    h, url = hook
+    toml = (f'[channels.push]\nkind = "webhook"\nsettings = {{ url = "{url}/push", retries = 1, backoff = 0.01 }}\n'
+            f'[channels.sms]\nkind = "webhook"\nsettings = {{ url = "{url}/sms", retries = 1, backoff = 0.01 }}\n')
+    root = make_workspace(tmp_path / "ws", {"hook.camp": HOOK_CAMPAIGN}, toml=toml, templates=TEMPLATES)
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 120, seed=8)
+    expected = run(root, "t_hook", AS_OF, dry_run=True)["statuses"]["pending"]
+    h.fail_times = {str(u): 1000 for u in range(1, 1000)}  # everyone: 503
+    with pytest.raises(ChannelDown, match="5 messages in a row failed"):
+        run(root, "t_hook", AS_OF, batch_size=50)
+    statuses = dict(_rows(root, "SELECT status, count(*) FROM camp_deliveries GROUP BY 1"))
+    assert "failed" not in statuses and statuses.get("sent", 0) == 0
+    assert len(h.raw) == 5 * 2  # five messages, two attempts each, then the breaker
+    h.fail_times = {}
+    run(root, "t_hook", AS_OF, batch_size=50)
+    sent = {u for (u,) in _rows(root, "SELECT user_id FROM camp_deliveries WHERE status = 'sent'")}
+    assert len(sent) == expected == len(h.delivered)
+    assert {d["user_id"] for d in h.delivered.values()} == sent

@@ -189,3 +189,17 @@ def test_opted_out_users_receive_nothing(shop, prefect_api):
     reasons = {r for (r,) in _ledger(shop, "SELECT DISTINCT reason FROM camp_deliveries WHERE user_id IN "
                                            "(SELECT unnest(?)) AND status = 'suppressed'", (sorted(opted_out),))}
     assert reasons == {"no_consent:push; no_consent:sms"}
+
+
+def test_each_run_leaves_table_and_markdown_artifacts_on_the_prefect_server(shop, prefect_api):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    summary = run(shop, "t_coupon", datetime(2026, 12, 3, 10, 0, tzinfo=SH))
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["camp-t-coupon-touch", "camp-t-coupon-touch-summary"])))
+    kinds = {a.key: a.type for a in found}
+    assert kinds == {"camp-t-coupon-touch": "table", "camp-t-coupon-touch-summary": "markdown"}
+    text = next(a.data for a in found if a.type == "markdown" and summary["run_id"] in a.data)
+    assert "t_coupon / touch @ 2026-12-03T02:00Z" in text and summary["plan_hash"][:16] in text

@@ -83,3 +83,33 @@ def test_camp_check_refuses_the_attempts_before_anything_runs(tmp_path):
     caught = [s for i, s in enumerate(ESCAPES) if f"e{i}.j2" in flagged]
     missed = [s for s in ESCAPES if s not in caught]
     assert missed == ["{{ 'a' * 100000000 }}"], missed  # only the size bomb needs the render-time limit
+
+
+def test_memoised_renders_equal_plain_renders():
+    """A template that reads only `x.attr` values is rendered once per distinct combination of them."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    sources = ["{{ user.name | default('朋友') }}，{{ campaign.title }}", "{{ user.id }}-{{ user.city }}",
+               "{% if user.city == '北京' %}京{% else %}{{ user.name }}{% endif %}", "{{ user.items() | list }}",
+               "{% for k in [1, 2] %}{{ k }}{{ user.name }}{% endfor %}"]
+    plans = [_plan(src) for src in sources]
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.sampled_from(["张伟", "Emma", None]),
+                              st.sampled_from(["北京", "上海", None])), min_size=1, max_size=12))
+    def check(users):
+        for plan in plans:
+            r = Renderer(plan)
+            ch = plan.arms[0].notify[0]
+            for uid, name, city in users:
+                ctx = r.context(uid, {"name": name, "city": city}, "all", None)
+                try:
+                    plain = r.env.from_string(ch.template_source).render(ctx)
+                except Exception:  # noqa: BLE001 (then the memoised render must fail too)
+                    with pytest.raises(RenderError):
+                        r.render(ch, ctx)
+                    continue
+                assert r.render(ch, ctx)[1] == plain
+
+    check()
