@@ -141,6 +141,38 @@ def ledger_cmd(path: Path, url: str | None, campaign: str | None, status: str | 
     sys.exit(run_ledger(path, url, campaign, status, user, limit, as_json))
 
 
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--work-pool", help="Run the deployments on this work pool's workers (default: served by `camp serve`).")
+@click.option("--yes", is_flag=True, help="Apply the changes shown (create, update, delete).")
+def deploy(path: Path, work_pool: str | None, yes: bool) -> None:
+    """Show what deploying the workspace's campaigns to Prefect would change; apply it with --yes."""
+    from camp.deploy import run_deploy
+
+    sys.exit(run_deploy(path, work_pool, yes))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+def serve(path: Path) -> None:
+    """Serve every campaign of the workspace from this process (schedules run here)."""
+    from camp.deploy import run_serve
+
+    sys.exit(run_serve(path))
+
+
+@cli.command()
+@click.argument("event")
+@click.option("--user", required=True, help="The user the event is about.")
+@click.option("--occurred", help="When it happened, ISO 8601 (default: now, UTC).")
+@click.option("--field", "fields", multiple=True, help="NAME=VALUE of the event's payload; repeatable.")
+def emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...]) -> None:
+    """Emit a shop event (e.g. `orders`) to Prefect: campaigns triggered `on EVENT` run for the user."""
+    from camp.deploy import run_emit
+
+    sys.exit(run_emit(event, user, occurred, fields))
+
+
 @cli.group()
 def demo() -> None:
     """A synthetic shop to try camp on."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,8 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from pydantic import BaseModel
 
+from compiler import ir as I
+from compiler import types as T
 from compiler.ir import Dur
 from compiler.program import Campaign, CapRule, ChannelRef, Coupon, Points, Program, RedPacket, Schedule, Step
 from compiler.sql import AudienceSQL, CompileError
@@ -273,15 +276,46 @@ def _step(c: Campaign, name: str | None) -> Step:
     raise PlanError(f"campaign {c.name} has no step `{name}`; steps: {', '.join(s.name for s in c.steps)}")
 
 
+@dataclass(frozen=True)
+class EventRun:
+    """The event an event-triggered run is for: its id (the occurrence), the user, when it happened."""
+
+    event_id: str
+    user_id: str
+    occurred: datetime
+
+
+def trigger_conditions(program: Program, c: Campaign, event: EventRun) -> list[I.Expr]:
+    """`on E first`: the user's only E up to the run is this one; `on E if C`: the event (the user's E
+    within a second of the reported time) satisfies C. Both are checked in the warehouse at run time."""
+    s = c.schedule
+    ev = program.schema.events[s.event]
+    time = I.EventField(s.event, "time", ev.time_column, T.TIMESTAMP)
+    out: list[I.Expr] = []
+    if s.first:
+        out.append(I.Cmp("=", I.Agg("count", s.event, None, None, None, T.NUMBER), I.Const(Decimal(1), T.NUMBER),
+                         T.NUMBER))
+    near = I.And((I.Cmp(">=", time, I.Const(event.occurred - timedelta(seconds=1), T.TIMESTAMP), T.TIMESTAMP),
+                  I.Cmp("<=", time, I.Const(event.occurred + timedelta(seconds=1), T.TIMESTAMP), T.TIMESTAMP)))
+    where = I.And((s.condition, near)) if s.condition is not None else near
+    out.append(I.Agg("any", s.event, None, where, None, T.BOOL))
+    return out
+
+
 def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, templates: Path,
-               step: str | None = None, workspace: str = "camp") -> StepPlan:
-    """The plan of one occurrence of one step: the occurrence is the scheduled time `as_of` falls in."""
+               step: str | None = None, workspace: str = "camp", event: EventRun | None = None) -> StepPlan:
+    """The plan of one occurrence of one step: the occurrence is the scheduled time `as_of` falls in,
+    or, for an event-triggered run, the event (only its user, only when the trigger's conditions hold)."""
     s = _step(c, step)
     if s.after is not None or s.unless is not None:
         raise PlanError(f"step `{s.name}` is a follow-up (after/unless): it runs for the cohort of the step "
                         "before it as a journey, not from `camp run`")
     schedule = schedule_plan(c.schedule) if c.schedule else None
     occurrence = occurrence_of(schedule, as_of)
+    if event is not None:
+        if c.schedule is None or c.schedule.kind != "event":
+            raise PlanError(f"campaign {c.name} has no event trigger")
+        occurrence = max(as_of, event.occurred) + timedelta(seconds=1)  # the audience sees the event itself
     costs = {**program.policy.costs, **c.costs}
     if s.variants:
         arms = [_arm("variant", n, acts, c, costs, templates, share=pct)
@@ -307,13 +341,16 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
     labels = sorted({cap.by for cap in caps if cap.by})
     sql = AudienceSQL(program, occurrence, dialect)
     try:
-        query = sql.recipients(c, list(fields), labels, channels, [cond for cond, _ in s.branches])
+        query = sql.recipients(c, list(fields), labels, channels, [cond for cond, _ in s.branches],
+                               trigger_conditions(program, c, event) if event else [],
+                               event.user_id if event else None)
     except CompileError as exc:
         raise PlanError(str(exc)) from None
     quiet = [q for q in (program.policy.quiet, c.quiet) if q]
     return StepPlan(
         workspace=workspace, timezone=program.timezone, currency=program.currency, campaign=c.name, title=c.title,
-        owner=c.owner, step=s.name, occurrence=occurrence.strftime("%Y-%m-%dT%H:%MZ"), audience_as_of=occurrence,
+        owner=c.owner, step=s.name,
+        occurrence=f"event-{event.event_id}" if event else occurrence.strftime("%Y-%m-%dT%H:%MZ"), audience_as_of=occurrence,
         dialect=dialect, recipients_sql=sql.sql(query, pretty=False), user_fields=fields, tz_field=tz_field,
         labels=labels, consent_channels=channels if program.schema.consent is not None else None,
         holdout=c.holdout, arms=arms,

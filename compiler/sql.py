@@ -142,7 +142,8 @@ class AudienceSQL:
         return query
 
     def recipients(self, c: Campaign, fields: list[str], labels: list[str], consent: list[str],
-                   branches: list[I.Expr | None]) -> exp.Select:
+                   branches: list[I.Expr | None], extra: list[I.Expr] = (),
+                   only_user: str | None = None) -> exp.Select:
         """Who one step of the campaign reaches (matched and not excluded), with what the runtime reads per
         user: `held_out`; `u_<field>` for each user field (templates, addresses, time zone); `class_<name>`
         for each classification (tiered caps); `consent_<channel>` (1 when the user consented) and
@@ -153,6 +154,11 @@ class AudienceSQL:
         matched = self.pred(c.audience)
         if c.excludes:
             matched = exp.and_(matched, exp.not_(exp.or_(*[self.pred(x) for x in c.excludes])))
+        if extra:  # an event trigger's own conditions (first event, its filter)
+            matched = exp.and_(matched, *[self.pred(x) for x in extra])
+        if only_user is not None:  # an event run: the user the event is about
+            matched = exp.and_(exp.EQ(this=exp.cast(_col("l", "user_id"), "text"),
+                                      expression=exp.Literal.string(only_user)), matched)
         cols: list[exp.Expression] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
                                       exp.alias_(self._holdout(c.name, c.holdout), "held_out", quoted=True)]
         if branches:

@@ -13,6 +13,7 @@ a user with a row is never decided again, and only pending/dispatching rows are 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import time
@@ -80,6 +81,8 @@ class Run:
     def close(self) -> None:
         for ch in self._channels.values():
             ch.close()
+        self._raw = None
+        gc.unfreeze()
 
 
 # ---------------------------------------------------------------- run records
@@ -153,6 +156,7 @@ def snapshot(run: Run) -> int:
         data = cur.fetchall()
     finally:
         wh.close()
+    gc.freeze()  # the snapshot lives as long as the run: keep the collector from rescanning a million rows
     idx = {n: i for i, n in enumerate(names)}
     extra = [n for n in names if n not in ("user_id", "held_out")]
     rows = []

@@ -123,3 +123,65 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         _RUNS.pop(run.run_id, None)
         run.close()
         ledger.close()
+
+
+@flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)
+def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: str | None = None,
+                 batch_size: int = 10000, user_id: str | None = None, event_id: str | None = None,
+                 occurred: str | None = None) -> dict | None:
+    """What a deployment runs: compile the workspace as it is now, plan the campaign's step for the
+    scheduled time (or `as_of`), and run it. Fire times outside the campaign's date range are skipped.
+
+    Event triggers pass `user_id`, `event_id` and `occurred`: the run is for that user, at the event's
+    time plus the trigger's delay; when that is still ahead, a run of this deployment is scheduled for
+    it (idempotency key campaign:event, so a repeated event or a retry does not schedule twice)."""
+    from pathlib import Path
+
+    from prefect.runtime import flow_run
+
+    from compiler.check import check_workspace
+    from compiler.plan import build_plan
+    from compiler.workspace import load_workspace
+    from runtime.warehouse import workspace_url
+
+    ws = load_workspace(Path(workspace))
+    result = check_workspace(ws)
+    if result.errors:
+        raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
+    program = result.program
+    c = program.campaigns[campaign]
+    when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
+    event = None
+    if event_id:
+        from datetime import UTC, timedelta
+
+        from compiler.plan import EventRun
+
+        at = datetime.fromisoformat(occurred.replace("Z", "+00:00")) if occurred else when
+        delay = timedelta(minutes=c.schedule.delay.minutes()) if c.schedule and c.schedule.delay else timedelta(0)
+        when = at + delay
+        if as_of is None and when > datetime.now(UTC) + timedelta(seconds=5):
+            from prefect.deployments import run_deployment
+
+            run_deployment(f"camp-campaign/{campaign}", timeout=0, scheduled_time=when,
+                           idempotency_key=f"{campaign}:{event_id}",
+                           parameters={"workspace": workspace, "campaign": campaign, "step": step,
+                                       "as_of": when.isoformat(), "batch_size": batch_size, "user_id": user_id,
+                                       "event_id": event_id, "occurred": at.isoformat()})
+            get_run_logger().info("%s: event %s for user %s; the message is due at %s", campaign, event_id,
+                                  user_id, when)
+            return None
+        event = EventRun(event_id, str(user_id), at)
+    if c.schedule is not None and (c.schedule.start or c.schedule.end):
+        from zoneinfo import ZoneInfo
+
+        day = when.astimezone(ZoneInfo(c.schedule.tz)).date()
+        if (c.schedule.start and day < c.schedule.start) or (c.schedule.end and day > c.schedule.end):
+            get_run_logger().info("%s: %s is outside the campaign's dates; skipped", campaign, when)
+            return None
+    dialect = "postgres" if ws.config.data.url.startswith("postgres") else "duckdb"
+    plan = build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name, event)
+    data_url = os.environ.get("CAMP_DATA_URL") or workspace_url(ws.config.data.url, ws.root)
+    ledger_url = os.environ.get("CAMP_LEDGER_URL") or workspace_url(ws.config.ledger.url, ws.root)
+    channels = {n: spec.model_dump() for n, spec in ws.config.channels.items()}
+    return run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size, channels)

@@ -31,7 +31,9 @@ def prefect_env(tmp_path_factory) -> dict[str, str]:
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port)}
+           "PREFECT_SERVER_API_HOST": "127.0.0.1", "PREFECT_SERVER_API_PORT": str(port),
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",  # deployments' runs appear within seconds
+           "PREFECT_SERVER_SERVICES_SCHEDULER_MIN_RUNS": "50"}  # and a whole month of them, to check the range
     env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
     log = open(home / "server.log", "w")  # noqa: SIM115 (kept open for the server's lifetime)
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],

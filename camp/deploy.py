@@ -1,0 +1,165 @@
+"""`camp deploy` (show the plan, apply with --yes, prune by tag) and `camp serve`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from camp.audience import checked
+from camp.run import _quiet_prefect, urls
+
+
+def _wanted(path: Path):
+    loaded = checked(path)
+    if loaded is None:
+        return None
+    ws, program, _, _ = loaded
+    from runtime.deploy import specs
+
+    return ws, specs(ws.root, program, ws.config.workspace.name, ws.template_dir)
+
+
+def _deployed(client, workspace: str) -> list[dict]:
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+
+    from runtime.deploy import stored_schedules, workspace_tag
+
+    found = client.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(
+        all_=[workspace_tag(workspace)])))
+    return [{"id": str(d.id), "name": d.name, "description": d.description, "schedules": stored_schedules(d)}
+            for d in found]
+
+
+def _midway(ws, campaign: str, steps: list[str], all_steps: list[str]) -> int:
+    """Users who received the step before a changed or removed step and have not reached it yet."""
+    from runtime.ledger import open_ledger
+
+    targets = [s for s in steps if s in all_steps and all_steps.index(s) > 0]
+    if not targets:
+        return 0
+    lg = open_ledger(urls(ws, None, None)[1])
+    try:
+        n = 0
+        for step in targets:
+            before = all_steps[all_steps.index(step) - 1]
+            n += lg.one("SELECT count(*) FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
+                        "d.status = 'sent' AND NOT EXISTS (SELECT 1 FROM camp_deliveries e WHERE e.campaign = "
+                        "d.campaign AND e.step = ? AND e.occurrence = d.occurrence AND e.user_id = d.user_id)",
+                        (campaign, before, step)) or 0
+        return n
+    finally:
+        lg.close()
+
+
+def run_deploy(path: Path, work_pool: str | None, yes: bool) -> int:
+    wanted = _wanted(path)
+    if wanted is None:
+        return 1
+    ws, specs = wanted
+    _quiet_prefect()
+    from prefect.client.orchestration import get_client
+
+    from runtime.deploy import diff
+
+    with get_client(sync_client=True) as client:
+        changes = diff(specs, _deployed(client, ws.config.workspace.name))
+    marks = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
+    print(f"camp deploy: workspace {ws.config.workspace.name} ({ws.root})"
+          + (f", work pool {work_pool}" if work_pool else ", served by `camp serve`"))
+    for ch in changes:
+        line = f"  {marks[ch.action]} {ch.action:<9} {ch.name}"
+        if ch.spec is not None and ch.action != "unchanged":
+            kinds = ", ".join(f"{'rrule' if 'rrule' in s else 'cron' if 'cron' in s else 'interval'} "
+                              f"{(s.get('rrule') or s.get('cron') or s.get('interval'))!s}".replace("\n", " ")
+                              + f" ({s['timezone']})" for s in ch.spec.schedules)
+            events = ", ".join(f"on {t['event']}" for t in ch.spec.triggers)
+            line += f"  schedules: {kinds or 'none'}" + (f"  triggers: {events}" if events else "") + \
+                (f"  [{ch.spec.note}]" if ch.spec.note else "")
+        print(line)
+        if ch.action in ("update", "delete") and ch.changed_steps:
+            all_steps = list((ch.spec.steps if ch.spec else {}).keys()) or ch.changed_steps
+            n = _midway(ws, ch.name, ch.changed_steps, all_steps)
+            print(f"      steps changed or removed: {', '.join(ch.changed_steps)}; users mid-way on them: {n}")
+    todo = [c for c in changes if c.action != "unchanged"]
+    if not todo:
+        print("camp deploy: nothing to change")
+        return 0
+    if not yes:
+        print(f"camp deploy: {len(todo)} changes; run again with --yes to apply them")
+        return 0
+    apply(todo, work_pool)
+    print(f"camp deploy: applied {len(todo)} changes")
+    return 0
+
+
+def apply(changes, work_pool: str | None) -> None:
+    from prefect.client.orchestration import get_client
+
+    from runtime.deploy import schedule_objects, trigger_objects
+    from runtime.flows import run_campaign
+
+    for ch in changes:
+        if ch.action == "delete":
+            with get_client(sync_client=True) as client:
+                client.delete_deployment(ch.deployment_id)
+            continue
+        spec = ch.spec
+        deployment = run_campaign.to_deployment(
+            name=spec.name, schedules=schedule_objects(spec), triggers=trigger_objects(spec),
+            parameters=spec.parameters, tags=spec.tags, description=spec.description, entrypoint_type=_module_path())
+        deployment.apply(work_pool_name=work_pool)
+
+
+def _module_path():
+    from prefect.deployments.runner import EntrypointType
+
+    return EntrypointType.MODULE_PATH
+
+
+def run_serve(path: Path) -> int:
+    wanted = _wanted(path)
+    if wanted is None:
+        return 1
+    ws, specs = wanted
+    _quiet_prefect()
+    from prefect import serve
+
+    from runtime.deploy import schedule_objects, trigger_objects
+    from runtime.flows import run_campaign, run_settings
+
+    deployments = [run_campaign.to_deployment(name=s.name, schedules=schedule_objects(s),
+                                              triggers=trigger_objects(s), parameters=s.parameters,
+                                              tags=s.tags, description=s.description,
+                                              entrypoint_type=_module_path()) for s in specs]
+    print(f"camp serve: {len(deployments)} campaigns of {ws.config.workspace.name}; Ctrl-C to stop", file=sys.stderr)
+    with run_settings():
+        serve(*deployments, print_starting_message=False)
+    return 0
+
+
+def run_emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...]) -> int:
+    """Emit a shop event to Prefect, the way a shop's backend would (see docs/runtime.md)."""
+    from datetime import UTC, datetime
+
+    _quiet_prefect()
+    from prefect.events import emit_event
+
+    from runtime.deploy import EVENT_PREFIX
+
+    payload = {}
+    for f in fields:
+        key, sep, value = f.partition("=")
+        if not sep:
+            print(f"camp emit: --field takes NAME=VALUE, not {f!r}", file=sys.stderr)
+            return 2
+        payload[key] = value
+    when = datetime.fromisoformat(occurred) if occurred else datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    sent = emit_event(EVENT_PREFIX + event, resource={"prefect.resource.id": f"camp.user.{user}", "camp.user": user},
+                      occurred=when, payload=payload)
+    if sent is None:
+        print("camp emit: Prefect did not take the event (is PREFECT_API_URL set to a server?)", file=sys.stderr)
+        return 1
+    print(f"camp emit: {EVENT_PREFIX}{event} for user {user} at {when.isoformat()} (event {sent.id})")
+    return 0

@@ -1,0 +1,193 @@
+"""Campaign plans -> Prefect deployments: one per campaign, a stable name, tags to find them again,
+schedules from WHEN in the campaign's time zone and date range.
+
+    specs(root, program)          -> [DeploymentSpec]   (pure: what should exist)
+    diff(specs, deployed)          -> [Change]           (create / update / delete / unchanged)
+    apply(changes, work_pool)                            (writes to the Prefect API)
+
+Every deployment runs the generic `camp-campaign` flow with the workspace path and the campaign
+name as parameters; the flow compiles the plan when it fires, so a deployment never carries a
+stale plan. Each spec carries a fingerprint of the campaign's plan (its hash at a fixed reference
+time), stored in the deployment's description, so an unchanged campaign is not redeployed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from compiler.plan import PlanError, SchedulePlan, build_plan, schedule_plan
+from compiler.program import Program
+
+REFERENCE = datetime(2000, 1, 3, tzinfo=UTC)  # fingerprints: a plan built at a fixed time
+ANCHOR = date(2026, 1, 1)  # DTSTART of schedules without a start date: fixed, so a redeploy changes nothing
+_RRULE_DAYS = {"1": "MO", "2": "TU", "3": "WE", "4": "TH", "5": "FR", "6": "SA", "0": "SU"}  # cron -> RRULE
+
+
+@dataclass
+class DeploymentSpec:
+    name: str  # the campaign's name: stable across deploys
+    campaign: str
+    tags: list[str]
+    schedules: list[dict]  # {"rrule"|"cron"|"interval", "timezone", ...}: plain data, comparable
+    parameters: dict
+    fingerprint: str
+    steps: dict[str, str] = field(default_factory=dict)  # step -> fingerprint ("" when not plannable alone)
+    triggers: list[dict] = field(default_factory=list)  # {"event": name}: Prefect event triggers
+    note: str = ""
+
+    @property
+    def description(self) -> str:
+        return json.dumps({"camp": {"campaign": self.campaign, "fingerprint": self.fingerprint,
+                                    "steps": self.steps, "triggers": self.triggers}}, sort_keys=True)
+
+
+def workspace_tag(name: str) -> str:
+    return f"camp-workspace:{name}"
+
+
+def schedules_of(s: SchedulePlan) -> list[dict]:
+    """WHEN as Prefect schedules in the campaign's zone. daily/weekly/once become RRULEs with DTSTART
+    and UNTIL, so a `from .. to ..` range is part of the schedule; cron and intervals cannot carry a
+    range, so the flow skips fire times outside it."""
+    start = s.start or ANCHOR
+    until = f";UNTIL={s.end.strftime('%Y%m%d')}T235959" if s.end else ""
+    out = []
+    if s.kind in ("daily", "weekly"):
+        for cron in s.crons:
+            minute, hour, _, _, dow = cron.split()
+            by = ";BYDAY=" + ",".join(_RRULE_DAYS[d] for d in dow.split(",")) if s.kind == "weekly" else ""
+            freq = "WEEKLY" if s.kind == "weekly" else "DAILY"
+            out.append({"rrule": f"DTSTART:{start.strftime('%Y%m%d')}T{int(hour):02d}{int(minute):02d}00\n"
+                                 f"RRULE:FREQ={freq}{by}{until}", "timezone": s.tz})
+    elif s.kind == "once" and s.at is not None:
+        from zoneinfo import ZoneInfo
+
+        local = s.at.astimezone(ZoneInfo(s.tz))
+        out.append({"rrule": f"DTSTART:{local.strftime('%Y%m%dT%H%M%S')}\nRRULE:FREQ=DAILY;COUNT=1",
+                    "timezone": s.tz})
+    elif s.kind == "cron":
+        out.extend({"cron": c, "timezone": s.tz} for c in s.crons)
+    elif s.kind == "every" and s.interval_minutes:
+        out.append({"interval": s.interval_minutes * 60, "timezone": s.tz,
+                    "anchor": datetime.combine(start, datetime.min.time()).isoformat()})
+    return out
+
+
+def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> list[DeploymentSpec]:
+    out = []
+    for c in sorted(program.campaigns.values(), key=lambda c: c.name):
+        steps: dict[str, str] = {}
+        for s in c.steps:
+            try:
+                steps[s.name] = build_plan(program, c, REFERENCE, "duckdb", template_dir, s.name, workspace).hash
+            except PlanError:
+                steps[s.name] = ""  # follow-up steps are fingerprinted with the campaign as a whole
+        fingerprint = _campaign_fingerprint(c, steps)
+        plan_s = schedule_plan(c.schedule) if c.schedule else None
+        schedules = schedules_of(plan_s) if plan_s else []
+        triggers = [{"event": plan_s.event}] if plan_s and plan_s.kind == "event" else []
+        note = "" if schedules or triggers or plan_s is None else "no schedule"
+        out.append(DeploymentSpec(
+            name=c.name, campaign=c.name,
+            tags=["camp", workspace_tag(workspace), f"camp-campaign:{c.name}"],
+            schedules=schedules, parameters={"workspace": str(root.resolve()), "campaign": c.name},
+            fingerprint=fingerprint, steps=steps, triggers=triggers, note=note))
+    return out
+
+
+def _campaign_fingerprint(c, steps: dict[str, str]) -> str:
+    import hashlib
+
+    follow = [(s.name, str(s.after), repr(s.unless), repr(s.actions), repr(s.branches), repr(s.variants))
+              for s in c.steps if not steps.get(s.name)]
+    return hashlib.sha256(json.dumps([steps, follow], sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Change:
+    action: str  # create | update | delete | unchanged
+    name: str
+    spec: DeploymentSpec | None = None
+    deployment_id: str | None = None
+    changed_steps: list[str] = field(default_factory=list)
+
+
+def diff(wanted: list[DeploymentSpec], deployed: list[dict]) -> list[Change]:
+    """`deployed`: [{"id", "name", "description", "schedules"}] of this workspace's deployments."""
+    have = {d["name"]: d for d in deployed}
+    out = []
+    for spec in wanted:
+        d = have.pop(spec.name, None)
+        if d is None:
+            out.append(Change("create", spec.name, spec))
+            continue
+        old = _described(d.get("description"))
+        same = old.get("fingerprint") == spec.fingerprint and _canon(d.get("schedules")) == _canon(spec.schedules) \
+            and old.get("triggers", []) == spec.triggers
+        changed = sorted(step for step, fp in old.get("steps", {}).items() if spec.steps.get(step) != fp)
+        out.append(Change("unchanged" if same else "update", spec.name, spec, d["id"], changed))
+    for name, d in sorted(have.items()):
+        old = _described(d.get("description"))
+        out.append(Change("delete", name, None, d["id"], sorted(old.get("steps", {}))))
+    return out
+
+
+def _canon(schedules: list[dict] | None) -> list[str]:
+    """Schedules compared as a set: the API returns them in its own order."""
+    return sorted(json.dumps(s, sort_keys=True) for s in schedules or [])
+
+
+def _described(text: str | None) -> dict:
+    try:
+        return json.loads(text or "{}").get("camp", {})
+    except (ValueError, AttributeError):
+        return {}
+
+
+EVENT_PREFIX = "camp.event."  # `camp emit orders` emits camp.event.orders about resource camp.user.<id>
+
+
+def trigger_objects(spec: DeploymentSpec):
+    """Prefect event triggers: each shop event of the campaign's trigger runs the deployment for its user."""
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    return [DeploymentEventTrigger(
+        name=f"{spec.name}-on-{t['event']}", expect={EVENT_PREFIX + t["event"]},
+        match={"prefect.resource.id": "camp.user.*"},
+        parameters={**spec.parameters, "user_id": "{{ event.resource['camp.user'] | string }}",
+                    "event_id": "{{ event.id | string }}", "occurred": "{{ event.occurred | string }}"})
+        for t in spec.triggers]
+
+
+def schedule_objects(spec: DeploymentSpec):
+    from prefect.schedules import Cron, Interval, RRule
+
+    out = []
+    for i, s in enumerate(spec.schedules):
+        slug = f"{spec.name}-{i}"
+        if "rrule" in s:
+            out.append(RRule(s["rrule"], timezone=s["timezone"], slug=slug))
+        elif "cron" in s:
+            out.append(Cron(s["cron"], timezone=s["timezone"], slug=slug))
+        else:
+            out.append(Interval(timedelta(seconds=s["interval"]), anchor_date=datetime.fromisoformat(s["anchor"]),
+                                timezone=s["timezone"], slug=slug))
+    return out
+
+
+def stored_schedules(deployment) -> list[dict]:
+    """A deployment's schedules read back from the API, in the same plain form as the specs."""
+    out = []
+    for ds in deployment.schedules or []:
+        sch = ds.schedule
+        if getattr(sch, "rrule", None):
+            out.append({"rrule": sch.rrule, "timezone": sch.timezone})
+        elif getattr(sch, "cron", None):
+            out.append({"cron": sch.cron, "timezone": sch.timezone})
+        else:
+            out.append({"interval": int(sch.interval.total_seconds()), "timezone": sch.timezone,
+                        "anchor": sch.anchor_date.replace(tzinfo=None).isoformat()})
+    return out

@@ -1,0 +1,95 @@
+"""`camp deploy` against a real Prefect server process: the plan, then --yes; schedules stored in the
+campaign's zone and range, and the server's scheduler creating runs at exactly those times;
+redeploying unchanged campaigns changes nothing; a deleted campaign file removes its deployment."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import CAMPAIGNS
+from tests.runtime.conftest import camp
+
+
+@pytest.fixture
+def ws(tmp_path):
+    root = tmp_path / "shop"
+    shutil.copytree(CAMPAIGNS, root)
+    (root / "camp.toml").write_text((root / "camp.toml").read_text().replace('name = "demo-shop"',
+                                                                             f'name = "deploy-{tmp_path.name}"'))
+    return root
+
+
+def _deployments(env, workspace: str) -> dict:
+    import os
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterTags
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as c:
+        found = c.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(
+            all_=[f"camp-workspace:{workspace}"])))
+        return {d.name: d for d in found}
+
+
+def _runs(env, deployment_id) -> list[datetime]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as c:
+        runs = c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                                limit=200)
+        return sorted(r.expected_start_time.astimezone(UTC) for r in runs)
+
+
+def test_deploy_shows_the_plan_applies_it_and_prunes(ws, prefect_env):
+    name = [ln for ln in (ws / "camp.toml").read_text().splitlines() if ln.startswith("name")][0].split('"')[1]
+    shown = camp("deploy", str(ws), cwd=ws, env=prefect_env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.count("+ create") == 9 and "--yes" in shown.stdout
+    assert _deployments(prefect_env, name) == {}  # showing the plan changes nothing
+    applied = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
+    assert applied.returncode == 0, applied.stderr
+    deployed = _deployments(prefect_env, name)
+    assert set(deployed) == {"winback_high_value", "silent_recall", "birthday_gift", "engagement_digest",
+                             "first_order_activation", "share_red_packet", "multi_tag_coupon",
+                             "beijing_loyal_feedback", "important_value_thanks"}
+    winback = deployed["winback_high_value"]
+    assert {"camp", f"camp-workspace:{name}", "camp-campaign:winback_high_value"} <= set(winback.tags)
+    assert winback.parameters == {"workspace": str(ws.resolve()), "campaign": "winback_high_value"}
+    [sched] = [s.schedule for s in winback.schedules]
+    assert sched.timezone == "Asia/Shanghai"
+    assert sched.rrule == "DTSTART:20261201T100000\nRRULE:FREQ=DAILY;UNTIL=20261231T235959"
+    recall = deployed["silent_recall"].schedules[0].schedule
+    assert "BYDAY=MO,TH" in recall.rrule and recall.timezone == "Asia/Shanghai"
+    # the server's scheduler creates winback's runs at 10:00 Shanghai (02:00 UTC), 1 to 31 December only
+    deadline = time.time() + 90
+    runs: list[datetime] = []
+    while time.time() < deadline:
+        runs = _runs(prefect_env, winback.id)
+        if len(runs) >= 31:
+            break
+        time.sleep(1)
+    assert runs[0] == datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    assert runs == [datetime(2026, 12, 1, 2, 0, tzinfo=UTC) + timedelta(days=i) for i in range(31)]
+    # unchanged: nothing to do, nothing touched
+    again = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
+    assert "nothing to change" in again.stdout and again.stdout.count("= unchanged") == 9
+    assert _deployments(prefect_env, name)["winback_high_value"].updated == winback.updated
+    # a template changes: that campaign is updated, and the plan says which step changed
+    tpl = ws / "templates" / "winback" / "push.j2"
+    tpl.write_text(tpl.read_text() + " ")
+    changed = camp("deploy", str(ws), cwd=ws, env=prefect_env)
+    assert "~ update    winback_high_value" in changed.stdout and "steps changed or removed: touch" in changed.stdout
+    # a campaign file is deleted: its deployment is removed, the others stay
+    (ws / "birthday.camp").unlink()
+    pruned = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
+    assert "- delete    birthday_gift" in pruned.stdout, pruned.stdout
+    left = _deployments(prefect_env, name)
+    assert "birthday_gift" not in left and len(left) == 8
