@@ -122,15 +122,24 @@ def print_summary(s: dict) -> None:
         print(f"    {reason:<60}{n:>8,}")
     if "this_run" in s:
         mine = s["this_run"]
-        print(f"  this run        {sum(v for k, v in mine.items() if k != 'sent'):>10,} decided now, "
-              f"{mine.get('sent', 0):,} sent now (the rest was done by earlier runs of this occurrence)")
-    print(f"  cost            {s['cost']:>10} {s['currency']}")
+        decided = sum(v for k, v in mine.items() if k not in ("sent", "released", "failed"))
+        released = f"{mine['released']:,} released after quiet hours, " if mine.get("released") else ""
+        print(f"  this run        {decided:>10,} decided now, {released}{mine.get('sent', 0):,} sent now "
+              "(the rest was done by earlier runs)")
+    print(f"  cost            {_money(s['cost']):>10} {s['currency']}")
     if "budget_left" in s:
         b = s["budget_left"]
-        print(f"  budget left     total {b['total'] or 'unlimited'}, today {b['today'] or 'unlimited'}")
+        print(f"  budget left     total {_money(b['total']) if b['total'] else 'unlimited'}, "
+              f"today {_money(b['today']) if b['today'] else 'unlimited'}")
     if "left_out_by_budget" in s:
         lo = s["left_out_by_budget"]
         print(f"  left out by the budget (first): {', '.join(lo['first_users'])} — {lo['rule']}")
+
+
+def _money(text: str) -> str:
+    from decimal import Decimal
+
+    return str(Decimal(text).quantize(Decimal("0.01")))
 
 
 def _ledger_for(path: Path, ledger: str | None):
