@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from camp.audience import checked
-from camp.run import _quiet_prefect, urls
+from camp.run import _quiet_prefect
 
 
 def _wanted(path: Path):
@@ -33,11 +33,12 @@ def _deployed(client, workspace: str) -> list[dict]:
 def _midway(ws, campaign: str, steps: list[str], all_steps: list[str]) -> int:
     """Users who received the step before a changed or removed step and have not reached it yet."""
     from runtime.ledger import open_ledger
+    from runtime.warehouse import run_urls
 
     targets = [s for s in steps if s in all_steps and all_steps.index(s) > 0]
     if not targets:
         return 0
-    lg = open_ledger(urls(ws, None, None)[1])
+    lg = open_ledger(run_urls(ws)[1])
     try:
         n = 0
         for step in targets:
@@ -95,25 +96,24 @@ def run_deploy(path: Path, work_pool: str | None, yes: bool) -> int:
 def apply(changes, work_pool: str | None) -> None:
     from prefect.client.orchestration import get_client
 
-    from runtime.deploy import schedule_objects, trigger_objects
-    from runtime.flows import run_campaign
-
     for ch in changes:
         if ch.action == "delete":
             with get_client(sync_client=True) as client:
                 client.delete_deployment(ch.deployment_id)
             continue
-        spec = ch.spec
-        deployment = run_campaign.to_deployment(
-            name=spec.name, schedules=schedule_objects(spec), triggers=trigger_objects(spec),
-            parameters=spec.parameters, tags=spec.tags, description=spec.description, entrypoint_type=_module_path())
-        deployment.apply(work_pool_name=work_pool)
+        _deployment(ch.spec).apply(work_pool_name=work_pool)
 
 
-def _module_path():
+def _deployment(spec):
+    """The runner deployment of a spec: the generic flow, imported by module path wherever it runs."""
     from prefect.deployments.runner import EntrypointType
 
-    return EntrypointType.MODULE_PATH
+    from runtime.deploy import schedule_objects, trigger_objects
+    from runtime.flows import run_campaign
+
+    return run_campaign.to_deployment(
+        name=spec.name, schedules=schedule_objects(spec), triggers=trigger_objects(spec), parameters=spec.parameters,
+        tags=spec.tags, description=spec.description, entrypoint_type=EntrypointType.MODULE_PATH)
 
 
 def run_serve(path: Path) -> int:
@@ -124,13 +124,9 @@ def run_serve(path: Path) -> int:
     _quiet_prefect()
     from prefect import serve
 
-    from runtime.deploy import schedule_objects, trigger_objects
-    from runtime.flows import run_campaign, run_settings
+    from runtime.flows import run_settings
 
-    deployments = [run_campaign.to_deployment(name=s.name, schedules=schedule_objects(s),
-                                              triggers=trigger_objects(s), parameters=s.parameters,
-                                              tags=s.tags, description=s.description,
-                                              entrypoint_type=_module_path()) for s in specs]
+    deployments = [_deployment(s) for s in specs]
     print(f"camp serve: {len(deployments)} campaigns of {ws.config.workspace.name}; Ctrl-C to stop", file=sys.stderr)
     with run_settings():
         serve(*deployments, print_starting_message=False)

@@ -10,15 +10,6 @@ from pathlib import Path
 from camp.audience import checked, parse_as_of
 
 
-def urls(ws, data: str | None, ledger: str | None) -> tuple[str, str]:
-    """Data and ledger URLs: the option, else $CAMP_DATA_URL / $CAMP_LEDGER_URL, else camp.toml."""
-    from runtime.warehouse import workspace_url
-
-    data = data or os.environ.get("CAMP_DATA_URL") or ws.config.data.url
-    ledger = ledger or os.environ.get("CAMP_LEDGER_URL") or ws.config.ledger.url
-    return workspace_url(data, ws.root), workspace_url(ledger, ws.root)
-
-
 def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -39,11 +30,11 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         print(f"camp run: {path} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
         return 1
     from compiler.plan import PlanError, build_plan
-    from runtime.warehouse import connect
+    from runtime.warehouse import connect, dialect_of, run_urls
 
-    data_url, ledger_url = urls(ws, data, ledger)
+    data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
-    dialect = "postgres" if data_url.startswith("postgres") else "duckdb"
+    dialect = dialect_of(data_url)
     plans = []
     for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
         try:
@@ -153,7 +144,9 @@ def _ledger_for(path: Path, ledger: str | None):
 
         print(render_text([ws], {}), file=sys.stderr)
         return None
-    return open_ledger(urls(ws, None, ledger)[1])
+    from runtime.warehouse import run_urls
+
+    return open_ledger(run_urls(ws, None, ledger)[1])
 
 
 def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:

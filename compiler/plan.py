@@ -27,9 +27,10 @@ from compiler import types as T
 from compiler.ir import Dur
 from compiler.program import Campaign, CapRule, ChannelRef, Coupon, Points, Program, RedPacket, Schedule, Step
 from compiler.sql import AudienceSQL, CompileError
+from compiler.templates import template_reads
 
 PLAN_VERSION = 1
-_DAYS = {"monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6, "sunday": 0}
+CRON_DAYS = {"monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6, "sunday": 0}
 EXCLUSIVE_HOLD = Dur(7, "d")  # a user stays with one campaign of an exclusive group this long after a send
 ADDRESS_FIELDS = {"email": "email", "sms": "phone"}  # channel -> user field holding the address
 
@@ -148,7 +149,7 @@ def schedule_plan(s: Schedule) -> SchedulePlan:
                        delay=Duration(value=s.delay.value, unit=s.delay.unit) if s.delay else None)
     times = [tuple(int(x) for x in t.split(":")) for t in s.times]
     if s.kind in ("daily", "weekly"):
-        dow = ",".join(str(_DAYS[d]) for d in s.days) if s.kind == "weekly" else "*"
+        dow = ",".join(str(CRON_DAYS[d]) for d in s.days) if s.kind == "weekly" else "*"
         out.crons = [f"{m} {h} * * {dow}" for h, m in times]
     elif s.kind == "cron":
         out.crons = [s.cron]
@@ -242,27 +243,13 @@ def _channel(ref: ChannelRef, costs, templates: Path) -> ChannelPlan:
 
 
 def _user_fields_read(source: str | None, known: set[str]) -> set[str]:
-    """The `user.X` a template reads; all fields when it uses `user` in any other way."""
+    """The `user.X` a template reads; all fields when it reads `user` whole."""
     if not source:
         return set()
-    from jinja2 import nodes
-
-    from compiler.templates import make_environment
-
-    tree = make_environment().parse(source)
-    out: set[str] = set()
-    parents = {id(n.node) for n in tree.find_all((nodes.Getattr, nodes.Getitem))}
-    for n in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        if isinstance(n.node, nodes.Name) and n.node.name == "user":
-            attr = n.attr if isinstance(n, nodes.Getattr) else getattr(n.arg, "value", None)
-            if isinstance(attr, str):
-                out.add(attr)
-            else:
-                return set(known)
-    for n in tree.find_all(nodes.Name):
-        if n.name == "user" and id(n) not in parents:
-            return set(known)
-    return out & known
+    reads = template_reads(source)
+    if "user" in reads.whole:
+        return set(known)
+    return {attr for root, attr in reads.pairs if root == "user"} & known
 
 
 def _step(c: Campaign, name: str | None) -> Step:

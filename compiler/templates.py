@@ -74,6 +74,32 @@ def _env() -> ImmutableSandboxedEnvironment:
     return _ENV
 
 
+@dataclass(frozen=True)
+class Reads:
+    """What a template reads: `x.attr` pairs, variables read whole, and whether it calls anything or
+    uses `random` (then its output is not a function of what it reads)."""
+
+    pairs: tuple[tuple[str, str], ...]
+    whole: frozenset[str]
+    opaque: bool
+
+
+@lru_cache(maxsize=1024)
+def template_reads(source: str) -> Reads:
+    """The planner selects the user fields from it, the renderer memoises on it."""
+    tree = _env().parse(source)
+    opaque = any(n.name == "random" for n in tree.find_all(nodes.Filter)) or \
+        any(True for _ in tree.find_all(nodes.Call))
+    pairs, inner = set(), set()
+    for n in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        attr = n.attr if isinstance(n, nodes.Getattr) else getattr(n.arg, "value", None)
+        if isinstance(n.node, nodes.Name) and isinstance(attr, str):
+            pairs.add((n.node.name, attr))
+            inner.add(id(n.node))
+    whole = frozenset(n.name for n in tree.find_all(nodes.Name) if id(n) not in inner and n.ctx == "load")
+    return Reads(tuple(sorted(pairs)), whole, opaque)
+
+
 def resolve_template(template_dir: Path, name: str) -> Path | None:
     """The template's path, or None when the name leaves the template folder."""
     base = template_dir.resolve()

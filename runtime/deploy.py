@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from compiler.plan import PlanError, SchedulePlan, build_plan, schedule_plan
+from compiler.plan import CRON_DAYS, PlanError, SchedulePlan, build_plan, schedule_plan
 from compiler.program import Program
 
 REFERENCE = datetime(2000, 1, 3, tzinfo=UTC)  # fingerprints: a plan built at a fixed time
 ANCHOR = date(2026, 1, 1)  # DTSTART of schedules without a start date: fixed, so a redeploy changes nothing
-_RRULE_DAYS = {"1": "MO", "2": "TU", "3": "WE", "4": "TH", "5": "FR", "6": "SA", "0": "SU"}  # cron -> RRULE
+_RRULE_DAYS = {str(n): day[:2].upper() for day, n in CRON_DAYS.items()}  # cron day number -> RRULE BYDAY
 
 
 @dataclass

@@ -179,22 +179,28 @@ def snapshot(run: Run) -> int:
                       run.occ))
 
 
-def _recipient(plan: StepPlan, seq: int, user_id: str, held_out: bool, data: str) -> Recipient:
-    d = json.loads(data)
+def _make(plan: StepPlan, seq: int, user_id: str, held_out: bool, get) -> Recipient:
+    """A recipient from its snapshot columns; `get(column)` reads one (None when absent)."""
     return Recipient(seq=seq, user_id=user_id, held_out=held_out,
-                     fields={f: _decode(k, d.get(f"u_{f}")) for f, k in plan.user_fields.items()},
-                     labels={c: d.get(f"class_{c}") for c in plan.labels},
-                     consent={ch: bool(d.get(f"consent_{ch}")) for ch in (plan.consent_channels or [])},
-                     branch=d.get("branch"))
+                     fields={f: get(f"u_{f}") for f in plan.user_fields},
+                     labels={c: get(f"class_{c}") for c in plan.labels},
+                     consent={ch: bool(get(f"consent_{ch}")) for ch in (plan.consent_channels or [])},
+                     branch=get("branch"))
+
+
+def _recipient(plan: StepPlan, seq: int, user_id: str, held_out: bool, data: str) -> Recipient:
+    """From the snapshot's JSON in the ledger (a rerun, a release): values decoded to their schema types."""
+    d = json.loads(data)
+    kinds = {f"u_{f}": k for f, k in plan.user_fields.items()}
+    return _make(plan, seq, user_id, held_out, lambda col: _decode(kinds[col], d.get(col)) if col in kinds
+                 else d.get(col))
 
 
 def _from_raw(run: Run, seq: int, row: tuple) -> Recipient:
-    p, ix = run.plan, run._names
-    return Recipient(seq=seq, user_id=str(row[0]), held_out=bool(row[ix["held_out"]]),
-                     fields={f: row[ix[f"u_{f}"]] for f in p.user_fields},
-                     labels={c: row[ix[f"class_{c}"]] for c in p.labels},
-                     consent={ch: bool(row[ix[f"consent_{ch}"]]) for ch in (p.consent_channels or [])},
-                     branch=row[ix["branch"]] if "branch" in ix else None)
+    """From the rows this process fetched (already typed)."""
+    ix = run._names
+    return _make(run.plan, seq, str(row[0]), bool(row[ix["held_out"]]),
+                 lambda col: row[ix[col]] if col in ix else None)
 
 
 def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:

@@ -142,7 +142,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     from compiler.check import check_workspace
     from compiler.plan import build_plan
     from compiler.workspace import load_workspace
-    from runtime.warehouse import workspace_url
+    from runtime.warehouse import dialect_of, run_urls
 
     ws = load_workspace(Path(workspace))
     result = check_workspace(ws)
@@ -179,9 +179,8 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
         if (c.schedule.start and day < c.schedule.start) or (c.schedule.end and day > c.schedule.end):
             get_run_logger().info("%s: %s is outside the campaign's dates; skipped", campaign, when)
             return None
-    dialect = "postgres" if ws.config.data.url.startswith("postgres") else "duckdb"
-    plan = build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name, event)
-    data_url = os.environ.get("CAMP_DATA_URL") or workspace_url(ws.config.data.url, ws.root)
-    ledger_url = os.environ.get("CAMP_LEDGER_URL") or workspace_url(ws.config.ledger.url, ws.root)
+    data_url, ledger_url = run_urls(ws)
+    plan = build_plan(program, c, when, dialect_of(data_url), ws.template_dir, step, ws.config.workspace.name,
+                      event)
     channels = {n: spec.model_dump() for n, spec in ws.config.channels.items()}
     return run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size, channels)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from jinja2 import Template, TemplateError, nodes
+from jinja2 import Template, TemplateError
 from jinja2.exceptions import SecurityError
 
 from compiler.plan import ChannelPlan, StepPlan
 from compiler.program import MoneyAmount
-from compiler.templates import make_environment
+from compiler.templates import make_environment, template_reads
 
 MAX_MESSAGE = 64 * 1024  # characters; a longer message is a template bug (or an attack), not a message
 
@@ -29,21 +29,10 @@ _MISSING = object()
 _MEMO_LIMIT = 200_000  # rendered texts kept per template
 
 
-def _reads(env, source: str) -> tuple[tuple[str, str], ...] | None:
-    """The (variable, attribute) pairs a template reads, when that is all it reads (so its output is a
-    function of them); None when it reads a variable whole, calls anything, or uses `random`."""
-    tree = env.parse(source)
-    if any(n.name == "random" for n in tree.find_all(nodes.Filter)) or any(True for _ in tree.find_all(nodes.Call)):
-        return None
-    pairs, inner = set(), set()
-    for n in tree.find_all(nodes.Getattr):
-        if isinstance(n.node, nodes.Name):
-            pairs.add((n.node.name, n.attr))
-            inner.add(id(n.node))
-    for n in tree.find_all(nodes.Name):
-        if id(n) not in inner and n.ctx == "load":
-            return None
-    return tuple(sorted(pairs))
+def _memo_key_of(source: str) -> tuple[tuple[str, str], ...] | None:
+    """The `x.attr` pairs the output depends on; None when it depends on more (memoising is off)."""
+    reads = template_reads(source)
+    return None if reads.opaque or reads.whole else reads.pairs
 
 
 class Renderer:
@@ -59,7 +48,7 @@ class Renderer:
     def _template(self, source: str) -> tuple[Template, tuple | None, dict]:
         t = self._cache.get(source)
         if t is None:
-            t = self._cache[source] = (self.env.from_string(source), _reads(self.env, source), {})
+            t = self._cache[source] = (self.env.from_string(source), _memo_key_of(source), {})
         return t
 
     def _render(self, source: str, ctx: dict) -> str:

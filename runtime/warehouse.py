@@ -161,3 +161,17 @@ def workspace_url(url: str, root) -> str:
         if not path.is_absolute():
             return "duckdb:///" + str((Path(root) / path).resolve())
     return url
+
+
+def run_urls(ws, data: str | None = None, ledger: str | None = None) -> tuple[str, str]:
+    """The warehouse and ledger URLs of a workspace: the given one, else $CAMP_DATA_URL / $CAMP_LEDGER_URL,
+    else camp.toml (relative DuckDB paths resolved against the workspace)."""
+    import os
+
+    data = data or os.environ.get("CAMP_DATA_URL") or ws.config.data.url
+    ledger = ledger or os.environ.get("CAMP_LEDGER_URL") or ws.config.ledger.url
+    return workspace_url(data, ws.root), workspace_url(ledger, ws.root)
+
+
+def dialect_of(url: str) -> str:
+    return "postgres" if url.startswith(("postgresql://", "postgres://")) else "duckdb"
