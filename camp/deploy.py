@@ -149,7 +149,12 @@ def run_emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...
             print(f"camp emit: --field takes NAME=VALUE, not {f!r}", file=sys.stderr)
             return 2
         payload[key] = value
-    when = datetime.fromisoformat(occurred) if occurred else datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(occurred) if occurred else datetime.now(UTC)
+    except ValueError:
+        print(f"camp emit: --occurred {occurred!r} is not an ISO 8601 time like 2026-12-01T10:00+08:00",
+              file=sys.stderr)
+        return 2
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     sent = emit_event(EVENT_PREFIX + event, resource={"prefect.resource.id": f"camp.user.{user}", "camp.user": user},

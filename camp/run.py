@@ -48,6 +48,8 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         print(f"camp run: cannot open the data {data_url}: {exc}", file=sys.stderr)
         print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
         return 1
+    if _ledger_or_say("camp run", ledger_url) is None:
+        return 1
     _quiet_prefect()
     from runtime import flows
 
@@ -136,7 +138,6 @@ def _money(text: str) -> str:
 def _ledger_for(path: Path, ledger: str | None):
     from compiler.workspace import load_workspace
     from dsl.diagnostics import Diagnostic
-    from runtime.ledger import open_ledger
 
     ws = load_workspace(path)
     if isinstance(ws, Diagnostic):
@@ -146,7 +147,22 @@ def _ledger_for(path: Path, ledger: str | None):
         return None
     from runtime.warehouse import run_urls
 
-    return open_ledger(run_urls(ws, None, ledger)[1])
+    return _ledger_or_say("camp", run_urls(ws, None, ledger)[1])
+
+
+def _ledger_or_say(cmd: str, url: str):
+    """The ledger, migrated; None after saying why it cannot be opened."""
+    from runtime.ledger import open_ledger
+
+    try:
+        ledger = open_ledger(url)
+    except Exception as exc:  # noqa: BLE001 (any driver's error)
+        print(f"{cmd}: cannot open the ledger {url}: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
+        print("  hint: check [ledger] url in camp.toml, --ledger or $CAMP_LEDGER_URL", file=sys.stderr)
+        return None
+    if cmd == "camp run":
+        ledger.close()
+    return ledger
 
 
 def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:

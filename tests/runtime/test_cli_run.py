@@ -55,6 +55,9 @@ def _count(ws, table: str) -> int:
     (["run", "coupon.camp", "--as-of", "yesterday"], "is not an ISO 8601 time"),
     (["run", "coupon.camp", "--data", "duckdb:////nonexistent/dir/shop.duckdb"], "cannot open the data"),
     (["run", "coupon.camp", "--batch-size", "0"], "must be at least 1"),
+    (["run", "coupon.camp", "--ledger", "postgresql://nobody@127.0.0.1:1/x"], "cannot open the ledger"),
+    (["runs", "--ledger", "postgresql://nobody@127.0.0.1:1/x"], "cannot open the ledger"),
+    (["emit", "orders", "--user", "1", "--occurred", "yesterday"], "is not an ISO 8601 time"),
 ])
 def test_bad_runs_say_why_without_a_traceback(ws, prefect_env, args, message):
     r = camp(*args, cwd=ws, env=prefect_env)
