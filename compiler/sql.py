@@ -33,6 +33,7 @@ from compiler import types as T
 from compiler.program import Campaign, Program
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
+COHORT = "camp_cohort"  # a journey follow-up's cohort: user_id text, since_<step> timestamptz (filled by the runtime)
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
@@ -94,6 +95,7 @@ class _Facts:
     labels: list[str] = field(default_factory=list)  # classifications, in dependency order
     consent: list[str] = field(default_factory=list)  # channels whose consent flag is selected
     local_today: bool = False  # a column with each user's local date at the as-of time
+    since: set[str] = field(default_factory=set)  # steps whose send time `base` carries (`since STEP` on user fields)
 
     def agg_alias(self, a: I.Agg) -> str:
         key = repr((a.func, a.event, a.field, a.where, a.window))  # the same fact is computed once
@@ -106,7 +108,9 @@ class _Facts:
 class AudienceSQL:
     """Compiles audiences of one program for one as-of time and dialect."""
 
-    def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb"):
+    def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb", cohort: bool = False):
+        """cohort: compile for a journey's follow-up step: only the users of the COHORT table, whose
+        `since_<step>` columns hold when each earlier step was sent to them (`since STEP` windows)."""
         if as_of.tzinfo is None:
             raise ValueError("the as-of time must carry a time zone")
         if dialect not in DIALECTS:
@@ -115,6 +119,7 @@ class AudienceSQL:
         self.as_of = as_of.astimezone(UTC)
         self.dialect = dialect
         self.tz = ZoneInfo(program.timezone)
+        self.cohort = cohort
         self.facts = _Facts()
 
     # ------------------------------------------------------------ public
@@ -143,14 +148,18 @@ class AudienceSQL:
 
     def recipients(self, c: Campaign, fields: list[str], labels: list[str], consent: list[str],
                    branches: list[I.Expr | None], extra: list[I.Expr] = (),
-                   only_user: str | None = None) -> exp.Select:
+                   only_user: str | None = None, skips: list[tuple[str, I.Expr]] | None = None) -> exp.Select:
         """Who one step of the campaign reaches (matched and not excluded), with what the runtime reads per
         user: `held_out`; `u_<field>` for each user field (templates, addresses, time zone); `class_<name>`
         for each classification (tiered caps); `consent_<channel>` (1 when the user consented) and
-        `branch` (the index of the first branch whose condition holds, NULL when none does)."""
+        `branch` (the index of the first branch whose condition holds, NULL when none does).
+
+        `skips` makes it a journey follow-up: every user of the cohort (WHO is not asked again; they
+        are in the journey), none held out, and `skip`: the first (reason, condition) that holds."""
+        if skips is not None:
+            return self._follow_up(fields, labels, consent, branches, skips)
         if c.audience is None:
             raise CompileError(f"campaign {c.name} has no audience")
-        users = self.p.schema.users
         matched = self.pred(c.audience)
         if c.excludes:
             matched = exp.and_(matched, exp.not_(exp.or_(*[self.pred(x) for x in c.excludes])))
@@ -159,8 +168,24 @@ class AudienceSQL:
         if only_user is not None:  # an event run: the user the event is about
             matched = exp.and_(exp.EQ(this=exp.cast(_col("l", "user_id"), "text"),
                                       expression=exp.Literal.string(only_user)), matched)
+        return self._select(matched, self._holdout(c.name, c.holdout), fields, labels, consent, branches)
+
+    def _follow_up(self, fields, labels, consent, branches, skips) -> exp.Select:
+        if not self.cohort:
+            raise CompileError("a follow-up step reads its cohort: compile it with cohort=True")
+        skip: exp.Expression = exp.cast(exp.Null(), "text")
+        if skips:
+            case = exp.Case()
+            for reason, cond in skips:
+                case = case.when(self.pred(cond), exp.Literal.string(reason))
+            skip = case
+        return self._select(exp.true(), exp.false(), fields, labels, consent, branches,
+                            [exp.alias_(skip, "skip", quoted=True)])
+
+    def _select(self, matched, held, fields, labels, consent, branches, more=()) -> exp.Select:
+        users = self.p.schema.users
         cols: list[exp.Expression] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
-                                      exp.alias_(self._holdout(c.name, c.holdout), "held_out", quoted=True)]
+                                      exp.alias_(held, "held_out", quoted=True)]
         if branches:
             case = exp.Case()
             for i, cond in enumerate(branches):
@@ -176,8 +201,8 @@ class AudienceSQL:
             self.facts.consent = sorted(set(consent))
             cols += [exp.alias_(exp.func("COALESCE", _col("l", f"consent_{ch}"), exp.Literal.number(0)),
                                 f"consent_{ch}", quoted=True) for ch in self.facts.consent]
-        query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)
-                                        ).where(matched).order_by(_col("l", "user_id"))
+        query = exp.select(*cols, *more).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l",
+                                                          quoted=True)).where(matched).order_by(_col("l", "user_id"))
         return self._with_ctes(query)
 
     def condition(self, e: I.Expr) -> exp.Select:
@@ -220,7 +245,7 @@ class AudienceSQL:
         if isinstance(e, I.IsToday):
             return _false_if_null(self._today(e))
         if isinstance(e, I.InWindow):
-            return _false_if_null(self._window(self.val(e.subject), I.type_of(e.subject), e.window))
+            return _false_if_null(self._window(self.val(e.subject), I.type_of(e.subject), e.window, "l"))
         if isinstance(e, I.HasTag):
             alias = self.facts.tags.setdefault(e.tag, f"tag_{len(self.facts.tags)}")
             return exp.EQ(this=exp.func("COALESCE", _col("l", alias), exp.Literal.number(0)),
@@ -315,8 +340,9 @@ class AudienceSQL:
                                          expression=exp.Extract(this=exp.var("YEAR"), expression=today)))
         return same
 
-    def _window(self, subject: exp.Expression, t, w: I.Win) -> exp.Expression:
-        """Half-open windows. Dates compare with the first local day that starts inside the bound."""
+    def _window(self, subject: exp.Expression, t, w: I.Win, table: str) -> exp.Expression:
+        """Half-open windows. Dates compare with the first local day that starts inside the bound.
+        `table`: where the send times of `since STEP` are ("l": the user row, "e": an event pass)."""
         def bound(d: I.Dur) -> exp.Expression:
             if t.kind == "date":
                 return _lit(self._first_day_at_or_after(minus(self.as_of, d)), t)
@@ -334,7 +360,15 @@ class AudienceSQL:
         if w.op == "between":
             return exp.and_(exp.GTE(this=subject, expression=bound(w.start)),
                             exp.LT(this=subject.copy(), expression=bound(w.end)))
-        raise CompileError("`since STEP` windows are evaluated by the runtime, not in audiences")
+        if not self.cohort:
+            raise CompileError("`since STEP` is only known for the cohort of a journey's follow-up step")
+        if table == "l":
+            self.facts.since.add(w.step)
+        sent = _col("c" if table == "e" else "l", f"since_{w.step}")
+        if t.kind == "date":  # the day's start in the workspace zone, at or after the send time
+            subject, sent = exp.cast(subject, "timestamp"), exp.AtTimeZone(this=sent, zone=exp.Literal.string(
+                self.p.timezone))
+        return exp.and_(exp.GTE(this=subject, expression=sent), exp.LT(this=subject.copy(), expression=upper_asof))
 
     def _first_day_at_or_after(self, instant: datetime) -> date:
         local = instant.astimezone(self.tz)
@@ -439,6 +473,11 @@ class AudienceSQL:
             exp.alias_(_col("u", users.key), "user_id", quoted=True),
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
         ).from_(exp.alias_(_table(users.table), "u", quoted=True))
+        if self.cohort:  # a follow-up: only the journey's cohort, with the send times it reads
+            base = base.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner",
+                             on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("c", "user_id")))
+            for step in sorted(self.facts.since):
+                base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
         if self.facts.local_today:
             base = base.select(exp.alias_(exp.cast(self._local(_lit(self.as_of, T.TIMESTAMP), table="u"), "date"),
                                           "local_today", quoted=True), copy=False)
@@ -536,8 +575,13 @@ class AudienceSQL:
         lower = self._earliest_bound(facts)
         if lower is not None:  # every fact looks back a bounded time: read only those events
             scope = exp.and_(exp.GTE(this=time.copy(), expression=_lit(lower, T.TIMESTAMP)), scope)
-        return exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
-            exp.alias_(_table(ev.table), "e", quoted=True)).where(scope).group_by(_col("e", ev.user_column))
+        query = exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
+            exp.alias_(_table(ev.table), "e", quoted=True))
+        if self.cohort:  # only the cohort's events, each beside the user's send times
+            query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner",
+                               on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"),
+                                         expression=_col("c", "user_id")))
+        return query.where(scope).group_by(_col("e", ev.user_column))
 
     def _earliest_bound(self, facts: dict[str, tuple[str, I.Agg]]) -> datetime | None:
         starts = []
@@ -557,7 +601,7 @@ class AudienceSQL:
         if a.where is not None:
             parts.append(self.pred(a.where))
         if a.window is not None:
-            parts.append(self._window(_col("e", ev.time_column), T.TIMESTAMP, a.window))
+            parts.append(self._window(_col("e", ev.time_column), T.TIMESTAMP, a.window, "e"))
         return exp.and_(*parts) if parts else None
 
 

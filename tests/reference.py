@@ -24,6 +24,7 @@ class Data:
     users: list[dict]
     events: dict[str, list[dict]] = field(default_factory=dict)
     tags: list[tuple] = field(default_factory=list)  # (user_id, tag)
+    since: dict[str, dict] = field(default_factory=dict)  # step -> user id -> when that step was sent to them
 
 
 class Reference:
@@ -37,8 +38,10 @@ class Reference:
         self.tz_column = users.tz_field.column if users.tz_field else None
 
     # ------------------------------------------------------------ the audience
-    def users_where(self, e: I.Expr) -> set:
-        return {u[self.key] for u in self.data.users if self.holds(e, u)}
+    def users_where(self, e: I.Expr, cohort: set | None = None) -> set:
+        """Users for whom e holds; with a cohort (a journey's follow-up), only its members."""
+        return {u[self.key] for u in self.data.users if (cohort is None or u[self.key] in cohort)
+                and self.holds(e, u)}
 
     def campaign(self, c) -> dict[str, set]:
         matched = self.users_where(c.audience)
@@ -67,8 +70,11 @@ class Reference:
             return v
         return datetime(v.year, v.month, v.day, tzinfo=self.ws_tz)
 
-    def in_window(self, v, w: I.Win) -> bool:
+    def in_window(self, v, w: I.Win, user: dict) -> bool:
         t = self.instant(v)
+        if w.op == "since":
+            sent = self.data.since.get(w.step, {}).get(user[self.key])
+            return sent is not None and sent <= t < self.as_of
         if w.op == "within":
             return self.ago(w.start) <= t < self.as_of
         if w.op == "after":
@@ -117,7 +123,7 @@ class Reference:
             return self.is_today(e, user, event)
         if isinstance(e, I.InWindow):
             v = self.value(e.subject, user, event)
-            return v is not None and self.in_window(v, e.window)
+            return v is not None and self.in_window(v, e.window, user)
         if isinstance(e, I.HasTag):
             return (user[self.key], e.tag) in self.__dict__.setdefault("_tags", set(self.data.tags))
         if isinstance(e, I.InSegment):
@@ -177,7 +183,7 @@ class Reference:
             t = row[ev.time_column]
             if t is None or not t < self.as_of:
                 continue
-            if a.window is not None and not self.in_window(t, a.window):
+            if a.window is not None and not self.in_window(t, a.window, user):
                 continue
             if a.where is not None and not self.holds(a.where, user, row):
                 continue

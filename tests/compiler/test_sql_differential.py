@@ -16,6 +16,7 @@ import os
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -137,52 +138,63 @@ event_conds = st.recursive(event_atoms, lambda c: st.one_of(
     st.lists(c, min_size=2, max_size=3).map(lambda x: I.Or(tuple(x)))), max_leaves=4)
 
 
-def agg(func: str, field: str | None, t):
+STEPS = ["touch", "reminder"]
+since_windows = st.sampled_from(STEPS).map(lambda s: I.Win("since", step=s))
+
+
+def agg(func: str, field: str | None, t, windows=windows):
     return st.builds(lambda w, win: I.Agg(func, "orders", order_field(field) if field else None, w, win, t),
                      st.none() | event_conds, st.none() | windows)
 
 
-counts = st.one_of(agg("count", None, T.NUMBER), agg("count_distinct", "brand", T.NUMBER))
-money_aggs = st.one_of(agg("sum", "amount", CNY), agg("avg", "amount", CNY), agg("min", "amount", CNY),
-                       agg("max", "amount", CNY))
 small_number = st.integers(0, 4).map(lambda v: I.Const(Decimal(v), T.NUMBER))
 percent = st.sampled_from([0, 25, 50, 100]).map(lambda v: I.Const(Decimal(v) / 100, T.PERCENT))
 
-atoms = st.one_of(
-    st.builds(I.Cmp, op=ops, left=st.just(user_attr("balance")), right=money_const),
-    st.builds(I.Cmp, op=ops, left=st.just(user_attr("city")), right=text_const),
-    st.builds(I.InSet, subject=st.just(user_attr("city")), values=st.lists(text_const, min_size=1, max_size=3).map(
-        tuple), negated=st.booleans()),
-    st.builds(I.Cmp, op=st.sampled_from(["=", "!="]), left=st.just(user_attr("gender")),
-              right=st.sampled_from(["f", "m"]).map(lambda v: I.Const(v, SCHEMA.users.fields["gender"].type))),
-    st.builds(I.TextMatch, op=st.sampled_from(["contains", "starts_with"]), subject=st.just(user_attr("city")),
-              pattern=st.sampled_from(TEXTS)),
-    st.builds(I.IsNull, subject=st.sampled_from([user_attr("city"), user_attr("balance")]), negated=st.booleans()),
-    st.builds(I.Between, subject=st.just(user_attr("balance")), low=money_const, high=money_const),
-    st.builds(I.InWindow, subject=st.sampled_from([user_attr("registered"), user_attr("birthday")]), window=windows),
-    st.builds(I.IsToday, subject=st.just(user_attr("birthday")), anniversary=st.booleans()),
-    st.builds(I.IsToday, subject=st.just(user_attr("registered")), anniversary=st.booleans()),
-    st.sampled_from(TAGS).map(I.HasTag),
-    st.builds(lambda f, w, win: I.Agg(f, "orders", None, w, win, T.BOOL), st.sampled_from(["any", "none"]),
-              st.none() | event_conds, st.none() | windows),
-    st.builds(I.Cmp, op=ops, left=counts, right=small_number),
-    st.builds(I.Cmp, op=ops, left=money_aggs, right=money_const),
-    st.builds(I.InWindow, subject=st.sampled_from(["first", "last"]).map(
-        lambda f: I.Agg(f, "orders", order_field("time"), None, None, T.TIMESTAMP)), window=windows),
-    st.builds(I.Cmp, op=st.sampled_from(["=", "!="]), left=st.sampled_from(["first", "last"]).map(
-        lambda f: I.Agg(f, "orders", order_field("brand"), None, None, T.TEXT)), right=brand_const),
-    st.builds(lambda a, b, op, p: I.Cmp(op, I.Arith("/", a, b, T.NUMBER), p),
-              agg("count", None, T.NUMBER), agg("count", None, T.NUMBER), ops, percent),
-    st.builds(I.LabelIs, classification=st.just("lifecycle"),
-              labels=st.lists(st.sampled_from(PROGRAM.classifications["lifecycle"].labels), min_size=1,
-                              max_size=2).map(tuple)),
-    st.builds(I.LabelIs, classification=st.just("promo_sensitivity"),
-              labels=st.lists(st.sampled_from(PROGRAM.classifications["promo_sensitivity"].labels), min_size=1,
-                              max_size=2).map(tuple)),
-)
-conditions = st.recursive(atoms, lambda c: st.one_of(
-    st.builds(I.Not, operand=c), st.lists(c, min_size=2, max_size=3).map(lambda x: I.And(tuple(x))),
-    st.lists(c, min_size=2, max_size=3).map(lambda x: I.Or(tuple(x)))), max_leaves=6)
+
+def conditions_over(windows):
+    """Generated conditions whose time tests draw from `windows`."""
+    counts = st.one_of(agg("count", None, T.NUMBER, windows), agg("count_distinct", "brand", T.NUMBER, windows))
+    money_aggs = st.one_of(agg("sum", "amount", CNY, windows), agg("avg", "amount", CNY, windows),
+                           agg("min", "amount", CNY, windows), agg("max", "amount", CNY, windows))
+    atoms = st.one_of(
+        st.builds(I.Cmp, op=ops, left=st.just(user_attr("balance")), right=money_const),
+        st.builds(I.Cmp, op=ops, left=st.just(user_attr("city")), right=text_const),
+        st.builds(I.InSet, subject=st.just(user_attr("city")), values=st.lists(text_const, min_size=1, max_size=3).map(
+            tuple), negated=st.booleans()),
+        st.builds(I.Cmp, op=st.sampled_from(["=", "!="]), left=st.just(user_attr("gender")),
+                  right=st.sampled_from(["f", "m"]).map(lambda v: I.Const(v, SCHEMA.users.fields["gender"].type))),
+        st.builds(I.TextMatch, op=st.sampled_from(["contains", "starts_with"]), subject=st.just(user_attr("city")),
+                  pattern=st.sampled_from(TEXTS)),
+        st.builds(I.IsNull, subject=st.sampled_from([user_attr("city"), user_attr("balance")]), negated=st.booleans()),
+        st.builds(I.Between, subject=st.just(user_attr("balance")), low=money_const, high=money_const),
+        st.builds(I.InWindow, subject=st.sampled_from([user_attr("registered"), user_attr("birthday")]), window=windows),
+        st.builds(I.IsToday, subject=st.just(user_attr("birthday")), anniversary=st.booleans()),
+        st.builds(I.IsToday, subject=st.just(user_attr("registered")), anniversary=st.booleans()),
+        st.sampled_from(TAGS).map(I.HasTag),
+        st.builds(lambda f, w, win: I.Agg(f, "orders", None, w, win, T.BOOL), st.sampled_from(["any", "none"]),
+                  st.none() | event_conds, st.none() | windows),
+        st.builds(I.Cmp, op=ops, left=counts, right=small_number),
+        st.builds(I.Cmp, op=ops, left=money_aggs, right=money_const),
+        st.builds(I.InWindow, subject=st.sampled_from(["first", "last"]).map(
+            lambda f: I.Agg(f, "orders", order_field("time"), None, None, T.TIMESTAMP)), window=windows),
+        st.builds(I.Cmp, op=st.sampled_from(["=", "!="]), left=st.sampled_from(["first", "last"]).map(
+            lambda f: I.Agg(f, "orders", order_field("brand"), None, None, T.TEXT)), right=brand_const),
+        st.builds(lambda a, b, op, p: I.Cmp(op, I.Arith("/", a, b, T.NUMBER), p),
+                  agg("count", None, T.NUMBER, windows), agg("count", None, T.NUMBER, windows), ops, percent),
+        st.builds(I.LabelIs, classification=st.just("lifecycle"),
+                  labels=st.lists(st.sampled_from(PROGRAM.classifications["lifecycle"].labels), min_size=1,
+                                  max_size=2).map(tuple)),
+        st.builds(I.LabelIs, classification=st.just("promo_sensitivity"),
+                  labels=st.lists(st.sampled_from(PROGRAM.classifications["promo_sensitivity"].labels), min_size=1,
+                                  max_size=2).map(tuple)),
+    )
+    return st.recursive(atoms, lambda c: st.one_of(
+        st.builds(I.Not, operand=c), st.lists(c, min_size=2, max_size=3).map(lambda x: I.And(tuple(x))),
+        st.lists(c, min_size=2, max_size=3).map(lambda x: I.Or(tuple(x)))), max_leaves=6)
+
+
+conditions = conditions_over(windows)
+journey_conditions = conditions_over(st.one_of(windows, since_windows))
 
 
 # ------------------------------------------------------------------ engines
@@ -326,3 +338,71 @@ def test_birthdays_in_every_zone(duck, pg, as_of):
         expected = ref.users_where(cond)
         for wh in (duck, pg):
             assert _engine_users(wh, cond, as_of) == expected, (wh.dialect, cond)
+
+
+# ------------------------------------------------------------------ journeys: `since STEP` over a cohort
+
+
+@st.composite
+def journeys(draw):
+    """A data set and its cohort: some users, each with the times `touch` and then `reminder` were sent
+    (on event times, a second either side, or anywhere in the last 400 days)."""
+    as_of, data = draw(datasets())
+    times = [o["created_at"] for o in data.events.get("orders", [])] + [as_of]
+    sent_at = st.one_of(st.sampled_from(times), instants(as_of)).flatmap(
+        lambda t: st.sampled_from([t - timedelta(seconds=1), t, t + timedelta(seconds=1)]))
+    cohort = draw(st.sets(st.sampled_from([u["user_id"] for u in data.users])))
+    for uid in sorted(cohort):
+        touch = min(draw(sent_at), as_of)
+        data.since.setdefault("touch", {})[uid] = touch
+        data.since.setdefault("reminder", {})[uid] = min(max(touch, draw(sent_at)), as_of)
+    return as_of, data, cohort
+
+
+def _load_cohort(wh, data: Data, cohort: set) -> None:
+    wh.execute("CREATE TEMP TABLE IF NOT EXISTS camp_cohort (user_id text, since_touch timestamptz, "
+               "since_reminder timestamptz)")
+    wh.execute("DELETE FROM camp_cohort")
+    wh.insert("camp_cohort", ["user_id", "since_touch", "since_reminder"],
+              [(str(u), data.since["touch"][u], data.since["reminder"][u]) for u in sorted(cohort)])
+
+
+@settings(max_examples=max(EXAMPLES // 2, 50), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(journeys(), journey_conditions)
+def test_since_step_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond):
+    """A follow-up's conditions (`since STEP` beside ordinary windows) over its cohort only."""
+    as_of, data, cohort = case
+    expected = Reference(PROGRAM, data, as_of).users_where(cond, cohort)
+    for wh in (duck, pg):
+        _load(wh, data)
+        _load_cohort(wh, data, cohort)
+        compiler = AudienceSQL(PROGRAM, as_of, wh.dialect, cohort=True)
+        got = {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
+        assert got == expected, wh.dialect
+
+
+def test_since_boundaries(duck, pg):
+    """An order and a registration exactly at the send time (counts), a second before (does not), at
+    the as-of time (does not); a date on the send day counts only when the day starts at or after it."""
+    as_of = AS_OFS[1]
+    sent = datetime(2026, 3, 20, 16, 0, tzinfo=UTC)  # midnight of 21 March in Shanghai
+    users, orders = [], []
+    for uid, t in enumerate([sent - timedelta(seconds=1), sent, sent + timedelta(seconds=1), as_of], start=1):
+        users.append({"user_id": uid, "registered_at": t, "birthday": t.astimezone(ZoneInfo("Asia/Shanghai")).date()})
+        orders.append({"user_id": uid, "created_at": t, "amount": Decimal(1)})
+    data = Data(users=users, events={"orders": orders},
+                since={"touch": {u["user_id"]: sent for u in users}, "reminder": {u["user_id"]: sent for u in users}})
+    cohort = {1, 2, 3, 4}
+    ref = Reference(PROGRAM, data, as_of)
+    w = I.Win("since", step="touch")
+    conds = [I.Agg("any", "orders", None, None, w, T.BOOL), I.InWindow(user_attr("registered"), w),
+             I.InWindow(user_attr("birthday"), w)]
+    assert ref.users_where(conds[0], cohort) == {2, 3}
+    for wh in (duck, pg):
+        _load(wh, data)
+        _load_cohort(wh, data, cohort)
+        for cond in conds:
+            compiler = AudienceSQL(PROGRAM, as_of, wh.dialect, cohort=True)
+            got = {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
+            assert got == ref.users_where(cond, cohort), (wh.dialect, cond)
