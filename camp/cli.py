@@ -95,21 +95,23 @@ def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--as-of", "as_of", help="The clock, ISO 8601 (default: now); the occurrence is the scheduled time "
                                        "it falls in.")
-@click.option("--step", help="The step to run (default: the first).")
+@click.option("--step", help="The step to run (default: the first). A follow-up step runs for every "
+                             "occurrence of the journey with users due at the as-of time.")
+@click.option("--occurrence", help="With a follow-up --step: only this occurrence of the journey.")
 @click.option("--dry-run", is_flag=True, help="Do everything but send and write deliveries.")
 @click.option("--campaign", "only", help="Only this campaign.")
 @click.option("--batch-size", default=10_000, show_default=True, help="Recipients per Prefect task.")
 @click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
 @click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on a terminal.")
-def run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only: str | None, batch_size: int,
-        data: str | None, ledger: str | None, progress: bool) -> None:
+def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None, dry_run: bool, only: str | None,
+        batch_size: int, data: str | None, ledger: str | None, progress: bool) -> None:
     """Run one occurrence of the campaigns in PATH (a file, or a folder for all) through Prefect."""
     from camp.run import run_run
 
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch-size")
-    sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress))
+    sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress, occurrence))
 
 
 @cli.command()
@@ -129,7 +131,7 @@ def runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> None:
 @click.option("--ledger", "url", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--campaign")
 @click.option("--status", type=click.Choice(["pending", "dispatching", "deferred", "sent", "failed", "holdout",
-                                             "suppressed", "budget_exhausted"]))
+                                             "suppressed", "budget_exhausted", "skipped"]))
 @click.option("--user")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

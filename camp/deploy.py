@@ -31,7 +31,8 @@ def _deployed(client, workspace: str) -> list[dict]:
 
 
 def _midway(ws, campaign: str, steps: list[str], all_steps: list[str]) -> int:
-    """Users who received the step before a changed or removed step and have not reached it yet."""
+    """Users who received the step before a changed or removed step (in the deployed order) and have
+    not reached it yet: they will get the new version of it, or none when it is removed."""
     from runtime.ledger import open_ledger
     from runtime.warehouse import run_urls
 
@@ -78,8 +79,7 @@ def run_deploy(path: Path, work_pool: str | None, yes: bool) -> int:
                 (f"  [{ch.spec.note}]" if ch.spec.note else "")
         print(line)
         if ch.action in ("update", "delete") and ch.changed_steps:
-            all_steps = list((ch.spec.steps if ch.spec else {}).keys()) or ch.changed_steps
-            n = _midway(ws, ch.name, ch.changed_steps, all_steps)
+            n = _midway(ws, ch.name, ch.changed_steps, ch.old_order)
             print(f"      steps changed or removed: {', '.join(ch.changed_steps)}; users mid-way on them: {n}")
     todo = [c for c in changes if c.action != "unchanged"]
     if not todo:

@@ -17,7 +17,7 @@ def _quiet_prefect() -> None:
 
 
 def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only: str | None, batch_size: int,
-            data: str | None, ledger: str | None, progress: bool) -> int:
+            data: str | None, ledger: str | None, progress: bool, occurrence: str | None = None) -> int:
     loaded = checked(path)
     if loaded is None:
         return 1
@@ -35,21 +35,26 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
     dialect = dialect_of(data_url)
-    plans = []
-    for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
-        try:
-            plans.append(build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name))
-        except PlanError as exc:
-            print(f"camp run: {c.name}: {exc}", file=sys.stderr)
-            return 1
     try:
         connect(data_url, read_only=True).close()
     except Exception as exc:  # noqa: BLE001 (any driver's error)
         print(f"camp run: cannot open the data {data_url}: {exc}", file=sys.stderr)
         print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
         return 1
-    if _ledger_or_say("camp run", ledger_url) is None:
+    lg = _ledger_or_say("camp run", ledger_url)
+    if lg is None:
         return 1
+    plans = []
+    try:
+        for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
+            for o in _occurrences(lg, c, step, occurrence, when):
+                plans.append(build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name,
+                                        occurrence=o))
+    except PlanError as exc:
+        print(f"camp run: {c.name}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lg.close()
     _quiet_prefect()
     from runtime import flows
 
@@ -72,6 +77,25 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
                 flows.progress = None
         print_summary(summary)
     return status
+
+
+def _occurrences(lg, c, step: str | None, occurrence: str | None, when) -> list[str | None]:
+    """[None] for a first step (the occurrence follows from the clock); for a follow-up, the journey
+    occurrences with users due at `when` (or the one asked for)."""
+    from compiler.plan import dur_plan
+    from runtime.journey import due_occurrences
+
+    names = [s.name for s in c.steps]
+    if step is None or step not in names or names.index(step) == 0:
+        return [None]
+    if occurrence:
+        return [occurrence]
+    s = c.steps[names.index(step)]
+    found = due_occurrences(lg, c.name, step, names[names.index(step) - 1], dur_plan(s.after), when)
+    if not found:
+        print(f"camp run: {c.name} / {step}: no one is due at {when.isoformat()} (it follows "
+              f"`{names[names.index(step) - 1]}`{' by ' + str(s.after) if s.after else ''})")
+    return found
 
 
 class _progress:
@@ -107,7 +131,7 @@ class _progress:
 def print_summary(s: dict) -> None:
     statuses = s["statuses"]
     print(f"  audience        {s['audience']:>10,}")
-    for status in ("holdout", "suppressed", "deferred", "budget_exhausted", "pending", "sent", "failed"):
+    for status in ("holdout", "skipped", "suppressed", "deferred", "budget_exhausted", "pending", "sent", "failed"):
         if statuses.get(status):
             label = {"pending": "to send"}.get(status, status)
             print(f"  {label:<16}{statuses[status]:>10,}")
@@ -120,6 +144,10 @@ def print_summary(s: dict) -> None:
         print(f"  this run        {decided:>10,} decided now, {released}{mine.get('sent', 0):,} sent now "
               "(the rest was done by earlier runs)")
     print(f"  cost            {_money(s['cost']):>10} {s['currency']}")
+    for f in s.get("follow_ups", [])[:5]:
+        print(f"  next            {f['step']} of {f['occurrence']} is due at {f['at']}")
+    if len(s.get("follow_ups", [])) > 5:
+        print(f"  next            ... and {len(s['follow_ups']) - 5} more fire times")
     if "budget_left" in s:
         b = s["budget_left"]
         print(f"  budget left     total {_money(b['total']) if b['total'] else 'unlimited'}, "
@@ -160,8 +188,6 @@ def _ledger_or_say(cmd: str, url: str):
         print(f"{cmd}: cannot open the ledger {url}: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
         print("  hint: check [ledger] url in camp.toml, --ledger or $CAMP_LEDGER_URL", file=sys.stderr)
         return None
-    if cmd == "camp run":
-        ledger.close()
     return ledger
 
 

@@ -10,6 +10,7 @@ ledger row always says which rules produced it. Same inputs, same plan, same has
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -29,14 +30,14 @@ from compiler.program import Campaign, CapRule, ChannelRef, Coupon, Points, Prog
 from compiler.sql import AudienceSQL, CompileError
 from compiler.templates import template_reads
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: journeys (follow-up steps over a cohort, the next step to schedule)
 CRON_DAYS = {"monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6, "sunday": 0}
 EXCLUSIVE_HOLD = Dur(7, "d")  # a user stays with one campaign of an exclusive group this long after a send
 ADDRESS_FIELDS = {"email": "email", "sms": "phone"}  # channel -> user field holding the address
 
 
 class PlanError(Exception):
-    """The step cannot be planned (a follow-up step, a step with nothing to do, ...)."""
+    """The step cannot be planned (a follow-up without its journey occurrence, a step with nothing to do, ...)."""
 
 
 class Duration(BaseModel):
@@ -45,6 +46,10 @@ class Duration(BaseModel):
 
     def dur(self) -> Dur:
         return Dur(self.value, self.unit)
+
+
+def dur_plan(d: Dur | None) -> Duration | None:
+    return Duration(value=d.value, unit=d.unit) if d is not None else None
 
 
 class ChannelPlan(BaseModel):
@@ -106,6 +111,24 @@ class SchedulePlan(BaseModel):
     end: date | None = None
 
 
+class JourneyPlan(BaseModel):
+    """A follow-up step: it reaches the users the previous step was sent to in the same occurrence,
+    once `after` has passed since that send; `since` lists the steps whose send times its conditions
+    read. The SQL reads them from the cohort table the runtime fills from the ledger."""
+
+    previous: str
+    earlier: list[str]  # every step before this one, in order (a reminder may speak of their coupon)
+    after: Duration | None = None
+    since: list[str] = []
+
+
+class NextStep(BaseModel):
+    """The step that follows this one: the runtime schedules it for `after` past each send."""
+
+    step: str
+    after: Duration | None = None
+
+
 class StepPlan(BaseModel):
     version: int = PLAN_VERSION
     workspace: str
@@ -134,6 +157,8 @@ class StepPlan(BaseModel):
     exclusive: str | None = None
     exclusive_hold: Duration = Duration(value=EXCLUSIVE_HOLD.value, unit=EXCLUSIVE_HOLD.unit)
     schedule: SchedulePlan | None = None
+    journey: JourneyPlan | None = None
+    next: NextStep | None = None
 
     def canonical(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -146,7 +171,7 @@ class StepPlan(BaseModel):
 def schedule_plan(s: Schedule) -> SchedulePlan:
     """WHEN as cron lines (daily, weekly and cron) or an interval, an instant, or an event."""
     out = SchedulePlan(kind=s.kind, tz=s.tz, start=s.start, end=s.end, event=s.event, first=s.first,
-                       delay=Duration(value=s.delay.value, unit=s.delay.unit) if s.delay else None)
+                       delay=dur_plan(s.delay))
     times = [tuple(int(x) for x in t.split(":")) for t in s.times]
     if s.kind in ("daily", "weekly"):
         dow = ",".join(str(CRON_DAYS[d]) for d in s.days) if s.kind == "weekly" else "*"
@@ -158,6 +183,14 @@ def schedule_plan(s: Schedule) -> SchedulePlan:
     elif s.kind == "once":
         out.at = s.at
     return out
+
+
+def in_dates(s: SchedulePlan | Schedule | None, when: datetime) -> bool:
+    """Whether `when` falls on a day of the campaign's from/to range (in its zone); no range: always."""
+    if s is None or not (s.start or s.end):
+        return True
+    day = when.astimezone(ZoneInfo(s.tz)).date()
+    return not ((s.start and day < s.start) or (s.end and day > s.end))
 
 
 def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
@@ -182,10 +215,7 @@ def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
         latest = origin + timedelta(minutes=steps * s.interval_minutes)
     else:
         return minute
-    day = latest.astimezone(tz).date()
-    if (s.start and day < s.start) or (s.end and day > s.end):
-        return minute
-    return latest
+    return latest if in_dates(s, latest) else minute
 
 
 def _money(m) -> Decimal | None:
@@ -199,7 +229,7 @@ def _resource(name: str, r: Coupon | Points | RedPacket, redemption: Decimal | N
             name=name, kind="coupon", code=r.code, title=r.title, value=value,
             currency=r.value.currency if r.value else None, min_spend=_money(r.min_spend),
             scope={k: list(v) for k, v in r.scope.items()},
-            usable_for=Duration(value=r.usable_for.value, unit=r.usable_for.unit) if r.usable_for else None,
+            usable_for=dur_plan(r.usable_for),
             usable_from=r.usable_from, usable_to=r.usable_to,
             forecast_cost=(value or 0) * (redemption if redemption is not None else 1))
     if isinstance(r, Points):
@@ -216,7 +246,7 @@ def _cap(rule: CapRule, scope: str) -> CapPlan:
     text = f"cap {rule.count if not rule.by else 'by ' + rule.by} {what} per user{per} ({scope})"
     return CapPlan(scope=scope, unit=rule.unit, count=rule.count, unused=rule.unused, by=rule.by,
                    tiers=dict(rule.tiers), default=rule.default, text=text,
-                   per=Duration(value=rule.per.value, unit=rule.per.unit) if rule.per else None)
+                   per=dur_plan(rule.per))
 
 
 def _arm(kind: str, name: str, actions, c: Campaign, costs, templates: Path, share=None) -> ArmPlan:
@@ -289,20 +319,63 @@ def trigger_conditions(program: Program, c: Campaign, event: EventRun) -> list[I
     return out
 
 
+def since_entry(goal: I.Expr, entry: str) -> I.Expr:
+    """The goal as a journey exit test: facts without a window of their own count only what happened
+    since the journey's first step was sent to the user (an order before the touch is no conversion)."""
+    if isinstance(goal, I.Agg):
+        return dataclasses.replace(goal, window=I.Win("since", step=entry)) if goal.window is None else goal
+    if not dataclasses.is_dataclass(goal) or isinstance(goal, (I.Win, I.Const, T.Type)):
+        return goal
+    changes = {}
+    for f in dataclasses.fields(goal):
+        v = getattr(goal, f.name)
+        if isinstance(v, tuple):
+            changes[f.name] = tuple(since_entry(x, entry) for x in v)
+        elif dataclasses.is_dataclass(v):
+            changes[f.name] = since_entry(v, entry)
+    return dataclasses.replace(goal, **changes)
+
+
+def journey_skips(c: Campaign, s: Step) -> list[tuple[str, I.Expr]]:
+    """Why a user of a follow-up's cohort is skipped, first reason first: the campaign's goal reached
+    since the journey began (they leave the journey), the step's `unless`, an `exclude` that now holds."""
+    out: list[tuple[str, I.Expr]] = []
+    if c.goal is not None:
+        out.append(("goal reached", since_entry(c.goal, c.steps[0].name)))
+    if s.unless is not None:
+        out.append(("unless", s.unless))
+    if c.excludes:
+        out.append(("excluded", c.excludes[0] if len(c.excludes) == 1 else I.Or(tuple(c.excludes))))
+    return out
+
+
 def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, templates: Path,
-               step: str | None = None, workspace: str = "camp", event: EventRun | None = None) -> StepPlan:
+               step: str | None = None, workspace: str = "camp", event: EventRun | None = None,
+               occurrence: str | None = None) -> StepPlan:
     """The plan of one occurrence of one step: the occurrence is the scheduled time `as_of` falls in,
-    or, for an event-triggered run, the event (only its user, only when the trigger's conditions hold)."""
+    or, for an event-triggered run, the event (only its user, only when the trigger's conditions hold).
+
+    A follow-up step (any step after the first) belongs to the journey `occurrence` of its first step
+    and runs at `as_of` for the users whose previous step is `after` old by then (see JourneyPlan)."""
     s = _step(c, step)
-    if s.after is not None or s.unless is not None:
-        raise PlanError(f"step `{s.name}` is a follow-up (after/unless): it runs for the cohort of the step "
-                        "before it as a journey, not from `camp run`")
+    index = c.steps.index(s)
+    nxt = c.steps[index + 1] if index + 1 < len(c.steps) else None
     schedule = schedule_plan(c.schedule) if c.schedule else None
-    occurrence = occurrence_of(schedule, as_of)
+    journey = None
+    if index > 0:
+        if occurrence is None:
+            raise PlanError(f"step `{s.name}` follows `{c.steps[index - 1].name}`: it runs for one occurrence of "
+                            "the journey (give its occurrence)")
+        skips = journey_skips(c, s)
+        conds = [cond for _, cond in skips] + [cond for cond, _ in s.branches if cond is not None]
+        since = sorted({n.step for cond in conds for n in I.walk(cond) if isinstance(n, I.Win) and n.op == "since"})
+        journey = JourneyPlan(previous=c.steps[index - 1].name, earlier=[x.name for x in c.steps[:index]], after=dur_plan(s.after), since=since)
+        event = None
+    occurrence_at = occurrence_of(schedule, as_of) if journey is None else as_of
     if event is not None:
         if c.schedule is None or c.schedule.kind != "event":
             raise PlanError(f"campaign {c.name} has no event trigger")
-        occurrence = max(as_of, event.occurred) + timedelta(seconds=1)  # the audience sees the event itself
+        occurrence_at = max(as_of, event.occurred) + timedelta(seconds=1)  # the audience sees the event itself
     costs = {**program.policy.costs, **c.costs}
     if s.variants:
         arms = [_arm("variant", n, acts, c, costs, templates, share=pct)
@@ -326,21 +399,23 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
     caps = [_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps]
     caps = [cap for cap in caps if cap.unit in ("message", "coupon", *channels)]  # only caps this step can meet
     labels = sorted({cap.by for cap in caps if cap.by})
-    sql = AudienceSQL(program, occurrence, dialect)
+    sql = AudienceSQL(program, occurrence_at, dialect, cohort=journey is not None)
     try:
         query = sql.recipients(c, list(fields), labels, channels, [cond for cond, _ in s.branches],
                                trigger_conditions(program, c, event) if event else [],
-                               event.user_id if event else None)
+                               event.user_id if event else None, journey_skips(c, s) if journey else None)
     except CompileError as exc:
         raise PlanError(str(exc)) from None
     quiet = [q for q in (program.policy.quiet, c.quiet) if q]
     return StepPlan(
         workspace=workspace, timezone=program.timezone, currency=program.currency, campaign=c.name, title=c.title,
         owner=c.owner, step=s.name,
-        occurrence=f"event-{event.event_id}" if event else occurrence.strftime("%Y-%m-%dT%H:%MZ"), audience_as_of=occurrence,
+        occurrence=occurrence if journey else f"event-{event.event_id}" if event else
+        occurrence_at.strftime("%Y-%m-%dT%H:%MZ"), audience_as_of=occurrence_at,
         dialect=dialect, recipients_sql=sql.sql(query, pretty=False), user_fields=fields, tz_field=tz_field,
         labels=labels, consent_channels=channels if program.schema.consent is not None else None,
         holdout=c.holdout, arms=arms,
         resources={n: _resource(n, r, c.redemption) for n, r in c.resources.items()},
         budget_total=_money(c.budget_total), budget_daily=_money(c.budget_daily), caps=caps,
-        quiet=list(dict.fromkeys(quiet)), priority=c.priority, exclusive=c.exclusive, schedule=schedule)
+        quiet=list(dict.fromkeys(quiet)), priority=c.priority, exclusive=c.exclusive, schedule=schedule,
+        journey=journey, next=NextStep(step=nxt.name, after=dur_plan(nxt.after)) if nxt else None)

@@ -50,6 +50,14 @@ def minus(as_of: datetime, d: I.Dur) -> datetime:
     return base - timedelta(minutes=d.minutes())
 
 
+def plus(t: datetime, d: I.Dur) -> datetime:
+    """t plus a duration, in UTC; months are calendar months (clamped to the month's end)."""
+    base = t.astimezone(UTC)
+    if d.unit == "mo":
+        return base + relativedelta(months=d.value)
+    return base + timedelta(minutes=d.minutes())
+
+
 def holdout_bucket(campaign: str, user_id: object) -> int:
     """0..9999 from md5(campaign ':' user); the SQL below computes the same on every engine."""
     h = hashlib.md5(f"{campaign}:{user_id}".encode()).hexdigest()[:8]

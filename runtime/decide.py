@@ -29,6 +29,7 @@ class Recipient:
     labels: dict  # classification -> label
     consent: dict  # channel -> bool
     branch: int | None = None
+    skip: str | None = None  # a journey follow-up: why this user of the cohort is skipped (goal reached, unless, ...)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,8 @@ def _coupon_block(plan: StepPlan, arm: ArmPlan, coupons: list[HeldCoupon], as_of
 
 def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCoupon], budget: Budget,
            as_of: datetime) -> Decision:
+    if r.skip:
+        return Decision("skipped", None, reason=r.skip, due_at=as_of)
     arm = arm_of(plan, r)
     name = arm.name if arm else None
     if r.held_out:

@@ -34,14 +34,15 @@ class DeploymentSpec:
     schedules: list[dict]  # {"rrule"|"cron"|"interval", "timezone", ...}: plain data, comparable
     parameters: dict
     fingerprint: str
-    steps: dict[str, str] = field(default_factory=dict)  # step -> fingerprint ("" when not plannable alone)
+    steps: dict[str, str] = field(default_factory=dict)  # step -> its plan's hash ("" when it cannot be planned)
     triggers: list[dict] = field(default_factory=list)  # {"event": name}: Prefect event triggers
     note: str = ""
 
     @property
     def description(self) -> str:
         return json.dumps({"camp": {"campaign": self.campaign, "fingerprint": self.fingerprint,
-                                    "steps": self.steps, "triggers": self.triggers}}, sort_keys=True)
+                                    "steps": self.steps, "order": list(self.steps), "triggers": self.triggers}},
+                          sort_keys=True)
 
 
 def workspace_tag(name: str) -> str:
@@ -82,9 +83,10 @@ def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> l
         steps: dict[str, str] = {}
         for s in c.steps:
             try:
-                steps[s.name] = build_plan(program, c, REFERENCE, "duckdb", template_dir, s.name, workspace).hash
+                steps[s.name] = build_plan(program, c, REFERENCE, "duckdb", template_dir, s.name, workspace,
+                                           occurrence="fingerprint").hash  # follow-ups: any occurrence will do
             except PlanError:
-                steps[s.name] = ""  # follow-up steps are fingerprinted with the campaign as a whole
+                steps[s.name] = ""  # fingerprinted with the campaign as a whole
         fingerprint = _campaign_fingerprint(c, steps)
         plan_s = schedule_plan(c.schedule) if c.schedule else None
         schedules = schedules_of(plan_s) if plan_s else []
@@ -113,6 +115,7 @@ class Change:
     spec: DeploymentSpec | None = None
     deployment_id: str | None = None
     changed_steps: list[str] = field(default_factory=list)
+    old_order: list[str] = field(default_factory=list)  # the deployed campaign's steps, in order
 
 
 def diff(wanted: list[DeploymentSpec], deployed: list[dict]) -> list[Change]:
@@ -128,10 +131,12 @@ def diff(wanted: list[DeploymentSpec], deployed: list[dict]) -> list[Change]:
         same = old.get("fingerprint") == spec.fingerprint and _canon(d.get("schedules")) == _canon(spec.schedules) \
             and old.get("triggers", []) == spec.triggers
         changed = sorted(step for step, fp in old.get("steps", {}).items() if spec.steps.get(step) != fp)
-        out.append(Change("unchanged" if same else "update", spec.name, spec, d["id"], changed))
+        out.append(Change("unchanged" if same else "update", spec.name, spec, d["id"], changed,
+                          old.get("order") or list(spec.steps)))
     for name, d in sorted(have.items()):
         old = _described(d.get("description"))
-        out.append(Change("delete", name, None, d["id"], sorted(old.get("steps", {}))))
+        out.append(Change("delete", name, None, d["id"], sorted(old.get("steps", {})),
+                          old.get("order") or sorted(old.get("steps", {}))))
     return out
 
 

@@ -25,7 +25,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from compiler.plan import StepPlan
-from compiler.sql import minus
+from compiler.sql import minus, plus
+from runtime import journey
 from runtime.channels import Channel, Message, PermanentFailure, TransientFailure, make_channel
 from runtime.decide import COUNTED, Budget, HeldCoupon, Past, Recipient, channel_block, decide, quiet_until, user_zone
 from runtime.ledger import Ledger
@@ -52,11 +53,14 @@ class Run:
     _dry_budget: Budget | None = None
     _chains: dict = field(default_factory=dict)
     _raw: list | None = None  # the snapshot as fetched, when this process made it: no read back, no decoding
+    _raw_lo: int = 0  # seq of _raw[0] (a follow-up's part starts after the earlier parts)
     _names: dict = field(default_factory=dict)  # snapshot column -> index in _raw rows
     timings: Counter = field(default_factory=Counter)  # stage -> seconds spent in camp's own code
+    touched: dict = field(default_factory=dict)  # (step, occurrence) sent to by this run -> the plan's next step
 
     def __post_init__(self):
-        self.plan_hash = self.plan.hash
+        self.plan_hash = self.plan_hash or self.plan.hash
+        self.touched[(self.plan.step, self.plan.occurrence)] = self.plan.next
         self.key_prefix = f"{self.plan.campaign}/{self.plan.step}/{self.plan.occurrence}/"
 
     @property
@@ -140,43 +144,75 @@ def _timed(stage: str):
     return wrap
 
 
-@_timed("audience")
-def snapshot(run: Run) -> int:
-    """The occurrence's recipients, computed once: a rerun (after a crash, or a later retry) reads the
-    same list even if the warehouse changed since."""
-    lg, p = run.ledger, run.plan
-    if not run.dry_run:
-        n = lg.one("SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?", run.occ)
-        if n is not None:
-            return int(n)
+_SNAPSHOT = "SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?"
+
+
+def _fetch(run: Run, cohort: list[tuple] | None) -> tuple[list[str], list]:
     wh = connect(run.data_url, read_only=True)
     try:
-        cur = wh.execute(p.recipients_sql)
-        names = [d[0] for d in cur.description]
-        data = cur.fetchall()
+        if cohort is not None:
+            journey.load_cohort(wh, run.plan, cohort)
+        cur = wh.execute(run.plan.recipients_sql)
+        return [d[0] for d in cur.description], cur.fetchall()
     finally:
         wh.close()
+
+
+@_timed("audience")
+def snapshot(run: Run) -> tuple[int, int]:
+    """The recipients of this run, as the range [lo, hi) of their seq in the occurrence's snapshot.
+
+    A first step's recipients are computed once per occurrence: a rerun (after a crash, or a later
+    retry) reads the same list even if the warehouse changed since. A follow-up's arrive in parts:
+    each as-of time takes the cohort users due by then (runtime.journey), once."""
+    lg, p = run.ledger, run.plan
+    part = run.as_of.astimezone(UTC).isoformat() if p.journey else None
+    if not run.dry_run:
+        done = _part(lg, run, part)
+        if done is not None:
+            return done
+    cohort = journey.cohort(lg, p, run.as_of) if p.journey else None
+    if cohort == []:
+        n = 0 if run.dry_run else int(lg.one(_SNAPSHOT, run.occ) or 0)
+        return n, n
+    names, data = _fetch(run, cohort)
     gc.freeze()  # the snapshot lives as long as the run: keep the collector from rescanning a million rows
     idx = {n: i for i, n in enumerate(names)}
     extra = [n for n in names if n not in ("user_id", "held_out")]
-    rows = []
-    for seq, row in enumerate(data):
-        payload = {n: _encode(row[idx[n]]) for n in extra}
-        rows.append((*run.occ, seq, str(row[0]), bool(row[idx["held_out"]]),
-                     json.dumps(payload, ensure_ascii=False, separators=(",", ":"))))
+    payloads = [json.dumps({n: _encode(row[idx[n]]) for n in extra}, ensure_ascii=False, separators=(",", ":"))
+                for row in data]
     if run.dry_run:
         run._raw, run._names = data, idx
-        return len(rows)
-    with lg.transaction():
-        if lg.one("SELECT count(*) FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?",
-                  run.occ) == 0:
-            run._raw, run._names = data, idx
-            lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
-                           rows)
+        return 0, len(data)
+    with lg.decision():  # one writer of the occurrence's snapshot at a time
+        done = _part(lg, run, part)
+        if done is not None:
+            return done
+        lo = int(lg.one(_SNAPSHOT, run.occ) or 0)
+        rows = [(*run.occ, lo + i, str(row[0]), bool(row[idx["held_out"]]), payloads[i]) for i, row in enumerate(data)]
+        run._raw, run._raw_lo, run._names = data, lo, idx
+        lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
+                       rows)
+        if lo:
+            lg.execute("UPDATE camp_snapshots SET recipients = ? WHERE campaign = ? AND step = ? AND occurrence = ?",
+                       (lo + len(rows), *run.occ))
+        else:
             lg.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?)",
                        (*run.occ, run.plan_hash, len(rows), datetime.now(UTC)))
-    return int(lg.one("SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?",
-                      run.occ))
+        if part is not None:
+            lg.execute("INSERT INTO camp_snapshot_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (*run.occ, part, lo, lo + len(rows), run.plan_hash, datetime.now(UTC)))
+    return lo, lo + len(rows)
+
+
+def _part(lg: Ledger, run: Run, part: str | None) -> tuple[int, int] | None:
+    """The range an earlier attempt at the same snapshot (or part) already took, if any."""
+    if part is None:
+        n = lg.one(_SNAPSHOT, run.occ)
+        return (0, int(n)) if n is not None else None
+    row = lg.rows("SELECT lo, hi FROM camp_snapshot_parts WHERE campaign = ? AND step = ? AND occurrence = ? AND "
+                  "part = ?", (*run.occ, part))
+    return (int(row[0][0]), int(row[0][1])) if row else None
 
 
 def _make(plan: StepPlan, seq: int, user_id: str, held_out: bool, get) -> Recipient:
@@ -185,7 +221,7 @@ def _make(plan: StepPlan, seq: int, user_id: str, held_out: bool, get) -> Recipi
                      fields={f: get(f"u_{f}") for f in plan.user_fields},
                      labels={c: get(f"class_{c}") for c in plan.labels},
                      consent={ch: bool(get(f"consent_{ch}")) for ch in (plan.consent_channels or [])},
-                     branch=get("branch"))
+                     branch=get("branch"), skip=get("skip"))
 
 
 def _recipient(plan: StepPlan, seq: int, user_id: str, held_out: bool, data: str) -> Recipient:
@@ -205,7 +241,8 @@ def _from_raw(run: Run, seq: int, row: tuple) -> Recipient:
 
 def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
     if run._raw is not None:
-        return [_from_raw(run, lo + i, row) for i, row in enumerate(run._raw[lo:hi])]
+        base = run._raw_lo
+        return [_from_raw(run, lo + i, row) for i, row in enumerate(run._raw[lo - base:hi - base])]
     rows = run.ledger.rows("SELECT seq, user_id, held_out, data FROM camp_recipients WHERE campaign = ? AND "
                            "step = ? AND occurrence = ? AND seq >= ? AND seq < ? ORDER BY seq", (*run.occ, lo, hi))
     return [_recipient(run.plan, *r) for r in rows]
@@ -258,7 +295,7 @@ def _budget_from_ledger(run: Run) -> Budget:
 def _coupon_row(run: Run, key: str, user: str, name: str, due: datetime) -> tuple:
     r, tz = run.plan.resources[name], ZoneInfo(run.plan.timezone)
     if r.usable_for is not None:
-        start, end = due, due - (minus(due, r.usable_for.dur()) - due)
+        start, end = due, plus(due, r.usable_for.dur())
     else:
         start = datetime.combine(r.usable_from, datetime.min.time(), tzinfo=tz) if r.usable_from else due
         end = datetime.combine(r.usable_to + timedelta(days=1), datetime.min.time(), tzinfo=tz) \
@@ -305,6 +342,7 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 done = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE campaign = ? AND step = ? "
                                               "AND occurrence = ? AND user_id IN (SELECT unnest(?))", (*run.occ, users))}
         past, coupons = _history(run, users)
+        given = _journey_coupons(run, users)
         budget = _budget(run)
         out, deliveries, coupon_rows, outbox = [], [], [], []
         render_s = 0.0
@@ -333,7 +371,8 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 if not run.dry_run and (d.channel is None or run.channel(d.channel).transactional):
                     # the outbox (or a grant without a message) is written in this same transaction
                     t0 = time.perf_counter()
-                    msg, err = _message(run, it, _coupon_of_row(p, coupon_rows[-1]) if coupon_id else None)
+                    msg, err = _message(run, it, _coupon_of_row(p, coupon_rows[-1]) if coupon_id
+                                        else given.get(r.user_id))
                     render_s += time.perf_counter() - t0
                     if err is None:
                         status, sent_at = "sent", now
@@ -395,6 +434,8 @@ def dispatch(run: Run, items: list[Pending]) -> None:
     if run.dry_run or not items:
         return
     coupons = _coupons_of(run, [it.key for it in items if it.coupon_id])
+    given = _journey_coupons(run, [it.user_id for it in items if not it.coupon_id])
+    coupons.update({it.key: given[it.user_id] for it in items if not it.coupon_id and it.user_id in given})
     by_kind: dict[bool, list[tuple[Pending, Message | None, str | None]]] = {True: [], False: []}
     for it in items:
         msg, error = _message(run, it, coupons.get(it.key))
@@ -415,6 +456,22 @@ def _coupons_of(run: Run, keys: list[str]) -> dict[str, dict]:
             f"WHERE {_in(lg, 'idempotency_key')}", (keys,)):
         out[key] = coupon_context({"name": names.get(code), "coupon_id": cid, "issued_at": issued or reserved,
                                    "usable_from": start, "usable_to": end}, run.plan)
+    return out
+
+
+def _journey_coupons(run: Run, users: list[str]) -> dict[str, dict]:
+    """user -> the coupon an earlier step of this journey gave them, for a follow-up that speaks of it
+    ("your coupon expires on ..."); the latest step's when several did."""
+    p = run.plan
+    if p.journey is None or not users or not any(r.kind == "coupon" for r in p.resources.values()):
+        return {}
+    keys = {s: [f"{p.campaign}/{s}/{p.occurrence}/{u}" for u in users] for s in p.journey.earlier}
+    found = _coupons_of(run, [k for ks in keys.values() for k in ks])
+    out = {}
+    for s in p.journey.earlier:
+        for u, k in zip(users, keys[s], strict=True):
+            if k in found:
+                out[u] = found[k]
     return out
 
 
@@ -575,7 +632,8 @@ def release(run: Run) -> int:
     for h in hashes:
         text = lg.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (h,))
         plan = StepPlan.model_validate_json(text)
-        sub = Run(plan, lg, run.data_url, run.as_of, channel_config=run.channel_config, run_id=run.run_id)
+        sub = Run(plan, lg, run.data_url, run.as_of, channel_config=run.channel_config, run_id=run.run_id,
+                  plan_hash=h)  # the hash the deliveries were decided under, whatever this version computes
         sub._channels = run._channels
         items = _load_pending(sub, "d.plan_hash = ? AND d.status = 'deferred' AND d.not_before <= ?", (h, run.as_of))
         ready = []
@@ -590,6 +648,7 @@ def release(run: Run) -> int:
             lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = not_before WHERE "
                        f"{_in(lg, 'idempotency_key')}", ([it.key for it in ready],))
             dispatch(sub, ready)
+            run.touched.update(sub.touched)
             run.counts["sent"] += sub.counts["sent"]
             run.counts["released"] += len(ready)
         released += len(ready)
@@ -632,6 +691,9 @@ def summarize(run: Run, audience: int) -> dict:
         out["left_out_by_budget"] = {"first_users": run.left_out,
                                      "rule": "recipients are served in user id order; those after the budget "
                                              "ran out get budget_exhausted"}
+    if not run.dry_run:
+        out["follow_ups"] = [{"step": s, "occurrence": o, "at": t.isoformat()}
+                             for s, o, t in journey.follow_ups(run.ledger, p.campaign, run.touched)]
     out["currency"] = p.currency
     out["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     return out

@@ -50,7 +50,7 @@ def _report(stage: str, done: int, total: int) -> None:
 
 
 @task(name="resolve-audience", cache_policy=NONE, persist_result=False)
-def resolve_audience(run_id: str) -> int:
+def resolve_audience(run_id: str) -> tuple[int, int]:
     return engine.snapshot(_RUNS[run_id])
 
 
@@ -101,14 +101,15 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         engine.start(run, str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None)
         _report("audience", 0, 1)
         _RUNS[run.run_id] = run
-        audience = resolve_audience(run.run_id)
+        lo, hi = resolve_audience(run.run_id)
+        audience = hi - lo
         _report("audience", 1, 1)
         recovered, released = recover_and_release(run.run_id)
         if recovered or released:
             get_run_logger().info("resent %s in-flight deliveries, released %s deferred", recovered, released)
-        for lo in range(0, audience, batch_size):
-            send_batch(run.run_id, lo, min(lo + batch_size, audience))
-            _report("send", min(lo + batch_size, audience), audience)
+        for a in range(lo, hi, batch_size):
+            send_batch(run.run_id, a, min(a + batch_size, hi))
+            _report("send", min(a + batch_size, hi) - lo, audience)
         summary = summarize(run.run_id, audience)
         engine.finish(run, summary)
         return summary
@@ -128,19 +129,24 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
 @flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)
 def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: str | None = None,
                  batch_size: int = 10000, user_id: str | None = None, event_id: str | None = None,
-                 occurred: str | None = None) -> dict | None:
+                 occurred: str | None = None, occurrence: str | None = None) -> dict | None:
     """What a deployment runs: compile the workspace as it is now, plan the campaign's step for the
     scheduled time (or `as_of`), and run it. Fire times outside the campaign's date range are skipped.
 
     Event triggers pass `user_id`, `event_id` and `occurred`: the run is for that user, at the event's
     time plus the trigger's delay; when that is still ahead, a run of this deployment is scheduled for
-    it (idempotency key campaign:event, so a repeated event or a retry does not schedule twice)."""
+    it (idempotency key campaign:event, so a repeated event or a retry does not schedule twice).
+
+    Journeys: after a step, each fire time of the next step (its delay past each send) gets a run of
+    this deployment with `step`, `occurrence` and `as_of`, idempotency key campaign:step:occurrence:time,
+    so a retry or a second run of the same step schedules nothing twice. A follow-up runs even when
+    its time falls after the campaign's last date: the journey began inside them."""
     from pathlib import Path
 
     from prefect.runtime import flow_run
 
     from compiler.check import check_workspace
-    from compiler.plan import build_plan
+    from compiler.plan import build_plan, in_dates
     from compiler.workspace import load_workspace
     from runtime.warehouse import dialect_of, run_urls
 
@@ -172,15 +178,26 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
                                   user_id, when)
             return None
         event = EventRun(event_id, str(user_id), at)
-    if c.schedule is not None and (c.schedule.start or c.schedule.end):
-        from zoneinfo import ZoneInfo
-
-        day = when.astimezone(ZoneInfo(c.schedule.tz)).date()
-        if (c.schedule.start and day < c.schedule.start) or (c.schedule.end and day > c.schedule.end):
-            get_run_logger().info("%s: %s is outside the campaign's dates; skipped", campaign, when)
-            return None
+    if occurrence is None and not in_dates(c.schedule, when):
+        get_run_logger().info("%s: %s is outside the campaign's dates; skipped", campaign, when)
+        return None
     data_url, ledger_url = run_urls(ws)
     plan = build_plan(program, c, when, dialect_of(data_url), ws.template_dir, step, ws.config.workspace.name,
-                      event)
+                      event, occurrence)
     channels = {n: spec.model_dump() for n, spec in ws.config.channels.items()}
-    return run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size, channels)
+    summary = run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size,
+                       channels)
+    _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
+    return summary
+
+
+def _schedule_follow_ups(workspace: str, campaign: str, batch_size: int, due: list[dict]) -> None:
+    from prefect.deployments import run_deployment
+
+    for f in due:
+        at = datetime.fromisoformat(f["at"])
+        key = f"{campaign}:{f['step']}:{f['occurrence']}:{at:%Y-%m-%dT%H:%MZ}"
+        run_deployment(f"camp-campaign/{campaign}", timeout=0, scheduled_time=at, idempotency_key=key,
+                       parameters={"workspace": workspace, "campaign": campaign, "step": f["step"],
+                                   "occurrence": f["occurrence"], "as_of": at.isoformat(), "batch_size": batch_size})
+        get_run_logger().info("%s: step %s of %s scheduled for %s", campaign, f["step"], f["occurrence"], at)

@@ -80,19 +80,7 @@ class Ledger:
             yield
 
     def bulk_insert(self, table: str, columns: list[str], rows: list[tuple]) -> None:
-        """Many rows at once: a DataFrame scan on DuckDB, COPY on PostgreSQL."""
-        if not rows:
-            return
-        cols = ", ".join(columns)
-        if self.dialect == "duckdb":
-            import pandas as pd
-
-            frame = pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by DuckDB by name)
-            self.db.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
-        else:
-            with self.db.conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        self.db.bulk_insert(table, columns, rows)
 
     # ------------------------------------------------------------ migrations
     def migrate(self) -> list[int]:

@@ -52,11 +52,37 @@ def test_the_hash_follows_the_content(bundled, tmp_path):
     assert later.occurrence == "2026-12-02T02:00Z" and later.hash != a.hash
 
 
-def test_follow_up_and_unknown_steps_are_refused(bundled):
-    with pytest.raises(PlanError, match="follow-up"):
+def test_unknown_steps_and_follow_ups_without_occurrence_are_refused(bundled):
+    with pytest.raises(PlanError, match="follows `touch`"):
         _plan(bundled, "winback_high_value", step="reminder")
     with pytest.raises(PlanError, match="steps: touch, reminder"):
         _plan(bundled, "winback_high_value", step="nope")
+
+
+@pytest.mark.parametrize("name,step", [("winback_high_value", "reminder"), ("silent_recall", "follow_up"),
+                                       ("first_order_activation", "nudge")])
+def test_golden_follow_up_plan(bundled, name, step, update_golden):
+    """A follow-up: the cohort's SQL (goal since the first step, `unless`, excludes as skip reasons;
+    branches over `since`), the previous step and the delay; the first step names it as next."""
+    plan = _plan(bundled, name, step=step, occurrence="2026-12-01T02:00Z",
+                 as_of=datetime(2026, 12, 8, 10, 0, tzinfo=SH))
+    text = json.dumps(plan.model_dump(mode="json"), ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    _compare(GOLDEN / "plan" / f"{name}.{step}.json", text, update_golden)
+    assert plan.occurrence == "2026-12-01T02:00Z" and plan.journey.previous == _plan(bundled, name).step
+    assert _plan(bundled, name).next.step == step
+    assert '"camp_cohort"' in plan.recipients_sql and '"skip"' in plan.recipients_sql
+
+
+def test_goal_counts_since_the_journey_began(bundled):
+    from compiler import ir as I
+    from compiler.plan import since_entry
+
+    c = bundled[1].campaigns["winback_high_value"]
+    goal = since_entry(c.goal, "touch")
+    wins = [n for n in I.walk(goal) if isinstance(n, I.Win)]
+    assert wins == [I.Win("since", step="touch")]
+    windowed = I.Agg("count", "orders", None, None, I.Win("within", I.Dur(7, "d")), c.goal.type)
+    assert since_entry(windowed, "touch") == windowed  # a window of its own stays
 
 
 def _s(**kw) -> Schedule:

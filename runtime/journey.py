@@ -1,0 +1,85 @@
+"""Journeys: a follow-up step's cohort from the ledger -> the warehouse session, and the follow-ups
+a run makes due.
+
+A follow-up step reaches the users its previous step was *sent* to in the same occurrence, once its
+`after` delay has passed since that send (the delivery's `due_at`; a message held by quiet hours
+counts from when it went out). Users who were held out, suppressed, skipped or failed on the
+previous step leave the journey there.
+
+Each run of a follow-up at an as-of time takes the users who are due by then and have not been
+taken by an earlier run: one *part* of the step's snapshot (`camp_snapshot_parts`). The cohort goes
+into a TEMP table of the warehouse session (`camp_cohort`: user_id, since_<step> for every step
+whose send time the conditions read), which the step's SQL joins; it works on a read-only DuckDB
+file and on PostgreSQL alike, and nothing is written to the warehouse.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from compiler.plan import Duration, StepPlan
+from compiler.sql import COHORT, plus
+from runtime.ledger import Ledger
+from runtime.warehouse import Warehouse
+
+
+def fire_time(sent: datetime, after: Duration | None) -> datetime:
+    """When the next step is due for a user sent the previous one at `sent`: the delay later,
+    rounded up to the minute (runs are scheduled to the minute)."""
+    at = plus(sent, after.dur()) if after is not None else sent
+    at = at.astimezone(UTC)
+    whole = at.replace(second=0, microsecond=0)
+    return whole if whole == at else whole + timedelta(minutes=1)
+
+
+def cohort(lg: Ledger, plan: StepPlan, as_of: datetime) -> list[tuple]:
+    """(user_id, since_<step>...) of the users due at `as_of` who are in no earlier part, by user id."""
+    j = plan.journey
+    rows = lg.rows("SELECT d.user_id, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
+                   "d.occurrence = ? AND d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM "
+                   "camp_recipients r WHERE r.campaign = d.campaign AND r.step = ? AND r.occurrence = d.occurrence "
+                   "AND r.user_id = d.user_id)", (plan.campaign, j.previous, plan.occurrence, as_of, plan.step))
+    due = {u: t for u, t in rows if fire_time(t, j.after) <= as_of}
+    sends = {j.previous: due}
+    for step in j.since:
+        if step not in sends:
+            sends[step] = dict(lg.rows("SELECT user_id, due_at FROM camp_deliveries WHERE campaign = ? AND "
+                                       "step = ? AND occurrence = ? AND status = 'sent'",
+                                       (plan.campaign, step, plan.occurrence)))
+    return [(u, *(sends[s].get(u) for s in j.since)) for u in sorted(due)]
+
+
+def load_cohort(wh: Warehouse, plan: StepPlan, rows: list[tuple]) -> None:
+    """The cohort as a TEMP table of this warehouse session, for the step's SQL to join."""
+    cols = ["user_id"] + [f"since_{s}" for s in plan.journey.since]
+    quoted = [f'"{c}"' for c in cols]
+    types = ["text"] + ["timestamptz"] * len(plan.journey.since)
+    wh.execute(f"DROP TABLE IF EXISTS {COHORT}")
+    wh.execute(f"CREATE TEMP TABLE {COHORT} ({', '.join(f'{c} {t}' for c, t in zip(quoted, types, strict=True))})")
+    wh.bulk_insert(COHORT, cols, rows)
+
+
+def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], object]) -> list[tuple[str, str, datetime]]:
+    """(next step, occurrence, fire time) for the sends of the (step, occurrence)s a run touched:
+    one per distinct fire minute. Scheduling each is idempotent (the key names all three)."""
+    out = set()
+    for (step, occurrence), nxt in touched.items():
+        if nxt is None:
+            continue
+        for (sent,) in lg.rows("SELECT DISTINCT due_at FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
+                               "occurrence = ? AND status = 'sent'", (campaign, step, occurrence)):
+            out.add((nxt.step, occurrence, fire_time(sent, nxt.after)))
+    return sorted(out)
+
+
+def due_occurrences(lg: Ledger, campaign: str, step: str, previous: str, after: Duration | None,
+                    as_of: datetime) -> list[str]:
+    """Occurrences of a journey with users due for this follow-up step at `as_of` and not yet taken
+    (for `camp run --step`; deployed journeys schedule each follow-up themselves)."""
+    exact = after is not None and after.unit != "mo"
+    cutoff = as_of - timedelta(minutes=after.dur().minutes()) if exact else as_of  # months: checked per user below
+    rows = lg.rows("SELECT d.occurrence, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
+                   "d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM camp_recipients r WHERE "
+                   "r.campaign = d.campaign AND r.step = ? AND r.occurrence = d.occurrence AND r.user_id = d.user_id)",
+                   (campaign, previous, cutoff, step))
+    return sorted({o for o, t in rows if fire_time(t, after) <= as_of})
