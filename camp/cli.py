@@ -168,11 +168,13 @@ def serve(path: Path) -> None:
 @click.option("--user", required=True, help="The user the event is about.")
 @click.option("--occurred", help="When it happened, ISO 8601 (default: now, UTC).")
 @click.option("--field", "fields", multiple=True, help="NAME=VALUE of the event's payload; repeatable.")
-def emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...]) -> None:
+@click.option("--id", "event_id", help="The event's id, a UUID (default: a new one). Sending an id again is a "
+                                      "retry: it runs and schedules nothing twice.")
+def emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...], event_id: str | None) -> None:
     """Emit a shop event (e.g. `orders`) to Prefect: campaigns triggered `on EVENT` run for the user."""
     from camp.deploy import run_emit
 
-    sys.exit(run_emit(event, user, occurred, fields))
+    sys.exit(run_emit(event, user, occurred, fields, event_id))
 
 
 @cli.group()

@@ -125,15 +125,19 @@ def run_serve(path: Path) -> int:
     from prefect import serve
 
     from runtime.flows import run_settings
+    from runtime.warehouse import run_urls
 
     deployments = [_deployment(s) for s in specs]
-    print(f"camp serve: {len(deployments)} campaigns of {ws.config.workspace.name}; Ctrl-C to stop", file=sys.stderr)
+    # DuckDB lets one process write a file at a time: with a DuckDB ledger, runs go one after another
+    limit = 1 if run_urls(ws)[1].startswith("duckdb") else None
+    print(f"camp serve: {len(deployments)} campaigns of {ws.config.workspace.name}"
+          + (", one run at a time (DuckDB ledger)" if limit else "") + "; Ctrl-C to stop", file=sys.stderr)
     with run_settings():
-        serve(*deployments, print_starting_message=False)
+        serve(*deployments, print_starting_message=False, limit=limit)
     return 0
 
 
-def run_emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...]) -> int:
+def run_emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...], event_id: str | None = None) -> int:
     """Emit a shop event to Prefect, the way a shop's backend would (see docs/runtime.md)."""
     from datetime import UTC, datetime
 
@@ -157,8 +161,15 @@ def run_emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...
         return 2
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
+    from uuid import UUID
+
+    try:
+        uid = UUID(event_id) if event_id else None
+    except ValueError:
+        print(f"camp emit: --id {event_id!r} is not a UUID", file=sys.stderr)
+        return 2
     sent = emit_event(EVENT_PREFIX + event, resource={"prefect.resource.id": f"camp.user.{user}", "camp.user": user},
-                      occurred=when, payload=payload)
+                      occurred=when, payload=payload, id=uid)
     if sent is None:
         print("camp emit: Prefect did not take the event (is PREFECT_API_URL set to a server?)", file=sys.stderr)
         return 1

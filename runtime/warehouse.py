@@ -77,7 +77,7 @@ def connect(url: str, read_only: bool = False) -> Warehouse:
         import duckdb
 
         path = url.removeprefix("duckdb://").removeprefix("/") or ":memory:"
-        conn = duckdb.connect(path, read_only=read_only and path != ":memory:")
+        conn = _duckdb_connect(duckdb, path, read_only and path != ":memory:")
         conn.execute("SET TimeZone = 'UTC'")
         return Warehouse("duckdb", conn)
     if url.startswith(("postgresql://", "postgres://")):
@@ -87,6 +87,23 @@ def connect(url: str, read_only: bool = False) -> Warehouse:
         conn.execute("SET TIME ZONE 'UTC'")
         return Warehouse("postgres", conn)
     raise ValueError(f"unsupported database URL {url!r}: use duckdb:///file.duckdb or postgresql://...")
+
+
+def _duckdb_connect(duckdb, path: str, read_only: bool, wait: float = 30.0):
+    """DuckDB allows one writing process per file (and no readers beside it): while another process
+    holds the file (a `camp ledger` reading, a run finishing), wait for it rather than fail."""
+    import time
+
+    deadline = time.monotonic() + wait
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def tables(schema: Schema) -> dict[str, list[tuple[str, str]]]:

@@ -1,6 +1,7 @@
 """`camp serve` + `camp emit` against a real Prefect server: an order event triggers the first-order
-campaign for that user through a Prefect event trigger, and the run delivers and logs in the ledger;
-an order that is not the user's first triggers a run that reaches nobody."""
+campaign for that user through a Prefect event trigger, the run delivers and logs in the ledger, and
+the journey's follow-up runs after its delay only for users who still meet its condition; an order
+that is not the user's first triggers a run that reaches nobody."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,31 +39,50 @@ def _ledger(root, sql, params=()):
     raise AssertionError("the ledger stayed locked")
 
 
-def test_an_order_event_runs_the_triggered_campaign_for_that_user(tmp_path, prefect_env):
+def _quiet(at: datetime, zone: str | None) -> bool:
+    hour = at.astimezone(ZoneInfo(zone or "Asia/Shanghai")).hour
+    return hour >= 22 or hour < 8
+
+
+def _nudge_runs(env: dict) -> list:
+    """The server's flow runs of the first-order campaign's follow-up step."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), \
+            get_client(sync_client=True) as client:
+        return [r for r in client.read_flow_runs(limit=200) if (r.parameters or {}).get("step") == "nudge"]
+
+
+def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_qualifies(tmp_path, prefect_env):
+    """The bundled first-order campaign, served: `welcome` 30 min after a first order, then `nudge`
+    7 days later unless the user ordered again (its goal, too). The orders are reported as of 7 days
+    and 40 minutes ago (the shop backfills them), so the welcome's as-of time is a week back and its
+    follow-up falls due now: the journey's delay is measured in as-of time, nothing sleeps for days.
+    A second user ordered again a day after the welcome; a third had ordered before (not a first)."""
     root = tmp_path / "shop"
     shutil.copytree(CAMPAIGNS, root)
     (root / "camp.toml").write_text((root / "camp.toml").read_text().replace(
         'name = "demo-shop"', f'name = "serve-{tmp_path.name}"'))
     make_shop(f"duckdb:///{root / 'shop.duckdb'}", 400, seed=9)
-    occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)  # the 30 min delay has passed
-    due = occurred + timedelta(minutes=30)
+    occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(days=7, minutes=40)
+    welcome_at = occurred + timedelta(minutes=30)
+    nudge_at = welcome_at + timedelta(days=7)
     con = duckdb.connect(str(root / "shop.duckdb"))
     candidates = con.execute(
         "SELECT u.user_id, u.timezone FROM users u WHERE u.member_level = 'normal' "
         "AND u.user_id NOT IN (SELECT user_id FROM orders) AND u.user_id IN (SELECT user_id FROM consent "
         "WHERE channel = 'push') AND u.user_id NOT IN (SELECT user_id FROM user_tags WHERE tag = 'employee') "
         "ORDER BY u.user_id").fetchall()
-
-    def quiet(zone) -> bool:
-        hour = due.astimezone(ZoneInfo(zone or "Asia/Shanghai")).hour
-        return hour >= 22 or hour < 8
-
-    new_user = next(str(u) for u, tz in candidates if not quiet(tz))
+    new_users = [str(u) for u, tz in candidates if not _quiet(welcome_at, tz) and not _quiet(nudge_at, tz)]
+    keeps, buys_again = new_users[:2]
     old_user = str(con.execute("SELECT user_id FROM orders GROUP BY 1 HAVING count(*) >= 2 ORDER BY 1 "
                                "LIMIT 1").fetchone()[0])
-    for user in (new_user, old_user):
-        con.execute("INSERT INTO orders (user_id, created_at, amount, brand, category, shop, coupon_used) "
-                    "VALUES (?, ?, 120, 'Lancome', 'beauty', 'online', false)", (int(user), occurred))
+    order = "INSERT INTO orders (user_id, created_at, amount, brand, category, shop, coupon_used) VALUES (?, ?, 120, " \
+            "'Lancome', 'beauty', 'online', false)"
+    for user in (keeps, buys_again, old_user):
+        con.execute(order, (int(user), occurred))
+    con.execute(order, (int(buys_again), welcome_at + timedelta(days=1)))  # after the welcome: the goal
     con.close()
     env = {**prefect_env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
     serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env,
@@ -69,22 +90,38 @@ def test_an_order_event_runs_the_triggered_campaign_for_that_user(tmp_path, pref
     try:
         time.sleep(8)  # the deployments and their triggers are registered
         assert serve.poll() is None, serve.stdout.read()
-        for user in (new_user, old_user):
-            r = camp("emit", "orders", "--user", user, "--occurred", occurred.isoformat(), cwd=root, env=env)
+        ids = {}
+        for user in (keeps, buys_again, old_user):
+            ids[user] = str(uuid.uuid4())
+            r = camp("emit", "orders", "--user", user, "--occurred", occurred.isoformat(), "--id", ids[user],
+                     cwd=root, env=env)
             assert r.returncode == 0, r.stderr
-        deadline = time.time() + 150
+        r = camp("emit", "orders", "--user", keeps, "--occurred", occurred.isoformat(), "--id", ids[keeps],
+                 cwd=root, env=env)  # the shop retries an event it already sent
+        assert r.returncode == 0, r.stderr
+        deadline = time.time() + 300
         rows: list = []
         while time.time() < deadline:
-            rows = _ledger(root, "SELECT user_id, step, status, channel, occurrence FROM camp_deliveries "
-                                 "WHERE campaign = 'first_order_activation'")
+            rows = _ledger(root, "SELECT user_id, step, status, reason, channel, occurrence FROM camp_deliveries "
+                                 "WHERE campaign = 'first_order_activation' ORDER BY step DESC, user_id")
             runs = _ledger(root, "SELECT status FROM camp_runs WHERE campaign = 'first_order_activation'")
-            if rows and len(runs) >= 2 and all(s == "finished" for (s,) in runs):
+            if len(rows) >= 4 and runs and all(s == "finished" for (s,) in runs):
                 break
             time.sleep(1)
-        assert [(u, st, s, ch) for u, st, s, ch, _ in rows] == [(new_user, "welcome", "sent", "push")], rows
-        assert rows[0][4].startswith("event-")
-        coupons = _ledger(root, "SELECT user_id, code, state FROM camp_coupons")
-        assert coupons == [(new_user, "SECOND10", "issued")]
+        got = sorted((u, st, s, why) for u, st, s, why, _, _ in rows)
+        assert got == sorted([(keeps, "welcome", "sent", None), (buys_again, "welcome", "sent", None),
+                              (keeps, "nudge", "sent", None), (buys_again, "nudge", "skipped", "goal reached")]), rows
+        occurrence = {(u, st): o for u, st, _, _, _, o in rows}
+        assert occurrence[(keeps, "nudge")] == occurrence[(keeps, "welcome")] == f"event-{ids[keeps]}"
+        due = dict(_ledger(root, "SELECT step, due_at FROM camp_deliveries WHERE user_id = ?", (keeps,)))
+        assert due["nudge"] - due["welcome"] >= timedelta(days=7)  # not before its delay
+        body = _ledger(root, "SELECT body FROM camp_outbox WHERE step = 'nudge'")
+        assert len(body) == 1 and "¥10.00" in body[0][0]  # the welcome's coupon, spoken of by the reminder
+        nudges = _nudge_runs(env)
+        assert len(nudges) == 2, nudges  # one per journey, though the event came twice
+        assert {r.idempotency_key.rsplit(":", 2)[0] for r in nudges} == {
+            f"first_order_activation:nudge:event-{ids[u]}" for u in (keeps, buys_again)}
+        assert all(r.state.is_completed() for r in nudges), [r.state for r in nudges]
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         try:
