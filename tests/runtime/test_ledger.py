@@ -48,3 +48,27 @@ def test_migrations_apply_once_and_the_database_guards_idempotency(ledger_url):
     again = open_ledger(url)
     assert again.migrate() == []
     again.close()
+
+
+def test_a_version_1_ledger_keeps_its_rows_through_migration_2(ledger_url, monkeypatch):
+    """A ledger made before journeys: its deliveries survive the table rebuild (DuckDB) or the new CHECK
+    (PostgreSQL), the key stays unique, and `skipped` becomes a status."""
+    import runtime.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:1])
+    old = open_ledger(ledger_url)
+    marks = old.ph(len(ROW))
+    old.execute(f"INSERT INTO camp_deliveries VALUES ({marks})", ROW)
+    skipped = ("c/s/o/2", *ROW[1:7], "skipped", "unless", *ROW[9:])
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        old.execute(f"INSERT INTO camp_deliveries VALUES ({marks})", skipped)
+    old.close()
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    lg = open_ledger(ledger_url)
+    assert lg.version() == 2
+    assert lg.rows("SELECT idempotency_key, status FROM camp_deliveries") == [("c/s/o/1", "sent")]
+    lg.execute(f"INSERT INTO camp_deliveries VALUES ({marks})", skipped)
+    with pytest.raises(Exception, match="(?i)duplicate|unique|constraint"):
+        lg.execute(f"INSERT INTO camp_deliveries VALUES ({marks})", ROW)
+    assert lg.one("SELECT count(*) FROM camp_snapshot_parts") == 0
+    lg.close()
