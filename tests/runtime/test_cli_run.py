@@ -64,8 +64,12 @@ def test_bad_runs_say_why_without_a_traceback(ws, prefect_env, args, message):
     assert r.returncode != 0 and message in r.stderr + r.stdout and "Traceback" not in r.stderr
 
 
-def test_a_follow_up_step_is_refused_with_a_reason(tmp_path, prefect_env):
+def test_a_follow_up_step_before_anyone_is_due_says_so(tmp_path, prefect_env):
     from tests.conftest import CAMPAIGNS as BUNDLED
 
-    r = camp("run", str(BUNDLED / "winback.camp"), "--step", "reminder", "--dry-run", cwd=tmp_path, env=prefect_env)
-    assert r.returncode == 1 and "follow-up" in r.stderr and "Traceback" not in r.stderr
+    make_shop(f"duckdb:///{tmp_path / 'shop.duckdb'}", 50, seed=1)
+    r = camp("run", str(BUNDLED / "winback.camp"), "--step", "reminder", "--data",
+             f"duckdb:///{tmp_path / 'shop.duckdb'}", "--ledger", f"duckdb:///{tmp_path / 'ledger.duckdb'}",
+             cwd=tmp_path, env=prefect_env)
+    assert r.returncode == 0 and "no one is due" in r.stdout and "follows `touch` by 3d" in r.stdout, r.stderr
+    assert "Traceback" not in r.stderr
