@@ -85,12 +85,12 @@ def bare(plan, data_url: str, ledger_url: str, batch: int) -> float:
     lg = open_ledger(ledger_url)
     run = engine.Run(plan, lg, data_url, AS_OF)
     engine.start(run)
-    n = engine.snapshot(run)
+    first, n = engine.snapshot(run)
     engine.recover(run)
     engine.release(run)
-    for lo in range(0, n, batch):
+    for lo in range(first, n, batch):
         engine.send_batch(run, lo, min(lo + batch, n))
-    engine.finish(run, engine.summarize(run, n))
+    engine.finish(run, engine.summarize(run, n - first))
     lg.close()
     return time.perf_counter() - t0
 

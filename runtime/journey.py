@@ -50,11 +50,12 @@ def cohort(lg: Ledger, plan: StepPlan, as_of: datetime) -> list[tuple]:
 
 
 def load_cohort(wh: Warehouse, plan: StepPlan, rows: list[tuple]) -> None:
-    """The cohort as a TEMP table of this warehouse session, for the step's SQL to join."""
+    """The cohort as a TEMP table of this warehouse session (a fresh connection: nothing to drop, and
+    never a DROP that could reach a warehouse table of that name), for the step's SQL to join; a
+    TEMP table comes first in name lookups on DuckDB and PostgreSQL."""
     cols = ["user_id"] + [f"since_{s}" for s in plan.journey.since]
     quoted = [f'"{c}"' for c in cols]
     types = ["text"] + ["timestamptz"] * len(plan.journey.since)
-    wh.execute(f"DROP TABLE IF EXISTS {COHORT}")
     wh.execute(f"CREATE TEMP TABLE {COHORT} ({', '.join(f'{c} {t}' for c, t in zip(quoted, types, strict=True))})")
     wh.bulk_insert(COHORT, cols, rows)
 

@@ -8,15 +8,19 @@ Every user's fate is written down below from the data, and compared with the led
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pytest
 
 from compiler.check import check_workspace
 from compiler.workspace import load_workspace
+from runtime.ledger import Ledger
 from runtime.warehouse import connect, create_tables
+from tests.conftest import PG_URL, require_postgres
 from tests.runtime.conftest import camp, make_workspace
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -64,11 +68,26 @@ EXPECTED_REMINDER = {1: ("sent", None), 2: ("skipped", "unless"), 3: ("sent", No
 EXPECTED_LAST = {1: "otherwise", 3: "branch1", 6: "otherwise", 8: "otherwise"}
 
 
-@pytest.fixture(scope="module")
-def ws(tmp_path_factory):
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def ws(request, tmp_path_factory):
+    """The workspace, its warehouse and its ledger: DuckDB files, or both in a fresh PostgreSQL schema
+    (the cohort then goes through COPY into a TEMP table of the PostgreSQL session)."""
     root = make_workspace(tmp_path_factory.mktemp("journey"), {"journey.camp": JOURNEY}, templates=TEMPLATES)
+    schema = None
+    toml = (root / "camp.toml").read_text().replace('name = "test"', f'name = "journey-{request.param}"')
+    (root / "camp.toml").write_text(toml)  # its own deployments on the session's server
+    if request.param == "postgres":
+        admin = require_postgres()
+        schema = f"camp_journey_{os.getpid()}"
+        admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.execute(f"CREATE SCHEMA {schema}")
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        toml = (root / "camp.toml").read_text().replace("duckdb:///shop.duckdb", url).replace(
+            "duckdb:///ledger.duckdb", url)
+        (root / "camp.toml").write_text(toml)
+    shop = Shop(root, url if schema else None)
     program = check_workspace(load_workspace(root)).program
-    wh = connect(f"duckdb:///{root / 'shop.duckdb'}")
+    wh = connect(_data_url(shop))
     create_tables(wh, program.schema)
     wh.insert("users", ["user_id", "member_level", "timezone"],
               [(u, "normal", "Europe/London" if u == 9 else "Asia/Shanghai") for u in USERS])
@@ -76,15 +95,27 @@ def ws(tmp_path_factory):
     wh.insert("orders", ["user_id", "created_at", "amount"], [(u, t, 50) for u, (_, o, _) in USERS.items() for t in o])
     wh.insert("visits", ["user_id", "visited_at", "source"], [(u, t, "app") for u, (_, _, v) in USERS.items() for t in v])
     wh.close()
-    return root
+    yield shop
+    if schema:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+
+
+class Shop(NamedTuple):
+    root: Path
+    url: str | None  # PostgreSQL (warehouse and ledger); None: DuckDB files in root
+
+
+def _data_url(ws: Shop) -> str:
+    return ws.url or f"duckdb:///{ws.root / 'shop.duckdb'}"
 
 
 def _rows(ws, sql: str, params=()) -> list[tuple]:
-    con = duckdb.connect(str(ws / "ledger.duckdb"), read_only=True)
+    lg = Ledger(ws.url or f"duckdb:///{ws.root / 'ledger.duckdb'}")
     try:
-        return con.execute(sql, params).fetchall()
+        return [tuple(r) for r in lg.rows(sql, params)]
     finally:
-        con.close()
+        lg.close()
 
 
 def _step(ws, step: str) -> dict[int, tuple]:
@@ -93,7 +124,7 @@ def _step(ws, step: str) -> dict[int, tuple]:
 
 
 def _run(ws, env, *args):
-    r = camp("run", "journey.camp", "--no-progress", *args, cwd=ws, env=env)
+    r = camp("run", "journey.camp", "--no-progress", *args, cwd=ws.root, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Traceback" not in r.stderr
     return r.stdout
@@ -107,7 +138,7 @@ def test_a_journey_step_by_step(ws, prefect_env):
     assert "1 released after quiet hours" in london
     assert "reminder of 2026-12-01T02:00Z is due at 2026-12-04T08:00:00+00:00" in london
 
-    wh = connect(f"duckdb:///{ws / 'shop.duckdb'}")  # the complaint arrives after the touch
+    wh = connect(_data_url(ws))  # the complaint arrives after the touch
     wh.insert("user_tags", ["user_id", "tag"], [(5, "complained")])
     wh.close()
     early = _run(ws, prefect_env, "--step", "reminder", "--as-of", (T + 3 * D - timedelta(minutes=1)).isoformat())
@@ -125,6 +156,14 @@ def test_a_journey_step_by_step(ws, prefect_env):
     parts = _rows(ws, "SELECT lo, hi FROM camp_snapshot_parts WHERE step = 'reminder' ORDER BY lo")
     assert parts == [(0, 8), (8, 9)]  # two runs, two parts, each user once
 
+    deployed = camp("deploy", ".", "--yes", cwd=ws.root, env=prefect_env)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    template = ws.root / "templates" / "j" / "last.j2"
+    template.write_text("last call!")  # a changed step, with users waiting for it
+    plan = camp("deploy", ".", cwd=ws.root, env=prefect_env)
+    assert "steps changed or removed: last; users mid-way on them: 5" in plan.stdout, plan.stdout + plan.stderr
+    template.write_text(TEMPLATES["j/last.j2"])
+
     _run(ws, prefect_env, "--step", "last", "--as-of", (T + 5 * D).isoformat())
     last = _step(ws, "last")
     assert {u: a for u, (s, _, a) in last.items()} == EXPECTED_LAST
@@ -139,9 +178,9 @@ def test_a_journey_step_by_step(ws, prefect_env):
 
 
 def test_the_ledger_and_summary_show_skips(ws, prefect_env):
-    rows = json.loads(camp("ledger", "--json", "--status", "skipped", cwd=ws, env=prefect_env).stdout)
+    rows = json.loads(camp("ledger", "--json", "--status", "skipped", cwd=ws.root, env=prefect_env).stdout)
     assert sorted((r["user_id"], r["reason"]) for r in rows) == [
         ("2", "unless"), ("4", "goal reached"), ("5", "excluded"), ("7", "unless")]
-    runs = json.loads(camp("runs", "--json", cwd=ws, env=prefect_env).stdout)
+    runs = json.loads(camp("runs", "--json", cwd=ws.root, env=prefect_env).stdout)
     reminder = next(r for r in runs if r["step"] == "reminder" and r["summary"]["this_run"].get("skipped"))
     assert reminder["summary"]["reasons"]["skipped: unless"] == 2
