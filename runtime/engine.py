@@ -147,7 +147,7 @@ def _timed(stage: str):
 _SNAPSHOT = "SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?"
 
 
-def _fetch(run: Run, cohort: list[tuple] | None) -> tuple[list[str], list]:
+def _fetch(run: Run, cohort) -> tuple[list[str], list]:
     wh = connect(run.data_url, read_only=True)
     try:
         if cohort is not None:
@@ -172,7 +172,7 @@ def snapshot(run: Run) -> tuple[int, int]:
         if done is not None:
             return done
     cohort = journey.cohort(lg, p, run.as_of) if p.journey else None
-    if cohort == []:
+    if cohort is not None and len(cohort) == 0:
         n = 0 if run.dry_run else int(lg.one(_SNAPSHOT, run.occ) or 0)
         return n, n
     names, data = _fetch(run, cohort)

@@ -32,24 +32,33 @@ def fire_time(sent: datetime, after: Duration | None) -> datetime:
     return whole if whole == at else whole + timedelta(minutes=1)
 
 
-def cohort(lg: Ledger, plan: StepPlan, as_of: datetime) -> list[tuple]:
-    """(user_id, since_<step>...) of the users due at `as_of` who are in no earlier part, by user id."""
+def cohort(lg: Ledger, plan: StepPlan, as_of: datetime):
+    """A DataFrame (user_id, since_<step>...) of the users due at `as_of` who are in no earlier part,
+    by user id. Due-ness is decided in the ledger's SQL (a month delay, whose length varies, per user)."""
     j = plan.journey
-    rows = lg.rows("SELECT d.user_id, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
-                   "d.occurrence = ? AND d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM "
-                   "camp_recipients r WHERE r.campaign = d.campaign AND r.step = ? AND r.occurrence = d.occurrence "
-                   "AND r.user_id = d.user_id)", (plan.campaign, j.previous, plan.occurrence, as_of, plan.step))
-    due = {u: t for u, t in rows if fire_time(t, j.after) <= as_of}
-    sends = {j.previous: due}
+    exact = j.after is None or j.after.unit != "mo"
+    cutoff = as_of.astimezone(UTC).replace(second=0, microsecond=0)  # fire times are whole minutes
+    if exact and j.after is not None:
+        cutoff -= timedelta(minutes=j.after.dur().minutes())
+    frame = lg.frame("SELECT d.user_id, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
+                     "d.occurrence = ? AND d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM "
+                     "camp_recipients r WHERE r.campaign = d.campaign AND r.step = ? AND r.occurrence = "
+                     "d.occurrence AND r.user_id = d.user_id) ORDER BY d.user_id",
+                     (plan.campaign, j.previous, plan.occurrence, cutoff if exact else as_of, plan.step))
+    if not exact:
+        frame = frame[[fire_time(t.to_pydatetime(), j.after) <= as_of for t in frame["due_at"]]]
+    out = frame[["user_id"]].reset_index(drop=True)
     for step in j.since:
-        if step not in sends:
-            sends[step] = dict(lg.rows("SELECT user_id, due_at FROM camp_deliveries WHERE campaign = ? AND "
-                                       "step = ? AND occurrence = ? AND status = 'sent'",
-                                       (plan.campaign, step, plan.occurrence)))
-    return [(u, *(sends[s].get(u) for s in j.since)) for u in sorted(due)]
+        if step == j.previous:
+            out[f"since_{step}"] = frame["due_at"].to_numpy()
+            continue
+        sent = lg.frame("SELECT user_id, due_at AS since FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
+                        "occurrence = ? AND status = 'sent'", (plan.campaign, step, plan.occurrence))
+        out[f"since_{step}"] = out.merge(sent, on="user_id", how="left")["since"].to_numpy()
+    return out
 
 
-def load_cohort(wh: Warehouse, plan: StepPlan, rows: list[tuple]) -> None:
+def load_cohort(wh: Warehouse, plan: StepPlan, rows) -> None:
     """The cohort as a TEMP table of this warehouse session (a fresh connection: nothing to drop, and
     never a DROP that could reach a warehouse table of that name), for the step's SQL to join; a
     TEMP table comes first in name lookups on DuckDB and PostgreSQL."""

@@ -79,8 +79,13 @@ class Ledger:
                 self.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
             yield
 
-    def bulk_insert(self, table: str, columns: list[str], rows: list[tuple]) -> None:
+    def bulk_insert(self, table: str, columns: list[str], rows) -> None:
         self.db.bulk_insert(table, columns, rows)
+
+    def frame(self, sql: str, params: Sequence | None = None):
+        if self.dialect == "postgres":
+            sql = sql.replace("?", "%s")
+        return self.db.frame(sql, params)
 
     # ------------------------------------------------------------ migrations
     def migrate(self) -> list[int]:

@@ -51,21 +51,37 @@ class Warehouse:
             with self.conn.cursor() as cur:
                 cur.executemany(sql, rows)
 
-    def bulk_insert(self, table: str, columns: list[str], rows: list[tuple]) -> None:
-        """Many rows at once: a DataFrame scan on DuckDB (executemany does a few thousand rows a
-        second there), COPY on PostgreSQL."""
-        if not rows:
+    def bulk_insert(self, table: str, columns: list[str], rows) -> None:
+        """Many rows at once (tuples, or a pandas DataFrame with these columns): a DataFrame scan on
+        DuckDB (executemany does a few thousand rows a second there), COPY on PostgreSQL."""
+        if len(rows) == 0:
             return
         cols = ", ".join(f'"{c}"' for c in columns)
-        if self.dialect == "duckdb":
-            import pandas as pd
+        import pandas as pd
 
-            frame = pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by DuckDB by name)
+        given = isinstance(rows, pd.DataFrame)
+        if self.dialect == "duckdb":
+            frame = rows if given else pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by name)
             self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
-        else:
-            with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            return
+        if given:  # missing values (NaN, NaT) are NULL
+            rows = rows[columns].astype(object).where(rows[columns].notna(), None).itertuples(index=False, name=None)
+        with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def frame(self, sql: str, params: Iterable | None = None):
+        """A query's result as a pandas DataFrame (DuckDB hands it over column by column)."""
+        if self.dialect == "duckdb":
+            import warnings
+
+            with warnings.catch_warnings():  # DuckDB's own conversion calls a pandas API deprecated in 3.1
+                warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+                return self.execute(sql, params).df()
+        import pandas as pd
+
+        cur = self.execute(sql, params)
+        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
 
     def close(self) -> None:
         self.conn.close()
