@@ -44,14 +44,18 @@ def _quiet(at: datetime, zone: str | None) -> bool:
     return hour >= 22 or hour < 8
 
 
-def _nudge_runs(env: dict) -> list:
-    """The server's flow runs of the first-order campaign's follow-up step."""
+def _flow_runs(env: dict) -> list:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), \
             get_client(sync_client=True) as client:
-        return [r for r in client.read_flow_runs(limit=200) if (r.parameters or {}).get("step") == "nudge"]
+        return list(client.read_flow_runs(limit=200))
+
+
+def _nudge_runs(env: dict) -> list:
+    """The server's flow runs of the first-order campaign's follow-up step."""
+    return [r for r in _flow_runs(env) if (r.parameters or {}).get("step") == "nudge"]
 
 
 def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_qualifies(tmp_path, prefect_env):
@@ -126,6 +130,26 @@ def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_
         assert {r.idempotency_key.rsplit(":", 2)[0] for r in nudges} == {
             f"first_order_activation:nudge:event-{ids[u]}" for u in (keeps, buys_again)}
         assert all(r.state.is_completed() for r in nudges), [r.state for r in nudges]
+
+        # a redeploy (serve starts again and applies the deployments), then the welcome of one journey
+        # is run once more by hand, as an operator retrying it would: it reaches its end again and
+        # schedules its follow-up again, with the same key: still one nudge run per journey
+        os.killpg(serve.pid, signal.SIGTERM)
+        serve.wait(30)
+        serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        time.sleep(8)
+        welcome = next(r for r in _flow_runs(env) if (r.parameters or {}).get("event_id") == ids[keeps]
+                       and not r.parameters.get("step"))
+        from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
+            again = run_deployment("camp-campaign/first_order_activation", parameters=welcome.parameters,
+                                   timeout=120, poll_interval=1)
+        assert again.state.is_completed(), again.state
+        assert len(_nudge_runs(env)) == 2
+        assert len(_ledger(root, "SELECT 1 FROM camp_deliveries WHERE campaign = 'first_order_activation'")) == 4
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         try:
