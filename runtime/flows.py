@@ -155,7 +155,12 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     if result.errors:
         raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
     program = result.program
-    c = program.campaigns[campaign]
+    c = program.campaigns.get(campaign)
+    gone = "the campaign" if c is None else f"step {step}" if step and step not in [x.name for x in c.steps] else None
+    if gone:  # a run scheduled (a follow-up, a delayed event) before the campaign file changed
+        get_run_logger().warning("%s: %s is no longer in %s; nothing to run (users waiting for it leave the "
+                                 "journey)", campaign, gone, workspace)
+        return None
     when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
     event = None
     if event_id:

@@ -184,3 +184,14 @@ def test_the_ledger_and_summary_show_skips(ws, prefect_env):
     runs = json.loads(camp("runs", "--json", cwd=ws.root, env=prefect_env).stdout)
     reminder = next(r for r in runs if r["step"] == "reminder" and r["summary"]["this_run"].get("skipped"))
     assert reminder["summary"]["reasons"]["skipped: unless"] == 2
+
+
+def test_a_follow_up_whose_step_was_removed_since_it_was_scheduled_ends_quietly(ws, prefect_api):
+    """A scheduled run of a step (or campaign) that a later edit removed logs why and sends nothing."""
+    from runtime.flows import run_campaign
+
+    before = _rows(ws, "SELECT count(*) FROM camp_deliveries")
+    for campaign, step in (("journey", "gone"), ("gone", "reminder")):
+        assert run_campaign(str(ws.root), campaign, step=step, as_of=(T + 9 * D).isoformat(),
+                            occurrence="2026-12-01T02:00Z") is None
+    assert _rows(ws, "SELECT count(*) FROM camp_deliveries") == before
