@@ -82,19 +82,19 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
 def _occurrences(lg, c, step: str | None, occurrence: str | None, when) -> list[str | None]:
     """[None] for a first step (the occurrence follows from the clock); for a follow-up, the journey
     occurrences with users due at `when` (or the one asked for)."""
-    from compiler.plan import dur_plan
+    from compiler.plan import journey_plan
     from runtime.journey import due_occurrences
 
-    names = [s.name for s in c.steps]
-    if step is None or step not in names or names.index(step) == 0:
+    s = next((x for x in c.steps if x.name == step), None)
+    journey = journey_plan(c, s) if s is not None else None
+    if journey is None:  # a first step (or an unknown one: build_plan says so)
         return [None]
     if occurrence:
         return [occurrence]
-    s = c.steps[names.index(step)]
-    found = due_occurrences(lg, c.name, step, names[names.index(step) - 1], dur_plan(s.after), when)
+    found = due_occurrences(lg, c.name, step, journey, when)
     if not found:
         print(f"camp run: {c.name} / {step}: no one is due at {when.isoformat()} (it follows "
-              f"`{names[names.index(step) - 1]}`{' by ' + str(s.after) if s.after else ''})")
+              f"`{journey.previous}`{' by ' + str(s.after) if s.after else ''})")
     return found
 
 

@@ -349,6 +349,18 @@ def journey_skips(c: Campaign, s: Step) -> list[tuple[str, I.Expr]]:
     return out
 
 
+def journey_plan(c: Campaign, s: Step) -> JourneyPlan | None:
+    """What a follow-up step needs of its journey (None for a first step): the step before it, the
+    delay, and the steps whose send times its conditions read."""
+    index = c.steps.index(s)
+    if index == 0:
+        return None
+    conds = [cond for _, cond in journey_skips(c, s)] + [cond for cond, _ in s.branches if cond is not None]
+    since = sorted({n.step for cond in conds for n in I.walk(cond) if isinstance(n, I.Win) and n.op == "since"})
+    return JourneyPlan(previous=c.steps[index - 1].name, earlier=[x.name for x in c.steps[:index]],
+                       after=dur_plan(s.after), since=since)
+
+
 def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, templates: Path,
                step: str | None = None, workspace: str = "camp", event: EventRun | None = None,
                occurrence: str | None = None) -> StepPlan:
@@ -361,15 +373,11 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
     index = c.steps.index(s)
     nxt = c.steps[index + 1] if index + 1 < len(c.steps) else None
     schedule = schedule_plan(c.schedule) if c.schedule else None
-    journey = None
-    if index > 0:
+    journey = journey_plan(c, s)
+    if journey is not None:
         if occurrence is None:
-            raise PlanError(f"step `{s.name}` follows `{c.steps[index - 1].name}`: it runs for one occurrence of "
+            raise PlanError(f"step `{s.name}` follows `{journey.previous}`: it runs for one occurrence of "
                             "the journey (give its occurrence)")
-        skips = journey_skips(c, s)
-        conds = [cond for _, cond in skips] + [cond for cond, _ in s.branches if cond is not None]
-        since = sorted({n.step for cond in conds for n in I.walk(cond) if isinstance(n, I.Win) and n.op == "since"})
-        journey = JourneyPlan(previous=c.steps[index - 1].name, earlier=[x.name for x in c.steps[:index]], after=dur_plan(s.after), since=since)
         event = None
     occurrence_at = occurrence_of(schedule, as_of) if journey is None else as_of
     if event is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from compiler.plan import Duration, StepPlan
+from compiler.plan import Duration, JourneyPlan, StepPlan
 from compiler.sql import COHORT, plus
 from runtime.ledger import Ledger
 from runtime.warehouse import Warehouse
@@ -32,19 +32,25 @@ def fire_time(sent: datetime, after: Duration | None) -> datetime:
     return whole if whole == at else whole + timedelta(minutes=1)
 
 
+def _cutoff(after: Duration | None, as_of: datetime) -> tuple[datetime, bool]:
+    """The latest send time whose follow-up is due at `as_of`, and whether that bound is exact. A month
+    delay has no fixed length: its bound is `as_of` itself and each send is checked with fire_time."""
+    if after is not None and after.unit == "mo":
+        return as_of, False
+    cutoff = as_of.astimezone(UTC).replace(second=0, microsecond=0)  # fire times are whole minutes
+    return (cutoff - timedelta(minutes=after.dur().minutes()) if after else cutoff), True
+
+
 def cohort(lg: Ledger, plan: StepPlan, as_of: datetime):
     """A DataFrame (user_id, since_<step>...) of the users due at `as_of` who are in no earlier part,
     by user id. Due-ness is decided in the ledger's SQL (a month delay, whose length varies, per user)."""
     j = plan.journey
-    exact = j.after is None or j.after.unit != "mo"
-    cutoff = as_of.astimezone(UTC).replace(second=0, microsecond=0)  # fire times are whole minutes
-    if exact and j.after is not None:
-        cutoff -= timedelta(minutes=j.after.dur().minutes())
+    cutoff, exact = _cutoff(j.after, as_of)
     frame = lg.frame("SELECT d.user_id, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
                      "d.occurrence = ? AND d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM "
                      "camp_recipients r WHERE r.campaign = d.campaign AND r.step = ? AND r.occurrence = "
                      "d.occurrence AND r.user_id = d.user_id) ORDER BY d.user_id",
-                     (plan.campaign, j.previous, plan.occurrence, cutoff if exact else as_of, plan.step))
+                     (plan.campaign, j.previous, plan.occurrence, cutoff, plan.step))
     if not exact:
         frame = frame[[fire_time(t.to_pydatetime(), j.after) <= as_of for t in frame["due_at"]]]
     out = frame[["user_id"]].reset_index(drop=True)
@@ -82,14 +88,12 @@ def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], object]
     return sorted(out)
 
 
-def due_occurrences(lg: Ledger, campaign: str, step: str, previous: str, after: Duration | None,
-                    as_of: datetime) -> list[str]:
+def due_occurrences(lg: Ledger, campaign: str, step: str, journey: JourneyPlan, as_of: datetime) -> list[str]:
     """Occurrences of a journey with users due for this follow-up step at `as_of` and not yet taken
     (for `camp run --step`; deployed journeys schedule each follow-up themselves)."""
-    exact = after is not None and after.unit != "mo"
-    cutoff = as_of - timedelta(minutes=after.dur().minutes()) if exact else as_of  # months: checked per user below
+    cutoff, exact = _cutoff(journey.after, as_of)
     rows = lg.rows("SELECT d.occurrence, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
                    "d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM camp_recipients r WHERE "
                    "r.campaign = d.campaign AND r.step = ? AND r.occurrence = d.occurrence AND r.user_id = d.user_id)",
-                   (campaign, previous, cutoff, step))
-    return sorted({o for o, t in rows if fire_time(t, after) <= as_of})
+                   (campaign, journey.previous, cutoff, step))
+    return sorted({o for o, t in rows if exact or fire_time(t, journey.after) <= as_of})
