@@ -5,6 +5,7 @@ PostgreSQL (`postgresql://user@host:port/db`) in production. Sessions run in UTC
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -57,10 +58,11 @@ class Warehouse:
         if len(rows) == 0:
             return
         cols = ", ".join(f'"{c}"' for c in columns)
-        import pandas as pd
-
-        given = isinstance(rows, pd.DataFrame)
+        loaded = sys.modules.get("pandas")  # a DataFrame means pandas is loaded; COPY of tuples needs no pandas
+        given = loaded is not None and isinstance(rows, loaded.DataFrame)
         if self.dialect == "duckdb":
+            import pandas as pd
+
             frame = rows if given else pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by name)
             self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
             return
