@@ -156,10 +156,9 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
         raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
     program = result.program
     c = program.campaigns.get(campaign)
-    gone = "the campaign" if c is None else f"step {step}" if step and step not in [x.name for x in c.steps] else None
-    if gone:  # a run scheduled (a follow-up, a delayed event) before the campaign file changed
+    if c is None or (step and step not in [x.name for x in c.steps]):  # scheduled before the file changed
         get_run_logger().warning("%s: %s is no longer in %s; nothing to run (users waiting for it leave the "
-                                 "journey)", campaign, gone, workspace)
+                                 "journey)", campaign, f"step {step}" if c else "the campaign", workspace)
         return None
     when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
     event = None
