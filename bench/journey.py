@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
+from bench.run import workspace  # noqa: E402
 from compiler.check import check_workspace  # noqa: E402
 from compiler.plan import build_plan  # noqa: E402
 from compiler.workspace import load_workspace  # noqa: E402
@@ -46,17 +47,6 @@ campaign bench_journey "上新提醒" {
     step reminder after 3d unless any(orders since touch): notify push template "bench/push.j2"
 }
 '''
-
-
-def workspace(tmp: Path) -> Path:
-    root = tmp / "ws"
-    (root / "templates" / "bench").mkdir(parents=True)
-    (root / "camp.toml").write_text('[workspace]\nname = "bench"\ntimezone = "Asia/Shanghai"\ncurrency = "CNY"\n')
-    for name in ("schema.camp", "segments.camp"):
-        shutil.copy(ROOT / "campaigns" / name, root / name)
-    (root / "bench.camp").write_text(CAMPAIGN)
-    (root / "templates" / "bench" / "push.j2").write_text("新品已上架")
-    return root
 
 
 def run_step(plan, data_url: str, ledger_url: str, as_of: datetime, send: bool) -> tuple[float, float, int]:
@@ -102,7 +92,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="camp-bench-journey-"))
-    root = workspace(tmp)
+    root = workspace(tmp, CAMPAIGN, "新品已上架")
     shop = tmp / "shop.duckdb"
     t0 = time.perf_counter()
     make_shop(f"duckdb:///{shop}", args.users, seed=7)

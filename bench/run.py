@@ -47,16 +47,17 @@ campaign bench_all "全员上新通知" {
 TEMPLATE = "{{ user.name | default('朋友') }}，{{ campaign.title }}：新品已上架"
 
 
-def workspace(tmp: Path) -> Path:
+def workspace(tmp: Path, campaign: str = CAMPAIGN, template: str = TEMPLATE) -> Path:
+    """A workspace with the bundled schema and segments, one campaign file and its template bench/push.j2."""
     root = tmp / "ws"
     root.mkdir()
     (root / "camp.toml").write_text('[workspace]\nname = "bench"\ntimezone = "Asia/Shanghai"\ncurrency = "CNY"\n',
                                     encoding="utf-8")
     for name in ("schema.camp", "segments.camp"):
         (root / name).write_text((ROOT / "campaigns" / name).read_text(encoding="utf-8"), encoding="utf-8")
-    (root / "bench.camp").write_text(CAMPAIGN, encoding="utf-8")
+    (root / "bench.camp").write_text(campaign, encoding="utf-8")
     (root / "templates" / "bench").mkdir(parents=True)
-    (root / "templates" / "bench" / "push.j2").write_text(TEMPLATE, encoding="utf-8")
+    (root / "templates" / "bench" / "push.j2").write_text(template, encoding="utf-8")
     return root
 
 
