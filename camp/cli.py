@@ -111,6 +111,8 @@ def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None,
 
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch-size")
+    if occurrence and not step:
+        raise click.BadParameter("picks the journey of a follow-up step: give --step too", param_hint="--occurrence")
     sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress, occurrence))
 
 

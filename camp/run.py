@@ -82,12 +82,15 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
 def _occurrences(lg, c, step: str | None, occurrence: str | None, when) -> list[str | None]:
     """[None] for a first step (the occurrence follows from the clock); for a follow-up, the journey
     occurrences with users due at `when` (or the one asked for)."""
-    from compiler.plan import journey_plan
+    from compiler.plan import PlanError, journey_plan
     from runtime.journey import due_occurrences
 
     s = next((x for x in c.steps if x.name == step), None)
     journey = journey_plan(c, s) if s is not None else None
     if journey is None:  # a first step (or an unknown one: build_plan says so)
+        if occurrence:
+            raise PlanError(f"step `{step}` is the journey's first: its occurrence follows from --as-of, "
+                            "--occurrence is for the steps after it")
         return [None]
     if occurrence:
         return [occurrence]

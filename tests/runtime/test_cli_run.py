@@ -58,6 +58,9 @@ def _count(ws, table: str) -> int:
     (["run", "coupon.camp", "--ledger", "postgresql://nobody@127.0.0.1:1/x"], "cannot open the ledger"),
     (["runs", "--ledger", "postgresql://nobody@127.0.0.1:1/x"], "cannot open the ledger"),
     (["emit", "orders", "--user", "1", "--occurred", "yesterday"], "is not an ISO 8601 time"),
+    (["emit", "orders", "--user", "1", "--id", "nope"], "is not a UUID"),
+    (["run", "coupon.camp", "--occurrence", "2026-12-01T02:00Z"], "give --step too"),
+    (["run", "coupon.camp", "--step", "touch", "--occurrence", "2026-12-01T02:00Z"], "is the journey's first"),
 ])
 def test_bad_runs_say_why_without_a_traceback(ws, prefect_env, args, message):
     r = camp(*args, cwd=ws, env=prefect_env)
