@@ -1,6 +1,6 @@
 """Benchmark: a journey's follow-up step over a large cohort, on DuckDB, against hand-written SQL.
 
-    python bench/journey.py [--users 1000000] [--runs 3]
+    python bench/journey.py [--users 1000000] [--runs 3] [--stages]
 
 The touch goes to every user of a demo shop (run once, through the engine). Then the follow-up
 `reminder after 3d unless any(orders since touch)` is resolved for the whole cohort, each time from a
@@ -8,7 +8,8 @@ fresh copy of the ledger: camp reads the cohort from the ledger, loads it into a
 warehouse session and runs the step's SQL (`engine.snapshot`). The peer is one hand-written DuckDB
 query over both files attached: the anti-join of the touch's sent rows with the orders placed since
 each send. Both must find the same users. Reported: medians of --runs, and the ratio.
-The whole follow-up (decide and send to the outbox) is timed too.
+The whole follow-up (decide and send to the outbox) is timed too. --stages also times the pieces of
+camp's resolution one by one: the cohort from the ledger, the TEMP table, the SQL, the snapshot.
 """
 
 from __future__ import annotations
@@ -86,10 +87,43 @@ def peer(shop: Path, ledger: Path) -> tuple[float, set[str]]:
     return time.perf_counter() - t0, users
 
 
+def stages(plan, shop: Path, base: Path, tmp: Path) -> None:
+    from runtime import journey
+    from runtime.warehouse import connect
+
+    ledger = tmp / "ledger-stages.duckdb"
+    shutil.copy(base, ledger)
+    lg = open_ledger(f"duckdb:///{ledger}")
+    t = time.perf_counter()
+    journey.cohort(lg, plan, REMIND)
+    first_s = time.perf_counter() - t  # the first in a process also imports pandas
+    t = time.perf_counter()
+    rows = journey.cohort(lg, plan, REMIND)
+    cohort_s = time.perf_counter() - t
+    wh = connect(f"duckdb:///{shop}", read_only=True)
+    t = time.perf_counter()
+    journey.load_cohort(wh, plan, rows)
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    wh.execute(plan.recipients_sql).fetchall()
+    sql_s = time.perf_counter() - t
+    wh.close()
+    run = engine.Run(plan, lg, f"duckdb:///{shop}", REMIND)
+    t = time.perf_counter()
+    engine.snapshot(run)  # all of it again, with the ledger write
+    total = time.perf_counter() - t
+    run.close()
+    lg.close()
+    print(f"stages: cohort from the ledger {cohort_s:.2f} s ({first_s:.2f} s the first time, importing pandas), "
+          f"TEMP table {load_s:.2f} s, SQL {sql_s:.2f} s; snapshot in all {total:.2f} s, of which the ledger "
+          f"write about {total - cohort_s - load_s - sql_s:.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--stages", action="store_true", help="time the pieces of the resolution one by one")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="camp-bench-journey-"))
     root = workspace(tmp, CAMPAIGN, "新品已上架")
@@ -110,6 +144,8 @@ def main() -> None:
     _, total, n = run_step(touch, f"duckdb:///{shop}", f"duckdb:///{base}", TOUCH, send=True)
     print(f"touch: {n:,} recipients, {total:.1f} s")
     remind = build_plan(program, c, REMIND, "duckdb", ws.template_dir, "reminder", "bench", occurrence=touch.occurrence)
+    if args.stages:
+        stages(remind, shop, base, tmp)
     camp_s, peer_s, all_s = [], [], []
     for i in range(args.runs):
         ledger = tmp / f"ledger-{i}.duckdb"
