@@ -11,6 +11,10 @@ from camp.audience import checked, parse_as_of
 
 
 def _quiet_prefect() -> None:
+    """Prefect settings for camp's commands, each only where the user set nothing. The ephemeral API server
+    migrates a fresh PREFECT_HOME on its first start (about 26 s on an idle 2-core machine, far more on a busy
+    one) and Prefect gives up after 20 s by default: camp waits up to 3 minutes."""
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
