@@ -12,7 +12,9 @@ records and artifacts summarise.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime
@@ -70,10 +72,21 @@ def summarize(run_id: str, audience: int) -> dict:
     summary = engine.summarize(run, audience)
     rows = [{"status": k, "users": v} for k, v in sorted(summary["statuses"].items())]
     rows += [{"status": k, "users": v} for k, v in sorted(summary["reasons"].items())]
-    key = f"camp-{run.plan.campaign}-{run.plan.step}".lower().replace("_", "-")
+    key = artifact_key(run.plan.campaign, run.plan.step)
     create_table_artifact(rows, key=key, description=f"{run.plan.campaign}/{run.plan.step} {run.plan.occurrence}")
     create_markdown_artifact(markdown(summary), key=key + "-summary")
     return summary
+
+
+def artifact_key(campaign: str, step: str) -> str:
+    """A Prefect artifact key (lowercase ASCII letters, digits and dashes only) for any campaign and step name
+    the language accepts: the ASCII part of the names, plus a short hash of both whenever anything was dropped
+    or changed, so that `双十一预热` and `春节预热` get different keys."""
+    raw = f"{campaign}-{step}"
+    slug = re.sub(r"[^a-z0-9]+", "-", raw.lower().replace("_", "-")).strip("-")
+    if slug != raw.lower().replace("_", "-") or len(slug) > 60:
+        slug = f"{slug[:60].strip('-')}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}".strip("-")
+    return f"camp-{slug}"
 
 
 def markdown(s: dict) -> str:
