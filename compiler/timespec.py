@@ -103,6 +103,10 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
         report("E403", f"the campaign ends ({sched.end}) before it starts ({sched.start})", seen["end"].span,
                ["swap the dates"])
         ok = False
+    if sched.at is not None and sched.at.tzinfo is None:
+        # a wall-clock time in the campaign's zone, never the host's: a naive time would be read in the
+        # host's zone by astimezone() (a UTC host deployed `once at 10:00 tz "Asia/Shanghai"` at 18:00)
+        sched.at = sched.at.replace(tzinfo=ZoneInfo(sched.tz))
     if sched.kind == "once" and sched.at is not None and (
             (sched.start and sched.at.date() < sched.start) or (sched.end and sched.at.date() > sched.end)):
         report("E403", "the one-off run lies outside the campaign's date range", trig.span)
