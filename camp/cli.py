@@ -104,16 +104,19 @@ def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only:
 @click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
 @click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on a terminal.")
+@click.option("--all", "run_all", is_flag=True, help="With a folder: run every campaign, due or not.")
 def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None, dry_run: bool, only: str | None,
-        batch_size: int, data: str | None, ledger: str | None, progress: bool) -> None:
-    """Run one occurrence of the campaigns in PATH (a file, or a folder for all) through Prefect."""
+        batch_size: int, data: str | None, ledger: str | None, progress: bool, run_all: bool) -> None:
+    """Run one occurrence of the campaigns in PATH through Prefect. A file: its campaigns. A folder: the
+    campaigns due at the as-of time (fired earlier that local day, within their dates, not yet run, or holding
+    deliveries whose quiet hours are over); the others are listed with why. --all runs every campaign."""
     from camp.run import run_run
 
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch-size")
     if occurrence and not step:
         raise click.BadParameter("picks the journey of a follow-up step: give --step too", param_hint="--occurrence")
-    sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress, occurrence))
+    sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress, occurrence, run_all))
 
 
 @cli.command()

@@ -21,7 +21,8 @@ def _quiet_prefect() -> None:
 
 
 def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only: str | None, batch_size: int,
-            data: str | None, ledger: str | None, progress: bool, occurrence: str | None = None) -> int:
+            data: str | None, ledger: str | None, progress: bool, occurrence: str | None = None,
+            run_all: bool = False) -> int:
     loaded = checked(path)
     if loaded is None:
         return 1
@@ -49,6 +50,16 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     if lg is None:
         return 1
     plans = []
+    if path.is_dir() and not run_all and step is None and not only:
+        from camp.due import due_campaigns
+
+        campaigns, skipped = due_campaigns(lg, campaigns, when)
+        for name, why in skipped:
+            print(f"camp run: skipped {name}: {why}")
+        if not campaigns:
+            print(f"camp run: nothing in {path} is due at {when.isoformat()} (--all runs every campaign)")
+            lg.close()
+            return 0
     try:
         for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
             for o in _occurrences(lg, c, step, occurrence, when):

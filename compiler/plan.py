@@ -193,13 +193,11 @@ def in_dates(s: SchedulePlan | Schedule | None, when: datetime) -> bool:
     return not ((s.start and day < s.start) or (s.end and day > s.end))
 
 
-def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
-    """The scheduled time this run belongs to: the latest fire time at or before `as_of` (so every run
-    between two fire times is the same occurrence and a rerun sends nothing twice); the as-of minute
-    for event triggers, manual runs and as-of times outside the schedule."""
-    minute = as_of.astimezone(UTC).replace(second=0, microsecond=0)
+def latest_fire(s: SchedulePlan | None, as_of: datetime) -> datetime | None:
+    """The schedule's latest fire time at or before `as_of` (UTC), or None: no schedule (event triggers),
+    not fired yet, or a fire time outside the campaign's dates."""
     if s is None:
-        return minute
+        return None
     tz = ZoneInfo(s.tz)
     local = as_of.astimezone(tz)
     if s.crons:
@@ -208,14 +206,23 @@ def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
     elif s.at is not None:
         latest = s.at.astimezone(UTC)
         if latest > as_of:
-            return minute
+            return None
     elif s.interval_minutes:
         origin = datetime.combine(s.start or date(2000, 1, 1), datetime.min.time(), tzinfo=tz).astimezone(UTC)
         steps = int((as_of - origin).total_seconds() // (s.interval_minutes * 60))
+        if steps < 0:
+            return None
         latest = origin + timedelta(minutes=steps * s.interval_minutes)
     else:
-        return minute
-    return latest if in_dates(s, latest) else minute
+        return None
+    return latest if in_dates(s, latest) else None
+
+
+def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
+    """The scheduled time this run belongs to: the latest fire time at or before `as_of` (so every run
+    between two fire times is the same occurrence and a rerun sends nothing twice); the as-of minute
+    for event triggers, manual runs and as-of times outside the schedule."""
+    return latest_fire(s, as_of) or as_of.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def _money(m) -> Decimal | None:

@@ -1,0 +1,66 @@
+"""`camp run FOLDER`: which campaigns are due at the as-of time, and why the others are not.
+
+A campaign is due when its schedule fired at or before the as-of time on the same local day (in the
+campaign's zone), within its from/to dates, and that occurrence has not yet run to the end; or when deliveries
+it held back for quiet hours in an occurrence of that day are ready to go out (the rerun of the same occurrence
+releases them and sends nothing twice). A fire time of an earlier day is missed, not made up: a daily
+10:00 campaign checked at 09:00 the next day would otherwise send yesterday's message a day late. Event-triggered
+campaigns run from events (`camp serve`, `camp emit`). `camp run FILE` and `camp run FOLDER --all` run what they
+are given, as before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+
+def due_campaigns(lg, campaigns: list, as_of: datetime) -> tuple[list, list[tuple[str, str]]]:
+    """(the campaigns due at `as_of`, [(campaign, why not)] for the others)."""
+    from compiler.plan import latest_fire, occurrence_of, schedule_plan
+
+    due, skipped = [], []
+    for c in campaigns:
+        if c.schedule is None:
+            skipped.append((c.name, "has no WHEN: run its file to run it"))
+            continue
+        sp = schedule_plan(c.schedule)
+        if sp.kind == "event":
+            skipped.append((c.name, f"runs on `{sp.event}` events (camp serve, camp emit)"))
+            continue
+        held = lg.one("SELECT count(*) FROM camp_deliveries WHERE campaign = ? AND status = 'deferred' AND "
+                      "not_before <= ?", (c.name, as_of))
+        fired = latest_fire(sp, as_of)
+        if fired is None or _day(fired, sp.tz) != _day(as_of, sp.tz):
+            # a run now would be a new, manual occurrence: held deliveries wait for the next due run
+            waiting = f"; {held:,} deliveries held by quiet hours go out with its next run" if held else ""
+            skipped.append((c.name, _not_today(sp, fired, as_of) + waiting))
+            continue
+        occurrence = occurrence_of(sp, as_of).strftime("%Y-%m-%dT%H:%MZ")
+        ran = lg.one("SELECT count(*) FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
+                     "status = 'finished'", (c.name, c.steps[0].name, occurrence))
+        if ran and not held:
+            skipped.append((c.name, f"already ran its occurrence of {_local(fired, sp.tz)}"))
+            continue
+        due.append(c)
+    return due, skipped
+
+
+def _day(t: datetime, tz: str):
+    return t.astimezone(ZoneInfo(tz)).date()
+
+
+def _local(t: datetime, tz: str) -> str:
+    return f"{t.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {tz}"
+
+
+def _not_today(sp, fired: datetime | None, as_of: datetime) -> str:
+    if fired is not None:
+        return f"missed: it last fired at {_local(fired, sp.tz)}, on an earlier day (run its file to run it anyway)"
+    if sp.kind == "once" and sp.at is not None and sp.at > as_of:
+        return f"not due until {_local(sp.at, sp.tz)}"
+    if sp.start and as_of.astimezone(ZoneInfo(sp.tz)).date() < sp.start:
+        return f"not due: it starts on {sp.start}"
+    if sp.end and as_of.astimezone(ZoneInfo(sp.tz)).date() > sp.end:
+        return f"ended on {sp.end}"
+    return "not due: its schedule has not fired yet"
