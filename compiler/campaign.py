@@ -11,7 +11,7 @@ from compiler.config import WorkspaceConfig
 from compiler.ir import Dur
 from compiler.limits import check_cap, check_costs, check_quiet
 from compiler.report import Report, did_you_mean
-from compiler.templates import resolve_template
+from compiler.templates import resolve_template, template_name_problem
 from compiler.timespec import check_when
 from compiler.typecheck import ExprChecker, Scope, parse_date
 from dsl import ast as A
@@ -235,7 +235,10 @@ def _channel(ch: A.Channel, ctx: CampaignContext) -> P.ChannelRef:
         ctx.report("E208", f"`{name}` is not a channel", ch.channel.span,
                    [did_you_mean(name, ctx.channels) or "channels: " + ", ".join(ctx.channels)])
     template = ch.template.value if ch.template else None
-    if template is not None:
+    problem = template_name_problem(template) if template is not None else None
+    if problem is not None:
+        ctx.report("E510", problem[0], ch.template.span, [problem[1]])
+    elif template is not None:
         path = resolve_template(ctx.template_dir, template)
         if path is None or not path.is_file():
             where = ctx.config.templates.dir

@@ -100,6 +100,27 @@ def template_reads(source: str) -> Reads:
     return Reads(tuple(sorted(pairs)), whole, opaque)
 
 
+MAX_TEMPLATE_NAME = 1024  # bytes of the whole name; each part is a file name, at most 255 bytes on common file systems
+
+
+def template_name_problem(name: str) -> tuple[str, str] | None:
+    """Why `name` cannot name a template file (message, hint), or None. Checked before the file system
+    sees the name: a NUL, a lone surrogate or a 300-byte part makes `open` raise instead of answer."""
+    bad = next((c for c in name if ord(c) < 0x20 or ord(c) == 0x7F or "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        return (f"the template name contains the character U+{ord(bad):04X}, which a file name cannot hold",
+                "template names are file paths under the template folder, like \"winback/push.j2\"")
+    size = len(name.encode("utf-8"))
+    if size > MAX_TEMPLATE_NAME:
+        return (f"the template name is {size:,} bytes long; at most {MAX_TEMPLATE_NAME:,} are possible",
+                "name the file shortly, like \"winback/push.j2\"")
+    long_part = next((p for p in name.split("/") if len(p.encode("utf-8")) > 255), None)
+    if long_part is not None:
+        return (f"`{long_part[:20]}…` is {len(long_part.encode('utf-8')):,} bytes long; a file name may have at most 255",
+                "name the file shortly, like \"winback/push.j2\"")
+    return None
+
+
 def resolve_template(template_dir: Path, name: str) -> Path | None:
     """The template's path, or None when the name leaves the template folder."""
     base = template_dir.resolve()

@@ -19,7 +19,7 @@ from dsl import ast as A
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.errors import describe_unexpected
 from dsl.span import Span
-from dsl.transform import StringError, ToAst, _make
+from dsl.transform import MAX_NUMBER_DIGITS, LiteralError, ToAst, _make, number_too_long
 from dsl.walk import max_depth
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -36,7 +36,8 @@ class _Parser:
         self.lark = Lark(
             GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
             keep_all_tokens=True, maybe_placeholders=True, transformer=self.transformer.callbacks(),
-            lexer_callbacks={"COMMENT": self.comments.append, "LPAR": self._open, "RPAR": self._close},
+            lexer_callbacks={"COMMENT": self.comments.append, "LPAR": self._open, "RPAR": self._close,
+                             "NUMBER": self._number, "DURATION": self._number, "PERCENT": self._number},
             cache=_cache_path(),
         )
 
@@ -44,6 +45,12 @@ class _Parser:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise _TooDeep(tok)
+        return tok
+
+    def _number(self, tok: Token) -> Token:
+        error = number_too_long(tok, self.transformer._tspan(tok)) if len(tok) > MAX_NUMBER_DIGITS else None
+        if error is not None:
+            raise error
         return tok
 
     def _close(self, tok: Token) -> Token:
@@ -175,7 +182,7 @@ def _parse_chunk(p: _Parser, text: str, start: int, end: int, comment_sink: list
     p.depth = 0
     try:
         result = p.lark.parse(text[start:end])
-    except (UnexpectedInput, StringError, _TooDeep) as exc:
+    except (UnexpectedInput, LiteralError, _TooDeep) as exc:
         return [], exc, 0
     except RecursionError:
         return [], _TooDeep(), 0
@@ -224,7 +231,7 @@ def _comments(tokens: list[Token], text: str) -> list[A.Comment]:
 
 
 def _error_offset(error: Exception, text: str, base: int) -> int:
-    if isinstance(error, StringError):
+    if isinstance(error, LiteralError):
         return error.span.start
     if isinstance(error, _TooDeep):
         return base + error.token.start_pos if error.token is not None else base
@@ -238,9 +245,8 @@ def _error_offset(error: Exception, text: str, base: int) -> int:
 
 
 def _to_diagnostic(error: Exception, text: str, base: int, file: str) -> Diagnostic:
-    if isinstance(error, StringError):
-        return diagnostic("E107", "this string has an invalid escape sequence", error.span, file,
-                          ['write \\" for a quote and \\\\ for a backslash'])
+    if isinstance(error, LiteralError):
+        return diagnostic(error.code, error.message, error.span, file, error.hints)
     if isinstance(error, _TooDeep):
         tok = error.token
         span = Span.point(tok.line + text.count("\n", 0, base), tok.column, base + tok.start_pos) if tok else \
