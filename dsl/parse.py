@@ -76,23 +76,51 @@ def _parser() -> _Parser:
     return _Parser()
 
 
+BOM = "\ufeff"
+
+
+def normalize_text(text: str) -> str:
+    """One text for every way editors save it: no leading BOM, and CRLF or a lone CR (classic Mac) read as LF.
+    Spans (line, column and offsets) refer to this text, so they are the same for LF, CRLF and CR files."""
+    text = text.removeprefix(BOM)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _normalize_bytes(data: bytes) -> bytes:
+    """`normalize_text` before decoding (CR is never part of a multi-byte UTF-8 character), so that the
+    positions of undecodable bytes and NULs count lines as the text does."""
+    data = data.removeprefix(BOM.encode("utf-8"))
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """(line, column in characters) of a byte offset in normalized bytes."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, len(data[start:offset].decode("utf-8", "replace")) + 1
+
+
 def decode(data: bytes, file: str = "") -> tuple[str | None, list[Diagnostic]]:
-    """Bytes -> text, or a located diagnostic saying why the bytes are not a campaign file."""
+    """Bytes -> normalized text, or a located diagnostic saying why the bytes are not a campaign file."""
     if len(data) > MAX_BYTES:
         return None, [diagnostic("E103", f"the file is {len(data) / 1048576:.1f} MiB; a .camp file may be at most "
                                  f"{MAX_BYTES // 1048576} MiB", Span.point(1, 1), file,
                                  ["split the workspace into several files"])]
+    data = _normalize_bytes(data)
     nul = data.find(b"\x00")
     if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        line, col = _position(data, nul)
         return None, [diagnostic("E102", "this is not a text file (it contains NUL bytes)",
-                                 Span.point(line, col, nul), file)]
+                                 Span.point(line, col, nul), file,
+                                 ["a .camp file is plain text: is this the right file? Remove the NUL bytes or "
+                                  "save it again from a text editor"])]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = len(data[data.rfind(b"\n", 0, exc.start) + 1: exc.start].decode("utf-8", "replace")) + 1
+        line, col = _position(data, exc.start)
         return None, [diagnostic("E101", f"the file is not UTF-8 (byte 0x{data[exc.start]:02x} at line {line})",
                                  Span.point(line, col, exc.start), file,
                                  ["save the file as UTF-8 (most editors: File > Save with encoding)"])]
@@ -117,7 +145,7 @@ def parse_source(source: bytes | str, file: str = "<input>") -> tuple[A.Module, 
         if text is None:
             return A.Module(path=file, decls=[]), diags, None
     else:
-        text = source
+        text = normalize_text(source)
         if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
             return parse_source(text.encode("utf-8", "surrogatepass"), file)
         if "\x00" in text:
