@@ -13,7 +13,7 @@ from pathlib import Path
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from compiler.report import Report, did_you_mean
+from compiler.report import Report, did_you_mean, suggest
 from dsl.span import Span
 
 _CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -199,7 +199,7 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
     for kind, name, line in a.bad_filters:
         known = _env().filters if kind == "filter" else _env().tests
         report("E504", f"the template uses the {kind} `{name}`, which the sandbox does not provide",
-               Span.point(line, 1), [did_you_mean(name, known)], file=shown)
+               Span.point(line, 1), [suggest(name, known, f"{kind}s")], file=shown)
     for attr, line in a.private:
         report("E503", f"the template reads `{attr}`: names starting with `_` are Python internals, which templates "
                        "cannot reach", Span.point(line, 1), ["use the fields camp provides (docs/language.md, Templates)"],
@@ -211,4 +211,4 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
     for root, attr, line in a.attrs:
         if root in provided and attr not in provided[root]:
             report("E503", f"the template reads `{root}.{attr}`, which {root} does not have {why}",
-                   Span.point(line, 1), [did_you_mean(attr, provided[root], f"`{root}.{{}}`")], file=shown)
+                   Span.point(line, 1), [suggest(attr, provided[root], f"{root} provides", f"`{root}.{{}}`")], file=shown)
