@@ -248,8 +248,14 @@ def _channel(ch: A.Channel, ctx: CampaignContext) -> P.ChannelRef:
     if problem is not None:
         ctx.report("E510", problem[0], ch.template.span, [problem[1]])
     elif template is not None:
-        path = resolve_template(ctx.template_dir, template)
-        if path is None or not path.is_file():
+        try:
+            path = resolve_template(ctx.template_dir, template)
+            found = path is not None and path.is_file()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name the file system refuses
+            ctx.report("E510", f"the template \"{template}\" cannot be looked up: {exc}", ch.template.span,
+                       ["check the file (a link that points to itself?) or name another"])
+            return P.ChannelRef(name, template, ch.subject.value if ch.subject else None)
+        if not found:
             where = ctx.config.templates.dir
             ctx.report("E501", f"there is no template \"{template}\" in {where}/", ch.template.span,
                        ["templates live in the workspace's template folder; check the name"]

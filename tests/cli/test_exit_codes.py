@@ -64,6 +64,14 @@ def test_crash_inputs_give_located_diagnostics(tmp_path, case):
             else f"file=a.camp,line={expected[0][1]},col={expected[0][2]}," in r.stdout
 
 
+def test_a_template_that_links_to_itself(tmp_path):
+    ws = _ws(tmp_path, _campaign("loop.j2"))
+    (ws / "templates" / "loop.j2").symlink_to("loop.j2")
+    r = camp("check", ".", "--format", "json", cwd=ws)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert [(d["code"], d["line"], d["column"]) for d in json.loads(r.stdout)] == [("E510", 4, 23)]
+
+
 def test_a_file_name_that_is_not_utf8_does_not_crash_the_output(tmp_path):
     """Linux file names are bytes: an undecodable one reaches the diagnostics as a lone surrogate."""
     ws = _ws(tmp_path, 'segment s = gender = "female"\n', name=b"bad\xff.camp")
