@@ -12,8 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from compiler.check import check_workspace
 from compiler.config import load_config
 from compiler.workspace import Workspace, display_path, load_workspace
+from dsl.format import format_module
 from dsl.parse import parse_source
 from tests.conftest import CAMPAIGNS, CODES_DIR
+from tests.dsl import strategies as S
 from tests.test_fuzz import _base, mutated
 
 BOM = b"\xef\xbb\xbf"
@@ -82,6 +84,12 @@ def test_text_sources_are_normalized_too():
 def test_mutated_files_read_the_same_with_any_line_ending(case):
     name, text = case
     _same_for_every_line_ending(text, display_path(CAMPAIGNS / name))  # replaces the seed in the workspace
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(S.module)
+def test_generated_files_read_the_same_with_any_line_ending(module):
+    _same_for_every_line_ending(format_module(module), "campaigns/zz_generated.camp")
 
 
 def test_camp_toml_with_bom_and_crlf(tmp_path):
