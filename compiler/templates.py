@@ -181,6 +181,14 @@ def _analyse(path: Path, stamp: tuple[int, int]) -> tuple[str | None, _Analysis]
     return text, _Analysis(None, undeclared, names, tuple(attrs), private=private)
 
 
+_TEMPLATE_ERROR_HINTS = {
+    "cannot read the template": "templates are UTF-8 text files; check the file and its permissions",
+    "the template does not parse": "Jinja2: `{{ user.name }}` prints a value, `{% if x %}...{% endif %}` decides; "
+                                   "every `{{`, `{%` and block needs its closing part",
+    "the template does not compile": "Jinja2: `{{ user.name }}` prints a value, `{% if x %}...{% endif %}` decides",
+}
+
+
 def check_template(path: Path, shown: str, provided: dict[str, set[str]], report: Report,
                    sources: dict[str, str], why: str) -> None:
     """Report E502-E504 for the template at `path`; `provided` maps each root variable to its fields."""
@@ -194,7 +202,7 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
         sources[shown] = text
     if a.error is not None:
         code, message, line = a.error
-        report(code, message, Span.point(line, 1), file=shown)
+        report(code, message, Span.point(line, 1), [_TEMPLATE_ERROR_HINTS.get(message.split(":")[0], "")], file=shown)
         return
     for kind, name, line in a.bad_filters:
         known = _env().filters if kind == "filter" else _env().tests

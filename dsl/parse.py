@@ -134,7 +134,9 @@ def parse_file(path: str | Path, display: str | None = None) -> tuple[A.Module, 
         data = Path(path).read_bytes()
     except OSError as exc:
         return A.Module(path=name, decls=[]), [diagnostic("E100", f"cannot read the file: {exc.strerror}",
-                                                          Span.point(1, 1), name)], None
+                                                          Span.point(1, 1), name,
+                                                          ["check that it exists (not a broken link) and that you may "
+                                                           "read it"])], None
     module, diags, text = parse_source(data, name)
     return module, diags, text
 

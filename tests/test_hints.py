@@ -93,3 +93,14 @@ def test_specific_hints():
         hit = next((d for d in diags if d.code == code), None)
         assert hit is not None, (text, [(d.code, d.message) for d in diags])
         assert any(hint in h for h in hit.hints), (text, hit.hints)
+
+
+def test_the_wrong_example_of_every_code_comes_with_a_hint(tmp_path):
+    from dsl.codes import CODES
+    from tests.codes.examples import run_example
+
+    without = []
+    for code in CODES:
+        hits = [d for d in run_example(code, "bad", tmp_path) if d.code == code]
+        without += [(code, d.message) for d in hits if not d.hints]
+    assert without == []
