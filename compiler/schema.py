@@ -88,7 +88,7 @@ def _fields(decls: list[A.FieldDecl], report: Report, reserved: set[str]) -> dic
             continue
         if name in reserved:
             report("E205", f"`{name}` is a built-in name here; name the field differently and map it with "
-                           f"`column {name}`", fd.name.span, [f"e.g. `{name}_value {fd.type.name} column {name}`"])
+                           f"`column {name}`", fd.name.span, [f"e.g. `{name}_value TYPE column {name}`"])
             continue
         t = _type(fd.type, report)
         if fd.tz and t.kind != "text":
