@@ -29,9 +29,9 @@ def checked(file: Path):
     from compiler.workspace import load_workspace
 
     ws = load_workspace(file)
-    if isinstance(ws, Diagnostic):
+    if isinstance(ws, Diagnostic):  # no camp.toml: a usage error, as for `camp check`
         print(render_text([ws], {}), file=sys.stderr)
-        return None
+        sys.exit(2)
     result = check_workspace(ws)
     if result.errors:
         print(render_text(result.errors, ws.sources), file=sys.stderr)

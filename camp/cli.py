@@ -17,6 +17,14 @@ def cli() -> None:
 
     Write campaigns in 5W2H (why, who, what, when, where, how, how much), check them
     in CI, compile audiences to SQL and run them with Prefect.
+
+    \b
+    Exit status of every command:
+      0  done, nothing wrong
+      1  problems found (diagnostics, a run that failed, `fmt --check` changes)
+      2  usage error (bad option or argument, missing file, no camp.toml)
+      3  internal error: a bug in camp, one line on stderr; please report it
+         (CAMP_DEBUG=1 prints the traceback)
     """
 
 
@@ -28,7 +36,8 @@ def cli() -> None:
 def check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
     """Type-check campaigns: every problem with file, line, column, code and hint.
 
-    Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage.
+    Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage (bad option, no
+    camp.toml), 3 internal error (a bug in camp; CAMP_DEBUG=1 shows the traceback).
     """
     from camp.commands import run_check
 
@@ -199,5 +208,36 @@ def demo_init(users: int, seed: int, url: str | None, workspace: Path) -> None:
     sys.exit(run_demo_init(users, seed, url, workspace))
 
 
+EXIT_INTERNAL = 3
+
+
 def main() -> None:
-    cli(prog_name="camp")
+    """The `camp` executable: click's own exit codes (0, 1, 2) for everything camp meant to happen,
+    3 and one line for anything it did not (CAMP_DEBUG=1 adds the traceback)."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):  # a pipe or terminal that cannot show a character must not crash camp
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+    try:
+        cli(prog_name="camp")
+    except Exception as exc:  # the last guard: every expected problem is reported where it happens
+        if os.environ.get("CAMP_DEBUG", "") not in ("", "0"):
+            import traceback
+
+            traceback.print_exc()
+        print(internal_error_line(exc), file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
+
+
+def internal_error_line(exc: BaseException) -> str:
+    """`camp: internal error: ValueError: first line of the message (please report; ...)`, one line."""
+    try:
+        text = " ".join(str(exc).split()) or "(no message)"
+    except Exception:  # an exception whose message itself fails
+        text = "(the message cannot be shown)"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return (f"camp: internal error: {type(exc).__name__}: {text} "
+            "(please report; rerun with CAMP_DEBUG=1 for the traceback)")

@@ -190,7 +190,7 @@ def _ledger_for(path: Path, ledger: str | None):
         from dsl.diagnostics import render_text
 
         print(render_text([ws], {}), file=sys.stderr)
-        return None
+        sys.exit(2)  # no camp.toml: a usage error, as for `camp check`
     from runtime.warehouse import run_urls
 
     return _ledger_or_say("camp", run_urls(ws, None, ledger)[1])

@@ -10,8 +10,8 @@ from compiler import program as P
 from compiler.config import WorkspaceConfig
 from compiler.ir import Dur
 from compiler.limits import check_cap, check_costs, check_quiet
-from compiler.report import Report, did_you_mean
-from compiler.templates import resolve_template
+from compiler.report import Report, did_you_mean, suggest
+from compiler.templates import resolve_template, template_name_problem
 from compiler.timespec import check_when
 from compiler.typecheck import ExprChecker, Scope, parse_date
 from dsl import ast as A
@@ -115,7 +115,8 @@ def _who(w: A.Who, c: P.Campaign, ctx: CampaignContext) -> None:
     c.audience = ctx.checker.condition(w.expr)
     holdouts = [i for i in w.items if isinstance(i, A.Holdout)]
     for extra in holdouts[1:]:
-        ctx.report("E211", "the holdout is given twice", extra.span)
+        ctx.report("E211", "the holdout is given twice", extra.span,
+                   [f"the first is on line {holdouts[0].span.line}; keep one `holdout N%`"])
     if holdouts:
         h = holdouts[0]
         if not (0 <= h.percent < 100):
@@ -141,14 +142,15 @@ def _what(w: A.What, c: P.Campaign, ctx: CampaignContext) -> None:
             continue
         if isinstance(res, A.Points):
             if res.amount <= 0:
-                r("E408", "points given must be more than zero", res.span)
+                r("E408", "points given must be more than zero", res.span, ["give a positive amount: `points 100`"])
             name, out = "points", P.Points(res.amount)
         elif isinstance(res, A.Coupon):
             name, out = res.code.name, _coupon(res, ctx)
         else:
             name, out = res.name.name, _packet(res, ctx)
         if name in c.resources:
-            r("E205", f"two resources are called `{name}`", res.span)
+            r("E205", f"two resources are called `{name}`", res.span,
+              [f"rename one (e.g. `{name}_2`) or remove the copy" if name != "points" else "give `points` once"])
             continue
         c.resources[name] = out
 
@@ -158,7 +160,8 @@ def _once(items: list, kinds: tuple[str, ...], r: Report, what: str) -> dict[str
     for item in items:
         key = "usable" if item.kind in ("usable_for", "usable_between") else item.kind
         if key in seen and key in kinds:
-            r("E211", f"the {what} sets `{key.replace('_', ' ')}` twice", item.span)
+            r("E211", f"the {what} sets `{key.replace('_', ' ')}` twice", item.span,
+              [f"the first is on line {seen[key].span.line}; keep one"])
             continue
         seen.setdefault(key, item)
     return seen
@@ -172,10 +175,11 @@ def _coupon(cp: A.Coupon, ctx: CampaignContext) -> P.Coupon:
     if value is None:
         r("E214", f"the coupon {cp.code.name} has no value", cp.code.span, ["add `value 20 CNY`"])
     elif value.amount <= 0:
-        r("E408", "a coupon's value must be more than zero", seen["coupon_value"].span)
+        r("E408", "a coupon's value must be more than zero", seen["coupon_value"].span,
+          [f"e.g. `value 20 {value.currency}`"])
     if value and spend and value.currency != spend.currency:
         r("E302", f"the coupon is worth {value.currency} but its minimum spend is in {spend.currency}",
-          seen["min_spend"].span)
+          seen["min_spend"].span, [f"write the minimum spend in {value.currency}: `min_spend 200 {value.currency}`"])
     out = P.Coupon(code=cp.code.name, title=cp.title, value=value, min_spend=spend)
     event = ctx.checker.schema.events.get(ctx.config.coupons.redeemed_on)
     for sc in (i for i in cp.items if isinstance(i, A.Scope)):
@@ -186,7 +190,7 @@ def _coupon(cp: A.Coupon, ctx: CampaignContext) -> P.Coupon:
         f = event.fields.get(sc.field.name)
         if f is None:
             r("E201", f"the events `{event.name}` have no field `{sc.field.name}`", sc.field.span,
-              [did_you_mean(sc.field.name, event.fields)])
+              [suggest(sc.field.name, event.fields, "fields")])
             continue
         scope = Scope(event=event)
         values = []
@@ -198,12 +202,14 @@ def _coupon(cp: A.Coupon, ctx: CampaignContext) -> P.Coupon:
     usable = seen.get("usable")
     if isinstance(usable, A.UsableFor):
         if usable.duration.value <= 0:
-            r("E408", "a coupon must be usable for longer than zero", usable.duration.span)
+            r("E408", "a coupon must be usable for longer than zero", usable.duration.span,
+              ["e.g. `usable 7d after issue`"])
         out.usable_for = Dur(usable.duration.value, usable.duration.unit)
     elif isinstance(usable, A.UsableBetween):
         out.usable_from, out.usable_to = parse_date(usable.start, r), parse_date(usable.end, r)
         if out.usable_from and out.usable_to and out.usable_from > out.usable_to:
-            r("E403", "the coupon stops being usable before it starts", usable.span)
+            r("E403", "the coupon stops being usable before it starts", usable.span,
+              ["swap the dates: `usable from EARLIER to LATER`"])
     return out
 
 
@@ -220,11 +226,14 @@ def _packet(rp: A.RedPacket, ctx: CampaignContext) -> P.RedPacket:
             r("E404", f"a share decay of {decay.decay}% is not possible", decay.span,
               ["each repeated share pays this much less: between 1% and 99%"])
         if value and decay.floor.currency != value.currency:
-            r("E302", f"the floor is in {decay.floor.currency} but the packet in {value.currency}", decay.floor.span)
+            r("E302", f"the floor is in {decay.floor.currency} but the packet in {value.currency}", decay.floor.span,
+              [f"write the floor in {value.currency}"])
         elif value and decay.floor.amount > value.amount:
-            r("E408", "the floor is above the packet's value, so shares could never decay", decay.floor.span)
+            r("E408", "the floor is above the packet's value, so shares could never decay", decay.floor.span,
+              [f"a floor below {value.amount} {value.currency}"])
         if decay.after < 1:
-            r("E408", "the share count after which the floor applies must be at least 1", decay.span)
+            r("E408", "the share count after which the floor applies must be at least 1", decay.span,
+              ["e.g. `share decay 20% floor 1 CNY after 3`"])
         out.decay, out.floor, out.fixed_after = decay.decay / 100, _money(decay.floor), decay.after
     return out
 
@@ -235,9 +244,18 @@ def _channel(ch: A.Channel, ctx: CampaignContext) -> P.ChannelRef:
         ctx.report("E208", f"`{name}` is not a channel", ch.channel.span,
                    [did_you_mean(name, ctx.channels) or "channels: " + ", ".join(ctx.channels)])
     template = ch.template.value if ch.template else None
-    if template is not None:
-        path = resolve_template(ctx.template_dir, template)
-        if path is None or not path.is_file():
+    problem = template_name_problem(template) if template is not None else None
+    if problem is not None:
+        ctx.report("E510", problem[0], ch.template.span, [problem[1]])
+    elif template is not None:
+        try:
+            path = resolve_template(ctx.template_dir, template)
+            found = path is not None and path.is_file()
+        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name the file system refuses
+            ctx.report("E510", f"the template \"{template}\" cannot be looked up: {exc}", ch.template.span,
+                       ["check the file (a link that points to itself?) or name another"])
+            return P.ChannelRef(name, template, ch.subject.value if ch.subject else None)
+        if not found:
             where = ctx.config.templates.dir
             ctx.report("E501", f"there is no template \"{template}\" in {where}/", ch.template.span,
                        ["templates live in the workspace's template folder; check the name"]
@@ -253,7 +271,8 @@ def _actions(acts: A.Actions, c: P.Campaign, ctx: CampaignContext, has_what: boo
         if isinstance(act, A.Give):
             if act.resource is None:
                 if not has_what:
-                    ctx.report("E214", "`give what` but the campaign has no `what` section", act.span)
+                    ctx.report("E214", "`give what` but the campaign has no `what` section", act.span,
+                               ["add a section like `what coupon SAVE10 { value 10 CNY }`, or give a named resource"])
                 out.append(P.Action(give="*"))
             else:
                 if act.resource.name not in c.resources:
@@ -264,7 +283,8 @@ def _actions(acts: A.Actions, c: P.Campaign, ctx: CampaignContext, has_what: boo
         else:
             if act.channels is None:
                 if not has_where:
-                    ctx.report("E214", "`notify where` but the campaign has no `where` section", act.span)
+                    ctx.report("E214", "`notify where` but the campaign has no `where` section", act.span,
+                               ['add `where push template "x.j2"`, or name the channel: `notify sms template "x.j2"`'])
                 out.append(P.Action(notify=list(c.channels)))
             else:
                 out.append(P.Action(notify=[_channel(ch, ctx) for ch in act.channels]))
@@ -276,12 +296,14 @@ def _how(h: A.How, c: P.Campaign, ctx: CampaignContext, has_what: bool, has_wher
     names = [s.name.name for s in h.steps]
     for i, step in enumerate(h.steps):
         if step.name.name in names[:i]:
-            r("E205", f"two steps are called `{step.name.name}`", step.name.span)
+            r("E205", f"two steps are called `{step.name.name}`", step.name.span,
+              [f"rename this one, e.g. `{step.name.name}_2`; `since` and `--step` find steps by name"])
             continue
         scope = Scope(steps=tuple(names[:i]), later_steps=tuple(names[i:]))
         unless = ctx.checker.condition(step.unless, scope) if step.unless is not None else None
         if step.after is not None and step.after.value <= 0:
-            r("E408", "a step's delay must be longer than zero", step.after.span)
+            r("E408", "a step's delay must be longer than zero", step.after.span,
+              ["e.g. `after 3d`; the first step runs at the campaign's time without `after`"])
         out = P.Step(step.name.name, Dur(step.after.value, step.after.unit) if step.after else None, unless,
                      span=step.span)
         body = step.body
@@ -295,9 +317,11 @@ def _how(h: A.How, c: P.Campaign, ctx: CampaignContext, has_what: bool, has_wher
             total = Decimal(0)
             for v in body.variants:
                 if v.name.name in [n for n, _, _ in out.variants]:
-                    r("E205", f"two variants are called `{v.name.name}`", v.name.span)
+                    r("E205", f"two variants are called `{v.name.name}`", v.name.span,
+                      ["variants are named `a`, `b`, `c`…: rename this one"])
                 if not (0 < v.percent <= 100):
-                    r("E404", f"a variant of {v.percent}% is not possible", v.span)
+                    r("E404", f"a variant of {v.percent}% is not possible", v.span,
+                      ["each variant takes between 1% and 100% of the users"])
                 total += v.percent
                 out.variants.append((v.name.name, v.percent / 100, _actions(v.actions, c, ctx, has_what, has_where)))
             if total != 100:
@@ -324,16 +348,18 @@ def _how_much(hm: A.HowMuch, c: P.Campaign, ctx: CampaignContext) -> None:
                 if m is None:
                     continue
                 if getattr(c, attr) is not None:
-                    r("E211", "the budget is given twice", m.span)
+                    r("E211", "the budget is given twice", m.span,
+                      ["one `budget` with a total and a daily part: `budget 5000 CNY total, 500 CNY per day`"])
                 elif m.amount < 0:
-                    r("E408", "a budget cannot be negative", m.span)
+                    r("E408", "a budget cannot be negative", m.span, ["e.g. `budget 5000 CNY total`"])
                 else:
                     setattr(c, attr, _money(m))
         elif isinstance(item, A.Costs):
             check_costs(item, ctx.channels, r, c.costs)
         elif isinstance(item, A.Expect):
             if not (0 <= item.redemption <= 100):
-                r("E404", f"a redemption rate of {item.redemption}% is not possible", item.span)
+                r("E404", f"a redemption rate of {item.redemption}% is not possible", item.span,
+                  ["between 0% and 100%, e.g. `expect redemption 8%`"])
             else:
                 c.redemption = item.redemption / 100
         elif isinstance(item, A.Cap):
@@ -353,7 +379,8 @@ def _how_much(hm: A.HowMuch, c: P.Campaign, ctx: CampaignContext) -> None:
                 c.exclusive = item.group
                 c.exclusive_span = item.span
     if c.budget_total and c.budget_daily and c.budget_daily.amount > c.budget_total.amount:
-        r("E408", "the daily budget is larger than the total budget", hm.span)
+        r("E408", "the daily budget is larger than the total budget", hm.span,
+          [f"lower the daily part below {c.budget_total.amount} {c.budget_total.currency}, or raise the total"])
 
 
 def _word(item: A.Node) -> str:

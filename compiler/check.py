@@ -108,7 +108,8 @@ def _classification(d: A.ClassifyDecl, checker: ExprChecker, report: Report, fil
     for i, rule in enumerate(d.rules):
         label = rule.label.name
         if label in seen:
-            report("E205", f"the label `{label}` appears twice", rule.label.span)
+            report("E205", f"the label `{label}` appears twice", rule.label.span,
+                   ["a user gets the first label that matches: merge the two conditions with `or`, or rename one"])
             continue
         seen.add(label)
         if rule.expr is None:
@@ -179,7 +180,9 @@ def _policy(policies: list, ws: Workspace, labels: dict[str, list[str]], report:
                 check_costs(item, channels, report, policy.costs)
             elif isinstance(item, A.ExclusiveGroup):
                 if item.group in policy.groups:
-                    report("E205", f"the exclusive group \"{item.group}\" is declared twice", item.span)
+                    first_file, first_span = policy.groups[item.group]
+                    report("E205", f"the exclusive group \"{item.group}\" is declared twice", item.span,
+                           [f"first declared at {first_file}:{first_span.line}; remove this one"])
                 else:
                     policy.groups[item.group] = (file, item.span)
     return policy

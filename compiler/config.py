@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from compiler.report import did_you_mean
 from dsl.diagnostics import Diagnostic, diagnostic
+from dsl.parse import normalize_text
 from dsl.span import Span
 
 BUILTIN_CHANNELS = ("push", "sms", "email", "webhook", "outbox", "console", "in_app")
@@ -69,16 +70,24 @@ class WorkspaceConfig(_Strict):
 
 def load_config(path: Path, display: str) -> tuple[WorkspaceConfig, list[Diagnostic], str | None]:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return WorkspaceConfig(), [diagnostic("E002", f"cannot read camp.toml: {exc}", Span.point(1, 1), display)], None
+        data = path.read_bytes()
+    except OSError as exc:
+        return WorkspaceConfig(), [diagnostic("E002", f"cannot read camp.toml: {exc.strerror}", Span.point(1, 1),
+                                              display, ["check the file's permissions"])], None
+    try:
+        text = normalize_text(data.decode("utf-8"))  # a BOM, CRLF or CR-only lines read as in a .camp file
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return WorkspaceConfig(), [diagnostic("E002", f"camp.toml is not UTF-8 (byte 0x{data[exc.start]:02x} at "
+                                              f"line {line})", Span.point(line, 1), display,
+                                              ["save camp.toml as UTF-8"])], None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line, col = getattr(exc, "lineno", 1) or 1, getattr(exc, "colno", 1) or 1
         msg = str(exc).split(" (at line")[0]
         return WorkspaceConfig(), [diagnostic("E002", f"camp.toml is not valid TOML: {msg}",
-                                              Span.point(line, col), display)], text
+                                              Span.point(line, col), display, [_toml_hint(msg)])], text
     try:
         return WorkspaceConfig.model_validate(raw), [], text
     except ValidationError as exc:
@@ -87,12 +96,42 @@ def load_config(path: Path, display: str) -> tuple[WorkspaceConfig, list[Diagnos
             loc = ".".join(str(p) for p in err["loc"])
             line = _find_key_line(text, [str(p) for p in err["loc"]])
             msg = err["msg"].removeprefix("Value error, ")
-            hint = ""
+            hint = _validation_hint(err["type"], [str(p) for p in err["loc"]])
             if err["type"] == "extra_forbidden":
                 msg = "camp does not know this setting"
                 hint = did_you_mean(str(err["loc"][-1]), _known_keys(err["loc"][:-1])) or "remove it"
             diags.append(diagnostic("E002", f"camp.toml: `{loc}`: {msg}", Span.point(line, 1), display, [hint]))
         return WorkspaceConfig(), diags, text
+
+
+def _validation_hint(kind: str, loc: list[str]) -> str:
+    key = loc[-1] if loc else ""
+    if kind == "missing":
+        return f"add `{key} = ...` under `[{'.'.join(loc[:-1])}]`"
+    if kind == "string_pattern_mismatch":
+        return "a currency code is three capital letters: `CNY`, `USD`, `EUR`"
+    if kind == "string_type":
+        return f'write it as a quoted text: `{key} = "..."`'
+    if kind in ("model_type", "dict_type"):
+        return f"`{'.'.join(loc)}` is a table: write `[{'.'.join(loc)}]` and its settings on the lines below"
+    if key == "timezone":
+        return 'IANA names look like "Asia/Shanghai", "Europe/London" or "UTC"'
+    return "the settings camp.toml takes: README, section \"A workspace\", and docs/runtime.md"
+
+
+def _toml_hint(msg: str) -> str:
+    low = msg.lower()
+    if "unclosed" in low or "expected ']'" in low:
+        return "close the table header or array with `]`"
+    if "illegal character" in low:
+        return 'close the quote on the same line: `name = "shop"`'
+    if "expected '='" in low:
+        return 'settings are written `key = value`, like `timezone = "Asia/Shanghai"`'
+    if "overwrite" in low or "twice" in low:
+        return "each setting and table appears once; remove the repeated one"
+    if "invalid value" in low or "invalid initial character" in low:
+        return 'texts are quoted: `timezone = "Asia/Shanghai"`; numbers and true/false are not'
+    return 'each line is a `[table]` header or `key = "value"`, e.g. `[workspace]` then `timezone = "Asia/Shanghai"`'
 
 
 def _known_keys(loc: tuple) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compiler.ir import Dur
 from compiler.program import CapRule, MoneyAmount
-from compiler.report import Report, did_you_mean
+from compiler.report import Report, did_you_mean, suggest
 from dsl import ast as A
 
 UNIT_WORDS = {"message": "message", "messages": "message", "coupon": "coupon", "coupons": "coupon"}
@@ -38,7 +38,7 @@ def check_cap(cap: A.Cap, channels: list[str], report: Report) -> CapRule | None
     per = None
     if cap.per is not None:
         if cap.per.value <= 0:
-            report("E408", "a cap window must be longer than zero", cap.per.span)
+            report("E408", "a cap window must be longer than zero", cap.per.span, ["e.g. `per 7d`"])
             return None
         per = Dur(cap.per.value, cap.per.unit)
     return CapRule(unit=unit, count=cap.count, per=per, unused=cap.unused, span=cap.span, file=report.file)
@@ -49,22 +49,23 @@ def check_tiered_cap(tc: A.TieredCap, channels: list[str], classifications: dict
     ch = tc.channel.name
     unit = UNIT_WORDS.get(ch) or (ch if ch in channels else None)
     if unit is None:
-        report("E208", f"`{ch}` is not a channel", tc.channel.span, [did_you_mean(ch, channels)])
+        report("E208", f"`{ch}` is not a channel", tc.channel.span,
+               [did_you_mean(ch, channels) or "channels: " + ", ".join(channels)])
         return None
     labels = classifications.get(tc.by.name)
     if labels is None:
         report("E204", f"there is no classification `{tc.by.name}`", tc.by.span,
-               [did_you_mean(tc.by.name, classifications)])
+               [suggest(tc.by.name, classifications, "classifications", none="declare one: `classify NAME by first match { ... }`")])
         return None
     if tc.per.value <= 0:
-        report("E408", "a cap window must be longer than zero", tc.per.span)
+        report("E408", "a cap window must be longer than zero", tc.per.span, ["e.g. `per 7d`"])
         return None
     rule = CapRule(unit=unit, count=0, per=Dur(tc.per.value, tc.per.unit), by=tc.by.name, span=tc.span,
                    file=report.file)
     for tier in tc.tiers:
         if tier.label is None:
             if rule.default is not None:
-                report("E205", "`otherwise` is given twice", tier.span)
+                report("E205", "`otherwise` is given twice", tier.span, ["keep one `otherwise N` tier, the last"])
             rule.default = tier.count
             continue
         name = tier.label.name
@@ -73,7 +74,7 @@ def check_tiered_cap(tc: A.TieredCap, channels: list[str], classifications: dict
                    [did_you_mean(name, labels) or f"labels: {', '.join(labels)}"])
             return None
         if name in rule.tiers:
-            report("E205", f"the label `{name}` is given twice", tier.label.span)
+            report("E205", f"the label `{name}` is given twice", tier.label.span, ["keep one tier per label"])
             return None
         rule.tiers[name] = tier.count
     missing = [label for label in labels if label not in rule.tiers]
@@ -90,7 +91,8 @@ def check_quiet(q: A.Quiet, report: Report) -> tuple[str, str] | None:
         return None
     start, end = _norm(q.start), _norm(q.end)
     if start == end:
-        report("E408", "quiet hours that start and end at the same time are empty", q.span)
+        report("E408", "quiet hours that start and end at the same time are empty", q.span,
+               ["quiet hours run from start to end, across midnight if needed: `quiet 22:00-08:00`"])
         return None
     return start, end
 
@@ -104,12 +106,14 @@ def check_costs(costs: A.Costs, channels: list[str], report: Report, out: dict[s
     for item in costs.items:
         ch = item.channel.name
         if ch not in channels:
-            report("E208", f"`{ch}` is not a channel", item.channel.span, [did_you_mean(ch, channels)])
+            report("E208", f"`{ch}` is not a channel", item.channel.span,
+                   [did_you_mean(ch, channels) or "channels: " + ", ".join(channels)])
             continue
         if item.cost.amount < 0:
-            report("E408", "a cost cannot be negative", item.cost.span)
+            report("E408", "a cost cannot be negative", item.cost.span, [f"e.g. `cost {ch} 0.05 CNY`"])
             continue
         if ch in out:
-            report("E211", f"the cost of {ch} is given twice", item.span)
+            report("E211", f"the cost of {ch} is given twice", item.span,
+                   [f"each channel has one cost here: remove one `{ch} …`"])
             continue
         out[ch] = MoneyAmount(item.cost.amount, item.cost.currency)

@@ -28,3 +28,13 @@ def did_you_mean(word: str, candidates: Iterable[str], fmt: str = "`{}`") -> str
     if not close:
         return ""
     return "did you mean " + " or ".join(fmt.format(c) for c in close) + "?"
+
+
+def suggest(word: str, candidates: Iterable[str], what: str, fmt: str = "`{}`", none: str = "", limit: int = 12) -> str:
+    """A did-you-mean hint, else the list of what there is (`events: orders, visits`), else `none`."""
+    cands = list(dict.fromkeys(c for c in candidates if c))
+    close = did_you_mean(word, cands, fmt)
+    if close or not cands:
+        return close or none
+    shown = ", ".join(fmt.format(c) for c in cands[:limit]) + (", …" if len(cands) > limit else "")
+    return f"{what}: {shown}"

@@ -71,7 +71,7 @@ def _type(spec: A.TypeSpec, report: Report) -> T.Type:
         seen = set()
         for v in spec.values:
             if v in seen:
-                report("E205", f"the enum lists \"{v}\" twice", spec.span)
+                report("E205", f"the enum lists \"{v}\" twice", spec.span, [f"list \"{v}\" once"])
             seen.add(v)
         return T.Type("enum", values=tuple(dict.fromkeys(spec.values)))
     return T.Type(spec.name)
@@ -82,18 +82,23 @@ def _fields(decls: list[A.FieldDecl], report: Report, reserved: set[str]) -> dic
     for fd in decls:
         name = fd.name.name
         if name in out:
-            report("E205", f"the field `{name}` is declared twice", fd.name.span)
+            first = next(d for d in decls if d.name.name == name)
+            report("E205", f"the field `{name}` is declared twice", fd.name.span,
+                   [f"the first is on line {first.name.span.line}; remove this one or rename it"])
             continue
         if name in reserved:
             report("E205", f"`{name}` is a built-in name here; name the field differently and map it with "
-                           f"`column {name}`", fd.name.span)
+                           f"`column {name}`", fd.name.span, [f"e.g. `{name}_value TYPE column {name}`"])
             continue
         t = _type(fd.type, report)
         if fd.tz and t.kind != "text":
-            report("E301", f"the time-zone field `{name}` must be text (an IANA zone name)", fd.type.span)
+            report("E301", f"the time-zone field `{name}` must be text (an IANA zone name)", fd.type.span,
+                   [f"`{name} text tz`"])
         out[name] = Field(name, fd.column.name if fd.column else name, t, fd.pii, fd.tz)
     if sum(1 for f in out.values() if f.tz) > 1:
-        report("E205", "more than one field is marked `tz`", decls[-1].span)
+        report("E205", "more than one field is marked `tz`", decls[-1].span,
+               ["one field gives each user's time zone: keep `tz` on one of " +
+                ", ".join(f"`{f.name}`" for f in out.values() if f.tz)])
     return out
 
 

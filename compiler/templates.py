@@ -13,7 +13,7 @@ from pathlib import Path
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from compiler.report import Report, did_you_mean
+from compiler.report import Report, did_you_mean, suggest
 from dsl.span import Span
 
 _CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -100,6 +100,27 @@ def template_reads(source: str) -> Reads:
     return Reads(tuple(sorted(pairs)), whole, opaque)
 
 
+MAX_TEMPLATE_NAME = 1024  # bytes of the whole name; each part is a file name, at most 255 bytes on common file systems
+
+
+def template_name_problem(name: str) -> tuple[str, str] | None:
+    """Why `name` cannot name a template file (message, hint), or None. Checked before the file system
+    sees the name: a NUL, a lone surrogate or a 300-byte part makes `open` raise instead of answer."""
+    bad = next((c for c in name if ord(c) < 0x20 or ord(c) == 0x7F or "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:
+        return (f"the template name contains the character U+{ord(bad):04X}, which a file name cannot hold",
+                "template names are file paths under the template folder, like \"winback/push.j2\"")
+    size = len(name.encode("utf-8"))
+    if size > MAX_TEMPLATE_NAME:
+        return (f"the template name is {size:,} bytes long; at most {MAX_TEMPLATE_NAME:,} are possible",
+                "name the file shortly, like \"winback/push.j2\"")
+    long_part = next((p for p in name.split("/") if len(p.encode("utf-8")) > 255), None)
+    if long_part is not None:
+        return (f"`{long_part[:20]}…` is {len(long_part.encode('utf-8')):,} bytes long; a file name may have at most 255",
+                "name the file shortly, like \"winback/push.j2\"")
+    return None
+
+
 def resolve_template(template_dir: Path, name: str) -> Path | None:
     """The template's path, or None when the name leaves the template folder."""
     base = template_dir.resolve()
@@ -160,6 +181,14 @@ def _analyse(path: Path, stamp: tuple[int, int]) -> tuple[str | None, _Analysis]
     return text, _Analysis(None, undeclared, names, tuple(attrs), private=private)
 
 
+_TEMPLATE_ERROR_HINTS = {
+    "cannot read the template": "templates are UTF-8 text files; check the file and its permissions",
+    "the template does not parse": "Jinja2: `{{ user.name }}` prints a value, `{% if x %}...{% endif %}` decides; "
+                                   "every `{{`, `{%` and block needs its closing part",
+    "the template does not compile": "Jinja2: `{{ user.name }}` prints a value, `{% if x %}...{% endif %}` decides",
+}
+
+
 def check_template(path: Path, shown: str, provided: dict[str, set[str]], report: Report,
                    sources: dict[str, str], why: str) -> None:
     """Report E502-E504 for the template at `path`; `provided` maps each root variable to its fields."""
@@ -173,12 +202,12 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
         sources[shown] = text
     if a.error is not None:
         code, message, line = a.error
-        report(code, message, Span.point(line, 1), file=shown)
+        report(code, message, Span.point(line, 1), [_TEMPLATE_ERROR_HINTS.get(message.split(":")[0], "")], file=shown)
         return
     for kind, name, line in a.bad_filters:
         known = _env().filters if kind == "filter" else _env().tests
         report("E504", f"the template uses the {kind} `{name}`, which the sandbox does not provide",
-               Span.point(line, 1), [did_you_mean(name, known)], file=shown)
+               Span.point(line, 1), [suggest(name, known, f"{kind}s")], file=shown)
     for attr, line in a.private:
         report("E503", f"the template reads `{attr}`: names starting with `_` are Python internals, which templates "
                        "cannot reach", Span.point(line, 1), ["use the fields camp provides (docs/language.md, Templates)"],
@@ -190,4 +219,4 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
     for root, attr, line in a.attrs:
         if root in provided and attr not in provided[root]:
             report("E503", f"the template reads `{root}.{attr}`, which {root} does not have {why}",
-                   Span.point(line, 1), [did_you_mean(attr, provided[root], f"`{root}.{{}}`")], file=shown)
+                   Span.point(line, 1), [suggest(attr, provided[root], f"{root} provides", f"`{root}.{{}}`")], file=shown)

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from compiler.ir import Dur
 from compiler.limits import check_time_of_day
 from compiler.program import Schedule
-from compiler.report import Report, did_you_mean
+from compiler.report import Report, did_you_mean, suggest
 from compiler.typecheck import ExprChecker, Scope, parse_date, parse_datetime
 from dsl import ast as A
 
@@ -34,16 +34,16 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
         ok = all([check_time_of_day(t, trig, report) for t in trig.times])
         sched.times = [f"{int(t.split(':')[0]):02d}:{t.split(':')[1]}" for t in trig.times]
         if len(set(sched.times)) != len(sched.times):
-            report("E205", "the same time is listed twice", trig.span)
+            report("E205", "the same time is listed twice", trig.span, ["list each time once: `at 10:00, 20:00`"])
     if isinstance(trig, A.Weekly):
         for d in trig.days:
             if d.name.lower() not in WEEKDAYS:
-                report("E406", f"`{d.name}` is not a weekday", d.span, [did_you_mean(d.name.lower(), WEEKDAYS)])
+                report("E406", f"`{d.name}` is not a weekday", d.span, [suggest(d.name.lower(), WEEKDAYS, "weekdays")])
                 ok = False
         sched.days = [d.name.lower() for d in trig.days]
     elif isinstance(trig, A.Every):
         if trig.interval.value <= 0:
-            report("E408", "the interval must be longer than zero", trig.interval.span)
+            report("E408", "the interval must be longer than zero", trig.interval.span, ["e.g. `every 7d`"])
             ok = False
         sched.interval = Dur(trig.interval.value, trig.interval.unit)
     elif isinstance(trig, A.Once):
@@ -62,7 +62,7 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
         ev = checker.schema.events.get(trig.event.name)
         if ev is None:
             report("E202", f"there are no events called `{trig.event.name}`", trig.event.span,
-                   [did_you_mean(trig.event.name, checker.schema.events)])
+                   [suggest(trig.event.name, checker.schema.events, "events", none="declare them: `events orders from table orders user user_id time created_at { ... }`")])
             ok = False
         else:
             sched.event = ev.name
@@ -72,7 +72,8 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
                 ok = ok and sched.condition is not None
         if trig.delay is not None:
             if trig.delay.value <= 0:
-                report("E408", "a delay must be longer than zero", trig.delay.span)
+                report("E408", "a delay must be longer than zero", trig.delay.span,
+                       ["e.g. `delay 30m`, or no `delay` to run at once"])
                 ok = False
             sched.delay = Dur(trig.delay.value, trig.delay.unit)
     seen: dict[str, A.Node] = {}
@@ -82,7 +83,8 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
         twice = [k for k in keys if k in seen]
         if twice:
             what = {"start": "start date", "end": "end date", "tz": "time zone"}[twice[0]]
-            report("E211", f"the {what} is given twice", opt.span)
+            report("E211", f"the {what} is given twice", opt.span,
+                   [f"the first is on line {seen[twice[0]].span.line}; keep one"])
             ok = False
             continue
         for k in keys:
@@ -109,6 +111,7 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
         sched.at = sched.at.replace(tzinfo=ZoneInfo(sched.tz))
     if sched.kind == "once" and sched.at is not None and (
             (sched.start and sched.at.date() < sched.start) or (sched.end and sched.at.date() > sched.end)):
-        report("E403", "the one-off run lies outside the campaign's date range", trig.span)
+        report("E403", "the one-off run lies outside the campaign's date range", trig.span,
+               [f"move `once at` between {sched.start or 'the start'} and {sched.end or 'the end'}, or widen `from ... to`"])
         ok = False
     return sched if ok else None

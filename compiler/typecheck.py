@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from compiler import ir as I
 from compiler import types as T
-from compiler.report import Report, did_you_mean
+from compiler.report import Report, did_you_mean, suggest
 from compiler.schema import Event, Schema
 from dsl import ast as A
 
@@ -110,12 +110,13 @@ class ExprChecker:
         head, rest = parts[0], parts[1:]
         if head == "user" and len(rest) == 1:
             if users is None:
-                self.report("E210", "the workspace declares no users table", e.span)
+                self.report("E210", "the workspace declares no users table", e.span,
+                            ["declare it: `users from table users key user_id { city text }`"])
                 return None
             f = users.fields.get(rest[0])
             if f is None:
                 self.report("E201", f"the users table has no field `{rest[0]}`", e.span,
-                            [did_you_mean(rest[0], users.fields)])
+                            [suggest(rest[0], users.fields, "fields")])
                 return None
             return I.UserAttr(rest[0], f.column, f.type)
         if head in self.schema.events and len(rest) == 1:
@@ -123,7 +124,7 @@ class ExprChecker:
             f = ev.field(rest[0])
             if f is None:
                 self.report("E201", f"the events `{head}` have no field `{rest[0]}`", e.span,
-                            [did_you_mean(rest[0], [*ev.fields, "time"], f"`{head}.{{}}`")])
+                            [suggest(rest[0], [*ev.fields, "time"], "fields", f"`{head}.{{}}`")])
                 return None
             if scope.event is not None and scope.event.name == head:
                 return I.EventField(head, rest[0], f.column, f.type)
@@ -133,9 +134,11 @@ class ExprChecker:
             return None
         if len(parts) == 2 and head not in self.schema.events:
             self.report("E202", f"there are no events called `{head}`", e.span,
-                        [did_you_mean(head, self.schema.events)])
+                        [suggest(head, self.schema.events, "events")])
             return None
-        self.report("E204", f"`{e.dotted}` does not name anything", e.span)
+        self.report("E204", f"`{e.dotted}` does not name anything", e.span,
+                    [f"a dotted name is `user.FIELD` or `EVENT.FIELD` ({', '.join(f'`{x}`' for x in self.schema.events)})"
+                     if self.schema.events else "a dotted name is `user.FIELD` or `EVENT.FIELD`"])
         return None
 
     def _unknown_name(self, e: A.Name, scope: Scope) -> None:
@@ -150,6 +153,12 @@ class ExprChecker:
                 if n in ev.fields:
                     hint = f"`{n}` is a field of {ev.name}: e.g. `any({ev.name} where {n} = ...)`"
                     break
+        if not hint:
+            fields = list(scope.event.fields) if scope.event is not None else \
+                (list(self.schema.users.fields) if self.schema.users else [])
+            hint = ("no declaration is called `" + n + "`; fields here: " + ", ".join(f"`{f}`" for f in fields[:10])
+                    + (", …" if len(fields) > 10 else "") if fields else
+                    f"declare it: a field in the schema, `segment {n} = ...` or `classify {n} by first match {{ ... }}`")
         if scope.event is not None:
             self.report("E201", f"`{n}` is not a field of {scope.event.name} or of users", e.span, [hint])
         else:
@@ -178,7 +187,7 @@ class ExprChecker:
     def _segment_ref(self, e: A.SegmentRef, scope) -> I.Expr | None:
         n = e.name.name
         if n not in self.segments:
-            self.report("E203", f"there is no segment `{n}`", e.name.span, [did_you_mean(n, self.segments)])
+            self.report("E203", f"there is no segment `{n}`", e.name.span, [suggest(n, self.segments, "segments", none="declare it: `segment NAME = condition`")])
             return None
         self.refs.append(n)
         return I.InSegment(n)
@@ -194,7 +203,8 @@ class ExprChecker:
             if labels is None:
                 return None
             if e.op not in ("=", "!="):
-                self.report("E305", "labels can only be compared with `=`, `!=` or `in`", e.span)
+                self.report("E305", "labels can only be compared with `=`, `!=` or `in`", e.span,
+                            [f"e.g. `{lt.classification} in (a, b)`: labels have no order"])
                 return None
             out = I.LabelIs(lt.classification, tuple(labels))
             return out if e.op == "=" else I.Not(out)
@@ -277,7 +287,8 @@ class ExprChecker:
             if v is None:
                 return None
             if not isinstance(v, I.Const):
-                self.report("E305", "`in (...)` lists fixed values", item.span)
+                self.report("E305", "`in (...)` lists fixed values", item.span,
+                            ['write quoted texts, numbers or labels: `city in ("北京", "上海")`'])
                 return None
             if not self.comparable(st, v.type, item):
                 return None
@@ -295,7 +306,8 @@ class ExprChecker:
         if not (self.comparable(st, I.type_of(low), e.low) and self.comparable(st, I.type_of(high), e.high)):
             return None
         if not T.orderable(st):
-            self.report("E305", f"`between` needs values that have an order; {st} has none", e.span)
+            self.report("E305", f"`between` needs values that have an order; {st} has none", e.span,
+                        ["use `in (...)` to list the values"])
             return None
         if isinstance(low, I.Const) and isinstance(high, I.Const) and _gt(low.value, high.value):
             self.report("E403", "the lower bound is above the upper bound, so nothing is between them", e.span,
@@ -313,10 +325,12 @@ class ExprChecker:
             return None
         st = I.type_of(subject)
         if not st.textual:
-            self.report("E305", f"`{e.op.replace('_', ' ')}` works on text, not on {st}", e.span)
+            self.report("E305", f"`{e.op.replace('_', ' ')}` works on text, not on {st}", e.span,
+                        ["compare it with `=`, `<`, `>` or `between` instead"])
             return None
         if not isinstance(e.pattern, A.StringLit):
-            self.report("E305", f"`{e.op.replace('_', ' ')}` needs a quoted text", e.pattern.span)
+            self.report("E305", f"`{e.op.replace('_', ' ')}` needs a quoted text", e.pattern.span,
+                        [f'e.g. `name {e.op.replace("_", " ")} "VIP"`'])
             return None
         return I.TextMatch(e.op, subject, e.pattern.value)
 
@@ -325,7 +339,8 @@ class ExprChecker:
         if subject is None:
             return None
         if not I.type_of(subject).temporal:
-            self.report("E305", f"`is today` needs a date or timestamp, not {I.type_of(subject)}", e.span)
+            self.report("E305", f"`is today` needs a date or timestamp, not {I.type_of(subject)}", e.span,
+                        ["e.g. `birthday is today` or `birthday anniversary is today`"])
             return None
         return I.IsToday(subject, e.anniversary)
 
@@ -353,13 +368,13 @@ class ExprChecker:
                 later = step in scope.later_steps
                 self.report("E207", f"step `{step}` " + ("comes later, so it has not been sent yet" if later
                                                          else "does not exist in this campaign"),
-                            w.step.span, [did_you_mean(step, scope.steps)])
+                            w.step.span, [suggest(step, scope.steps, "earlier steps")])
                 return None
             return I.Win("since", step=step)
         start = I.Dur(w.duration.value, w.duration.unit)
         end = I.Dur(w.until.value, w.until.unit) if w.until else None
         if start.value <= 0:
-            self.report("E408", "a window must be longer than zero", w.duration.span)
+            self.report("E408", "a window must be longer than zero", w.duration.span, ["e.g. `within 30d`"])
             return None
         if end is not None and end.minutes() >= start.minutes():
             self.report("E403", f"`between {start} and {end} ago` is empty: the first duration must be the longer one",
@@ -376,7 +391,8 @@ class ExprChecker:
         t = _arith_type(e.op, lt, rt)
         if isinstance(t, str):
             self.report(t, f"cannot compute {lt} {e.op} {rt}", e.span,
-                        ["camp never converts currencies"] if t == "E302" else [])
+                        ["camp never converts currencies"] if t == "E302" else
+                        ["arithmetic works on numbers and money; durations and percentages are written as literals"])
             return None
         return I.Arith(e.op, left, right, t)
 
@@ -386,7 +402,7 @@ class ExprChecker:
             return None
         t = I.type_of(inner)
         if not t.numeric:
-            self.report("E305", f"cannot negate {t}", e.span)
+            self.report("E305", f"cannot negate {t}", e.span, ["only numbers and money have a minus sign"])
             return None
         if isinstance(inner, I.Const):
             return I.Const(-inner.value, t)
@@ -397,14 +413,14 @@ class ExprChecker:
         ev = self.schema.events.get(e.event.name)
         if ev is None:
             self.report("E202", f"there are no events called `{e.event.name}`", e.event.span,
-                        [did_you_mean(e.event.name, self.schema.events)])
+                        [suggest(e.event.name, self.schema.events, "events", none="declare them: `events orders from table orders user user_id time created_at { ... }`")])
             return None
         fld = None
         if e.field is not None:
             f = ev.field(e.field.name)
             if f is None:
                 self.report("E201", f"the events `{ev.name}` have no field `{e.field.name}`", e.field.span,
-                            [did_you_mean(e.field.name, [*ev.fields, "time"], f"`{ev.name}.{{}}`")])
+                            [suggest(e.field.name, [*ev.fields, "time"], "fields", f"`{ev.name}.{{}}`")])
                 return None
             fld = I.EventField(ev.name, e.field.name, f.column, f.type)
             if e.func in NUMERIC_AGGS and f.type.kind not in ("number", "money"):
@@ -412,7 +428,8 @@ class ExprChecker:
                             ["count them instead: `count(...)` or `count distinct(...)`"])
                 return None
             if e.func in ORDERED_AGGS and not T.orderable(f.type):
-                self.report("E305", f"`{e.func}` needs values with an order; `{ev.name}.{f.name}` is {f.type}", e.span)
+                self.report("E305", f"`{e.func}` needs values with an order; `{ev.name}.{f.name}` is {f.type}", e.span,
+                            ["count them instead: `count distinct(...)`"])
                 return None
         inner = Scope(event=ev, steps=scope.steps, later_steps=scope.later_steps)
         where = self.condition(e.where, inner) if e.where is not None else None

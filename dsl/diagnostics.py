@@ -8,6 +8,7 @@ at, and hints ("did you mean `orders.amount`?").
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Literal
 
@@ -43,6 +44,18 @@ def diagnostic(code: str, message: str, span: Span | None = None, file: str = ""
                       span=span or Span.unknown(), hints=tuple(h for h in hints if h))
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(s: str) -> str:
+    """Any Python string -> one that every UTF-8 writer accepts: lone surrogates (from an escape like
+    `"\\ud800"` or an undecodable file name) become the escape text `\\ud800`."""
+    if not _SURROGATE.search(s):
+        return s
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", s)
+
+
 def render_text(diags: Iterable[Diagnostic], sources: dict[str, str], color: bool = False) -> str:
     """rustc-style: `path:line:col: error[E201]: message`, the source line, a caret, hints."""
     out: list[str] = []
@@ -53,35 +66,41 @@ def render_text(diags: Iterable[Diagnostic], sources: dict[str, str], color: boo
         label = f"{d.severity}[{d.code}]"
         if color:
             label = ("\x1b[1;31m" if d.is_error else "\x1b[1;33m") + label + "\x1b[0m"
-        out.append(f"{where}: {label}: {d.message}")
+        out.append(printable(f"{where}: {label}: {d.message}"))
         text = sources.get(d.file)
         if text is not None and d.span.known:
             lines = text.split("\n")
             if 0 < d.span.line <= len(lines):
-                src = lines[d.span.line - 1].replace("\t", " ")
+                src = printable(lines[d.span.line - 1].replace("\t", " "))
                 gutter = f"{d.span.line:>5} | "
                 out.append(gutter + src)
                 width = (d.span.end_column - d.span.column) if d.span.end_line == d.span.line else len(src) - d.span.column + 1
                 caret = " " * (len(gutter) - 2) + "| " + " " * (d.span.column - 1) + "^" * max(1, width)
                 out.append(caret)
         for h in d.hints:
-            out.append(f"      = hint: {h}")
+            out.append(printable(f"      = hint: {h}"))
     return "\n".join(out)
 
 
 def render_json(diags: Iterable[Diagnostic]) -> str:
+    """A JSON array; every string is valid Unicode (see `printable`), NUL and newlines are escaped by JSON."""
     return json.dumps([
-        {"code": d.code, "severity": d.severity, "message": d.message, "file": d.file,
+        {"code": d.code, "severity": d.severity, "message": printable(d.message), "file": printable(d.file),
          "line": d.span.line, "column": d.span.column, "end_line": d.span.end_line,
-         "end_column": d.span.end_column, "hints": list(d.hints)}
+         "end_column": d.span.end_column, "hints": [printable(h) for h in d.hints]}
         for d in diags
     ], ensure_ascii=False, indent=2)
 
 
 def render_github(diags: Iterable[Diagnostic]) -> str:
-    """GitHub Actions workflow commands: one `::error file=..,line=..::msg` per diagnostic."""
+    """GitHub Actions workflow commands: one `::error file=..,line=..::msg` per diagnostic.
+
+    Escaping as the runner reads it: `%`, CR and LF in the message; also `:` and `,` in properties.
+    NUL and other control characters would end or garble the line in a log: they are shown as `\\xNN`.
+    """
     def esc(s: str) -> str:
-        return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        s = printable(s).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", s)
 
     def prop(s: str) -> str:
         return esc(s).replace(":", "%3A").replace(",", "%2C")

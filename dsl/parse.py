@@ -19,7 +19,7 @@ from dsl import ast as A
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.errors import describe_unexpected
 from dsl.span import Span
-from dsl.transform import StringError, ToAst, _make
+from dsl.transform import MAX_NUMBER_DIGITS, LiteralError, ToAst, _make, number_too_long
 from dsl.walk import max_depth
 
 MAX_BYTES = 2 * 1024 * 1024
@@ -36,7 +36,8 @@ class _Parser:
         self.lark = Lark(
             GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
             keep_all_tokens=True, maybe_placeholders=True, transformer=self.transformer.callbacks(),
-            lexer_callbacks={"COMMENT": self.comments.append, "LPAR": self._open, "RPAR": self._close},
+            lexer_callbacks={"COMMENT": self.comments.append, "LPAR": self._open, "RPAR": self._close,
+                             "NUMBER": self._number, "DURATION": self._number, "PERCENT": self._number},
             cache=_cache_path(),
         )
 
@@ -44,6 +45,12 @@ class _Parser:
         self.depth += 1
         if self.depth > MAX_DEPTH:
             raise _TooDeep(tok)
+        return tok
+
+    def _number(self, tok: Token) -> Token:
+        error = number_too_long(tok, self.transformer._tspan(tok)) if len(tok) > MAX_NUMBER_DIGITS else None
+        if error is not None:
+            raise error
         return tok
 
     def _close(self, tok: Token) -> Token:
@@ -69,23 +76,51 @@ def _parser() -> _Parser:
     return _Parser()
 
 
+BOM = "\ufeff"
+
+
+def normalize_text(text: str) -> str:
+    """One text for every way editors save it: no leading BOM, and CRLF or a lone CR (classic Mac) read as LF.
+    Spans (line, column and offsets) refer to this text, so they are the same for LF, CRLF and CR files."""
+    text = text.removeprefix(BOM)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def _normalize_bytes(data: bytes) -> bytes:
+    """`normalize_text` before decoding (CR is never part of a multi-byte UTF-8 character), so that the
+    positions of undecodable bytes and NULs count lines as the text does."""
+    data = data.removeprefix(BOM.encode("utf-8"))
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return data
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """(line, column in characters) of a byte offset in normalized bytes."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, len(data[start:offset].decode("utf-8", "replace")) + 1
+
+
 def decode(data: bytes, file: str = "") -> tuple[str | None, list[Diagnostic]]:
-    """Bytes -> text, or a located diagnostic saying why the bytes are not a campaign file."""
+    """Bytes -> normalized text, or a located diagnostic saying why the bytes are not a campaign file."""
     if len(data) > MAX_BYTES:
         return None, [diagnostic("E103", f"the file is {len(data) / 1048576:.1f} MiB; a .camp file may be at most "
                                  f"{MAX_BYTES // 1048576} MiB", Span.point(1, 1), file,
                                  ["split the workspace into several files"])]
+    data = _normalize_bytes(data)
     nul = data.find(b"\x00")
     if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        col = nul - (data.rfind(b"\n", 0, nul) + 1) + 1
+        line, col = _position(data, nul)
         return None, [diagnostic("E102", "this is not a text file (it contains NUL bytes)",
-                                 Span.point(line, col, nul), file)]
+                                 Span.point(line, col, nul), file,
+                                 ["a .camp file is plain text: is this the right file? Remove the NUL bytes or "
+                                  "save it again from a text editor"])]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        col = len(data[data.rfind(b"\n", 0, exc.start) + 1: exc.start].decode("utf-8", "replace")) + 1
+        line, col = _position(data, exc.start)
         return None, [diagnostic("E101", f"the file is not UTF-8 (byte 0x{data[exc.start]:02x} at line {line})",
                                  Span.point(line, col, exc.start), file,
                                  ["save the file as UTF-8 (most editors: File > Save with encoding)"])]
@@ -99,7 +134,9 @@ def parse_file(path: str | Path, display: str | None = None) -> tuple[A.Module, 
         data = Path(path).read_bytes()
     except OSError as exc:
         return A.Module(path=name, decls=[]), [diagnostic("E100", f"cannot read the file: {exc.strerror}",
-                                                          Span.point(1, 1), name)], None
+                                                          Span.point(1, 1), name,
+                                                          ["check that it exists (not a broken link) and that you may "
+                                                           "read it"])], None
     module, diags, text = parse_source(data, name)
     return module, diags, text
 
@@ -110,7 +147,7 @@ def parse_source(source: bytes | str, file: str = "<input>") -> tuple[A.Module, 
         if text is None:
             return A.Module(path=file, decls=[]), diags, None
     else:
-        text = source
+        text = normalize_text(source)
         if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
             return parse_source(text.encode("utf-8", "surrogatepass"), file)
         if "\x00" in text:
@@ -175,7 +212,7 @@ def _parse_chunk(p: _Parser, text: str, start: int, end: int, comment_sink: list
     p.depth = 0
     try:
         result = p.lark.parse(text[start:end])
-    except (UnexpectedInput, StringError, _TooDeep) as exc:
+    except (UnexpectedInput, LiteralError, _TooDeep) as exc:
         return [], exc, 0
     except RecursionError:
         return [], _TooDeep(), 0
@@ -224,7 +261,7 @@ def _comments(tokens: list[Token], text: str) -> list[A.Comment]:
 
 
 def _error_offset(error: Exception, text: str, base: int) -> int:
-    if isinstance(error, StringError):
+    if isinstance(error, LiteralError):
         return error.span.start
     if isinstance(error, _TooDeep):
         return base + error.token.start_pos if error.token is not None else base
@@ -238,9 +275,8 @@ def _error_offset(error: Exception, text: str, base: int) -> int:
 
 
 def _to_diagnostic(error: Exception, text: str, base: int, file: str) -> Diagnostic:
-    if isinstance(error, StringError):
-        return diagnostic("E107", "this string has an invalid escape sequence", error.span, file,
-                          ['write \\" for a quote and \\\\ for a backslash'])
+    if isinstance(error, LiteralError):
+        return diagnostic(error.code, error.message, error.span, file, error.hints)
     if isinstance(error, _TooDeep):
         tok = error.token
         span = Span.point(tok.line + text.count("\n", 0, base), tok.column, base + tok.start_pos) if tok else \

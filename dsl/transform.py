@@ -57,10 +57,42 @@ def _make(cls, **values):
     return obj
 
 
-class StringError(ValueError):
-    def __init__(self, token: Token, span: Span):
-        super().__init__(f"invalid escape in {token}")
+MAX_NUMBER_DIGITS = 100  # far beyond any real amount, count or duration; Python's int() stops at 4,300
+
+
+class LiteralError(ValueError):
+    """A token the grammar accepts but camp cannot read (a bad escape, a 5,000-digit number). Raised while
+    parsing, like a syntax error, and reported as a located diagnostic with its own code."""
+
+    def __init__(self, span: Span, code: str, message: str, hints: tuple[str, ...] = ()):
+        super().__init__(message)
         self.span = span
+        self.code = code
+        self.message = message
+        self.hints = hints
+
+
+def number_too_long(tok: Token, span: Span) -> LiteralError | None:
+    """E109 for a NUMBER, DURATION or PERCENT token with more digits than camp reads."""
+    digits = sum(c.isdigit() for c in tok)
+    if digits <= MAX_NUMBER_DIGITS:
+        return None
+    return LiteralError(span, "E109", f"this number has {digits:,} digits; camp reads at most {MAX_NUMBER_DIGITS}",
+                        ("no amount, count or duration is that long: was the number pasted twice?",))
+
+
+def _string_error(tok: Token, span: Span) -> LiteralError:
+    control = next((c for c in tok if ord(c) < 0x20), None)  # JSON strings refuse these
+    if control is not None:
+        escape = {"\t": "\\t", "\r": "\\r"}.get(control, f"\\u{ord(control):04x}")
+        return LiteralError(span, "E107", f"this string contains the control character U+{ord(control):04X}",
+                            (f"write it as `{escape}`, or remove it",))
+    return LiteralError(span, "E107", "this string has an invalid escape sequence",
+                        ('write \\" for a quote, \\\\ for a backslash, \\n, \\t or \\uXXXX',))
+
+
+def _lone_surrogate(value: str) -> str | None:
+    return next((c for c in value if "\ud800" <= c <= "\udfff"), None)
 
 
 class ToAst:
@@ -97,9 +129,15 @@ class ToAst:
         if tok is None:
             return None
         try:
-            return json.loads(tok)
+            value = json.loads(tok)
         except ValueError:
-            raise StringError(tok, self._tspan(tok)) from None
+            raise _string_error(tok, self._tspan(tok)) from None
+        half = _lone_surrogate(value)
+        if half is not None:
+            raise LiteralError(self._tspan(tok), "E107", f"`\\u{ord(half):04x}` is half of a character (a lone "
+                               "UTF-16 surrogate), not text", ("write the character itself, or both halves of the "
+                                                              "pair: `\\ud83d\\ude00` is 😀",))
+        return value
 
     def _duration(self, tok: Token) -> A.Duration:
         text = str(tok)
