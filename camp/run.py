@@ -76,7 +76,8 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     channels = {name: spec.model_dump() for name, spec in ws.config.channels.items()}
     status = 0
     for plan in plans:
-        print(f"camp run: {plan.campaign} / {plan.step} @ {plan.occurrence} (plan {plan.hash[:12]})"
+        zone = plan.schedule.tz if plan.schedule else plan.timezone
+        print(f"camp run: {plan.campaign} / {plan.step} @ {_shown(plan.occurrence, zone)} (plan {plan.hash[:12]})"
               + (" — dry run, nothing is sent or written" if dry_run else ""))
         with _progress(progress) as report:
             flows.progress = report
@@ -92,6 +93,19 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
                 flows.progress = None
         print_summary(summary)
     return status
+
+
+def _shown(occurrence: str, tz: str) -> str:
+    """An occurrence as people read it: the wall-clock time in the campaign's zone, then the stored UTC key
+    (`2026-12-01 10:00 Asia/Shanghai (2026-12-01T02:00Z)`); an event's occurrence as it is."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        at = datetime.strptime(occurrence, "%Y-%m-%dT%H:%MZ").replace(tzinfo=ZoneInfo("UTC"))
+    except ValueError:
+        return occurrence
+    return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {tz} ({occurrence})"
 
 
 def _occurrences(lg, c, step: str | None, occurrence: str | None, when) -> list[str | None]:

@@ -35,6 +35,8 @@ def test_folder_runs_only_what_is_due(tmp_path, prefect_env):
     dry = camp("run", ".", "--dry-run", "--as-of", AS_OF, "--no-progress", cwd=ws, env=prefect_env)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert _runs_in(dry.stdout) == DUE
+    # occurrences are shown on the campaign's wall clock, with the stored UTC key
+    assert "camp run: winback_high_value / touch @ 2026-12-01 10:00 Asia/Shanghai (2026-12-01T02:00Z)" in dry.stdout
     skipped = _skipped(dry.stdout)
     assert set(skipped) == {"first_order_activation", "beijing_loyal_feedback", "silent_recall", "share_red_packet",
                             "multi_tag_coupon", "important_value_thanks"}
