@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from compiler.check import check_workspace  # noqa: E402
+from compiler.clock import minus  # noqa: E402
 from compiler.ir import Dur  # noqa: E402
-from compiler.sql import AudienceSQL, minus  # noqa: E402
+from compiler.sql import AudienceSQL  # noqa: E402
 from compiler.workspace import load_workspace  # noqa: E402
 from runtime.demo_data import make_shop  # noqa: E402
 from runtime.warehouse import connect  # noqa: E402
@@ -41,7 +42,7 @@ def _ts(dialect: str, d: datetime) -> str:
 
 def hand_sql(dialect: str) -> dict[str, str]:
     """What an expert writes by hand for each audience, simplified with knowledge of the classifications."""
-    t = {k: _ts(dialect, minus(AS_OF, Dur(int(k[:-1]), "d"))) for k in ("7d", "30d", "60d", "90d", "180d", "365d")}
+    t = {k: _ts(dialect, minus(AS_OF, Dur(int(k[:-1]), "d"), "Asia/Shanghai")) for k in ("7d", "30d", "60d", "90d", "180d", "365d")}
     asof = _ts(dialect, AS_OF)
     if dialect == "postgres":
         def bucket(campaign: str, col: str) -> str:

@@ -62,7 +62,7 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
             return 0
     try:
         for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
-            for o in _occurrences(lg, c, step, occurrence, when):
+            for o in _occurrences(lg, c, step, occurrence, when, program.timezone):
                 plans.append(build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name,
                                         occurrence=o))
     except PlanError as exc:
@@ -108,7 +108,7 @@ def _shown(occurrence: str, tz: str) -> str:
     return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {tz} ({occurrence})"
 
 
-def _occurrences(lg, c, step: str | None, occurrence: str | None, when) -> list[str | None]:
+def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: str) -> list[str | None]:
     """[None] for a first step (the occurrence follows from the clock); for a follow-up, the journey
     occurrences with users due at `when` (or the one asked for)."""
     from compiler.plan import PlanError, journey_plan
@@ -123,7 +123,7 @@ def _occurrences(lg, c, step: str | None, occurrence: str | None, when) -> list[
         return [None]
     if occurrence:
         return [occurrence]
-    found = due_occurrences(lg, c.name, step, journey, when)
+    found = due_occurrences(lg, c.name, step, journey, when, zone)
     if not found:
         print(f"camp run: {c.name} / {step}: no one is due at {when.isoformat()} (it follows "
               f"`{journey.previous}`{' by ' + str(s.after) if s.after else ''})")

@@ -12,7 +12,8 @@ Shape of the query, for any audience:
 Semantics (docs/language.md): every comparison is wrapped in COALESCE(..., FALSE), so a
 comparison with a missing value is false and NOT is the complement over all users;
 count and sum over no events are 0; windows are half-open; the as-of time and every
-window bound are computed once here, in UTC with calendar months, so no engine's
+window bound are computed once here (compiler.clock: days, weeks and months on the workspace's wall clock,
+minutes and hours absolute), so no engine's
 interval or time-zone rules can differ; they are literals in the query. Comparisons with an average or a ratio are
 cross-multiplied so that DECIMAL stays exact on every engine.
 """
@@ -25,11 +26,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from dateutil.relativedelta import relativedelta
 from sqlglot import exp
 
 from compiler import ir as I
 from compiler import types as T
+from compiler.clock import minus
 from compiler.program import Campaign, Program
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
@@ -40,22 +41,6 @@ _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=
 
 class CompileError(Exception):
     """The audience uses something this SQL stage cannot express (a located checker error should exist)."""
-
-
-def minus(as_of: datetime, d: I.Dur) -> datetime:
-    """as-of minus a duration, in UTC; months are calendar months (clamped to the month's end)."""
-    base = as_of.astimezone(UTC)
-    if d.unit == "mo":
-        return base - relativedelta(months=d.value)
-    return base - timedelta(minutes=d.minutes())
-
-
-def plus(t: datetime, d: I.Dur) -> datetime:
-    """t plus a duration, in UTC; months are calendar months (clamped to the month's end)."""
-    base = t.astimezone(UTC)
-    if d.unit == "mo":
-        return base + relativedelta(months=d.value)
-    return base + timedelta(minutes=d.minutes())
 
 
 def holdout_bucket(campaign: str, user_id: object) -> int:
@@ -353,8 +338,8 @@ class AudienceSQL:
         `table`: where the send times of `since STEP` are ("l": the user row, "e": an event pass)."""
         def bound(d: I.Dur) -> exp.Expression:
             if t.kind == "date":
-                return _lit(self._first_day_at_or_after(minus(self.as_of, d)), t)
-            return _lit(minus(self.as_of, d), t)
+                return _lit(self._first_day_at_or_after(minus(self.as_of, d, self.p.timezone)), t)
+            return _lit(minus(self.as_of, d, self.p.timezone), t)
 
         upper_asof = (_lit(self._first_day_at_or_after(self.as_of), t) if t.kind == "date"
                       else _lit(self.as_of, t))
@@ -597,7 +582,7 @@ class AudienceSQL:
             w = a.window
             if w is None or w.op not in ("within", "after", "between"):
                 return None
-            starts.append(minus(self.as_of, w.start))
+            starts.append(minus(self.as_of, w.start, self.p.timezone))
         return min(starts) if starts else None
 
     def _field(self, a: I.Agg) -> exp.Expression:

@@ -14,8 +14,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from compiler.clock import minus
 from compiler.plan import ArmPlan, CapPlan, ChannelPlan, StepPlan
-from compiler.sql import minus
 
 COUNTED = ("pending", "dispatching", "deferred", "sent")  # deliveries that count against caps and budgets
 
@@ -160,7 +160,7 @@ def _cap_limit(cap: CapPlan, r: Recipient) -> int | None:
 
 
 def _cap_hits(cap: CapPlan, plan: StepPlan, channel: str, past: list[Past], as_of: datetime) -> int:
-    start = minus(as_of, cap.per.dur()) if cap.per else None
+    start = minus(as_of, cap.per.dur(), plan.timezone) if cap.per else None
     n = 0
     for p in past:
         if p.channel is None or (cap.unit != "message" and cap.unit != channel):
@@ -200,7 +200,7 @@ def _coupon_block(plan: StepPlan, arm: ArmPlan, coupons: list[HeldCoupon], as_of
             if len(valid) + len(codes) > cap.count:
                 return f"cap:{cap.text}"
         elif cap.unit == "coupon":
-            start = minus(as_of, cap.per.dur()) if cap.per else None
+            start = minus(as_of, cap.per.dur(), plan.timezone) if cap.per else None
             held = [c for c in coupons if (cap.scope == "policy" or c.campaign == plan.campaign)
                     and (start is None or c.reserved_at >= start)]
             if len(held) + len(codes) > cap.count:
@@ -222,7 +222,7 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
     if blocked:
         return Decision("suppressed", name, reason=blocked, due_at=as_of)
     if plan.exclusive:
-        start = minus(as_of, plan.exclusive_hold.dur())
+        start = minus(as_of, plan.exclusive_hold.dur(), plan.timezone)
         holder = next((p.campaign for p in past if p.exclusive_group == plan.exclusive
                        and p.campaign != plan.campaign and p.due_at >= start), None)
         if holder:

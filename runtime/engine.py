@@ -24,8 +24,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from compiler.clock import minus, plus
 from compiler.plan import StepPlan
-from compiler.sql import minus, plus
 from runtime import journey
 from runtime.channels import Channel, Message, PermanentFailure, TransientFailure, make_channel
 from runtime.decide import COUNTED, Budget, HeldCoupon, Past, Recipient, channel_block, decide, quiet_until, user_zone
@@ -256,9 +256,9 @@ def _in(lg: Ledger, column: str) -> str:
 def _history(run: Run, users: list[str]) -> tuple[dict[str, list[Past]], dict[str, list[HeldCoupon]]]:
     lg, p = run.ledger, run.plan
     past: dict[str, list[Past]] = {}
-    windows = [minus(run.as_of, c.per.dur()) for c in p.caps if c.per and not c.unused]
+    windows = [minus(run.as_of, c.per.dur(), p.timezone) for c in p.caps if c.per and not c.unused]
     if p.exclusive:
-        windows.append(minus(run.as_of, p.exclusive_hold.dur()))
+        windows.append(minus(run.as_of, p.exclusive_hold.dur(), p.timezone))
     if windows or any(c.unit != "coupon" and not c.per and not c.unused for c in p.caps):
         since = min(windows) if windows else datetime(1970, 1, 1, tzinfo=UTC)
         statuses = ", ".join(f"'{s}'" for s in COUNTED)
@@ -295,7 +295,7 @@ def _budget_from_ledger(run: Run) -> Budget:
 def _coupon_row(run: Run, key: str, user: str, name: str, due: datetime) -> tuple:
     r, tz = run.plan.resources[name], ZoneInfo(run.plan.timezone)
     if r.usable_for is not None:
-        start, end = due, plus(due, r.usable_for.dur())
+        start, end = due, plus(due, r.usable_for.dur(), tz)
     else:
         start = datetime.combine(r.usable_from, datetime.min.time(), tzinfo=tz) if r.usable_from else due
         end = datetime.combine(r.usable_to + timedelta(days=1), datetime.min.time(), tzinfo=tz) \
@@ -693,7 +693,7 @@ def summarize(run: Run, audience: int) -> dict:
                                              "ran out get budget_exhausted"}
     if not run.dry_run:
         out["follow_ups"] = [{"step": s, "occurrence": o, "at": t.isoformat()}
-                             for s, o, t in journey.follow_ups(run.ledger, p.campaign, run.touched)]
+                             for s, o, t in journey.follow_ups(run.ledger, p.campaign, run.touched, p.timezone)]
     out["currency"] = p.currency
     out["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     return out

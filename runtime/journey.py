@@ -17,42 +17,54 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from compiler.clock import minus, plus
 from compiler.plan import Duration, JourneyPlan, StepPlan
-from compiler.sql import COHORT, plus
+from compiler.sql import COHORT
 from runtime.ledger import Ledger
 from runtime.warehouse import Warehouse
 
 
-def fire_time(sent: datetime, after: Duration | None) -> datetime:
-    """When the next step is due for a user sent the previous one at `sent`: the delay later,
-    rounded up to the minute (runs are scheduled to the minute)."""
-    at = plus(sent, after.dur()) if after is not None else sent
+def fire_time(sent: datetime, after: Duration | None, zone: str) -> datetime:
+    """When the next step is due for a user sent the previous one at `sent`: the delay later (days,
+    weeks and months on the wall clock of `zone`, the workspace's), rounded up to the minute (runs are
+    scheduled to the minute)."""
+    at = plus(sent, after.dur(), zone) if after is not None else sent
     at = at.astimezone(UTC)
     whole = at.replace(second=0, microsecond=0)
     return whole if whole == at else whole + timedelta(minutes=1)
 
 
-def _cutoff(after: Duration | None, as_of: datetime) -> tuple[datetime, bool]:
-    """The latest send time whose follow-up is due at `as_of`, and whether that bound is exact. A month
-    delay has no fixed length: its bound is `as_of` itself and each send is checked with fire_time."""
-    if after is not None and after.unit == "mo":
-        return as_of, False
-    cutoff = as_of.astimezone(UTC).replace(second=0, microsecond=0)  # fire times are whole minutes
-    return (cutoff - timedelta(minutes=after.dur().minutes()) if after else cutoff), True
+_SLACK = timedelta(days=4)  # more than a month-end clamp (3 days) plus a daylight-saving change (at most 2 h)
+
+
+def _cutoff(after: Duration | None, as_of: datetime, zone: str) -> tuple[datetime, datetime]:
+    """(sure, latest): sends at or before `sure` are due at `as_of`; sends in (sure, latest] are checked one by
+    one with fire_time. Minutes and hours have a fixed length, so both bounds are the same; a calendar delay
+    (days, weeks, months on the local wall clock) is within a few days of as-of minus the delay, so only the
+    sends in that band are checked in Python, whatever the cohort's size."""
+    now = as_of.astimezone(UTC).replace(second=0, microsecond=0)  # fire times are whole minutes
+    if after is None:
+        return now, now
+    if after.unit not in ("d", "w", "mo"):
+        bound = now - timedelta(minutes=after.dur().minutes())
+        return bound, bound
+    approx = minus(now, after.dur(), zone)
+    return approx - _SLACK, min(approx + _SLACK, now)
 
 
 def cohort(lg: Ledger, plan: StepPlan, as_of: datetime):
     """A DataFrame (user_id, since_<step>...) of the users due at `as_of` who are in no earlier part,
     by user id. Due-ness is decided in the ledger's SQL (a month delay, whose length varies, per user)."""
     j = plan.journey
-    cutoff, exact = _cutoff(j.after, as_of)
+    sure, latest = _cutoff(j.after, as_of, plan.timezone)
     frame = lg.frame("SELECT d.user_id, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
                      "d.occurrence = ? AND d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM "
                      "camp_recipients r WHERE r.campaign = d.campaign AND r.step = ? AND r.occurrence = "
                      "d.occurrence AND r.user_id = d.user_id) ORDER BY d.user_id",
-                     (plan.campaign, j.previous, plan.occurrence, cutoff, plan.step))
-    if not exact:
-        frame = frame[[fire_time(t.to_pydatetime(), j.after) <= as_of for t in frame["due_at"]]]
+                     (plan.campaign, j.previous, plan.occurrence, latest, plan.step))
+    if latest > sure:
+        frame = frame[[t <= sure or fire_time(t.to_pydatetime(), j.after, plan.timezone) <= as_of
+                       for t in frame["due_at"]]]
     out = frame[["user_id"]].reset_index(drop=True)
     for step in j.since:
         if step == j.previous:
@@ -75,7 +87,8 @@ def load_cohort(wh: Warehouse, plan: StepPlan, rows) -> None:
     wh.bulk_insert(COHORT, cols, rows)
 
 
-def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], object]) -> list[tuple[str, str, datetime]]:
+def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], object],
+               zone: str) -> list[tuple[str, str, datetime]]:
     """(next step, occurrence, fire time) for the sends of the (step, occurrence)s a run touched:
     one per distinct fire minute. Scheduling each is idempotent (the key names all three)."""
     out = set()
@@ -84,16 +97,17 @@ def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], object]
             continue
         for (sent,) in lg.rows("SELECT DISTINCT due_at FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
                                "occurrence = ? AND status = 'sent'", (campaign, step, occurrence)):
-            out.add((nxt.step, occurrence, fire_time(sent, nxt.after)))
+            out.add((nxt.step, occurrence, fire_time(sent, nxt.after, zone)))
     return sorted(out)
 
 
-def due_occurrences(lg: Ledger, campaign: str, step: str, journey: JourneyPlan, as_of: datetime) -> list[str]:
+def due_occurrences(lg: Ledger, campaign: str, step: str, journey: JourneyPlan, as_of: datetime,
+                    zone: str) -> list[str]:
     """Occurrences of a journey with users due for this follow-up step at `as_of` and not yet taken
     (for `camp run --step`; deployed journeys schedule each follow-up themselves)."""
-    cutoff, exact = _cutoff(journey.after, as_of)
+    sure, latest = _cutoff(journey.after, as_of, zone)
     rows = lg.rows("SELECT d.occurrence, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
                    "d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM camp_recipients r WHERE "
                    "r.campaign = d.campaign AND r.step = ? AND r.occurrence = d.occurrence AND r.user_id = d.user_id)",
-                   (campaign, journey.previous, cutoff, step))
-    return sorted({o for o, t in rows if exact or fire_time(t, journey.after) <= as_of})
+                   (campaign, journey.previous, latest, step))
+    return sorted({o for o, t in rows if t <= sure or fire_time(t, journey.after, zone) <= as_of})

@@ -7,13 +7,12 @@ Rows are dicts keyed by *column* names; timestamps are aware datetimes.
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
-
-from dateutil.relativedelta import relativedelta
 
 from compiler import ir as I
 from compiler.program import Program
@@ -59,10 +58,20 @@ class Reference:
 
     # ------------------------------------------------------------ time
     def ago(self, d: I.Dur) -> datetime:
+        """Minutes and hours back on the UTC line; days, weeks and months back on the workspace's calendar:
+        the same wall-clock time that many local days (or months, clamped to the month's end) earlier."""
+        if d.unit in ("m", "h"):
+            return self.as_of - timedelta(minutes=d.value * (60 if d.unit == "h" else 1))
+        local = self.as_of.astimezone(self.ws_tz)
         if d.unit == "mo":
-            return self.as_of - relativedelta(months=d.value)
-        return self.as_of - {"m": timedelta(minutes=d.value), "h": timedelta(hours=d.value),
-                             "d": timedelta(days=d.value), "w": timedelta(weeks=d.value)}[d.unit]
+            months = local.year * 12 + (local.month - 1) - d.value
+            year, month = divmod(months, 12)
+            day = min(local.day, calendar.monthrange(year, month + 1)[1])
+            wall_day = date(year, month + 1, day)
+        else:
+            wall_day = local.date() - timedelta(days=d.value * (7 if d.unit == "w" else 1))
+        wall = datetime.combine(wall_day, local.time().replace(tzinfo=None))
+        return wall.replace(tzinfo=self.ws_tz).astimezone(UTC)
 
     def instant(self, v):
         """Dates are the moment their day starts in the workspace time zone."""

@@ -12,6 +12,7 @@ unreachable. Long profile: CAMP_DIFF_EXAMPLES=20000 pytest tests/compiler/test_s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from compiler import ir as I
 from compiler import types as T
 from compiler.check import check_workspace
+from compiler.clock import minus
 from compiler.sql import AudienceSQL
 from compiler.workspace import load_workspace
 from runtime.warehouse import connect, create_tables, tables
@@ -34,6 +36,8 @@ from tests.reference import Data, Reference
 EXAMPLES = int(os.environ.get("CAMP_DIFF_EXAMPLES", "500"))
 PROGRAM = check_workspace(load_workspace(Path(CAMPAIGNS))).program
 SCHEMA = PROGRAM.schema
+# the workspace's zone sets the calendar of d, w and mo windows: one without daylight saving, two with
+PROGRAMS = {z: dataclasses.replace(PROGRAM, timezone=z) for z in ("Asia/Shanghai", "Europe/London", "America/New_York")}
 CNY = T.money("CNY")
 
 AS_OFS = [
@@ -42,6 +46,13 @@ AS_OFS = [
     datetime(2026, 3, 8, 7, 30, tzinfo=UTC),  # the US switches to summer time
     datetime(2027, 2, 28, 15, 59, 59, tzinfo=UTC),  # 28 February, a year without a 29th
     datetime(2026, 12, 31, 23, 59, 59, tzinfo=UTC),
+]
+DST_AS_OFS = [  # as-of times whose windows cross a daylight-saving change in London or New York
+    datetime(2026, 3, 8, 7, 30, tzinfo=UTC),  # New York, just after clocks went forward
+    datetime(2026, 3, 29, 1, 30, tzinfo=UTC),  # London 02:30 BST, just after clocks went forward
+    datetime(2026, 10, 25, 0, 30, tzinfo=UTC),  # London 01:30 BST, the first of the repeated hour
+    datetime(2026, 11, 1, 6, 30, tzinfo=UTC),  # New York 01:30 EST, the second of the repeated hour
+    datetime(2026, 4, 2, 9, 0, tzinfo=UTC),  # windows of a week and a month reach back over the spring change
 ]
 DURS = [I.Dur(90, "m"), I.Dur(1, "h"), I.Dur(1, "d"), I.Dur(7, "d"), I.Dur(2, "w"), I.Dur(30, "d"), I.Dur(1, "mo"),
         I.Dur(365, "d")]
@@ -65,15 +76,13 @@ def order_field(name: str) -> I.EventField:
 
 
 @st.composite
-def instants(draw, as_of: datetime):
+def instants(draw, as_of: datetime, zone: str):
     kind = draw(st.integers(0, 4))
     if kind == 0:
         base = as_of  # the upper end of every window
     elif kind in (1, 2):
         d = draw(st.sampled_from(DURS))
-        from compiler.sql import minus
-
-        base = minus(as_of, d)
+        base = minus(as_of, d, zone)
     else:
         base = as_of - timedelta(days=draw(st.integers(0, 400)), hours=draw(st.integers(0, 23)))
     return base + timedelta(seconds=draw(st.sampled_from([-1, 0, 0, 1, 3600])))
@@ -84,7 +93,8 @@ money = st.decimals(min_value=0, max_value=500, places=2).map(Decimal)
 
 @st.composite
 def datasets(draw):
-    as_of = draw(st.sampled_from(AS_OFS))
+    zone = draw(st.sampled_from(sorted(PROGRAMS)))
+    as_of = draw(st.sampled_from(AS_OFS + DST_AS_OFS))
     n = draw(st.integers(1, 6))
     users = []
     for uid in range(1, n + 1):
@@ -96,21 +106,21 @@ def datasets(draw):
         users.append({
             "user_id": uid, "name": draw(st.sampled_from(TEXTS + [None])), "city": draw(st.sampled_from(TEXTS + [None])),
             "gender": draw(st.sampled_from(["f", "m", "unknown", None])), "birthday": birthday,
-            "registered_at": draw(st.none() | instants(as_of)),
+            "registered_at": draw(st.none() | instants(as_of, zone)),
             "member_level": draw(st.sampled_from(["normal", "silver", "gold", None])),
             "balance": draw(st.none() | money), "timezone": draw(st.sampled_from(ZONES)),
             "phone": None, "email": draw(st.sampled_from(["a@b.c", None])),
         })
-    orders = [{"user_id": draw(st.integers(1, n)), "created_at": draw(instants(as_of)),
+    orders = [{"user_id": draw(st.integers(1, n)), "created_at": draw(instants(as_of, zone)),
                "amount": draw(st.none() | money), "brand": draw(st.sampled_from(BRANDS)),
                "category": draw(st.sampled_from(["beauty", "shoes", None])), "shop": draw(st.sampled_from(["a", "b"])),
                "coupon_used": draw(st.sampled_from([True, False, None]))}
               for _ in range(draw(st.integers(0, 12)))]
-    visits = [{"user_id": draw(st.integers(1, n)), "visited_at": draw(instants(as_of)),
+    visits = [{"user_id": draw(st.integers(1, n)), "visited_at": draw(instants(as_of, zone)),
                "source": draw(st.sampled_from(["web", "app", "mini_program", None])), "seconds": Decimal(5)}
               for _ in range(draw(st.integers(0, 5)))]
     tags = sorted({(draw(st.integers(1, n)), draw(st.sampled_from(TAGS))) for _ in range(draw(st.integers(0, 4)))})
-    return as_of, Data(users=users, events={"orders": orders, "visits": visits}, tags=tags)
+    return as_of, Data(users=users, events={"orders": orders, "visits": visits}, tags=tags), zone
 
 
 # ------------------------------------------------------------------ conditions
@@ -233,8 +243,8 @@ def pg():
     wh.close()
 
 
-def _engine_users(wh, cond, as_of) -> set:
-    compiler = AudienceSQL(PROGRAM, as_of, wh.dialect)
+def _engine_users(wh, cond, as_of, program=PROGRAM) -> set:
+    compiler = AudienceSQL(program, as_of, wh.dialect)
     return {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
 
 
@@ -242,11 +252,11 @@ def _engine_users(wh, cond, as_of) -> set:
                                                                         HealthCheck.function_scoped_fixture])
 @given(datasets(), conditions)
 def test_sql_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond):
-    as_of, data = case
-    expected = Reference(PROGRAM, data, as_of).users_where(cond)
+    as_of, data, zone = case
+    expected = Reference(PROGRAMS[zone], data, as_of).users_where(cond)
     for wh in (duck, pg):
         _load(wh, data)
-        assert _engine_users(wh, cond, as_of) == expected, wh.dialect
+        assert _engine_users(wh, cond, as_of, PROGRAMS[zone]) == expected, (wh.dialect, zone)
 
 
 def test_holdout_is_the_same_on_every_engine(duck, pg):
@@ -284,10 +294,8 @@ def test_literals_are_data(duck, pg, literal):
         assert wh.rows('SELECT COUNT(*) FROM "users"')[0][0] == 2  # nothing was executed from the literal
 
 
-def _boundary_instants(as_of: datetime) -> list[datetime]:
-    from compiler.sql import minus
-
-    points = {as_of} | {minus(as_of, d) for d in DURS}
+def _boundary_instants(as_of: datetime, zone: str) -> list[datetime]:
+    points = {as_of} | {minus(as_of, d, zone) for d in DURS}
     return sorted({p + timedelta(seconds=k) for p in points for k in (-1, 0, 1)})
 
 
@@ -295,23 +303,27 @@ ALL_WINDOWS = [I.Win(op, d) for op in ("within", "after", "before") for d in DUR
     [I.Win("between", a, b) for a in DURS for b in DURS if a.minutes() > b.minutes()]
 
 
-@pytest.mark.parametrize("as_of", AS_OFS, ids=lambda d: d.isoformat())
-def test_every_window_at_every_boundary(duck, pg, as_of):
-    """Deterministic and exhaustive where random data is thin: a user and an order at each bound ±1 s."""
-    instants = _boundary_instants(as_of)
+@pytest.mark.parametrize(("as_of", "zone"), [(a, "Asia/Shanghai") for a in AS_OFS] +
+                         [(a, z) for a in DST_AS_OFS for z in ("Europe/London", "America/New_York")],
+                         ids=lambda v: v.isoformat() if isinstance(v, datetime) else v)
+def test_every_window_at_every_boundary(duck, pg, as_of, zone):
+    """Deterministic and exhaustive where random data is thin: a user and an order at each bound ±1 s, the
+    bounds on the workspace's calendar (a DST change inside the window moves them off the 24-hour grid)."""
+    instants = _boundary_instants(as_of, zone)
     users = [{"user_id": i + 1, "registered_at": t, "birthday": t.date()} for i, t in enumerate(instants)]
     orders = [{"user_id": i + 1, "created_at": t, "amount": Decimal(1)} for i, t in enumerate(instants)]
     data = Data(users=users, events={"orders": orders})
     for wh in (duck, pg):
         _load(wh, data)
-    ref = Reference(PROGRAM, data, as_of)
+    ref = Reference(PROGRAMS[zone], data, as_of)
     for w in ALL_WINDOWS:
         conds = [I.InWindow(user_attr("registered"), w), I.InWindow(user_attr("birthday"), w),
                  I.Agg("any", "orders", None, None, w, T.BOOL)]
         for cond in conds:
             expected = ref.users_where(cond)
             for wh in (duck, pg):
-                assert _engine_users(wh, cond, as_of) == expected, (wh.dialect, w, type(cond).__name__)
+                assert _engine_users(wh, cond, as_of, PROGRAMS[zone]) == expected, (wh.dialect, w,
+                                                                                     type(cond).__name__)
 
 
 @pytest.mark.parametrize("as_of", AS_OFS, ids=lambda d: d.isoformat())
@@ -347,16 +359,16 @@ def test_birthdays_in_every_zone(duck, pg, as_of):
 def journeys(draw):
     """A data set and its cohort: some users, each with the times `touch` and then `reminder` were sent
     (on event times, a second either side, or anywhere in the last 400 days)."""
-    as_of, data = draw(datasets())
+    as_of, data, zone = draw(datasets())
     times = [o["created_at"] for o in data.events.get("orders", [])] + [as_of]
-    sent_at = st.one_of(st.sampled_from(times), instants(as_of)).flatmap(
+    sent_at = st.one_of(st.sampled_from(times), instants(as_of, zone)).flatmap(
         lambda t: st.sampled_from([t - timedelta(seconds=1), t, t + timedelta(seconds=1)]))
     cohort = draw(st.sets(st.sampled_from([u["user_id"] for u in data.users])))
     for uid in sorted(cohort):
         touch = min(draw(sent_at), as_of)
         data.since.setdefault("touch", {})[uid] = touch
         data.since.setdefault("reminder", {})[uid] = min(max(touch, draw(sent_at)), as_of)
-    return as_of, data, cohort
+    return as_of, data, cohort, zone
 
 
 def _load_cohort(wh, data: Data, cohort: set) -> None:
@@ -372,14 +384,14 @@ def _load_cohort(wh, data: Data, cohort: set) -> None:
 @given(journeys(), journey_conditions)
 def test_since_step_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond):
     """A follow-up's conditions (`since STEP` beside ordinary windows) over its cohort only."""
-    as_of, data, cohort = case
-    expected = Reference(PROGRAM, data, as_of).users_where(cond, cohort)
+    as_of, data, cohort, zone = case
+    expected = Reference(PROGRAMS[zone], data, as_of).users_where(cond, cohort)
     for wh in (duck, pg):
         _load(wh, data)
         _load_cohort(wh, data, cohort)
-        compiler = AudienceSQL(PROGRAM, as_of, wh.dialect, cohort=True)
+        compiler = AudienceSQL(PROGRAMS[zone], as_of, wh.dialect, cohort=True)
         got = {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
-        assert got == expected, wh.dialect
+        assert got == expected, (wh.dialect, zone)
 
 
 def test_since_boundaries(duck, pg):
