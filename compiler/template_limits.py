@@ -241,6 +241,30 @@ def _guard_filter(name: str, f):
 _METHODS = frozenset({"join", "replace", "expandtabs", "translate", "ljust", "rjust", "center", "zfill"})
 
 
+def _guard_method(method, args: tuple, kwargs: dict) -> tuple:
+    """Refuses a str method call whose result would be too long; returns the arguments to call it with
+    (an iterable given to `join` is read once, into a list)."""
+    owner, name = getattr(method, "__self__", None), getattr(method, "__name__", "")
+    if not (isinstance(owner, str) and name in _METHODS):
+        return args
+    if name == "join" and args:
+        items = list(args[0])
+        args = (items, *args[1:])
+        n = sum(len(str(x)) for x in items) + len(owner) * max(len(items) - 1, 0)
+    else:
+        n = _estimate(name, owner, args, kwargs)
+    if n is not None:
+        _size(n, f"the result of `{name}`")
+    return args
+
+
+def _range(*args: int) -> range:
+    try:
+        return safe_range(*args)
+    except OverflowError as exc:
+        raise LimitExceeded("size limit", str(exc)) from None
+
+
 class _Undefined(StrictUndefined):
     """Strict, and never printed as "Undefined" inside a list, a dict or a `%r`."""
 
@@ -291,6 +315,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, **kwargs):
         super().__init__(undefined=_Undefined, finalize=_finalize, **kwargs)
         self.globals.pop("lipsum", None)  # lipsum(100000, max=100000) is 10^10 words; templates do not need it
+        self.globals["range"] = _range
 
     def guard_filters(self) -> None:
         """Wrap every filter (call after adding camp's own)."""
@@ -332,16 +357,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (the sandbox's own signature)
         _clock()
-        owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
-        if isinstance(owner, str) and name in _METHODS:
-            if name == "join" and args:
-                items = list(args[0])
-                args = (items, *args[1:])
-                n = sum(len(str(x)) for x in items) + len(owner) * max(len(items) - 1, 0)
-            else:
-                n = _estimate(name, owner, args, kwargs)
-            if n is not None:
-                _size(n, f"the result of `{name}`")
+        args = _guard_method(__obj, args, kwargs)
         st = _state
         if st.depth >= MAX_DEPTH:
             raise LimitExceeded("recursion limit", f"calls nested more than {MAX_DEPTH} deep")
@@ -384,6 +400,8 @@ def fold_limits(env: BoundedEnvironment, tree: nodes.Template) -> list[tuple[int
         if isinstance(node, nodes.List | nodes.Tuple):
             items = [fold(i) for i in node.items]
             return items if isinstance(node, nodes.List) else tuple(items)
+        if isinstance(node, nodes.Dict):
+            return {fold(i.key): fold(i.value) for i in node.items}
         if isinstance(node, nodes.BinExpr) and node.operator in _BINOPS:
             return bounded_binop(node.operator, fold(node.left), fold(node.right))
         if isinstance(node, nodes.Concat):
@@ -400,20 +418,18 @@ def fold_limits(env: BoundedEnvironment, tree: nodes.Template) -> list[tuple[int
             if lead is None:
                 raise Impossible()
             return f(*lead, fold(node.node), *args, **kwargs)
-        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range" and \
-                not (node.kwargs or node.dyn_args or node.dyn_kwargs):
-            args = [fold(a) for a in node.args]
-            try:
-                return safe_range(*args)
-            except OverflowError as exc:
-                raise LimitExceeded("size limit", str(exc)) from None
-        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr) and \
-                node.node.attr in ("format", "format_map") and not (node.dyn_args or node.dyn_kwargs):
+        if not isinstance(node, nodes.Call) or node.kwargs or node.dyn_args or node.dyn_kwargs:
+            return node.as_const(ctx)
+        if isinstance(node.node, nodes.Name) and node.node.name == "range":
+            return _range(*[fold(a) for a in node.args])
+        if isinstance(node.node, nodes.Getattr) and (node.node.attr in _METHODS or node.node.attr == "format"):
             text = fold(node.node.node)
             if not isinstance(text, str):
                 raise Impossible()
-            method = env.wrap_str_format(getattr(text, node.node.attr))
-            return method(*[fold(a) for a in node.args], **{k.key: fold(k.value) for k in node.kwargs})
+            method = getattr(text, node.node.attr)
+            method = env.wrap_str_format(method) or method
+            args = tuple(fold(a) for a in node.args)
+            return _sized(method(*_guard_method(method, args, {})))
         return node.as_const(ctx)
 
     with budget(CHECK_SECONDS):
