@@ -41,7 +41,7 @@ MAX_INT_BITS = 4096  # an integer an operator builds (about 1,233 digits)
 MAX_WIDTH = 1024  # a width or precision in a format ("%5d", "{:>8}")
 MAX_INT_ARG = 100_000  # an integer argument of a filter (a width, a count); the sandbox's range cap
 MAX_SOURCE = 64 * 1024  # characters of a template file
-_TICK = 64  # loop iterations between two looks at the clock
+_TICK = 32  # units of work (iterations, calls, filters, operators) between two looks at the clock
 
 
 class LimitExceeded(Exception):
@@ -53,7 +53,8 @@ class LimitExceeded(Exception):
 
 
 class _State(threading.local):
-    deadline: float | None = None
+    limit: float | None = None  # seconds of this budget; None: no budget (outside a render or a check)
+    deadline: float | None = None  # set at the first look at the clock (a cheap render never looks)
     depth = 0
     produced = 0
     ticks = 0
@@ -62,21 +63,47 @@ class _State(threading.local):
 _state = _State()
 
 
+def enter(seconds: float = RENDER_SECONDS) -> tuple:
+    """Start a budget in this thread; returns what `leave` restores (budgets nest)."""
+    st = _state
+    saved = (st.limit, st.deadline, st.depth, st.produced, st.ticks)
+    st.limit, st.deadline, st.depth, st.produced, st.ticks = seconds, None, 0, 0, 0
+    return saved
+
+
+def leave(saved: tuple) -> None:
+    st = _state
+    st.limit, st.deadline, st.depth, st.produced, st.ticks = saved
+
+
 @contextmanager
 def budget(seconds: float = RENDER_SECONDS) -> Iterator[None]:
     """Everything a template does inside this block counts against one budget (this thread only)."""
-    st = _state
-    saved = (st.deadline, st.depth, st.produced)
-    st.deadline, st.depth, st.produced = time.thread_time() + seconds, 0, 0
+    saved = enter(seconds)
     try:
         yield
     finally:
-        st.deadline, st.depth, st.produced = saved
+        leave(saved)
+
+
+def _tick() -> None:
+    """One unit of work (a loop iteration, a call, a filter, an operator); the clock is read every _TICK."""
+    st = _state
+    st.ticks += 1
+    if st.ticks >= _TICK:
+        st.ticks = 0
+        _clock()
 
 
 def _clock() -> None:
-    if _state.deadline is not None and time.thread_time() > _state.deadline:
-        raise LimitExceeded("time limit", f"the template ran longer than {RENDER_SECONDS:g} s")
+    st = _state
+    if st.limit is None:
+        return
+    now = time.thread_time()  # this thread's CPU time: other threads and processes do not count
+    if st.deadline is None:
+        st.deadline = now + st.limit
+    elif now > st.deadline:
+        raise LimitExceeded("time limit", f"the template ran longer than {st.limit:g} s")
 
 
 def _produce(n: int) -> None:
@@ -90,8 +117,11 @@ def _size(n: int, what: str) -> None:
         raise LimitExceeded("size limit", f"{what} would be {n} long (the limit is {MAX_VALUE})")
 
 
+_SIZED = (str, list, tuple, dict, set)
+
+
 def _sized(value):
-    if isinstance(value, str | list | tuple | dict | set):
+    if isinstance(value, _SIZED) and len(value) > MAX_VALUE:
         _size(len(value), "a value")
     return value
 
@@ -143,6 +173,8 @@ def _length(v) -> int | None:
 
 def bounded_binop(op: str, a, b):
     """`*`, `**`, `%` and `+` with their results' sizes known before they are built."""
+    if op == "+" and type(a) in _SMALL and type(b) in _SMALL:  # the common case: `i + 1`
+        return a + b
     if op == "*":
         for seq, n in ((a, b), (b, a)):
             if _length(seq) is not None and isinstance(n, int):
@@ -164,6 +196,7 @@ def bounded_binop(op: str, a, b):
     return _BINOPS[op](a, b)
 
 
+_SMALL = frozenset({int, float, bool})
 _BINOPS = {"*": operator.mul, "**": operator.pow, "%": operator.mod, "+": operator.add}
 
 
@@ -213,15 +246,18 @@ def _estimate(name: str, value, args: tuple, kwargs: dict) -> int | None:
 
 def _guard_filter(name: str, f):
     skip = 2 if _PassArg.from_obj(f) is not None else 1  # the value (and the context) are not arguments
+    expanding = name in ("join", "replace", "indent", "wordwrap", "format", "center")
 
     @wraps(f)
     def guarded(*args, **kwargs):
-        _clock()
+        _tick()
+        if not expanding and len(args) <= skip and not kwargs:  # the common case: `x | money`
+            return _sized(f(*args))
         rest = args[skip:]
         for a in (*rest, *kwargs.values()):
             if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_INT_ARG:
                 raise LimitExceeded("size limit", f"the filter `{name}` got {a} (the limit is {MAX_INT_ARG})")
-        if name in ("join", "replace", "indent", "wordwrap", "format", "center") and len(args) >= skip:
+        if expanding and len(args) >= skip:
             value = args[skip - 1]
             if name == "join":
                 value = list(value)
@@ -322,15 +358,15 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
 
     def call_binop(self, context, operator: str, left, right):
+        _tick()
         return bounded_binop(operator, left, right)
 
     @staticmethod
     def camp_iterate(items: Iterable, literal: int = 0) -> Iterator:
-        for n, item in enumerate(items):
+        for item in items:
             if literal:
                 _produce(literal)
-            if n % _TICK == 0:
-                _clock()
+            _tick()
             yield item
 
     @staticmethod
@@ -356,7 +392,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return bounded
 
     def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (the sandbox's own signature)
-        _clock()
+        _tick()
         args = _guard_method(__obj, args, kwargs)
         st = _state
         if st.depth >= MAX_DEPTH:

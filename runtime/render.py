@@ -16,7 +16,7 @@ from jinja2.exceptions import SecurityError
 
 from compiler.plan import ChannelPlan, StepPlan
 from compiler.program import MoneyAmount
-from compiler.template_limits import MAX_SOURCE, LimitExceeded, budget
+from compiler.template_limits import MAX_SOURCE, LimitExceeded, enter, leave
 from compiler.templates import make_environment, template_reads
 
 MAX_MESSAGE = 64 * 1024  # characters; a longer message is a template bug (or an attack), not a message
@@ -121,15 +121,16 @@ class Renderer:
 
 
 def _bounded(template: Template, ctx: dict) -> str:
-    """Render within the budget (compiler/template_limits.py), stopping as soon as the message is too long."""
-    parts, size = [], 0
-    with budget():
-        for chunk in template.generate(ctx):
-            size += len(chunk)
-            if size > MAX_MESSAGE:
-                raise LimitExceeded("size limit", f"the message is longer than {MAX_MESSAGE} characters")
-            parts.append(chunk)
-    return "".join(parts)
+    """Render within the budget (compiler/template_limits.py). What a render can produce is bounded by
+    the budget (every printed value and every loop's literal text count), so the length is checked after."""
+    saved = enter()
+    try:
+        text = template.render(ctx)
+    finally:
+        leave(saved)
+    if len(text) > MAX_MESSAGE:
+        raise LimitExceeded("size limit", f"the message is longer than {MAX_MESSAGE} characters")
+    return text
 
 
 def coupon_context(row: dict, plan: StepPlan) -> dict:

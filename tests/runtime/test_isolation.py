@@ -103,3 +103,53 @@ def test_bad_zones_and_failing_templates_fail_only_their_users(tmp_path, prefect
     assert sorted(_ledger(root, "SELECT * FROM camp_deliveries")) == before
     assert len(_ledger(root, "SELECT * FROM camp_outbox")) == len(bodies)
     assert [s for (s,) in _ledger(root, "SELECT status FROM camp_runs WHERE campaign = 't_iso'")] == ["finished"] * 2
+
+
+BAD_NAMES = ["America", "Asia", "Mars/Base", "A" * 300, "Asia/Shang\x00hai", "../etc/passwd", "/etc/localtime", "",
+             "Asia/", "\ud800", "Europe//London"]
+
+
+def test_one_zone_helper_says_none_for_every_kind_of_bad_name_and_never_raises():
+    from compiler.zones import zone_or_none
+    from runtime.decide import Recipient, bad_zone, user_zone
+    from tests.runtime.test_sandbox import _plan
+
+    assert zone_or_none("Asia/Shanghai") == ZoneInfo("Asia/Shanghai")
+    plan = _plan("x").model_copy(update={"tz_field": "timezone", "timezone": "Asia/Shanghai"})
+    for name in BAD_NAMES:
+        assert zone_or_none(name) is None, repr(name)
+        r = Recipient(0, "1", False, {"timezone": name}, {}, {})
+        assert user_zone(plan, r) == ZoneInfo("Asia/Shanghai")
+        assert bad_zone(plan, r) == bool(name)
+    assert zone_or_none(None) is None and zone_or_none(8) is None
+    good = Recipient(0, "1", False, {"timezone": "Europe/London"}, {}, {})
+    assert user_zone(plan, good) == ZoneInfo("Europe/London") and not bad_zone(plan, good)
+
+
+def test_camp_check_locates_a_zone_folder_and_a_300_character_zone(tmp_path):
+    files = {"z.camp": '''campaign z1 {
+  who city = "x"
+  when daily at 10:00 tz "Asia"
+  how
+    step s: notify where
+  where push template "ok.j2"
+}
+campaign z2 {
+  who city = "x"
+  when daily at 10:00 tz "''' + "A" * 300 + '''"
+  where push template "ok.j2"
+  how
+    step s: notify where
+}
+'''}
+    root = make_workspace(tmp_path / "ws", files, templates={"ok.j2": "hi"})
+    r = camp("check", ".", "--format", "json", cwd=root)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    import json
+
+    found = [(d["code"], d["line"], d["column"]) for d in json.loads(r.stdout) if d["file"].endswith("z.camp")]
+    assert found == [("E402", 3, 23), ("E402", 10, 23)], r.stdout
+    (root / "camp.toml").write_text((root / "camp.toml").read_text().replace('"Asia/Shanghai"', '"America"'))
+    r = camp("check", ".", "--format", "json", cwd=root)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    assert any(d["code"] == "E002" and "America" in d["message"] for d in json.loads(r.stdout)), r.stdout

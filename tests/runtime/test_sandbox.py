@@ -126,7 +126,7 @@ BOMBS = [  # (template, reason at render or None when harmless, what camp check 
     ('{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}', "template: recursion limit", False),
     ('{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}', "template: time limit", False),
     ('{% for i in range(100000) %}{% for j in range(100000) %}{{ j }}{% endfor %}{% endfor %}',
-     "template: size limit", False),
+     ("template: size limit", "template: time limit"), False),  # whichever comes first on this machine
     ('{{ "x" * 10**9 }}', "template: size limit", True),
     ("{{ 'a' * 100000000 }}", "template: size limit", True),
     ('{{ "%999999999d" % 1 }}', "template: size limit", True),
@@ -170,7 +170,7 @@ def test_a_template_bomb_fails_its_message_within_2s(source, reason, flagged):
         _, body = r.render(plan.arms[0].notify[0], ctx)
     except RenderError as exc:
         assert time.monotonic() - t0 < 2
-        assert exc.reason == reason, (exc.reason, str(exc))
+        assert exc.reason in ((reason,) if isinstance(reason, str) else reason), (exc.reason, str(exc))
         assert "template t.j2" in str(exc)
         return
     assert time.monotonic() - t0 < 2
