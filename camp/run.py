@@ -175,6 +175,8 @@ def print_summary(s: dict) -> None:
         released = f"{mine['released']:,} released after quiet hours, " if mine.get("released") else ""
         print(f"  this run        {decided:>10,} decided now, {released}{mine.get('sent', 0):,} sent now "
               "(the rest was done by earlier runs)")
+    if s.get("unknown_time_zones"):
+        print(f"  users with an unknown time zone (workspace zone used): {s['unknown_time_zones']:,}")
     print(f"  cost            {_money(s['cost']):>10} {s['currency']}")
     for f in s.get("follow_ups", [])[:5]:
         print(f"  next            {f['step']} of {f['occurrence']} is due at {f['at']}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compiler.report import did_you_mean
+from compiler.zones import zone_or_none
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.parse import normalize_text
 from dsl.span import Span
@@ -28,9 +28,7 @@ class WorkspaceSection(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        if zone_or_none(v) is None:
             raise ValueError(f"unknown time zone {v!r} (use an IANA name like 'Asia/Shanghai')") from None
         return v
 

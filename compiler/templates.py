@@ -10,10 +10,10 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateError, TemplateSyntaxError, meta, nodes
 
 from compiler.report import Report, did_you_mean, suggest
+from compiler.template_limits import MAX_SOURCE, BoundedEnvironment, fold_limits
 from dsl.span import Span
 
 _CURRENCY_SIGNS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
@@ -52,22 +52,24 @@ def format_money(value, currency: str | None = None, sign: bool = True) -> str:
     return f"{amount} {currency}".strip()
 
 
-def make_environment(template_dir: Path | None = None) -> ImmutableSandboxedEnvironment:
-    """Sandboxed (no access to Python internals), strict (an undefined variable is an error)."""
+def make_environment(template_dir: Path | None = None) -> BoundedEnvironment:
+    """Sandboxed (no access to Python internals), strict (an undefined variable is an error, and so is
+    printing None), bounded (time, size and call depth: compiler/template_limits.py)."""
     from jinja2 import FileSystemLoader
 
-    env = ImmutableSandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
+    env = BoundedEnvironment(
+        autoescape=False, keep_trailing_newline=False,
         loader=FileSystemLoader(str(template_dir)) if template_dir else None,
     )
     env.filters.update(date=format_date, datetime=format_datetime, money=format_money)
+    env.guard_filters()
     return env
 
 
 _ENV = None
 
 
-def _env() -> ImmutableSandboxedEnvironment:
+def _env() -> BoundedEnvironment:
     global _ENV
     if _ENV is None:
         _ENV = make_environment()
@@ -140,6 +142,7 @@ class _Analysis:
     attrs: tuple[tuple[str, str, int], ...] = ()  # (root, attribute, line)
     bad_filters: tuple[tuple[str, str, int], ...] = ()  # (kind, name, line)
     private: tuple[tuple[str, int], ...] = ()  # (attribute, line): `_x` / `__class__`, which the sandbox refuses
+    limits: tuple[tuple[int, str], ...] = ()  # (line, message): constant expressions over a render limit
 
 
 @lru_cache(maxsize=4096)
@@ -148,18 +151,25 @@ def _analyse(path: Path, stamp: tuple[int, int]) -> tuple[str | None, _Analysis]
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return None, _Analysis(("E502", f"cannot read the template: {exc}", 1))
+    if len(text) > MAX_SOURCE:
+        return text, _Analysis(("E505", f"the template is {len(text)} characters long; the limit is {MAX_SOURCE}", 1))
     env = _env()
     try:
         tree = env.parse(text)
     except TemplateSyntaxError as exc:
         return text, _Analysis(("E502", f"the template does not parse: {exc.message}", exc.lineno or 1))
+    except RecursionError:
+        return text, _Analysis(("E502", "the template nests too deeply to parse", 1))
+    limits = tuple(fold_limits(env, tree))
     bad = tuple((kind, n.name, n.lineno) for kind, cls, known in (("filter", nodes.Filter, env.filters),
                                                                    ("test", nodes.Test, env.tests))
                 for n in tree.find_all(cls) if n.name not in known)
     if bad:  # the variable analysis compiles the template, which needs every filter
-        return text, _Analysis(None, bad_filters=bad)
+        return text, _Analysis(None, bad_filters=bad, limits=limits)
     try:
         undeclared = frozenset(meta.find_undeclared_variables(tree))
+    except RecursionError:
+        return text, _Analysis(("E502", "the template nests too deeply to compile", 1))
     except TemplateError as exc:
         return text, _Analysis(("E502", f"the template does not compile: {exc}", getattr(exc, "lineno", 1) or 1))
     names = tuple((n.name, n.lineno) for n in tree.find_all(nodes.Name) if n.name in undeclared)
@@ -178,7 +188,7 @@ def _analyse(path: Path, stamp: tuple[int, int]) -> tuple[str | None, _Analysis]
             node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else None)
         if attr is not None:
             attrs.append((base.name, attr, node.lineno))
-    return text, _Analysis(None, undeclared, names, tuple(attrs), private=private)
+    return text, _Analysis(None, undeclared, names, tuple(attrs), private=private, limits=limits)
 
 
 _TEMPLATE_ERROR_HINTS = {
@@ -191,7 +201,7 @@ _TEMPLATE_ERROR_HINTS = {
 
 def check_template(path: Path, shown: str, provided: dict[str, set[str]], report: Report,
                    sources: dict[str, str], why: str) -> None:
-    """Report E502-E504 for the template at `path`; `provided` maps each root variable to its fields."""
+    """Report E502-E505 for the template at `path`; `provided` maps each root variable to its fields."""
     try:
         st = path.stat()
         stamp = (st.st_mtime_ns, st.st_size)
@@ -204,6 +214,10 @@ def check_template(path: Path, shown: str, provided: dict[str, set[str]], report
         code, message, line = a.error
         report(code, message, Span.point(line, 1), [_TEMPLATE_ERROR_HINTS.get(message.split(":")[0], "")], file=shown)
         return
+    for line, message in a.limits:
+        report("E505", f"this expression always goes over a template limit ({message})", Span.point(line, 1),
+               ["templates render within a time, size and depth budget per message (docs/runtime.md, Templates at "
+                "run time); make the value smaller"], file=shown)
     for kind, name, line in a.bad_filters:
         known = _env().filters if kind == "filter" else _env().tests
         report("E504", f"the template uses the {kind} `{name}`, which the sandbox does not provide",

@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from compiler.ir import Dur
 from compiler.limits import check_time_of_day
 from compiler.program import Schedule
 from compiler.report import Report, did_you_mean, suggest
 from compiler.typecheck import ExprChecker, Scope, parse_date, parse_datetime
+from compiler.zones import zone_or_none
 from dsl import ast as A
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
 def check_zone(name: str, node: A.Node, report: Report) -> bool:
-    try:
-        ZoneInfo(name)
+    if zone_or_none(name) is not None:
         return True
-    except (ZoneInfoNotFoundError, ValueError):
-        from zoneinfo import available_timezones
+    from zoneinfo import available_timezones
 
-        report("E402", f"\"{name}\" is not a time zone", node.span,
-               [did_you_mean(name, sorted(available_timezones()), '"{}"') or 'e.g. "Asia/Shanghai", "Europe/London"'])
-        return False
+    zones = sorted(available_timezones())
+    inside = [z for z in zones if z.startswith(name + "/")][:3] if name else []
+    shown = name if len(name) <= 40 else name[:40] + "…"
+    hint = (f'"{name}" is a region: name a zone in it, e.g. ' + ", ".join(f'"{z}"' for z in inside) if inside
+            else did_you_mean(name, zones, '"{}"') if len(name) <= 64 else None)
+    report("E402", f"\"{shown}\" is not a time zone", node.span, [hint or 'e.g. "Asia/Shanghai", "Europe/London"'])
+    return False
 
 
 def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Report) -> Schedule | None:
@@ -105,10 +106,11 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
         report("E403", f"the campaign ends ({sched.end}) before it starts ({sched.start})", seen["end"].span,
                ["swap the dates"])
         ok = False
-    if sched.at is not None and sched.at.tzinfo is None:
+    zone = zone_or_none(sched.tz)
+    if sched.at is not None and sched.at.tzinfo is None and zone is not None:
         # a wall-clock time in the campaign's zone, never the host's: a naive time would be read in the
         # host's zone by astimezone() (a UTC host deployed `once at 10:00 tz "Asia/Shanghai"` at 18:00)
-        sched.at = sched.at.replace(tzinfo=ZoneInfo(sched.tz))
+        sched.at = sched.at.replace(tzinfo=zone)
     if sched.kind == "once" and sched.at is not None and (
             (sched.start and sched.at.date() < sched.start) or (sched.end and sched.at.date() > sched.end)):
         report("E403", "the one-off run lies outside the campaign's date range", trig.span,

@@ -74,6 +74,7 @@ CODES: dict[str, Code] = {
     "E502": _e("template syntax error", "The Jinja2 template does not parse."),
     "E503": _e("template uses an unknown field", "The template reads a variable or field that camp will not provide (check the schema and the WHAT section)."),
     "E504": _e("unknown template filter", "The template uses a filter that the sandbox does not provide."),
+    "E505": _e("template over a limit", "A template renders within a budget per message (time, size of every value it builds, call depth; docs/runtime.md). A constant expression that always goes over it, such as `\"%999999999d\" % 1` or `9**(9**9)`, or a template file over 64 KiB, is refused by `camp check`."),
     "E510": _e("unusable template name", "The template name cannot name a file: it contains a control character (such as NUL), a part longer than the 255 bytes a file name may have, or is longer than 1,024 bytes; or the file system cannot look it up (a symbolic link that points to itself)."),
     "W101": _w("trigger event also in the audience", "The event that triggers the campaign is also counted in WHO; the triggering event itself is already in the table when the audience is evaluated, which usually makes the filter wrong (e.g. `count(orders) = 0` never holds)."),
     "W102": _w("branches overlap", "Two `if` branches of one step can both hold for the same user; only the first is taken. Make the conditions exclusive or order them deliberately."),

@@ -12,10 +12,11 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from compiler.clock import minus
 from compiler.plan import ArmPlan, CapPlan, ChannelPlan, StepPlan
+from compiler.zones import zone_or_none
 
 COUNTED = ("pending", "dispatching", "deferred", "sent")  # deliveries that count against caps and budgets
 
@@ -111,13 +112,16 @@ def arm_of(plan: StepPlan, r: Recipient) -> ArmPlan | None:
 
 
 def user_zone(plan: StepPlan, r: Recipient) -> ZoneInfo:
+    """The user's zone; the workspace's when the user has none or one that is not a zone
+    (`bad_zone` tells which users those are, for the run summary)."""
     name = r.fields.get(plan.tz_field) if plan.tz_field else None
-    if name:
-        try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    return ZoneInfo(plan.timezone)
+    return (zone_or_none(str(name)) if name else None) or ZoneInfo(plan.timezone)
+
+
+def bad_zone(plan: StepPlan, r: Recipient) -> bool:
+    """The user has a time zone value that is not a zone (so the workspace's is used)."""
+    name = r.fields.get(plan.tz_field) if plan.tz_field else None
+    return bool(name) and zone_or_none(str(name)) is None
 
 
 def quiet_until(windows: list[tuple[str, str]], at: datetime, zone: ZoneInfo) -> datetime | None:

@@ -28,7 +28,18 @@ from compiler.clock import minus, plus
 from compiler.plan import StepPlan
 from runtime import journey
 from runtime.channels import Channel, Message, PermanentFailure, TransientFailure, make_channel
-from runtime.decide import COUNTED, Budget, HeldCoupon, Past, Recipient, channel_block, decide, quiet_until, user_zone
+from runtime.decide import (
+    COUNTED,
+    Budget,
+    HeldCoupon,
+    Past,
+    Recipient,
+    bad_zone,
+    channel_block,
+    decide,
+    quiet_until,
+    user_zone,
+)
 from runtime.ledger import Ledger
 from runtime.render import Renderer, RenderError, coupon_context
 from runtime.warehouse import connect
@@ -56,6 +67,7 @@ class Run:
     _raw_lo: int = 0  # seq of _raw[0] (a follow-up's part starts after the earlier parts)
     _names: dict = field(default_factory=dict)  # snapshot column -> index in _raw rows
     timings: Counter = field(default_factory=Counter)  # stage -> seconds spent in camp's own code
+    unknown_zones: int = 0  # users decided by this run whose time zone is not a zone (the workspace's was used)
     touched: dict = field(default_factory=dict)  # (step, occurrence) sent to by this run -> the plan's next step
 
     def __post_init__(self):
@@ -350,7 +362,14 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         for r in batch:
             if r.user_id in done:
                 continue
-            d = decide(p, r, past.get(r.user_id, []), coupons.get(r.user_id, []), budget, run.as_of)
+            key = run.key_prefix + r.user_id
+            if bad_zone(p, r):
+                run.unknown_zones += 1
+            try:
+                d = decide(p, r, past.get(r.user_id, []), coupons.get(r.user_id, []), budget, run.as_of)
+            except Exception as exc:  # noqa: BLE001 (one user's bad row fails that user's delivery, not the batch)
+                deliveries.append(_failed_row(run, key, r, None, None, f"data: {type(exc).__name__}", str(exc), now))
+                continue
             run.counts[d.status] += 1
             if d.reason:
                 run.reasons[f"{d.status}: {d.reason}"] += 1
@@ -358,38 +377,50 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 run.left_out.append(r.user_id)
             if d.status in ("pending", "deferred"):
                 run.cost += d.cost
-            key = run.key_prefix + r.user_id
-            coupon_id = None
-            for name in d.give:
-                if p.resources[name].kind == "coupon":
-                    row = _coupon_row(run, key, r.user_id, name, d.due_at)
-                    coupon_rows.append(row)
-                    coupon_id = row[0]
-            status, provider, sent_at = d.status, None, None
-            if status == "pending":
-                it = Pending(key, r.user_id, d.arm, d.channel, coupon_id, r)
-                if not run.dry_run and (d.channel is None or run.channel(d.channel).transactional):
-                    # the outbox (or a grant without a message) is written in this same transaction
-                    t0 = time.perf_counter()
-                    msg, err = _message(run, it, _coupon_of_row(p, coupon_rows[-1]) if coupon_id
-                                        else given.get(r.user_id))
-                    render_s += time.perf_counter() - t0
-                    if err is None:
-                        status, sent_at = "sent", now
-                        if msg is not None:
-                            provider = "outbox:" + key
-                            outbox.append(_outbox_row(msg, now))
-                        if coupon_id:
-                            coupon_rows[-1] = _issued(coupon_rows[-1])
-                        run.counts["sent"] += 1
+            coupon_id, mine = None, []
+            status, provider, sent_at, reason, error = d.status, None, None, d.reason, None
+            try:
+                for name in d.give:
+                    if p.resources[name].kind == "coupon":
+                        mine.append(_coupon_row(run, key, r.user_id, name, d.due_at))
+                        coupon_id = mine[-1][0]
+                if status == "pending":
+                    it = Pending(key, r.user_id, d.arm, d.channel, coupon_id, r)
+                    if not run.dry_run and (d.channel is None or run.channel(d.channel).transactional):
+                        # the outbox (or a grant without a message) is written in this same transaction
+                        t0 = time.perf_counter()
+                        msg, err = _message(run, it, _coupon_of_row(p, mine[-1]) if coupon_id
+                                            else given.get(r.user_id))
+                        render_s += time.perf_counter() - t0
+                        if err is None:
+                            status, sent_at = "sent", now
+                            if msg is not None:
+                                provider = "outbox:" + key
+                                outbox.append(_outbox_row(msg, now))
+                            if coupon_id:
+                                mine[-1] = _issued(mine[-1])
+                            run.counts["sent"] += 1
+                        elif _last_channel(p, d.arm, d.channel):  # no fallback to try: this delivery failed
+                            status, reason, error = "failed", err.reason, f"{d.channel}: {err}"
+                            mine = [_void(c) for c in mine]
+                            run.counts["failed"] += 1
+                            run.reasons[f"failed: {reason}"] += 1
+                        else:
+                            out.append(it)
                     else:
                         out.append(it)
-                else:
-                    out.append(it)
-            deliveries.append((key, *run.occ, r.user_id, d.arm, d.channel, status, d.reason, d.cost, p.currency,
+            except Exception as exc:  # noqa: BLE001 (as above: this user only)
+                status, reason, error, provider, sent_at = "failed", f"data: {type(exc).__name__}", str(exc), None, None
+                mine = [_void(c) for c in mine]
+                run.counts["failed"] += 1
+                run.reasons[f"failed: {reason}"] += 1
+                out = [o for o in out if o.key != key]
+                outbox = [o for o in outbox if o[0] != key]
+            coupon_rows.extend(mine)
+            deliveries.append((key, *run.occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
                                coupon_id, provider, run.plan_hash, run.run_id,
                                p.exclusive if d.status in ("pending", "deferred") else None, d.due_at,
-                               d.not_before, now, sent_at, 1 if sent_at else 0, None))
+                               d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not run.dry_run:
             lg.bulk_insert("camp_deliveries", _DELIVERY_COLS, deliveries)
             lg.bulk_insert("camp_coupons", _COUPON_COLS, coupon_rows)
@@ -404,6 +435,26 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
 
 _OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
                 "plan_hash", "created_at"]
+
+
+def _failed_row(run: Run, key: str, r: Recipient, arm: str | None, channel: str | None, reason: str, error: str,
+                now: datetime) -> tuple:
+    """The ledger row of a recipient whose own data could not be decided on (the others go on)."""
+    run.counts["failed"] += 1
+    run.reasons[f"failed: {reason}"] += 1
+    return (key, *run.occ, r.user_id, arm, channel, "failed", reason, Decimal(0), run.plan.currency, None, None,
+            run.plan_hash, run.run_id, None, run.as_of, None, now, None, 0, error[:2000])
+
+
+def _last_channel(plan: StepPlan, arm: str | None, channel: str | None) -> bool:
+    """No channel follows this one in the arm's fallback chain."""
+    chain = [c.channel for a in plan.arms if a.name == arm for c in a.notify]
+    return channel not in chain or chain.index(channel) == len(chain) - 1
+
+
+def _void(row: tuple) -> tuple:
+    """A reserved coupon row whose message failed."""
+    return (*row[:9], "void", *row[10:])
 
 
 def _outbox_row(m: Message, now: datetime) -> tuple:
@@ -475,17 +526,32 @@ def _journey_coupons(run: Run, users: list[str]) -> dict[str, dict]:
     return out
 
 
-def _message(run: Run, it: Pending, coupon: dict | None) -> tuple[Message | None, str | None]:
+class Failure(str):
+    """Why a message could not be made (the ledger's `error`), with the short `reason`."""
+
+    reason: str
+
+    def __new__(cls, text: str, reason: str) -> Failure:
+        self = super().__new__(cls, text)
+        self.reason = reason
+        return self
+
+
+def _message(run: Run, it: Pending, coupon: dict | None) -> tuple[Message | None, Failure | None]:
+    """One user's message; a template or a value of theirs that fails gives a Failure, never an exception."""
     if it.channel is None:
         return None, None
     ch = run.channel_plan(it.arm, it.channel)
     rd = run.renderer()
     try:
         subject, body = rd.render(ch, rd.context(it.user_id, it.recipient.fields, it.arm, coupon))
+        address = it.recipient.fields.get(ch.address_field) if ch.address_field else None
+        address = None if address is None else str(address)
     except RenderError as exc:
-        return None, str(exc)
-    address = it.recipient.fields.get(ch.address_field) if ch.address_field else None
-    return Message(it.key, *run.occ, it.user_id, it.channel, None if address is None else str(address), subject,
+        return None, Failure(str(exc), exc.reason)
+    except Exception as exc:  # noqa: BLE001 (this user's values: their message fails, not the batch)
+        return None, Failure(f"{type(exc).__name__}: {exc}", f"data: {type(exc).__name__}")
+    return Message(it.key, *run.occ, it.user_id, it.channel, address, subject,
                    body, run.plan_hash, {"arm": it.arm, "coupon_id": it.coupon_id}), None
 
 
@@ -694,6 +760,8 @@ def summarize(run: Run, audience: int) -> dict:
     if not run.dry_run:
         out["follow_ups"] = [{"step": s, "occurrence": o, "at": t.isoformat()}
                              for s, o, t in journey.follow_ups(run.ledger, p.campaign, run.touched, p.timezone)]
+    if run.unknown_zones:
+        out["unknown_time_zones"] = run.unknown_zones
     out["currency"] = p.currency
     out["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     return out

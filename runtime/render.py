@@ -11,18 +11,25 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from jinja2 import Template, TemplateError
+from jinja2 import Template, TemplateError, UndefinedError
 from jinja2.exceptions import SecurityError
 
 from compiler.plan import ChannelPlan, StepPlan
 from compiler.program import MoneyAmount
+from compiler.template_limits import MAX_SOURCE, LimitExceeded, enter, leave
 from compiler.templates import make_environment, template_reads
 
 MAX_MESSAGE = 64 * 1024  # characters; a longer message is a template bug (or an attack), not a message
 
 
 class RenderError(Exception):
-    pass
+    """Why one message could not be rendered; `reason` is the short form the ledger records
+    (`template: time limit`, `template: recursion limit`, `template: size limit`, `template: missing value`,
+    `template: blocked by the sandbox`, `template: error`)."""
+
+    def __init__(self, message: str, reason: str = "template: error"):
+        super().__init__(message)
+        self.reason = reason
 
 
 _MISSING = object()
@@ -52,17 +59,19 @@ class Renderer:
         return t
 
     def _render(self, source: str, ctx: dict) -> str:
+        if len(source) > MAX_SOURCE:
+            raise LimitExceeded("size limit", f"the template is longer than {MAX_SOURCE} characters")
         template, reads, memo = self._template(source)
         if reads is None:
-            return template.render(ctx)
+            return _bounded(template, ctx)
         key = tuple(ctx[root].get(attr, _MISSING) if isinstance(ctx.get(root), dict) else _MISSING
                     for root, attr in reads)
         try:
             text = memo.get(key)
         except TypeError:  # an unhashable value
-            return template.render(ctx)
+            return _bounded(template, ctx)
         if text is None:
-            text = template.render(ctx)
+            text = _bounded(template, ctx)
             if len(memo) < _MEMO_LIMIT:
                 memo[key] = text
         return text
@@ -87,31 +96,54 @@ class Renderer:
 
     def render(self, ch: ChannelPlan, ctx: dict) -> tuple[str | None, str]:
         """(subject, body) of one message; RenderError says why the template could not be rendered."""
+        name = ch.template
         try:
             body = self._render(ch.template_source, ctx) if ch.template_source else \
                 f"{self.plan.title or self.plan.campaign}"
             subject = self._render(ch.subject, ctx) if ch.subject else None
+        except LimitExceeded as exc:
+            raise RenderError(f"template {name}: {exc}", f"template: {exc.what}") from None
+        except RecursionError:
+            raise RenderError(f"template {name}: recursion limit: the template recursed too deep",
+                              "template: recursion limit") from None
         except SecurityError as exc:
-            raise RenderError(f"template {ch.template}: blocked by the sandbox: {exc}") from None
-        except TemplateError as exc:
-            raise RenderError(f"template {ch.template}: {exc}") from None
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise RenderError(f"template {ch.template}: {type(exc).__name__}: {exc}") from None
+            raise RenderError(f"template {name}: blocked by the sandbox: {exc}",
+                              "template: blocked by the sandbox") from None
+        except UndefinedError as exc:
+            raise RenderError(f"template {name}: missing value: {exc}", "template: missing value") from None
         except MemoryError:
-            raise RenderError(f"template {ch.template}: the message does not fit in memory") from None
-        if len(body) > MAX_MESSAGE or (subject and len(subject) > MAX_MESSAGE):
-            raise RenderError(f"template {ch.template}: the message is longer than {MAX_MESSAGE} characters")
+            raise RenderError(f"template {name}: size limit: the message does not fit in memory",
+                              "template: size limit") from None
+        except Exception as exc:  # noqa: BLE001 (a template is user code: whatever it raises fails this message only)
+            kind = "" if isinstance(exc, TemplateError) else f"{type(exc).__name__}: "
+            raise RenderError(f"template {name}: {kind}{exc}") from None
         return subject, body
+
+
+def _bounded(template: Template, ctx: dict) -> str:
+    """Render within the budget (compiler/template_limits.py). What a render can produce is bounded by
+    the budget (every printed value and every loop's literal text count), so the length is checked after."""
+    saved = enter()
+    try:
+        text = template.render(ctx)
+    finally:
+        leave(saved)
+    if len(text) > MAX_MESSAGE:
+        raise LimitExceeded("size limit", f"the message is longer than {MAX_MESSAGE} characters")
+    return text
 
 
 def coupon_context(row: dict, plan: StepPlan) -> dict:
     """What templates see of an issued coupon (money as MoneyAmount, times in the workspace zone)."""
     tz = ZoneInfo(plan.timezone)
-    r = plan.resources[row["name"]]
+    r = plan.resources.get(row["name"]) if row.get("name") else None
 
     def local(t: datetime | None):
-        return t.astimezone(tz) if t else None
+        return t.astimezone(tz) if isinstance(t, datetime) else None
 
+    if r is None:  # a coupon of a resource this plan does not define (an earlier version): what the row says
+        return {"id": row["coupon_id"], "issued_at": local(row["issued_at"]), "usable_from": local(row["usable_from"]),
+                "usable_to": local(row["usable_to"]), "expires_at": local(row["usable_to"])}
     return {"id": row["coupon_id"], "code": r.code, "title": r.title or r.code,
             "value": MoneyAmount(r.value, r.currency or plan.currency),
             "min_spend": MoneyAmount(r.min_spend, r.currency or plan.currency) if r.min_spend is not None else None,
