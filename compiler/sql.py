@@ -100,7 +100,8 @@ class _Facts:
     by_event: dict[str, dict[str, tuple[str, I.Agg]]] = field(default_factory=dict)  # event -> key -> (alias, agg)
     tags: dict[str, str] = field(default_factory=dict)  # tag -> alias
     user_fields: dict[str, str] = field(default_factory=dict)  # field -> column
-    labels: list[str] = field(default_factory=list)  # classifications, in dependency order
+    labels: list[str] = field(default_factory=list)  # classifications used
+    derived: list[tuple[str, str]] = field(default_factory=list)  # ("segment"|"class", name), dependencies first
     consent: list[str] = field(default_factory=list)  # channels whose consent flag is selected
     local_today: bool = False  # a column with each user's local date at the as-of time
     since: set[str] = field(default_factory=set)  # steps whose send time `base` carries (`since STEP` on user fields)
@@ -258,8 +259,9 @@ class AudienceSQL:
             alias = self.facts.tags.setdefault(e.tag, f"tag_{len(self.facts.tags)}")
             return exp.EQ(this=exp.func("COALESCE", _col("l", alias), exp.Literal.number(0)),
                           expression=exp.Literal.number(1))
-        if isinstance(e, I.InSegment):
-            return self.pred(self.p.segments[e.name].expr)
+        if isinstance(e, I.InSegment):  # computed once, as a column of `labeled`: never expanded in place
+            self._use("segment", e.name)
+            return _col("l", f"seg_{e.name}")
         if isinstance(e, I.LabelIs):
             self._use_classification(e.classification)
             test = exp.In(this=_col("l", f"class_{e.classification}"),
@@ -440,15 +442,27 @@ class AudienceSQL:
 
     # ------------------------------------------------------------ classifications
     def _use_classification(self, name: str) -> None:
-        if name in self.facts.labels:
+        self._use("class", name)
+
+    def _use(self, kind: str, name: str) -> None:
+        """A segment or classification becomes one column of `labeled`, after the ones it reads: each is
+        compiled once however often it is referred to, so the SQL grows with the text, not with the
+        number of paths through the references (16 segments `sK = sK-1 and sK-1` would be 2^16 copies)."""
+        if (kind, name) in self.facts.derived:
             return
-        cls = self.p.classifications[name]
-        for _, cond in cls.rules:  # classifications it reads come first
-            if cond is not None:
-                for n in I.walk(cond):
-                    if isinstance(n, (I.LabelIs, I.Label)) and n.classification != name:
-                        self._use_classification(n.classification)
-        self.facts.labels.append(name)
+        if kind == "segment":
+            conds = [self.p.segments[name].expr]
+        else:
+            conds = [cond for _, cond in self.p.classifications[name].rules if cond is not None]
+        for cond in conds:  # what it reads comes first
+            for n in I.walk(cond):
+                if isinstance(n, I.InSegment) and not (kind == "segment" and n.name == name):
+                    self._use("segment", n.name)
+                elif isinstance(n, (I.LabelIs, I.Label)) and not (kind == "class" and n.classification == name):
+                    self._use("class", n.classification)
+        self.facts.derived.append((kind, name))
+        if kind == "class":
+            self.facts.labels.append(name)
 
     def _classification_case(self, name: str) -> exp.Expression:
         case = exp.Case()
@@ -469,11 +483,12 @@ class AudienceSQL:
         if users is None:
             raise CompileError("the workspace declares no users table")
         # classification CASEs may pull in more facts: compile them before listing facts
-        label_cases = {}
+        columns = {}
         done = 0
-        while done < len(self.facts.labels):
-            name = self.facts.labels[done]
-            label_cases[name] = self._classification_case(name)
+        while done < len(self.facts.derived):
+            kind, name = self.facts.derived[done]
+            columns[kind, name] = (self._classification_case(name) if kind == "class"
+                                   else self.pred(self.p.segments[name].expr))
             done += 1
         passes = {event: self._event_pass(event, facts) for event, facts in sorted(self.facts.by_event.items())}
         ctes: list[tuple[str, exp.Expression]] = []
@@ -531,8 +546,9 @@ class AudienceSQL:
                 base = base.select(_col("consent_", f"consent_{ch}"), copy=False)
         ctes.append(("base", base))
         labeled = exp.select(exp.Star()).from_(exp.alias_(exp.to_identifier("base", quoted=True), "l", quoted=True))
-        for name in self.facts.labels:
-            labeled = exp.select(exp.Star(), exp.alias_(label_cases[name], f"class_{name}", quoted=True)).from_(
+        for kind, name in self.facts.derived:
+            column = f"class_{name}" if kind == "class" else f"seg_{name}"
+            labeled = exp.select(exp.Star(), exp.alias_(columns[kind, name], column, quoted=True)).from_(
                 exp.alias_(exp.Subquery(this=labeled), "l", quoted=True))
         ctes.append(("labeled", labeled))
         for name, body in ctes:
