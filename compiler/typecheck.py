@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from compiler import ir as I
 from compiler import types as T
+from compiler.bounds import check_date
 from compiler.report import Report, did_you_mean
 from compiler.schema import Event, Schema
 from dsl import ast as A
@@ -464,20 +465,24 @@ def _a(t: T.Type) -> str:
 
 
 def parse_date(e: A.DateLit, report: Report) -> date | None:
+    """The date, or None after a diagnostic (E401 no such date, E414 outside the supported range)."""
     try:
-        return date.fromisoformat(e.text)
+        d = date.fromisoformat(e.text)
     except ValueError:
         report("E401", f"{e.text} is not a date that exists", e.span, ["dates are written YYYY-MM-DD"])
         return None
+    return d if check_date(d, e.span, report) else None
 
 
 def parse_datetime(text: str, node: A.Node, report: Report) -> datetime | None:
     try:
         day, _, clock = text.partition(" ")
         if not clock:
-            return datetime.fromisoformat(day)
+            out = datetime.fromisoformat(day)
+            return out if check_date(out.date(), node.span, report) else None
         hh, mm, *ss = clock.split(":")
-        return datetime.fromisoformat(day).replace(hour=int(hh), minute=int(mm), second=int(ss[0]) if ss else 0)
+        out = datetime.fromisoformat(day).replace(hour=int(hh), minute=int(mm), second=int(ss[0]) if ss else 0)
+        return out if check_date(out.date(), node.span, report) else None
     except ValueError:
         report("E401", f"{text} is not a date and time that exists", node.span,
                 ["write YYYY-MM-DD HH:MM, hours 0-23 and minutes 0-59"])
