@@ -100,6 +100,9 @@ class ExprChecker:
             if users is not None and n in users.fields:
                 f = users.fields[n]
                 return I.UserAttr(n, f.column, f.type)
+            if scope.event is not None and (n in self.segments or n in self.classifications):
+                what = "segment" if n in self.segments else "classification"
+                return self._per_user(f"the {what} `{n}`", scope, e.span)
             if n in self.segments:
                 self.refs.append(n)
                 return I.InSegment(n)
@@ -110,6 +113,8 @@ class ExprChecker:
             return None
         head, rest = parts[0], parts[1:]
         if head == "user" and len(rest) == 1:
+            if scope.event is not None:
+                return self._per_user(f"`{e.dotted}`", scope, e.span)
             if users is None:
                 self.report("E210", "the workspace declares no users table", e.span)
                 return None
@@ -169,7 +174,17 @@ class ExprChecker:
         inner = self.condition(e.operand, scope)
         return None if inner is None else I.Not(inner)
 
+    def _per_user(self, what: str, scope: Scope, span) -> None:
+        """Inside an event query's `where` each event is tested on its own fields; facts about the user
+        (segments, classifications, tags, user fields, other events) belong outside it."""
+        ev = scope.event.name
+        self.report("E416", f"{what} is about the user, not about each {ev} event", span,
+                    [f"test it beside the event query: `... and any({ev} where ...)`"])
+        return None
+
     def _tagged(self, e: A.Tagged, scope) -> I.Expr | None:
+        if scope.event is not None:
+            return self._per_user(f"`tagged \"{e.tag}\"`", scope, e.span)
         if self.schema.tags is None:
             self.report("E210", "`tagged` needs a `tags from table ...` declaration in the workspace", e.span,
                         ["e.g. `tags from table user_tags user user_id tag tag` in schema.camp"])
@@ -178,6 +193,8 @@ class ExprChecker:
 
     def _segment_ref(self, e: A.SegmentRef, scope) -> I.Expr | None:
         n = e.name.name
+        if scope.event is not None and n in self.segments:
+            return self._per_user(f"the segment `{n}`", scope, e.span)
         if n not in self.segments:
             self.report("E203", f"there is no segment `{n}`", e.name.span, [did_you_mean(n, self.segments)])
             return None
@@ -395,6 +412,8 @@ class ExprChecker:
 
     # ------------------------------------------------------------ event aggregates
     def _aggregate(self, e: A.Aggregate, scope: Scope) -> I.Expr | None:
+        if scope.event is not None:
+            return self._per_user(f"`{e.func.replace('_', ' ')}({e.event.name} ...)`", scope, e.span)
         ev = self.schema.events.get(e.event.name)
         if ev is None:
             self.report("E202", f"there are no events called `{e.event.name}`", e.event.span,

@@ -283,3 +283,16 @@ def test_builtin_kinds_are_the_runtimes():
     from runtime.channels import _kinds
 
     assert set(BUILTIN_KINDS) == set(_kinds())
+
+
+# ---------------------------------------------------------------- user facts inside an event query
+@pytest.mark.parametrize("who", ["any(orders where segment sticky)", "any(orders where lifecycle = silent)",
+                                 'any(orders where tagged "vip")', "any(orders where count(visits) > 1)",
+                                 'any(orders where user.city = "北京")'])
+def test_user_facts_inside_an_event_query_are_located(tmp_path, who):
+    """These checked clean and then referred to the user row from the per-event pass (a Binder Error)."""
+    located(workspace(tmp_path, case(who=who)), "E416", 2, who[len("any(orders where "):].split(" ")[0])
+
+
+def test_event_fields_beside_a_segment_compile_and_run(tmp_path):
+    assert runs(workspace(tmp_path, case(who="sticky and any(orders where amount > 10 CNY)"))) == 1
