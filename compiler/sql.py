@@ -143,7 +143,7 @@ class AudienceSQL:
             exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
             exp.alias_(excluded, "excluded", quoted=True),
             exp.alias_(held, "held_out", quoted=True),
-        ).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(matched)
+        ).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(matched, copy=False)
         return self._with_ctes(query)
 
     def final(self, c: Campaign) -> exp.Select:
@@ -186,7 +186,7 @@ class AudienceSQL:
         if skips:
             case = exp.Case()
             for reason, cond in skips:
-                case = case.when(self.pred(cond), exp.Literal.string(reason))
+                case = case.when(self.pred(cond), exp.Literal.string(reason), copy=False)
             skip = case
         return self._select(exp.true(), exp.false(), fields, labels, consent, branches,
                             [exp.alias_(skip, "skip", quoted=True)])
@@ -198,7 +198,8 @@ class AudienceSQL:
         if branches:
             case = exp.Case()
             for i, cond in enumerate(branches):
-                case = case.when(self.pred(cond) if cond is not None else exp.true(), exp.Literal.number(i))
+                case = case.when(self.pred(cond) if cond is not None else exp.true(), exp.Literal.number(i),
+                                 copy=False)
             cols.append(exp.alias_(case, "branch", quoted=True))
         for name in fields:
             self.facts.user_fields[name] = users.fields[name].column
@@ -211,7 +212,8 @@ class AudienceSQL:
             cols += [exp.alias_(exp.func("COALESCE", _col("l", f"consent_{ch}"), exp.Literal.number(0)),
                                 f"consent_{ch}", quoted=True) for ch in self.facts.consent]
         query = exp.select(*cols, *more).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l",
-                                                          quoted=True)).where(matched).order_by(_col("l", "user_id"))
+                                                          quoted=True)).where(matched, copy=False).order_by(
+            _col("l", "user_id"), copy=False)
         return self._with_ctes(query)
 
     def condition(self, e: I.Expr) -> exp.Select:
@@ -471,7 +473,7 @@ class AudienceSQL:
             if cond is None:
                 default = exp.Literal.string(label)
             else:
-                case = case.when(self.pred(cond), exp.Literal.string(label))
+                case = case.when(self.pred(cond), exp.Literal.string(label), copy=False)  # fresh trees: no copies
         if not case.args.get("ifs"):
             return default or exp.Null()
         return case.else_(default) if default is not None else case
@@ -497,7 +499,7 @@ class AudienceSQL:
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
         ).from_(exp.alias_(_table(users.table), "u", quoted=True))
         if self.cohort:  # a follow-up: only the journey's cohort, with the send times it reads
-            base = base.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner",
+            base = base.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
                              on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("c", "user_id")))
             for step in sorted(self.facts.since):
                 base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
@@ -507,7 +509,7 @@ class AudienceSQL:
         for event, facts in sorted(self.facts.by_event.items()):
             cte = f"ev_{event}"
             ctes.append((cte, passes[event]))
-            base = base.join(exp.alias_(exp.to_identifier(cte, quoted=True), cte, quoted=True), join_type="left",
+            base = base.join(exp.alias_(exp.to_identifier(cte, quoted=True), cte, quoted=True), join_type="left", copy=False,
                              on=exp.EQ(this=_col(cte, "user_id"), expression=_col("u", users.key)))
             for alias, _ in facts.values():
                 base = base.select(_col(cte, alias), copy=False)
@@ -523,7 +525,7 @@ class AudienceSQL:
                        expressions=[exp.Literal.string(tag) for tag in sorted(self.facts.tags)])).group_by(
                 _col("t", link.user_column))
             ctes.append(("tags_", tags))
-            base = base.join(exp.alias_(exp.to_identifier("tags_", quoted=True), "tags_", quoted=True), join_type="left",
+            base = base.join(exp.alias_(exp.to_identifier("tags_", quoted=True), "tags_", quoted=True), join_type="left", copy=False,
                              on=exp.EQ(this=_col("tags_", "user_id"), expression=_col("u", users.key)))
             for alias in sorted(self.facts.tags.values()):
                 base = base.select(_col("tags_", alias), copy=False)
@@ -540,7 +542,7 @@ class AudienceSQL:
                 _col("k", link.user_column))
             ctes.append(("consent_", consent))
             base = base.join(exp.alias_(exp.to_identifier("consent_", quoted=True), "consent_", quoted=True),
-                             join_type="left",
+                             join_type="left", copy=False,
                              on=exp.EQ(this=_col("consent_", "user_id"), expression=_col("u", users.key)))
             for ch in self.facts.consent:
                 base = base.select(_col("consent_", f"consent_{ch}"), copy=False)
@@ -549,7 +551,7 @@ class AudienceSQL:
         for kind, name in self.facts.derived:
             column = f"class_{name}" if kind == "class" else f"seg_{name}"
             labeled = exp.select(exp.Star(), exp.alias_(columns[kind, name], column, quoted=True)).from_(
-                exp.alias_(exp.Subquery(this=labeled), "l", quoted=True))
+                exp.alias_(exp.Subquery(this=labeled), "l", quoted=True), copy=False)  # no copy per level
         ctes.append(("labeled", labeled))
         for name, body in ctes:
             query = query.with_(exp.to_identifier(name, quoted=True), as_=body, copy=False)
@@ -602,10 +604,10 @@ class AudienceSQL:
         query = exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
             exp.alias_(_table(ev.table), "e", quoted=True))
         if self.cohort:  # only the cohort's events, each beside the user's send times
-            query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner",
+            query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
                                on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"),
                                          expression=_col("c", "user_id")))
-        return query.where(scope).group_by(_col("e", ev.user_column))
+        return query.where(scope, copy=False).group_by(_col("e", ev.user_column), copy=False)
 
     def _earliest_bound(self, facts: dict[str, tuple[str, I.Agg]]) -> datetime | None:
         starts = []
