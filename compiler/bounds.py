@@ -38,32 +38,34 @@ LAST_DATE = date(2999, 12, 31)
 UNIT_WORDS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks", "mo": "months"}
 
 
-def check_bounds(module: A.Module, report: Report) -> None:
-    """Report every literal of `module` outside the limits above (report.file is the module's)."""
+def check_bounds(module: A.Module, report: Report, source: str | None = None) -> None:
+    """Report every literal of `module` outside the limits above (report.file is the module's).
+    `source`: the module's text, when known; a NUL reaches a literal only through a `\\u0000` escape
+    (a raw NUL byte makes the file binary, E102), so without one the texts need no look."""
+    nul = source is None or "\\u0000" in source.lower()
     for node in walk(module):
-        _nul(node, report)
-        if isinstance(node, A.Duration):
-            check_duration(node, report)
-        elif isinstance(node, (A.Money, A.MoneyLit)):
-            check_money(node.amount, node.currency, node.span, report)
-        elif isinstance(node, A.NumberLit):
-            check_number(node.value, node.span, report)
-        elif isinstance(node, A.PercentLit):
-            check_number(node.value / 100, node.span, report, shown=f"{node.value}%")
-        elif isinstance(node, A.DateLit):
-            check_date_text(node.text, node.span, report)
-        elif isinstance(node, A.DateTimeLit):
-            check_date_text(node.text[:10], node.span, report)
-        elif isinstance(node, A.Once):
-            check_date_text(node.at[:10], node.span, report)
-        elif isinstance(node, (A.Cap, A.Tier)):
-            check_count(node.count, "a cap", node.span, report)
-        elif isinstance(node, A.Priority):
-            check_count(node.value, "a priority", node.span, report)
-        elif isinstance(node, A.Points):
-            check_number(node.amount, node.span, report)
-        elif isinstance(node, A.ShareDecay):
-            check_count(node.after, "a share count", node.span, report)
+        if nul:
+            _nul(node, report)
+        check = _CHECKS.get(type(node))
+        if check is not None:
+            check(node, report)
+
+
+_CHECKS = {
+    A.Duration: lambda n, r: check_duration(n, r),
+    A.Money: lambda n, r: check_money(n.amount, n.currency, n.span, r),
+    A.MoneyLit: lambda n, r: check_money(n.amount, n.currency, n.span, r),
+    A.NumberLit: lambda n, r: check_number(n.value, n.span, r),
+    A.PercentLit: lambda n, r: check_number(n.value / 100, n.span, r, shown=f"{n.value}%"),
+    A.DateLit: lambda n, r: check_date_text(n.text, n.span, r),
+    A.DateTimeLit: lambda n, r: check_date_text(n.text[:10], n.span, r),
+    A.Once: lambda n, r: check_date_text(n.at[:10], n.span, r),
+    A.Cap: lambda n, r: check_count(n.count, "a cap", n.span, r),
+    A.Tier: lambda n, r: check_count(n.count, "a cap", n.span, r),
+    A.Priority: lambda n, r: check_count(n.value, "a priority", n.span, r),
+    A.Points: lambda n, r: check_number(n.amount, n.span, r),
+    A.ShareDecay: lambda n, r: check_count(n.after, "a share count", n.span, r),
+}
 
 
 def _nul(node: A.Node, report: Report) -> None:

@@ -45,7 +45,7 @@ def check_workspace(ws: Workspace) -> CheckResult:
     decls = _collect(ws.modules, report)
     for module in ws.modules:
         report.file = module.path
-        check_bounds(module, report)
+        check_bounds(module, report, ws.sources.get(module.path))
     if schema.users is None and (decls["segment"] or decls["campaign"] or decls["classify"]):
         file, first = next(iter((decls["campaign"] or decls["segment"] or decls["classify"]).values()))
         report("E210", "the workspace declares no users table", first.name.span,
