@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from compiler.bounds import FIRST_DATE
 from compiler.ir import Dur
 from compiler.limits import check_time_of_day
 from compiler.program import Schedule
@@ -128,7 +129,7 @@ def check_fires(sched: Schedule, trig: A.Node, report: Report) -> bool:
     from croniter import CroniterBadDateError, croniter
 
     tz = ZoneInfo(sched.tz)
-    first = datetime.combine(sched.start or date(2000, 1, 1), time(), tzinfo=tz) - timedelta(seconds=1)
+    first = datetime.combine(sched.start or FIRST_DATE, time(), tzinfo=tz) - timedelta(seconds=1)
     last = datetime.combine(sched.end, time(23, 59, 59), tzinfo=tz) if sched.end else None
     for line in cron_lines(sched):
         try:
