@@ -39,7 +39,7 @@ def check_run_config(config: WorkspaceConfig, text: str, root: Path, display: st
             continue
         settings = spec.settings
         for key in REQUIRED.get(spec.kind, ()):
-            if key not in settings and f"{key}_env" not in settings:
+            if key not in settings:
                 report("E004", f"camp.toml: channel `{name}` ({spec.kind}) needs the setting `{key}`",
                        _line(text, table, "kind"), f"add it under [{table}.settings]: {key} = \"...\"")
         url = settings.get("url")
