@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from compiler import program as P
+from compiler.bounds import COUPON_DECIMALS, check_per_send
 from compiler.config import WorkspaceConfig
 from compiler.ir import Dur
 from compiler.limits import check_cap, check_costs, check_quiet
@@ -177,6 +178,10 @@ def _coupon(cp: A.Coupon, ctx: CampaignContext) -> P.Coupon:
     elif value.amount <= 0:
         r("E408", "a coupon's value must be more than zero", seen["coupon_value"].span,
           [f"e.g. `value 20 {value.currency}`"])
+    else:
+        check_per_send(seen["coupon_value"].value, "a coupon's value", r, COUPON_DECIMALS)
+    if spend is not None:
+        check_per_send(seen["min_spend"].value, "a coupon's minimum spend", r, COUPON_DECIMALS)
     if value and spend and value.currency != spend.currency:
         r("E302", f"the coupon is worth {value.currency} but its minimum spend is in {spend.currency}",
           seen["min_spend"].span, [f"write the minimum spend in {value.currency}: `min_spend 200 {value.currency}`"])
@@ -220,6 +225,8 @@ def _packet(rp: A.RedPacket, ctx: CampaignContext) -> P.RedPacket:
     out = P.RedPacket(name=rp.name.name, title=rp.title, value=value)
     if value is None:
         r("E214", f"the red packet {rp.name.name} has no value", rp.name.span, ["add `value 10 CNY`"])
+    else:
+        check_per_send(seen["packet_value"].value, "a red packet's value", r, COUPON_DECIMALS)
     decay = seen.get("share_decay")
     if isinstance(decay, A.ShareDecay):
         if not (0 < decay.decay < 100):
@@ -231,6 +238,7 @@ def _packet(rp: A.RedPacket, ctx: CampaignContext) -> P.RedPacket:
         elif value and decay.floor.amount > value.amount:
             r("E408", "the floor is above the packet's value, so shares could never decay", decay.floor.span,
               [f"a floor below {value.amount} {value.currency}"])
+        check_per_send(decay.floor, "a red packet's floor", r, COUPON_DECIMALS)
         if decay.after < 1:
             r("E408", "the share count after which the floor applies must be at least 1", decay.span,
               ["e.g. `share decay 20% floor 1 CNY after 3`"])
@@ -244,10 +252,11 @@ def _channel(ch: A.Channel, ctx: CampaignContext) -> P.ChannelRef:
         ctx.report("E208", f"`{name}` is not a channel", ch.channel.span,
                    [did_you_mean(name, ctx.channels) or "channels: " + ", ".join(ctx.channels)])
     template = ch.template.value if ch.template else None
-    problem = template_name_problem(template) if template is not None else None
+    nul = template is not None and "\x00" in template  # E410 (compiler.bounds) says so already
+    problem = template_name_problem(template) if template is not None and not nul else None
     if problem is not None:
         ctx.report("E510", problem[0], ch.template.span, [problem[1]])
-    elif template is not None:
+    elif template is not None and not nul:
         try:
             path = resolve_template(ctx.template_dir, template)
             found = path is not None and path.is_file()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from compiler import program as P
+from compiler.bounds import check_bounds
 from compiler.campaign import CampaignContext, check_campaign
 from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_cap
 from compiler.lint import lint_program
@@ -42,6 +43,9 @@ def check_workspace(ws: Workspace) -> CheckResult:
     schema = build_schema(ws.modules, report)
     program = P.Program(schema=schema, currency=ws.config.workspace.currency, timezone=ws.config.workspace.timezone)
     decls = _collect(ws.modules, report)
+    for module in ws.modules:
+        report.file = module.path
+        check_bounds(module, report, ws.sources.get(module.path))
     if schema.users is None and (decls["segment"] or decls["campaign"] or decls["classify"]):
         file, first = next(iter((decls["campaign"] or decls["segment"] or decls["classify"]).values()))
         report("E210", "the workspace declares no users table", first.name.span,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from compiler.bounds import check_per_send
 from compiler.ir import Dur
 from compiler.program import CapRule, MoneyAmount
 from compiler.report import Report, did_you_mean, suggest
@@ -111,6 +112,8 @@ def check_costs(costs: A.Costs, channels: list[str], report: Report, out: dict[s
             continue
         if item.cost.amount < 0:
             report("E408", "a cost cannot be negative", item.cost.span, [f"e.g. `cost {ch} 0.05 CNY`"])
+            continue
+        if not check_per_send(item.cost, "a cost per message", report):
             continue
         if ch in out:
             report("E211", f"the cost of {ch} is given twice", item.span,

@@ -85,7 +85,8 @@ class _Facts:
     by_event: dict[str, dict[str, tuple[str, I.Agg]]] = field(default_factory=dict)  # event -> key -> (alias, agg)
     tags: dict[str, str] = field(default_factory=dict)  # tag -> alias
     user_fields: dict[str, str] = field(default_factory=dict)  # field -> column
-    labels: list[str] = field(default_factory=list)  # classifications, in dependency order
+    labels: list[str] = field(default_factory=list)  # classifications used
+    derived: list[tuple[str, str]] = field(default_factory=list)  # ("segment"|"class", name), dependencies first
     consent: list[str] = field(default_factory=list)  # channels whose consent flag is selected
     local_today: bool = False  # a column with each user's local date at the as-of time
     since: set[str] = field(default_factory=set)  # steps whose send time `base` carries (`since STEP` on user fields)
@@ -127,7 +128,7 @@ class AudienceSQL:
             exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
             exp.alias_(excluded, "excluded", quoted=True),
             exp.alias_(held, "held_out", quoted=True),
-        ).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(matched)
+        ).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(matched, copy=False)
         return self._with_ctes(query)
 
     def final(self, c: Campaign) -> exp.Select:
@@ -170,7 +171,7 @@ class AudienceSQL:
         if skips:
             case = exp.Case()
             for reason, cond in skips:
-                case = case.when(self.pred(cond), exp.Literal.string(reason))
+                case = case.when(self.pred(cond), exp.Literal.string(reason), copy=False)
             skip = case
         return self._select(exp.true(), exp.false(), fields, labels, consent, branches,
                             [exp.alias_(skip, "skip", quoted=True)])
@@ -182,7 +183,8 @@ class AudienceSQL:
         if branches:
             case = exp.Case()
             for i, cond in enumerate(branches):
-                case = case.when(self.pred(cond) if cond is not None else exp.true(), exp.Literal.number(i))
+                case = case.when(self.pred(cond) if cond is not None else exp.true(), exp.Literal.number(i),
+                                 copy=False)
             cols.append(exp.alias_(case, "branch", quoted=True))
         for name in fields:
             self.facts.user_fields[name] = users.fields[name].column
@@ -195,7 +197,8 @@ class AudienceSQL:
             cols += [exp.alias_(exp.func("COALESCE", _col("l", f"consent_{ch}"), exp.Literal.number(0)),
                                 f"consent_{ch}", quoted=True) for ch in self.facts.consent]
         query = exp.select(*cols, *more).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l",
-                                                          quoted=True)).where(matched).order_by(_col("l", "user_id"))
+                                                          quoted=True)).where(matched, copy=False).order_by(
+            _col("l", "user_id"), copy=False)
         return self._with_ctes(query)
 
     def condition(self, e: I.Expr) -> exp.Select:
@@ -243,8 +246,9 @@ class AudienceSQL:
             alias = self.facts.tags.setdefault(e.tag, f"tag_{len(self.facts.tags)}")
             return exp.EQ(this=exp.func("COALESCE", _col("l", alias), exp.Literal.number(0)),
                           expression=exp.Literal.number(1))
-        if isinstance(e, I.InSegment):
-            return self.pred(self.p.segments[e.name].expr)
+        if isinstance(e, I.InSegment):  # computed once, as a column of `labeled`: never expanded in place
+            self._use("segment", e.name)
+            return _col("l", f"seg_{e.name}")
         if isinstance(e, I.LabelIs):
             self._use_classification(e.classification)
             test = exp.In(this=_col("l", f"class_{e.classification}"),
@@ -425,15 +429,27 @@ class AudienceSQL:
 
     # ------------------------------------------------------------ classifications
     def _use_classification(self, name: str) -> None:
-        if name in self.facts.labels:
+        self._use("class", name)
+
+    def _use(self, kind: str, name: str) -> None:
+        """A segment or classification becomes one column of `labeled`, after the ones it reads: each is
+        compiled once however often it is referred to, so the SQL grows with the text, not with the
+        number of paths through the references (16 segments `sK = sK-1 and sK-1` would be 2^16 copies)."""
+        if (kind, name) in self.facts.derived:
             return
-        cls = self.p.classifications[name]
-        for _, cond in cls.rules:  # classifications it reads come first
-            if cond is not None:
-                for n in I.walk(cond):
-                    if isinstance(n, (I.LabelIs, I.Label)) and n.classification != name:
-                        self._use_classification(n.classification)
-        self.facts.labels.append(name)
+        if kind == "segment":
+            conds = [self.p.segments[name].expr]
+        else:
+            conds = [cond for _, cond in self.p.classifications[name].rules if cond is not None]
+        for cond in conds:  # what it reads comes first
+            for n in I.walk(cond):
+                if isinstance(n, I.InSegment) and not (kind == "segment" and n.name == name):
+                    self._use("segment", n.name)
+                elif isinstance(n, (I.LabelIs, I.Label)) and not (kind == "class" and n.classification == name):
+                    self._use("class", n.classification)
+        self.facts.derived.append((kind, name))
+        if kind == "class":
+            self.facts.labels.append(name)
 
     def _classification_case(self, name: str) -> exp.Expression:
         case = exp.Case()
@@ -442,7 +458,7 @@ class AudienceSQL:
             if cond is None:
                 default = exp.Literal.string(label)
             else:
-                case = case.when(self.pred(cond), exp.Literal.string(label))
+                case = case.when(self.pred(cond), exp.Literal.string(label), copy=False)  # fresh trees: no copies
         if not case.args.get("ifs"):
             return default or exp.Null()
         return case.else_(default) if default is not None else case
@@ -454,11 +470,12 @@ class AudienceSQL:
         if users is None:
             raise CompileError("the workspace declares no users table")
         # classification CASEs may pull in more facts: compile them before listing facts
-        label_cases = {}
+        columns = {}
         done = 0
-        while done < len(self.facts.labels):
-            name = self.facts.labels[done]
-            label_cases[name] = self._classification_case(name)
+        while done < len(self.facts.derived):
+            kind, name = self.facts.derived[done]
+            columns[kind, name] = (self._classification_case(name) if kind == "class"
+                                   else self.pred(self.p.segments[name].expr))
             done += 1
         passes = {event: self._event_pass(event, facts) for event, facts in sorted(self.facts.by_event.items())}
         ctes: list[tuple[str, exp.Expression]] = []
@@ -467,7 +484,7 @@ class AudienceSQL:
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
         ).from_(exp.alias_(_table(users.table), "u", quoted=True))
         if self.cohort:  # a follow-up: only the journey's cohort, with the send times it reads
-            base = base.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner",
+            base = base.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
                              on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("c", "user_id")))
             for step in sorted(self.facts.since):
                 base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
@@ -477,7 +494,7 @@ class AudienceSQL:
         for event, facts in sorted(self.facts.by_event.items()):
             cte = f"ev_{event}"
             ctes.append((cte, passes[event]))
-            base = base.join(exp.alias_(exp.to_identifier(cte, quoted=True), cte, quoted=True), join_type="left",
+            base = base.join(exp.alias_(exp.to_identifier(cte, quoted=True), cte, quoted=True), join_type="left", copy=False,
                              on=exp.EQ(this=_col(cte, "user_id"), expression=_col("u", users.key)))
             for alias, _ in facts.values():
                 base = base.select(_col(cte, alias), copy=False)
@@ -493,7 +510,7 @@ class AudienceSQL:
                        expressions=[exp.Literal.string(tag) for tag in sorted(self.facts.tags)])).group_by(
                 _col("t", link.user_column))
             ctes.append(("tags_", tags))
-            base = base.join(exp.alias_(exp.to_identifier("tags_", quoted=True), "tags_", quoted=True), join_type="left",
+            base = base.join(exp.alias_(exp.to_identifier("tags_", quoted=True), "tags_", quoted=True), join_type="left", copy=False,
                              on=exp.EQ(this=_col("tags_", "user_id"), expression=_col("u", users.key)))
             for alias in sorted(self.facts.tags.values()):
                 base = base.select(_col("tags_", alias), copy=False)
@@ -510,15 +527,16 @@ class AudienceSQL:
                 _col("k", link.user_column))
             ctes.append(("consent_", consent))
             base = base.join(exp.alias_(exp.to_identifier("consent_", quoted=True), "consent_", quoted=True),
-                             join_type="left",
+                             join_type="left", copy=False,
                              on=exp.EQ(this=_col("consent_", "user_id"), expression=_col("u", users.key)))
             for ch in self.facts.consent:
                 base = base.select(_col("consent_", f"consent_{ch}"), copy=False)
         ctes.append(("base", base))
         labeled = exp.select(exp.Star()).from_(exp.alias_(exp.to_identifier("base", quoted=True), "l", quoted=True))
-        for name in self.facts.labels:
-            labeled = exp.select(exp.Star(), exp.alias_(label_cases[name], f"class_{name}", quoted=True)).from_(
-                exp.alias_(exp.Subquery(this=labeled), "l", quoted=True))
+        for kind, name in self.facts.derived:
+            column = f"class_{name}" if kind == "class" else f"seg_{name}"
+            labeled = exp.select(exp.Star(), exp.alias_(columns[kind, name], column, quoted=True)).from_(
+                exp.alias_(exp.Subquery(this=labeled), "l", quoted=True), copy=False)  # no copy per level
         ctes.append(("labeled", labeled))
         for name, body in ctes:
             query = query.with_(exp.to_identifier(name, quoted=True), as_=body, copy=False)
@@ -571,10 +589,10 @@ class AudienceSQL:
         query = exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
             exp.alias_(_table(ev.table), "e", quoted=True))
         if self.cohort:  # only the cohort's events, each beside the user's send times
-            query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner",
+            query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
                                on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"),
                                          expression=_col("c", "user_id")))
-        return query.where(scope).group_by(_col("e", ev.user_column))
+        return query.where(scope, copy=False).group_by(_col("e", ev.user_column), copy=False)
 
     def _earliest_bound(self, facts: dict[str, tuple[str, I.Agg]]) -> datetime | None:
         starts = []

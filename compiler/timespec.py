@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from compiler.bounds import FIRST_DATE
 from compiler.ir import Dur
 from compiler.limits import check_time_of_day
 from compiler.program import Schedule
@@ -11,6 +15,7 @@ from compiler.zones import zone_or_none
 from dsl import ast as A
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+CRON_DAYS = {d: (i + 1) % 7 for i, d in enumerate(WEEKDAYS)}  # cron: 0 is sunday
 
 
 def check_zone(name: str, node: A.Node, report: Report) -> bool:
@@ -116,4 +121,40 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
         report("E403", "the one-off run lies outside the campaign's date range", trig.span,
                [f"move `once at` between {sched.start or 'the start'} and {sched.end or 'the end'}, or widen `from ... to`"])
         ok = False
+    if ok and sched.kind in ("cron", "daily", "weekly"):
+        ok = check_fires(sched, trig, report)
     return sched if ok else None
+
+
+def cron_lines(sched: Schedule) -> list[str]:
+    """The cron expressions a daily, weekly or cron trigger fires on (in the schedule's zone)."""
+    if sched.kind == "cron":
+        return [sched.cron]
+    dow = ",".join(str(CRON_DAYS[d]) for d in sched.days) if sched.kind == "weekly" else "*"
+    return [f"{int(t.split(':')[1])} {int(t.split(':')[0])} * * {dow}" for t in sched.times]
+
+
+def check_fires(sched: Schedule, trig: A.Node, report: Report) -> bool:
+    """A schedule must fire at least once: at all, and between its start and end dates when it has them
+    (`cron "0 0 30 2 *"` never does; `every monday` from a Tuesday to the Wednesday after neither)."""
+    from croniter import CroniterBadDateError, croniter
+
+    tz = ZoneInfo(sched.tz)
+    first = datetime.combine(sched.start or FIRST_DATE, time(), tzinfo=tz) - timedelta(seconds=1)
+    last = datetime.combine(sched.end, time(23, 59, 59), tzinfo=tz) if sched.end else None
+    for line in cron_lines(sched):
+        try:
+            fire = croniter(line, first).get_next(datetime)
+        except (CroniterBadDateError, ValueError, OverflowError):
+            continue
+        if last is None or fire <= last:
+            return True
+    shown = f"cron \"{sched.cron}\"" if sched.kind == "cron" else "the schedule"
+    if sched.start or sched.end:
+        span = f"{sched.start or '…'} .. {sched.end or '…'}"
+        report("E415", f"{shown} never fires between the campaign's dates ({span})", trig.span,
+               ["check the day of month, month and weekday against the date range"])
+    else:
+        report("E415", f"{shown} never fires: no date matches it", trig.span,
+               ["check the day of month against the month (there is no 30 February or 31 April)"])
+    return False

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from compiler import ir as I
 from compiler import types as T
+from compiler.bounds import check_date
 from compiler.report import Report, did_you_mean, suggest
 from compiler.schema import Event, Schema
 from dsl import ast as A
@@ -99,6 +100,9 @@ class ExprChecker:
             if users is not None and n in users.fields:
                 f = users.fields[n]
                 return I.UserAttr(n, f.column, f.type)
+            if scope.event is not None and (n in self.segments or n in self.classifications):
+                what = "segment" if n in self.segments else "classification"
+                return self._per_user(f"the {what} `{n}`", scope, e.span)
             if n in self.segments:
                 self.refs.append(n)
                 return I.InSegment(n)
@@ -109,6 +113,8 @@ class ExprChecker:
             return None
         head, rest = parts[0], parts[1:]
         if head == "user" and len(rest) == 1:
+            if scope.event is not None:
+                return self._per_user(f"`{e.dotted}`", scope, e.span)
             if users is None:
                 self.report("E210", "the workspace declares no users table", e.span,
                             ["declare it: `users from table users key user_id { city text }`"])
@@ -177,7 +183,17 @@ class ExprChecker:
         inner = self.condition(e.operand, scope)
         return None if inner is None else I.Not(inner)
 
+    def _per_user(self, what: str, scope: Scope, span) -> None:
+        """Inside an event query's `where` each event is tested on its own fields; facts about the user
+        (segments, classifications, tags, user fields, other events) belong outside it."""
+        ev = scope.event.name
+        self.report("E416", f"{what} is about the user, not about each {ev} event", span,
+                    [f"test it beside the event query: `... and any({ev} where ...)`"])
+        return None
+
     def _tagged(self, e: A.Tagged, scope) -> I.Expr | None:
+        if scope.event is not None:
+            return self._per_user(f"`tagged \"{e.tag}\"`", scope, e.span)
         if self.schema.tags is None:
             self.report("E210", "`tagged` needs a `tags from table ...` declaration in the workspace", e.span,
                         ["e.g. `tags from table user_tags user user_id tag tag` in schema.camp"])
@@ -186,6 +202,8 @@ class ExprChecker:
 
     def _segment_ref(self, e: A.SegmentRef, scope) -> I.Expr | None:
         n = e.name.name
+        if scope.event is not None and n in self.segments:
+            return self._per_user(f"the segment `{n}`", scope, e.span)
         if n not in self.segments:
             self.report("E203", f"there is no segment `{n}`", e.name.span, [suggest(n, self.segments, "segments", none="declare it: `segment NAME = condition`")])
             return None
@@ -410,6 +428,8 @@ class ExprChecker:
 
     # ------------------------------------------------------------ event aggregates
     def _aggregate(self, e: A.Aggregate, scope: Scope) -> I.Expr | None:
+        if scope.event is not None:
+            return self._per_user(f"`{e.func.replace('_', ' ')}({e.event.name} ...)`", scope, e.span)
         ev = self.schema.events.get(e.event.name)
         if ev is None:
             self.report("E202", f"there are no events called `{e.event.name}`", e.event.span,
@@ -481,20 +501,24 @@ def _a(t: T.Type) -> str:
 
 
 def parse_date(e: A.DateLit, report: Report) -> date | None:
+    """The date, or None after a diagnostic (E401 no such date, E414 outside the supported range)."""
     try:
-        return date.fromisoformat(e.text)
+        d = date.fromisoformat(e.text)
     except ValueError:
         report("E401", f"{e.text} is not a date that exists", e.span, ["dates are written YYYY-MM-DD"])
         return None
+    return d if check_date(d, e.span, report) else None
 
 
 def parse_datetime(text: str, node: A.Node, report: Report) -> datetime | None:
     try:
         day, _, clock = text.partition(" ")
         if not clock:
-            return datetime.fromisoformat(day)
+            out = datetime.fromisoformat(day)
+            return out if check_date(out.date(), node.span, report) else None
         hh, mm, *ss = clock.split(":")
-        return datetime.fromisoformat(day).replace(hour=int(hh), minute=int(mm), second=int(ss[0]) if ss else 0)
+        out = datetime.fromisoformat(day).replace(hour=int(hh), minute=int(mm), second=int(ss[0]) if ss else 0)
+        return out if check_date(out.date(), node.span, report) else None
     except ValueError:
         report("E401", f"{text} is not a date and time that exists", node.span,
                 ["write YYYY-MM-DD HH:MM, hours 0-23 and minutes 0-59"])

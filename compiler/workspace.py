@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.config import WorkspaceConfig, load_config
+from compiler.runconfig import check_run_config
 from dsl.ast import Module
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.parse import parse_file
@@ -63,6 +64,8 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
                           ["create one: `camp.toml` with a [workspace] table (see README)"])
     cfg_path = root / "camp.toml"
     config, diags, cfg_text = load_config(cfg_path, display_path(cfg_path))
+    if cfg_text is not None and not diags:
+        diags = check_run_config(config, cfg_text, root, display_path(cfg_path))
     ws = Workspace(root=root, config=config, diagnostics=list(diags))
     if cfg_text is not None:
         ws.sources[display_path(cfg_path)] = cfg_text

@@ -42,7 +42,7 @@ def _campaign(template: str) -> str:
 CRASHES = {
     "lone surrogate": ('segment s = gender = "\\ud800"\n', [("E107", 1, 22)]),
     "5,000-digit duration": ("segment d = any(orders within " + "9" * 5000 + "d)\n", [("E109", 1, 31)]),
-    "NUL in a template name": (_campaign("x\\u0000"), [("E510", 4, 23)]),
+    "NUL in a template name": (_campaign("x\\u0000"), [("E410", 4, 23)]),  # NUL in any text: E410
     "300-character template name": (_campaign("a" * 300), [("E510", 4, 23)]),
 }
 

@@ -1,10 +1,10 @@
 WITH "ev_orders" AS (
   SELECT
     "e"."user_id" AS "user_id",
+    MAX("e"."created_at") AS "orders_0",
     COUNT(*) FILTER(WHERE
       "e"."created_at" >= CAST('2025-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
-      AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)) AS "orders_0",
-    MAX("e"."created_at") AS "orders_1"
+      AND "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)) AS "orders_1"
   FROM "orders" AS "e"
   WHERE
     "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
@@ -21,8 +21,27 @@ WITH "ev_orders" AS (
     ON "ev_orders"."user_id" = "u"."user_id"
 ), "labeled" AS (
   SELECT
-    *
-  FROM "base" AS "l"
+    *,
+    "l"."seg_sticky" AND "l"."seg_recent_buyer" AS "seg_important_value"
+  FROM (
+    SELECT
+      *,
+      COALESCE(COALESCE("l"."orders_1", 0) >= 10, FALSE) AS "seg_sticky"
+    FROM (
+      SELECT
+        *,
+        COALESCE(
+          "l"."orders_0" >= CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMPTZ)
+          AND "l"."orders_0" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ),
+          FALSE
+        ) AS "seg_recent_buyer"
+      FROM (
+        SELECT
+          *
+        FROM "base" AS "l"
+      ) AS "l"
+    ) AS "l"
+  ) AS "l"
 )
 SELECT
   "a"."user_id"
@@ -33,14 +52,7 @@ FROM (
     FALSE AS "held_out"
   FROM "labeled" AS "l"
   WHERE
-    (
-      COALESCE(COALESCE("l"."orders_0", 0) >= 10, FALSE)
-      AND COALESCE(
-        "l"."orders_1" >= CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMPTZ)
-        AND "l"."orders_1" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ),
-        FALSE
-      )
-    )
+    "l"."seg_important_value"
     AND COALESCE("l"."u_member_level" IN ('silver', 'gold'), FALSE)
 ) AS "a"
 WHERE

@@ -1,0 +1,140 @@
+"""A valid camp.toml -> diagnostics for settings that would only fail at run time.
+
+`camp check` never imports the runtime (nor Prefect), so channel kinds are resolved the way
+`runtime.channels.make_channel` does it, without running any of their code: the built-in kinds by
+name, `package.module:Class` by finding the module (importlib.util.find_spec) and the class among
+the module's top-level names. Settings the adapters cannot run without are required here.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+from compiler.config import WorkspaceConfig
+from compiler.report import did_you_mean
+from dsl.diagnostics import Diagnostic, diagnostic
+from dsl.span import Span
+
+BUILTIN_KINDS = ("outbox", "console", "smtp", "email", "webhook")  # runtime.channels._kinds(); a test keeps them equal
+REQUIRED = {"webhook": ("url",)}
+NUMERIC = {"webhook": ("timeout", "retries", "backoff"), "smtp": ("port", "timeout", "retries"),
+           "email": ("port", "timeout", "retries")}
+
+
+def check_run_config(config: WorkspaceConfig, text: str, root: Path, display: str) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+
+    def report(code: str, message: str, line: int, hint: str) -> None:
+        out.append(diagnostic(code, message, Span.point(line, 1), display, [hint]))
+
+    for name, spec in config.channels.items():
+        table = f"channels.{name}"
+        problem = _kind_problem(spec.kind)
+        if problem:
+            report("E003", f"camp.toml: channel `{name}`: {problem}", _line(text, table, "kind"),
+                   did_you_mean(spec.kind, BUILTIN_KINDS, '"{}"') or
+                   f"kinds: {', '.join(BUILTIN_KINDS)}, or \"package.module:Class\" importable where camp runs")
+            continue
+        settings = spec.settings
+        for key in REQUIRED.get(spec.kind, ()):
+            if key not in settings:
+                report("E004", f"camp.toml: channel `{name}` ({spec.kind}) needs the setting `{key}`",
+                       _line(text, table, "kind"), f"add it under [{table}.settings]: {key} = \"...\"")
+        url = settings.get("url")
+        if spec.kind == "webhook" and isinstance(url, str) and not url.startswith(("http://", "https://")):
+            report("E004", f"camp.toml: channel `{name}`: `url` must start with http:// or https://",
+                   _line(text, f"{table}.settings", "url"), "e.g. url = \"https://example.com/hook\"")
+        for key in NUMERIC.get(spec.kind, ()):
+            if key in settings and not _number(settings[key]):
+                report("E004", f"camp.toml: channel `{name}`: `{key}` must be a number, not {settings[key]!r}",
+                       _line(text, f"{table}.settings", key), f"e.g. {key} = 5")
+    data, ledger = _resolve(config.data.url, root), _resolve(config.ledger.url, root)
+    if data == ledger and not data.startswith("duckdb:///:memory:"):
+        report("E005", "camp.toml: the ledger and the data are the same database", _line(text, "ledger", "url"),
+               "the ledger is written while the warehouse is read (a DuckDB file takes one writer): "
+               "give [ledger] url its own database, e.g. \"duckdb:///ledger.duckdb\"")
+    return out
+
+
+def _kind_problem(kind: str) -> str | None:
+    if kind in BUILTIN_KINDS:
+        return None
+    if ":" not in kind:
+        return f"unknown kind \"{kind}\""
+    module, _, attr = kind.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError, AttributeError):
+        spec = None
+    if spec is None:
+        return f"the module `{module}` of kind \"{kind}\" cannot be imported"
+    if not attr.isidentifier():
+        return f"\"{attr}\" is not a class name"
+    names = _top_level_names(spec.origin)
+    if names is not None and attr not in names:
+        return f"the module `{module}` has no `{attr}`"
+    return None
+
+
+def _top_level_names(origin: str | None) -> set[str] | None:
+    """Names a Python source file defines at top level; None when that cannot be known without running it."""
+    if not origin or not origin.endswith(".py"):
+        return None
+    try:
+        tree = ast.parse(Path(origin).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return None
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.add(node.name)
+            if node.name == "__getattr__":
+                return None
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif not isinstance(node, ast.Expr):  # if/try blocks: names may be defined conditionally
+            return None
+    return names
+
+
+def _number(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _resolve(url: str, root: Path) -> str:
+    """As runtime.warehouse.workspace_url: a relative DuckDB path is relative to the workspace."""
+    if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
+        path = Path(url.removeprefix("duckdb:///"))
+        if not path.is_absolute():
+            path = root / path
+        return "duckdb:///" + str(path.resolve())
+    return url.rstrip("/")
+
+
+def _line(text: str, table: str, key: str) -> int:
+    """The line of `key` inside `[table]` (or of the table's header, or 1)."""
+    header = None
+    for i, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if s.startswith("["):
+            if header is not None and s.strip("[] ") != table:
+                return header
+            if s.strip("[] ") == table:
+                header = i
+        elif header is not None and s.split("=", 1)[0].strip().strip('"') == key:
+            return i
+    return header or 1
