@@ -63,8 +63,8 @@ def cohort(lg: Ledger, plan: StepPlan, as_of: datetime):
                      "d.occurrence AND r.user_id = d.user_id) ORDER BY d.user_id",
                      (plan.campaign, j.previous, plan.occurrence, latest, plan.step))
     if latest > sure:
-        frame = frame[[t <= sure or fire_time(t.to_pydatetime(), j.after, plan.timezone) <= as_of
-                       for t in frame["due_at"]]]
+        due = [t <= sure or fire_time(t.to_pydatetime(), j.after, plan.timezone) <= as_of for t in frame["due_at"]]
+        frame = frame.loc[due] if due else frame  # (an empty list would select no columns)
     out = frame[["user_id"]].reset_index(drop=True)
     for step in j.since:
         if step == j.previous:

@@ -73,3 +73,13 @@ def test_due_users_once(tmp_path, after):
     lg.execute("INSERT INTO camp_recipients VALUES ('c', 'reminder', 'o', 0, 'a', false, '{}')")
     assert list(cohort(lg, plan, at)["user_id"]) == ["c"]  # a is in an earlier part
     lg.close()
+
+
+def test_an_empty_ledger_gives_an_empty_cohort_with_its_columns(tmp_path):
+    lg = open_ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}")
+    plan = SimpleNamespace(campaign="c", step="reminder", occurrence="o", timezone="America/New_York",
+                           journey=JourneyPlan(previous="touch", earlier=["touch"], after=Duration(value=7, unit="d"),
+                                               since=["touch"]))
+    due = cohort(lg, plan, NY_SAT)
+    assert list(due.columns) == ["user_id", "since_touch"] and len(due) == 0
+    lg.close()
