@@ -149,6 +149,7 @@ class Promises(RuleBasedStateMachine):
         self.zone = {str(u): ZoneInfo(z or "Asia/Shanghai") for u, z in self._data("SELECT user_id, timezone FROM users")}
         self.seen: set[str] = set()
         self.lg = open_ledger(self.ledger_url)  # one ledger session per example, as one process would have
+        self._run("m_touch")  # every example starts with messages waiting for the morning in Shanghai
 
     def teardown(self):
         if getattr(self, "lg", None) is not None:
@@ -200,6 +201,12 @@ class Promises(RuleBasedStateMachine):
         self.clock += timedelta(hours=hours)
 
     @rule()
+    def next_morning(self):
+        """08:30 in Shanghai, the next day: quiet hours are over for most users."""
+        day = self.clock.astimezone(SH).date() + timedelta(days=1)
+        self.clock = datetime.combine(day, time(8, 30), tzinfo=SH)
+
+    @rule()
     def run_touch(self):
         self._run("m_touch")
 
@@ -229,11 +236,18 @@ class Promises(RuleBasedStateMachine):
     def withdraw(self, user, channel):
         self._withdraw(user, channel)
 
-    @rule(data=st.data(), channel=channels)
-    def withdraw_while_waiting(self, data, channel):
-        """A user whose message waits for quiet hours to end (or a journey user before the follow-up)."""
-        self._withdraw(self._some(data, "SELECT user_id FROM camp_deliveries WHERE status = 'deferred' OR "
-                                        "(step = 'touch' AND status = 'sent')"), channel)
+    @rule(data=st.data())
+    def withdraw_while_waiting(self, data):
+        """A user whose message waits for quiet hours to end withdraws consent to its channel."""
+        waiting = sorted(self._ledger("SELECT user_id, channel FROM camp_deliveries WHERE status = 'deferred'"))
+        if waiting:
+            self._withdraw(*data.draw(st.sampled_from(waiting), label="waiting"))
+
+    @rule(data=st.data())
+    def withdraw_before_the_follow_up(self, data):
+        """A user the journey's first step reached withdraws SMS consent before the reminder."""
+        self._withdraw(self._some(data, "SELECT user_id FROM camp_deliveries WHERE step = 'touch' AND "
+                                        "status = 'sent'"), "sms")
 
     @rule(user=users, channel=channels)
     def grant(self, user, channel):
@@ -300,7 +314,7 @@ class Promises(RuleBasedStateMachine):
                 assert amount <= BUDGETS[campaign]
 
 
-SETTINGS = settings(max_examples=60 if LONG else 8, stateful_step_count=30 if LONG else 14, deadline=None,
+SETTINGS = settings(max_examples=80 if LONG else 12, stateful_step_count=30 if LONG else 14, deadline=None,
                     suppress_health_check=list(HealthCheck), derandomize=not LONG, print_blob=True)
 
 
