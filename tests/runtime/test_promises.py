@@ -285,3 +285,19 @@ def test_spend_and_reasons_are_exact_when_released_users_move_to_another_channel
     assert {rows[u] for u in movers} == {("sent", "sms", Decimal("5.05"))}
     assert _ledger_rows(ledger, "SELECT sum(amount) FROM camp_spend")[0][0] == \
         _ledger_rows(ledger, "SELECT sum(cost) FROM camp_deliveries")[0][0]
+
+
+def test_a_channel_cap_counts_only_that_channels_deliveries(tmp_path):
+    """`cap 1 sms per user per 7d` is about SMS: a push last week does not use it up (it did: every
+    delivery counted against every channel cap), an SMS does."""
+    from runtime.decide import Past, Recipient, channel_block
+
+    root = make_workspace(tmp_path / "ws", {"push.camp": PUSH_ELSE_SMS}, policy=POLICY, templates=TEMPLATES)
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=SH)
+    plan = plan_for(root, "t_push", at)
+    sms = next(c for c in plan.arms[0].notify if c.channel == "sms")
+    user = Recipient(1, "1", False, {"phone": "13800000000"}, {}, {"push": True, "sms": True})
+    yesterday = datetime(2026, 11, 30, 10, 0, tzinfo=SH)
+    assert channel_block(sms, plan, user, [Past("t_other", "push", yesterday, None)], at) is None
+    assert channel_block(sms, plan, user, [Past("t_other", "sms", yesterday, None)], at) == \
+        "cap:cap 1 sms per user per 7d (policy)"
