@@ -171,10 +171,13 @@ def print_summary(s: dict) -> None:
         print(f"    {reason:<60}{n:>8,}")
     if "this_run" in s:
         mine = s["this_run"]
-        decided = sum(v for k, v in mine.items() if k not in ("sent", "released", "failed"))
+        later = {k: v for k, v in mine.items() if k.startswith("suppressed at ")}  # re-checks at release/fallback
+        decided = sum(v for k, v in mine.items() if k not in ("sent", "released", "failed") and k not in later)
         released = f"{mine['released']:,} released after quiet hours, " if mine.get("released") else ""
         print(f"  this run        {decided:>10,} decided now, {released}{mine.get('sent', 0):,} sent now "
               "(the rest was done by earlier runs)")
+        for k, v in sorted(later.items()):
+            print(f"                  {v:>10,} {k} (consent, address or a cap no longer allowed it)")
     if s.get("unknown_time_zones"):
         print(f"  users with an unknown time zone (workspace zone used): {s['unknown_time_zones']:,}")
     print(f"  cost            {_money(s['cost']):>10} {s['currency']}")
@@ -237,11 +240,11 @@ def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
                            "started_at": str(r[5]), "finished_at": str(r[6]) if r[6] else None, "plan_hash": r[7],
                            "summary": json.loads(r[8]) if r[8] else None} for r in rows], ensure_ascii=False, indent=1))
         return 0
-    print(f"{'run':<17}{'campaign':<28}{'step':<12}{'occurrence':<19}{'status':<10}{'sent':>8}{'cost':>12}  started")
+    print(f"{'run':<17}{'campaign':<28}{'step':<12}{'occurrence':<19}{'status':<12}{'sent':>8}{'cost':>12}  started")
     for run_id, campaign, step, occ, status, started, _, _, summary in rows:
         s = json.loads(summary) if summary else {}
         sent = s.get("statuses", {}).get("sent", "")
-        print(f"{run_id:<17}{campaign[:27]:<28}{step[:11]:<12}{occ:<19}{status:<10}{sent:>8}{s.get('cost', ''):>12}"
+        print(f"{run_id:<17}{campaign[:27]:<28}{step[:11]:<12}{occ:<19}{status:<12}{sent:>8}{s.get('cost', ''):>12}"
               f"  {started:%Y-%m-%d %H:%M:%S}")
     return 0
 

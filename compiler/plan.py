@@ -30,7 +30,7 @@ from compiler.program import Campaign, CapRule, ChannelRef, Coupon, Points, Prog
 from compiler.sql import AudienceSQL, CompileError
 from compiler.templates import template_reads
 
-PLAN_VERSION = 2  # 2: journeys (follow-up steps over a cohort, the next step to schedule)
+PLAN_VERSION = 3  # 2: journeys (follow-up steps over a cohort, the next step to schedule); 3: reach_sql
 CRON_DAYS = {"monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6, "sunday": 0}
 EXCLUSIVE_HOLD = Dur(7, "d")  # a user stays with one campaign of an exclusive group this long after a send
 ADDRESS_FIELDS = {"email": "email", "sms": "phone"}  # channel -> user field holding the address
@@ -142,6 +142,7 @@ class StepPlan(BaseModel):
     audience_as_of: datetime
     dialect: str
     recipients_sql: str
+    reach_sql: str | None = None  # current address and consent of the users in camp_reach (release, fallback)
     user_fields: dict[str, str]  # the user fields the runtime reads (templates, addresses, zone) -> type kind
     tz_field: str | None
     labels: list[str]
@@ -421,13 +422,18 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
                                event.user_id if event else None, journey_skips(c, s) if journey else None)
     except CompileError as exc:
         raise PlanError(str(exc)) from None
+    reach = None
+    addresses = sorted({ch.address_field for a in arms for ch in a.notify if ch.address_field} & set(fields))
+    if channels and users is not None:  # re-read at release and fallback: consent or an address may be gone
+        now = AudienceSQL(program, occurrence_at, dialect)
+        reach = now.sql(now.reach(addresses, channels), pretty=False)
     quiet = [q for q in (program.policy.quiet, c.quiet) if q]
     return StepPlan(
         workspace=workspace, timezone=program.timezone, currency=program.currency, campaign=c.name, title=c.title,
         owner=c.owner, step=s.name,
         occurrence=occurrence if journey else f"event-{event.event_id}" if event else
         occurrence_at.strftime("%Y-%m-%dT%H:%MZ"), audience_as_of=occurrence_at,
-        dialect=dialect, recipients_sql=sql.sql(query, pretty=False), user_fields=fields, tz_field=tz_field,
+        dialect=dialect, recipients_sql=sql.sql(query, pretty=False), reach_sql=reach, user_fields=fields, tz_field=tz_field,
         labels=labels, consent_channels=channels if program.schema.consent is not None else None,
         holdout=c.holdout, arms=arms,
         resources={n: _resource(n, r, c.redemption) for n, r in c.resources.items()},

@@ -35,6 +35,7 @@ from compiler.program import Campaign, Program
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
 COHORT = "camp_cohort"  # a journey follow-up's cohort: user_id text, since_<step> timestamptz (filled by the runtime)
+REACH = "camp_reach"  # users a release or a fallback re-checks: user_id text (filled by the runtime)
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
@@ -200,6 +201,41 @@ class AudienceSQL:
                                                           quoted=True)).where(matched, copy=False).order_by(
             _col("l", "user_id"), copy=False)
         return self._with_ctes(query)
+
+    def reach(self, fields: list[str], consent: list[str]) -> exp.Select:
+        """The current address fields and consent of the users listed in the REACH table (a TEMP table
+        the runtime fills with the users about to be released after quiet hours or moved to a fallback
+        channel): `user_id` (text, as listed), `u_<field>` for each field, `consent_<channel>` (1 when the
+        user consents now). Every listed user comes back, with NULLs and 0s when they are gone. WHO is not
+        asked again, and only those users' rows are read."""
+        schema = self.p.schema
+        users = schema.users
+        if users is None:
+            raise CompileError("the workspace declares no users table")
+        listed = exp.alias_(_table(REACH), "r", quoted=True)
+        cols: list[exp.Expression] = [exp.alias_(_col("r", "user_id"), "user_id", quoted=True)]
+        cols += [exp.alias_(_col("u", users.fields[f].column), f"u_{f}", quoted=True) for f in fields]
+        query = exp.select(*cols).from_(listed).join(
+            exp.alias_(_table(users.table), "u", quoted=True), join_type="left",
+            on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("r", "user_id")))
+        channels = sorted(set(consent)) if schema.consent is not None else []
+        if channels:
+            link = schema.consent
+            flags = [exp.alias_(exp.func("MAX", exp.Case().when(
+                exp.EQ(this=_col("k", link.value_column), expression=exp.Literal.string(ch)),
+                exp.Literal.number(1)).else_(exp.Literal.number(0))), f"consent_{ch}", quoted=True)
+                for ch in channels]
+            given = exp.select(exp.alias_(_col("r", "user_id"), "user_id", quoted=True), *flags).from_(
+                exp.alias_(_table(link.table), "k", quoted=True)).join(
+                exp.alias_(_table(REACH), "r", quoted=True), join_type="inner",
+                on=exp.EQ(this=exp.cast(_col("k", link.user_column), "text"), expression=_col("r", "user_id"))).where(
+                exp.In(this=_col("k", link.value_column), expressions=[exp.Literal.string(ch) for ch in channels])
+            ).group_by(_col("r", "user_id"))
+            query = query.join(exp.alias_(given.subquery(), "k", quoted=True), join_type="left",
+                               on=exp.EQ(this=_col("k", "user_id"), expression=_col("r", "user_id")))
+            query = query.select(*[exp.alias_(exp.func("COALESCE", _col("k", f"consent_{ch}"), exp.Literal.number(0)),
+                                              f"consent_{ch}", quoted=True) for ch in channels], copy=False)
+        return query.order_by(_col("r", "user_id"))
 
     def condition(self, e: I.Expr) -> exp.Select:
         """user_id of every user for whom the condition holds (segments, tests)."""

@@ -167,7 +167,7 @@ def _cap_hits(cap: CapPlan, plan: StepPlan, channel: str, past: list[Past], as_o
     start = minus(as_of, cap.per.dur(), plan.timezone) if cap.per else None
     n = 0
     for p in past:
-        if p.channel is None or (cap.unit != "message" and cap.unit != channel):
+        if p.channel is None or (cap.unit != "message" and cap.unit != p.channel):
             continue
         if cap.scope == "campaign" and p.campaign != plan.campaign:
             continue

@@ -13,6 +13,7 @@ a user with a row is never decided again, and only pending/dispatching rows are 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import hashlib
 import json
@@ -26,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from compiler.clock import minus, plus
 from compiler.plan import StepPlan
+from compiler.sql import REACH
 from runtime import journey
 from runtime.channels import Channel, Message, PermanentFailure, TransientFailure, make_channel
 from runtime.decide import (
@@ -102,7 +104,18 @@ class Run:
 
 
 # ---------------------------------------------------------------- run records
+_RUN_LOCK = 7_262_003  # pg_advisory_lock(_RUN_LOCK, run key): held by a live run's ledger session
+
+
+def _run_key(run_id: str) -> int:
+    """The second key of a run's liveness lock: 32 signed bits of sha256(run id)."""
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
+
+
 def start(run: Run, flow_run_id: str | None = None) -> None:
+    """Record the run as `running`. On PostgreSQL the run's ledger session holds an advisory lock named
+    after the run for as long as it lives (the server drops it when a killed process's session ends):
+    that is how a later run tells a dead `running` row from a live one (`_interrupt_dead`)."""
     if run.dry_run:
         return
     lg, p = run.ledger, run.plan
@@ -113,13 +126,38 @@ def start(run: Run, flow_run_id: str | None = None) -> None:
         lg.execute("INSERT INTO camp_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (run.run_id, p.campaign, p.step, p.occurrence, run.as_of, run.plan_hash, False, "running",
                     flow_run_id, datetime.now(UTC), None, None))
+    if lg.dialect == "postgres":
+        lg.execute("SELECT pg_advisory_lock(?, ?)", (_RUN_LOCK, _run_key(run.run_id)))
 
 
 def finish(run: Run, summary: dict, status: str = "finished") -> None:
     if run.dry_run:
         return
-    run.ledger.execute("UPDATE camp_runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
-                       (status, datetime.now(UTC), json.dumps(summary, default=str), run.run_id))
+    lg = run.ledger
+    lg.execute("UPDATE camp_runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
+               (status, datetime.now(UTC), json.dumps(summary, default=str), run.run_id))
+    if lg.dialect == "postgres":
+        lg.execute("SELECT pg_advisory_unlock(?, ?)", (_RUN_LOCK, _run_key(run.run_id)))
+
+
+def _interrupt_dead(run: Run) -> list[str]:
+    """Mark `interrupted` the earlier runs of this occurrence still recorded `running` whose process is
+    gone: this run takes over their work. PostgreSQL: a run is alive while its session holds its lock
+    (pg_try_advisory_lock on it fails); DuckDB: one process writes the file at a time, and it is this
+    one, so every other `running` row of the occurrence is dead."""
+    lg = run.ledger
+    dead = []
+    for (rid,) in lg.rows("SELECT run_id FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
+                          "status = 'running' AND run_id <> ?", (*run.occ, run.run_id)):
+        if lg.dialect == "postgres":
+            if not lg.one("SELECT pg_try_advisory_lock(?, ?)", (_RUN_LOCK, _run_key(rid))):
+                continue  # alive: another process is running the same occurrence right now
+            lg.execute("SELECT pg_advisory_unlock(?, ?)", (_RUN_LOCK, _run_key(rid)))
+        lg.execute("UPDATE camp_runs SET status = 'interrupted', finished_at = ?, summary = ? WHERE run_id = ? AND "
+                   "status = 'running'", (datetime.now(UTC), json.dumps({"interrupted": True,
+                                                                         "taken_over_by": run.run_id}), rid))
+        dead.append(rid)
+    return dead
 
 
 # ---------------------------------------------------------------- snapshot
@@ -265,19 +303,27 @@ def _in(lg: Ledger, column: str) -> str:
     return f"{column} IN (SELECT unnest(?))" if lg.dialect == "duckdb" else f"{column} = ANY(?)"
 
 
+def _past(run: Run, users: list[str], at: datetime) -> list[tuple[str, str, Past]]:
+    """(key, user, delivery) of every counted delivery of these users that a cap or exclusive hold of
+    the plan can see at `at` (any campaign)."""
+    lg, p = run.ledger, run.plan
+    windows = [minus(at, c.per.dur(), p.timezone) for c in p.caps if c.per and not c.unused]
+    if p.exclusive:
+        windows.append(minus(at, p.exclusive_hold.dur(), p.timezone))
+    if not windows and not any(c.unit != "coupon" and not c.per and not c.unused for c in p.caps):
+        return []
+    since = min(windows) if windows else datetime(1970, 1, 1, tzinfo=UTC)
+    statuses = ", ".join(f"'{s}'" for s in COUNTED)
+    return [(key, uid, Past(campaign, channel, due, group)) for key, uid, campaign, channel, due, group in lg.rows(
+        f"SELECT idempotency_key, user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
+        f"{_in(lg, 'user_id')} AND status IN ({statuses}) AND due_at >= ?", (users, since))]
+
+
 def _history(run: Run, users: list[str]) -> tuple[dict[str, list[Past]], dict[str, list[HeldCoupon]]]:
     lg, p = run.ledger, run.plan
     past: dict[str, list[Past]] = {}
-    windows = [minus(run.as_of, c.per.dur(), p.timezone) for c in p.caps if c.per and not c.unused]
-    if p.exclusive:
-        windows.append(minus(run.as_of, p.exclusive_hold.dur(), p.timezone))
-    if windows or any(c.unit != "coupon" and not c.per and not c.unused for c in p.caps):
-        since = min(windows) if windows else datetime(1970, 1, 1, tzinfo=UTC)
-        statuses = ", ".join(f"'{s}'" for s in COUNTED)
-        for uid, campaign, channel, due, group in lg.rows(
-                f"SELECT user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
-                f"{_in(lg, 'user_id')} AND status IN ({statuses}) AND due_at >= ?", (users, since)):
-            past.setdefault(uid, []).append(Past(campaign, channel, due, group))
+    for _, uid, d in _past(run, users, run.as_of):
+        past.setdefault(uid, []).append(d)
     coupons: dict[str, list[HeldCoupon]] = {}
     if any(p.resources[g].kind == "coupon" for a in p.arms for g in a.give):
         for uid, code, campaign, reserved, usable_to in lg.rows(
@@ -569,9 +615,7 @@ def _send_transactional(run: Run, batch: list[tuple[Pending, Message | None, str
             lg.execute(f"UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE "
                        f"{_in(lg, 'idempotency_key')} AND state = 'reserved'", (keys,))
         run.counts["sent"] += len(keys)
-    for it, _, err in batch:
-        if err is not None:
-            _fallback_or_fail(run, it, err, permanent=True)
+    _fallback_many(run, [(it, err) for it, _, err in batch if err is not None])
 
 
 class ChannelDown(Exception):
@@ -590,15 +634,16 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
     lg.execute(f"UPDATE camp_deliveries SET status = 'dispatching', attempts = attempts + 1 WHERE "
                f"{_in(lg, 'idempotency_key')} AND status = 'pending'", (keys,))
     streak: dict[str, list[tuple[Pending, str]]] = {}
+    permanent: list[tuple[Pending, str]] = []  # moved to a fallback channel (or not) together, after the batch
     for it, msg, err in batch:
         if err is not None:
-            _fallback_or_fail(run, it, err, permanent=True)
+            permanent.append((it, err))
             continue
         try:
             provider_id = run.channel(it.channel).send(msg)
         except PermanentFailure as exc:
             streak.pop(it.channel, None)
-            _fallback_or_fail(run, it, str(exc), permanent=True)
+            permanent.append((it, str(exc)))
             continue
         except TransientFailure as exc:
             failing = streak.setdefault(it.channel, [])
@@ -606,6 +651,7 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
             if len(failing) >= BREAKER:  # the provider, not these users: leave them for the next run
                 lg.execute(f"UPDATE camp_deliveries SET status = 'pending', error = ? WHERE "
                            f"{_in(lg, 'idempotency_key')}", (str(exc), [f.key for f, _ in failing]))
+                _fallback_many(run, permanent)
                 raise ChannelDown(f"channel {it.channel}: {BREAKER} messages in a row failed ({exc}); "
                                   "the rest stay pending for the next run of this occurrence") from None
             continue
@@ -620,43 +666,150 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
     for failing in streak.values():
         for f, error in failing:
             _fallback_or_fail(run, f, error, permanent=False)
+    _fallback_many(run, permanent)
 
 
 def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> None:
     """A permanent failure moves the delivery to the next channel of the arm's chain that the user may be
-    reached on (the cost difference is re-reserved in the budget); otherwise the delivery failed."""
+    reached on now (`_fallback_many`); a transient one, after the channel's own retries, failed it."""
+    if permanent:
+        _fallback_many(run, [(it, error)])
+        return
+    lg = run.ledger
+    with lg.transaction():
+        lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = 'transient', error = ? WHERE "
+                   "idempotency_key = ?", (f"{it.channel}: {error}", it.key))
+        lg.execute("UPDATE camp_coupons SET state = 'void' WHERE idempotency_key = ? AND state = 'reserved'",
+                   (it.key,))
+    run.counts["failed"] += 1
+    run.reasons["failed: transient"] += 1
+
+
+def _fallback_many(run: Run, failures: list[tuple[Pending, str]]) -> None:
+    """Deliveries whose channel failed permanently: each goes to the first later channel of its arm's
+    chain that passes the checks of this moment (`_recheck`), or is suppressed when later channels exist
+    but none passes, or failed (`permanent`) when the chain has no later channel."""
+    if not failures:
+        return
     lg, p = run.ledger, run.plan
-    arm = next(a for a in p.arms if a.name == it.arm)
-    chain = [c.channel for c in arm.notify]
-    nxt = None
-    if permanent and it.channel in chain:
-        for ch in arm.notify[chain.index(it.channel) + 1:]:
-            if channel_block(ch, p, it.recipient, [], run.as_of) is None:
-                nxt = ch
-                break
+    last, moving = [], []
+    for it, error in failures:
+        chain = [c.channel for c in next(a for a in p.arms if a.name == it.arm).notify]
+        if it.channel in chain and chain.index(it.channel) + 1 < len(chain):
+            moving.append((it, f"{it.channel}: {error}"))
+        else:  # a template failure says which limit (`template: time limit`), a provider's refusal `permanent`
+            last.append((it, getattr(error, "reason", None) or "permanent", f"{it.channel}: {error}"))
+    if last:
+        keys = [it.key for it, _, _ in last]
+        with lg.transaction():
+            for it, reason, error in last:
+                lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = ?, error = ? WHERE "
+                           "idempotency_key = ?", (reason, error, it.key))
+            lg.execute(f"UPDATE camp_coupons SET state = 'void' WHERE {_in(lg, 'idempotency_key')} AND "
+                       f"state = 'reserved'", (keys,))
+        run.counts["failed"] += len(last)
+        run.reasons.update(f"failed: {reason}" for _, reason, _ in last)
+    dispatch(run, _recheck(run, moving, "fallback"))
+
+
+# ---------------------------------------------------------------- re-checks at release and fallback
+def _current(run: Run, items: list[Pending]) -> None:
+    """Each item's address and consent as the warehouse holds them now: the plan's reach query for just
+    these users (listed in a TEMP table of a read-only session). A plan stored before plans carried that
+    query keeps the snapshot's values."""
+    if not items or not run.plan.reach_sql:
+        return
+    wh = connect(run.data_url, read_only=True)
+    try:
+        wh.execute(f"CREATE TEMP TABLE {REACH} (user_id text)")
+        wh.bulk_insert(REACH, ["user_id"], [(u,) for u in sorted({it.user_id for it in items})])
+        cur = wh.execute(run.plan.reach_sql)
+        names = [d[0] for d in cur.description]
+        now = {str(row[0]): dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+    finally:
+        wh.close()
+    for it in items:
+        row = now.get(it.user_id, {})
+        r = it.recipient
+        fields = {**r.fields, **{n[2:]: row.get(n) for n in names if n.startswith("u_")}}
+        consent = {ch: bool(row.get(f"consent_{ch}")) for ch in r.consent}
+        it.recipient = dataclasses.replace(r, fields=fields, consent=consent)
+
+
+def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> list[Pending]:
+    """The checks of the moment a message goes out after its decision: at `release` (after quiet hours;
+    the whole chain of the arm) or at `fallback` (the channels after the failed one). A channel passes
+    when the user consents to it and has an address NOW (`_current`), no cap is reached by the ledger's
+    deliveries as they are now (the delivery's own row left out; its window reaches back from its due
+    time) and the budget has room for a costlier channel. The delivery moves to the first channel that
+    passes (pending), or is suppressed with every reason and the moment; a suppressed delivery's coupon
+    is voided and its spend given back. items: (delivery, error of the failed channel or None).
+    Returns the deliveries to dispatch."""
+    if not items:
+        return []
+    lg, p = run.ledger, run.plan
+    _current(run, [it for it, _ in items])
+    zone = ZoneInfo(p.timezone)
+    out: list[Pending] = []
     with lg.decision():
-        if nxt is not None:
-            old = next(c for c in arm.notify if c.channel == it.channel).cost
-            budget = _budget_from_ledger(run)
-            day = run.as_of.astimezone(ZoneInfo(p.timezone)).date()
-            if nxt.cost <= old or budget.reserve(day, nxt.cost - old) is None:
-                if nxt.cost > old:
-                    _add_spend(lg, p.campaign, day, nxt.cost - old)
-                lg.execute("UPDATE camp_deliveries SET channel = ?, status = 'pending', cost = cost + ?, error = ? "
-                           "WHERE idempotency_key = ?", (nxt.channel, nxt.cost - old,
-                                                         f"{it.channel}: {error}", it.key))
-                run.reasons[f"fallback: {it.channel} -> {nxt.channel}"] += 1
-            else:
-                nxt = None
-        if nxt is None:
-            lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = ?, error = ? WHERE idempotency_key = ?",
-                       ("permanent" if permanent else "transient", f"{it.channel}: {error}", it.key))
+        keys = [it.key for it, _ in items]
+        rows = {k: (due, Decimal(cost)) for k, due, cost in lg.rows(
+            f"SELECT idempotency_key, coalesce(not_before, due_at), cost FROM camp_deliveries WHERE "
+            f"{_in(lg, 'idempotency_key')}", (keys,))}
+        at = {k: min(run.as_of, due) for k, (due, _) in rows.items()}
+        held: dict[str, dict[str, Past]] = {}
+        for key, uid, d in _past(run, sorted({it.user_id for it, _ in items}), min(at.values(), default=run.as_of)):
+            held.setdefault(uid, {})[key] = d
+        budget = _budget_from_ledger(run)
+        stay: list[str] = []
+        for it, error in items:
+            if it.key not in rows:
+                continue
+            due, cost = rows[it.key]
+            arm = next(a for a in p.arms if a.name == it.arm)
+            chain = [c.channel for c in arm.notify]
+            now = arm.notify[chain.index(it.channel)]
+            later = arm.notify if moment == "release" else arm.notify[chain.index(it.channel) + 1:]
+            mine = held.setdefault(it.user_id, {})
+            past = [d for k, d in mine.items() if k != it.key]
+            day = due.astimezone(zone).date()
+            why, reasons, chosen = None, [], None
+            for ch in later:
+                why = channel_block(ch, p, it.recipient, past, at[it.key])
+                if why is None and ch.cost > now.cost:
+                    why = budget.reserve(day, ch.cost - now.cost)
+                if why is None:
+                    chosen = ch
+                    break
+                reasons.append(f"{why} at {moment}")
+            if chosen is not None:
+                diff = chosen.cost - now.cost
+                if chosen.channel == it.channel and error is None:
+                    stay.append(it.key)  # the usual release: one statement for all of them below
+                else:
+                    lg.execute("UPDATE camp_deliveries SET status = 'pending', channel = ?, cost = cost + ?, "
+                               "due_at = ?, error = coalesce(?, error) WHERE idempotency_key = ?",
+                               (chosen.channel, diff, due, error, it.key))
+                if diff:
+                    _add_spend(lg, p.campaign, day, diff)
+                mine[it.key] = Past(p.campaign, chosen.channel, due, p.exclusive)
+                if chosen.channel != it.channel:
+                    run.reasons[f"{moment}: {it.channel} -> {chosen.channel}"] += 1
+                out.append(dataclasses.replace(it, channel=chosen.channel))
+                continue
+            lg.execute("UPDATE camp_deliveries SET status = 'suppressed', reason = ?, cost = 0, "
+                       "error = coalesce(?, error) WHERE idempotency_key = ?", ("; ".join(reasons), error, it.key))
             lg.execute("UPDATE camp_coupons SET state = 'void' WHERE idempotency_key = ? AND state = 'reserved'",
                        (it.key,))
-            run.counts["failed"] += 1
-            run.reasons[f"failed: {'permanent' if permanent else 'transient'}"] += 1
-    if nxt is not None:
-        dispatch(run, [Pending(it.key, it.user_id, it.arm, nxt.channel, it.coupon_id, it.recipient)])
+            if cost:
+                _add_spend(lg, p.campaign, day, -cost)  # the reservation goes back to the budget
+            mine.pop(it.key, None)
+            run.counts[f"suppressed at {moment}"] += 1
+            run.reasons[f"suppressed: {'; '.join(reasons)}"] += 1
+        if stay:
+            lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = coalesce(not_before, due_at) WHERE "
+                       f"{_in(lg, 'idempotency_key')}", (stay,))
+    return out
 
 
 def send_batch(run: Run, lo: int, hi: int) -> None:
@@ -679,6 +832,7 @@ def recover(run: Run) -> int:
     """Deliveries an earlier, killed attempt left pending or dispatching: sent again, same key."""
     if run.dry_run:
         return 0
+    _interrupt_dead(run)
     items = _load_pending(run, "d.campaign = ? AND d.step = ? AND d.occurrence = ? AND d.status IN "
                                "('pending', 'dispatching')", run.occ)
     dispatch(run, items)
@@ -710,14 +864,14 @@ def release(run: Run) -> int:
                            (later, later, it.key))
             else:
                 ready.append(it)
-        if ready:
-            lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = not_before WHERE "
-                       f"{_in(lg, 'idempotency_key')}", ([it.key for it in ready],))
-            dispatch(sub, ready)
-            run.touched.update(sub.touched)
-            run.counts["sent"] += sub.counts["sent"]
-            run.counts["released"] += len(ready)
-        released += len(ready)
+        go = _recheck(sub, [(it, None) for it in ready], "release")
+        dispatch(sub, go)
+        run.touched.update(sub.touched)
+        for k, n in sub.counts.items():
+            run.counts[k] += n
+        run.counts["released"] += len(go)
+        run.reasons.update(sub.reasons)
+        released += len(go)
     return released
 
 
