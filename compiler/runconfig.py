@@ -51,7 +51,9 @@ def check_run_config(config: WorkspaceConfig, text: str, root: Path, display: st
                 report("E004", f"camp.toml: channel `{name}`: `{key}` must be a number, not {settings[key]!r}",
                        _line(text, f"{table}.settings", key), f"e.g. {key} = 5")
     data, ledger = _resolve(config.data.url, root), _resolve(config.ledger.url, root)
-    if data == ledger and not data.startswith("duckdb:///:memory:"):
+    # one DuckDB file cannot be the read-only warehouse and the written ledger at once (one writer per file);
+    # on PostgreSQL the ledger's camp_ tables may share the warehouse's database and schema
+    if data == ledger and data.startswith("duckdb:") and not data.startswith("duckdb:///:memory:"):
         report("E005", "camp.toml: the ledger and the data are the same database", _line(text, "ledger", "url"),
                "the ledger is written while the warehouse is read (a DuckDB file takes one writer): "
                "give [ledger] url its own database, e.g. \"duckdb:///ledger.duckdb\"")

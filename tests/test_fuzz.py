@@ -113,6 +113,7 @@ def compile_and_dry_run(ws: Workspace, result: CheckResult, name: str) -> int:
     from compiler.plan import build_plan
     from compiler.sql import AudienceSQL
     from runtime import engine
+    from tests.runtime.steps import run_engine
 
     program = result.program
     data_url, ledger = _shop()
@@ -135,16 +136,7 @@ def compile_and_dry_run(ws: Workspace, result: CheckResult, name: str) -> int:
                               occurrence=occurrence)
             assert len(plan.canonical()) < 1_000_000, "the plan is too large for Prefect's parameters"
             run = engine.Run(plan, ledger, data_url, AS_OF, True, channels)
-            try:
-                engine.start(run)
-                lo, hi = engine.snapshot(run)
-                engine.recover(run)
-                engine.release(run)
-                for a in range(lo, hi, 100):
-                    engine.send_batch(run, a, min(a + 100, hi))
-                engine.finish(run, engine.summarize(run, hi - lo))
-            finally:
-                run.close()
+            run_engine(run, 100)
             ran += 1
     for seg in program.segments.values():
         if seg.file == name:

@@ -278,6 +278,15 @@ def test_ledger_equal_to_data_is_located(tmp_path):
     assert "same database" in d.message
 
 
+def test_a_postgres_ledger_may_share_the_warehouse(tmp_path):
+    ws = workspace(tmp_path)
+    url = "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dshop"
+    text = (ws.root / "camp.toml").read_text(encoding="utf-8")
+    text = text.replace("duckdb:///shop.duckdb", url).replace("duckdb:///ledger.duckdb", url)
+    (ws.root / "camp.toml").write_text(text, encoding="utf-8")
+    assert url in text and not [e for e in errors(workspace(tmp_path)) if e.code == "E005"]
+
+
 def test_builtin_kinds_are_the_runtimes():
     from compiler.runconfig import BUILTIN_KINDS
     from runtime.channels import _kinds

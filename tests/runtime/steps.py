@@ -38,3 +38,22 @@ def run(root: Path, campaign: str, as_of: datetime, *, step: str | None = None, 
     with flows.run_settings():
         return flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, as_of.isoformat(), dry_run,
                               batch_size, channels)
+
+
+def run_engine(run, batch: int) -> dict:
+    """The flow's stages for one Run, in this process and without Prefect (state machines, fuzzing): record
+    the run, snapshot, recover, release, decide and send batch by batch, summarize. Returns the summary."""
+    from runtime import engine
+
+    try:
+        engine.start(run)
+        lo, hi = engine.snapshot(run)
+        engine.recover(run)
+        engine.release(run)
+        for a in range(lo, hi, batch):
+            engine.send_batch(run, a, min(a + batch, hi))
+        summary = engine.summarize(run, hi - lo)
+        engine.finish(run, summary)
+        return summary
+    finally:
+        run.close()

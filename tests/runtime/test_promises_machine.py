@@ -39,7 +39,7 @@ from runtime.warehouse import connect
 from tests.conftest import PG_URL, require_postgres
 from tests.runtime.conftest import make_workspace
 from tests.runtime.servers import start_hook
-from tests.runtime.steps import program_of
+from tests.runtime.steps import program_of, run_engine
 
 SH = ZoneInfo("Asia/Shanghai")
 LONG = os.environ.get("CAMP_FUZZ") == "long"
@@ -187,16 +187,7 @@ class Promises(RuleBasedStateMachine):
                           self.env.ws.template_dir, step, "machine", occurrence=occurrence)
         run = engine.Run(plan, self.lg, self.data_url, self.clock, channel_config={
             n: s.model_dump() for n, s in self.env.ws.config.channels.items()})
-        try:
-            engine.start(run)
-            lo, hi = engine.snapshot(run)
-            engine.recover(run)
-            engine.release(run)
-            for a in range(lo, hi, 16):
-                engine.send_batch(run, a, min(a + 16, hi))
-            engine.finish(run, engine.summarize(run, hi - lo))
-        finally:
-            run.close()
+        run_engine(run, 16)
 
     users = st.integers(1, USERS).map(str)
     channels = st.sampled_from(["push", "sms"])
@@ -224,7 +215,8 @@ class Promises(RuleBasedStateMachine):
         c = self.env.program.campaigns["m_touch"]
         from compiler.plan import journey_plan
 
-        due = due_occurrences(self.lg, "m_touch", "reminder", journey_plan(c, c.steps[1]), self.clock)
+        due = due_occurrences(self.lg, "m_touch", "reminder", journey_plan(c, c.steps[1]), self.clock,
+                              self.env.program.timezone)
         for occurrence in due:
             self._run("m_touch", "reminder", occurrence)
 
