@@ -161,3 +161,32 @@ def test_a_provider_that_is_down_stops_the_run_and_the_rerun_delivers_everything
     sent = {u for (u,) in _rows(root, "SELECT user_id FROM camp_deliveries WHERE status = 'sent'")}
     assert len(sent) == expected == len(h.delivered)
     assert {d["user_id"] for d in h.delivered.values()} == sent
+
+
+SOLO_HOOK = '''
+campaign t_solo {
+  who count(orders within 365d) >= 1
+  when daily at 10:00 tz "Asia/Shanghai"
+  where push template "t/solo.j2"
+  how
+    step touch: notify where
+}
+'''
+
+
+def test_a_template_that_fails_on_the_last_webhook_channel_says_why(tmp_path, prefect_api, hook):
+    """Webhooks are sent one by one: a message that cannot be rendered for one user, on a chain with no later
+    channel, is failed with the template's reason (not `permanent`), and the others go out."""
+    h, url = hook
+    toml = f'[channels.push]\nkind = "webhook"\nsettings = {{ url = "{url}/push", retries = 1, backoff = 0.02 }}\n'
+    solo = ("{% macro down(n) %}{{ down(n + 1) }}{% endmacro %}"
+            "{% if user.id == '" + "{bad}" + "' %}{{ down(0) }}{% else %}hi {{ user.id }}{% endif %}")
+    root = make_workspace(tmp_path / "ws", {"solo.camp": SOLO_HOOK}, toml=toml, templates={"t/solo.j2": "x"})
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 150, seed=5)
+    bad = sorted(_consented(root, "push"), key=int)[0]
+    (root / "templates" / "t" / "solo.j2").write_text(solo.replace("{bad}", bad), encoding="utf-8")
+    run(root, "t_solo", AS_OF, batch_size=40)
+    ledger = {u: (s, r) for u, s, r in _rows(root, "SELECT user_id, status, reason FROM camp_deliveries")}
+    assert ledger[bad] == ("failed", "template: recursion limit")
+    assert all(s == "sent" for u, (s, _) in ledger.items() if u != bad and s not in ("suppressed", "deferred"))
+    assert bad not in {d["user_id"] for d in h.delivered.values()} and len(h.delivered) > 10
