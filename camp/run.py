@@ -73,6 +73,13 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     _quiet_prefect()
     from runtime import flows
 
+    if not os.environ.get("PREFECT_API_URL"):
+        # the ephemeral server is stopped when camp exits, and its task-run recorder logs the events it was
+        # still flushing as ERROR tracebacks (they feed Prefect's UI only; the ledger holds what was done)
+        import logging
+
+        logging.getLogger("prefect.server.services.task_run_recorder").setLevel(logging.CRITICAL)
+
     channels = {name: spec.model_dump() for name, spec in ws.config.channels.items()}
     status = 0
     for plan in plans:
