@@ -16,6 +16,11 @@ def _quiet_prefect() -> None:
     one) and Prefect gives up after 20 s by default: camp waits up to 3 minutes."""
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not os.environ.get("PREFECT_API_URL"):
+        # the ephemeral server (a subprocess that inherits this) is stopped when camp exits, and its task-run
+        # recorder logs the events it was still flushing as ERROR tracebacks: events for Prefect's UI only
+        # (the ledger holds what was done), and a server failure that matters fails camp's own call anyway
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
@@ -72,13 +77,6 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         lg.close()
     _quiet_prefect()
     from runtime import flows
-
-    if not os.environ.get("PREFECT_API_URL"):
-        # the ephemeral server is stopped when camp exits, and its task-run recorder logs the events it was
-        # still flushing as ERROR tracebacks (they feed Prefect's UI only; the ledger holds what was done)
-        import logging
-
-        logging.getLogger("prefect.server.services.task_run_recorder").setLevel(logging.CRITICAL)
 
     channels = {name: spec.model_dump() for name, spec in ws.config.channels.items()}
     status = 0
