@@ -21,6 +21,7 @@ def _quiet_prefect() -> None:
         # recorder logs the events it was still flushing as ERROR tracebacks: events for Prefect's UI only
         # (the ledger holds what was done), and a server failure that matters fails camp's own call anyway
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_ROOT_LEVEL", "CRITICAL")  # its SQLAlchemy pool says the same
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
