@@ -114,18 +114,26 @@ def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only:
 @click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar on a terminal.")
 @click.option("--all", "run_all", is_flag=True, help="With a folder: run every campaign, due or not.")
+@click.option("--release", "release_only", is_flag=True,
+              help="Only send deferred deliveries (quiet hours, `tz user`) due at the as-of time; decide nothing.")
 def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None, dry_run: bool, only: str | None,
-        batch_size: int, data: str | None, ledger: str | None, progress: bool, run_all: bool) -> None:
+        batch_size: int, data: str | None, ledger: str | None, progress: bool, run_all: bool,
+        release_only: bool) -> None:
     """Run one occurrence of the campaigns in PATH through Prefect. A file: its campaigns. A folder: the
-    campaigns due at the as-of time (fired earlier that local day, within their dates, not yet run, or holding
-    deliveries whose quiet hours are over); the others are listed with why. --all runs every campaign."""
+    campaigns due at the as-of time (fired earlier that local day, within their dates, not yet run), and a
+    release of the deferred deliveries now due of the others; the rest are listed with why. --all runs every
+    campaign; --release only releases."""
     from camp.run import run_run
 
     if batch_size < 1:
         raise click.BadParameter("must be at least 1", param_hint="--batch-size")
     if occurrence and not step:
         raise click.BadParameter("picks the journey of a follow-up step: give --step too", param_hint="--occurrence")
-    sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress, occurrence, run_all))
+    if release_only and (step or occurrence or run_all or dry_run):
+        raise click.BadParameter("releases what was decided: no --step, --occurrence, --all or --dry-run",
+                                 param_hint="--release")
+    sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress, occurrence, run_all,
+                     release_only))
 
 
 @cli.command()

@@ -1,10 +1,11 @@
 """`camp run FOLDER`: which campaigns are due at the as-of time, and why the others are not.
 
 A campaign is due when its schedule fired at or before the as-of time on the same local day (in the
-campaign's zone), within its from/to dates, and that occurrence has not yet run to the end; or when deliveries
-it held back for quiet hours in an occurrence of that day are ready to go out (the rerun of the same occurrence
-releases them and sends nothing twice). A fire time of an earlier day is missed, not made up: a daily
-10:00 campaign checked at 09:00 the next day would otherwise send yesterday's message a day late. Event-triggered
+campaign's zone), within its from/to dates, and that occurrence has not yet run to the end. A campaign that is
+not due but holds deliveries deferred (quiet hours, a `tz user` send) until the as-of time or earlier gets a
+release: they are sent as they were decided, nothing is decided anew. A fire time of an earlier day is missed,
+not made up: a daily 10:00 campaign checked at 09:00 the next day would otherwise send yesterday's message a
+day late. Event-triggered
 campaigns run from events (`camp serve`, `camp emit`). `camp run FILE` and `camp run FOLDER --all` run what they
 are given, as before.
 """
@@ -15,11 +16,12 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 
-def due_campaigns(lg, campaigns: list, as_of: datetime) -> tuple[list, list[tuple[str, str]]]:
-    """(the campaigns due at `as_of`, [(campaign, why not)] for the others)."""
+def due_campaigns(lg, campaigns: list, as_of: datetime) -> tuple[list, list[tuple[str, str]], list]:
+    """(the campaigns due at `as_of`, [(campaign, why not)] for the others, the campaigns of those with deferred
+    deliveries due by `as_of`: to release)."""
     from compiler.plan import latest_fire, occurrence_of, schedule_plan
 
-    due, skipped = [], []
+    due, skipped, release = [], [], []
     for c in campaigns:
         if c.schedule is None:
             skipped.append((c.name, "has no WHEN: run its file to run it"))
@@ -31,19 +33,22 @@ def due_campaigns(lg, campaigns: list, as_of: datetime) -> tuple[list, list[tupl
         held = lg.one("SELECT count(*) FROM camp_deliveries WHERE campaign = ? AND status = 'deferred' AND "
                       "not_before <= ?", (c.name, as_of))
         fired = latest_fire(sp, as_of)
+        releasing = f"; releasing {held:,} deferred deliveries now due" if held else ""
+        if held:
+            release.append(c)
         if fired is None or _day(fired, sp.tz) != _day(as_of, sp.tz):
-            # a run now would be a new, manual occurrence: held deliveries wait for the next due run
-            waiting = f"; {held:,} deliveries held by quiet hours go out with its next run" if held else ""
-            skipped.append((c.name, _not_today(sp, fired, as_of) + waiting))
+            skipped.append((c.name, _not_today(sp, fired, as_of) + releasing))
             continue
         occurrence = occurrence_of(sp, as_of).strftime("%Y-%m-%dT%H:%MZ")
         ran = lg.one("SELECT count(*) FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
                      "status = 'finished'", (c.name, c.steps[0].name, occurrence))
-        if ran and not held:
-            skipped.append((c.name, f"already ran its occurrence of {_local(fired, sp.tz)}"))
+        if ran:
+            skipped.append((c.name, f"already ran its occurrence of {_local(fired, sp.tz)}{releasing}"))
             continue
+        if held:
+            release.remove(c)  # the run of the occurrence releases them first
         due.append(c)
-    return due, skipped
+    return due, skipped, release
 
 
 def _day(t: datetime, tz: str):
@@ -51,6 +56,10 @@ def _day(t: datetime, tz: str):
 
 
 def _local(t: datetime, tz: str) -> str:
+    from compiler.timespec import FIRST_ZONE
+
+    if tz == FIRST_ZONE:  # `tz user`: the time of day each user gets it in their own zone
+        return f"{t.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} in each user's zone"
     return f"{t.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {tz}"
 
 

@@ -28,7 +28,7 @@ def _quiet_prefect() -> None:
 
 def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only: str | None, batch_size: int,
             data: str | None, ledger: str | None, progress: bool, occurrence: str | None = None,
-            run_all: bool = False) -> int:
+            run_all: bool = False, release_only: bool = False) -> int:
     loaded = checked(path)
     if loaded is None:
         return 1
@@ -56,13 +56,16 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     if lg is None:
         return 1
     plans = []
-    if path.is_dir() and not run_all and step is None and not only:
+    to_release = []
+    if release_only:
+        to_release, campaigns = sorted(campaigns, key=lambda c: (-c.priority, c.name)), []
+    elif path.is_dir() and not run_all and step is None and not only:
         from camp.due import due_campaigns
 
-        campaigns, skipped = due_campaigns(lg, campaigns, when)
+        campaigns, skipped, to_release = due_campaigns(lg, campaigns, when)
         for name, why in skipped:
             print(f"camp run: skipped {name}: {why}")
-        if not campaigns:
+        if not campaigns and not to_release:
             print(f"camp run: nothing in {path} is due at {when.isoformat()} (--all runs every campaign)")
             lg.close()
             return 0
@@ -81,6 +84,19 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
 
     channels = {name: spec.model_dump() for name, spec in ws.config.channels.items()}
     status = 0
+    for c in [] if dry_run else to_release:
+        try:
+            with flows.run_settings():
+                summary = flows.release_step(c.name, data_url, ledger_url, when.isoformat(), channels)
+        except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
+            print(f"camp run: {c.name} release failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        if summary is None:
+            print(f"camp run: {c.name}: no deferred deliveries are due at {when.isoformat()}")
+            continue
+        print(f"camp run: {c.name} — release of deferred deliveries due by {when.isoformat()}")
+        print_summary(summary)
     for plan in plans:
         zone = plan.schedule.tz if plan.schedule else plan.timezone
         print(f"camp run: {plan.campaign} / {plan.step} @ {_shown(plan.occurrence, zone)} (plan {plan.hash[:12]})"
@@ -107,11 +123,14 @@ def _shown(occurrence: str, tz: str) -> str:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    from compiler.timespec import FIRST_ZONE
+
     try:
         at = datetime.strptime(occurrence, "%Y-%m-%dT%H:%MZ").replace(tzinfo=ZoneInfo("UTC"))
     except ValueError:
         return occurrence
-    return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {tz} ({occurrence})"
+    where = "in each user's zone" if tz == FIRST_ZONE else tz  # `tz user`
+    return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {where} ({occurrence})"
 
 
 def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: str) -> list[str | None]:
@@ -175,7 +194,10 @@ def print_summary(s: dict) -> None:
             print(f"  {label:<16}{statuses[status]:>10,}")
     for reason, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1]):
         print(f"    {reason:<60}{n:>8,}")
-    if "this_run" in s:
+    if s.get("release"):
+        mine = s["this_run"]
+        print(f"  released        {mine.get('released', 0):>10,} sent now {mine.get('sent', 0):,}")
+    elif "this_run" in s:
         mine = s["this_run"]
         later = {k: v for k, v in mine.items() if k.startswith("suppressed at ")}  # re-checks at release/fallback
         decided = sum(v for k, v in mine.items() if k not in ("sent", "released", "failed") and k not in later)
@@ -187,6 +209,11 @@ def print_summary(s: dict) -> None:
     if s.get("unknown_time_zones"):
         print(f"  users with an unknown time zone (workspace zone used): {s['unknown_time_zones']:,}")
     print(f"  cost            {_money(s['cost']):>10} {s['currency']}")
+    if s.get("releases"):
+        first = s["releases"][0]
+        more = f" (and {len(s['releases']) - 1} later times)" if len(s["releases"]) > 1 else ""
+        print(f"  next release    deferred deliveries are due at {first}{more}: deployed, a release run is "
+              f"scheduled; by hand, `camp run PATH --release --as-of {first}` or any run after it")
     for f in s.get("follow_ups", [])[:5]:
         print(f"  next            {f['step']} of {f['occurrence']} is due at {f['at']}")
     if len(s.get("follow_ups", [])) > 5:
@@ -246,12 +273,13 @@ def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
                            "started_at": str(r[5]), "finished_at": str(r[6]) if r[6] else None, "plan_hash": r[7],
                            "summary": json.loads(r[8]) if r[8] else None} for r in rows], ensure_ascii=False, indent=1))
         return 0
-    print(f"{'run':<17}{'campaign':<28}{'step':<12}{'occurrence':<19}{'status':<12}{'sent':>8}{'cost':>12}  started")
+    print(f"{'run':<17}{'campaign':<28}{'step':<12}{'occurrence':<26}{'status':<12}{'sent':>8}{'cost':>12}  started")
     for run_id, campaign, step, occ, status, started, _, _, summary in rows:
         s = json.loads(summary) if summary else {}
-        sent = s.get("statuses", {}).get("sent", "")
-        print(f"{run_id:<17}{campaign[:27]:<28}{step[:11]:<12}{occ:<19}{status:<12}{sent:>8}{s.get('cost', ''):>12}"
-              f"  {started:%Y-%m-%d %H:%M:%S}")
+        # a release run (occurrence release@<time>) sent what earlier runs decided: its own sends
+        sent = s.get("this_run", {}).get("sent", 0) if s.get("release") else s.get("statuses", {}).get("sent", "")
+        print(f"{run_id:<17}{campaign[:27]:<28}{step[:11]:<12}{occ[:25]:<26}{status:<12}{sent:>8}"
+              f"{s.get('cost', ''):>12}  {started:%Y-%m-%d %H:%M:%S}")
     return 0
 
 

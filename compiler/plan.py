@@ -30,7 +30,7 @@ from compiler.program import Campaign, CapRule, ChannelRef, Coupon, Points, Prog
 from compiler.sql import AudienceSQL, CompileError
 from compiler.templates import template_reads
 
-PLAN_VERSION = 3  # 2: journeys (follow-up steps over a cohort, the next step to schedule); 3: reach_sql
+PLAN_VERSION = 4  # 2: journeys (follow-up steps over a cohort, the next step to schedule); 3: reach_sql; 4: local_send
 CRON_DAYS = {"monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6, "sunday": 0}
 EXCLUSIVE_HOLD = Dur(7, "d")  # a user stays with one campaign of an exclusive group this long after a send
 ADDRESS_FIELDS = {"email": "email", "sms": "phone"}  # channel -> user field holding the address
@@ -109,6 +109,7 @@ class SchedulePlan(BaseModel):
     delay: Duration | None = None
     start: date | None = None
     end: date | None = None
+    local: bool = False  # `tz user`: crons and `at` are in FIRST_ZONE (UTC+14); each user gets it at that wall time
 
 
 class JourneyPlan(BaseModel):
@@ -160,6 +161,7 @@ class StepPlan(BaseModel):
     schedule: SchedulePlan | None = None
     journey: JourneyPlan | None = None
     next: NextStep | None = None
+    local_send: str | None = None  # `tz user`: the wall-clock time (ISO, no zone) each user gets it in their zone
 
     def canonical(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -172,7 +174,7 @@ class StepPlan(BaseModel):
 def schedule_plan(s: Schedule) -> SchedulePlan:
     """WHEN as cron lines (daily, weekly and cron) or an interval, an instant, or an event."""
     out = SchedulePlan(kind=s.kind, tz=s.tz, start=s.start, end=s.end, event=s.event, first=s.first,
-                       delay=dur_plan(s.delay))
+                       delay=dur_plan(s.delay), local=s.local)
     times = [tuple(int(x) for x in t.split(":")) for t in s.times]
     if s.kind in ("daily", "weekly"):
         dow = ",".join(str(CRON_DAYS[d]) for d in s.days) if s.kind == "weekly" else "*"
@@ -415,7 +417,11 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
     caps = [_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps]
     caps = [cap for cap in caps if cap.unit in ("message", "coupon", *channels)]  # only caps this step can meet
     labels = sorted({cap.by for cap in caps if cap.by})
-    sql = AudienceSQL(program, occurrence_at, dialect, cohort=journey is not None)
+    local_send = None
+    if schedule is not None and schedule.local and journey is None and event is None:
+        local_send = occurrence_at.astimezone(ZoneInfo(schedule.tz)).replace(tzinfo=None)  # the users' wall clock
+    sql = AudienceSQL(program, occurrence_at, dialect, cohort=journey is not None,
+                      today=local_send.date() if local_send else None)
     try:
         query = sql.recipients(c, list(fields), labels, channels, [cond for cond, _ in s.branches],
                                trigger_conditions(program, c, event) if event else [],
@@ -439,4 +445,5 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
         resources={n: _resource(n, r, c.redemption) for n, r in c.resources.items()},
         budget_total=_money(c.budget_total), budget_daily=_money(c.budget_daily), caps=caps,
         quiet=list(dict.fromkeys(quiet)), priority=c.priority, exclusive=c.exclusive, schedule=schedule,
-        journey=journey, next=NextStep(step=nxt.name, after=dur_plan(nxt.after)) if nxt else None)
+        journey=journey, next=NextStep(step=nxt.name, after=dur_plan(nxt.after)) if nxt else None,
+        local_send=local_send.isoformat(timespec="minutes") if local_send else None)

@@ -120,6 +120,7 @@ class Schedule:
     delay: Dur | None = None
     start: date | None = None
     end: date | None = None
+    local: bool = False  # `tz user`: the times are each user's wall clock; `tz` is then FIRST_ZONE
 
 
 @dataclass(frozen=True)

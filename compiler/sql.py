@@ -103,9 +103,12 @@ class _Facts:
 class AudienceSQL:
     """Compiles audiences of one program for one as-of time and dialect."""
 
-    def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb", cohort: bool = False):
+    def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb", cohort: bool = False,
+                 today: date | None = None):
         """cohort: compile for a journey's follow-up step: only the users of the COHORT table, whose
-        `since_<step>` columns hold when each earlier step was sent to them (`since STEP` windows)."""
+        `since_<step>` columns hold when each earlier step was sent to them (`since STEP` windows).
+        today: a local-time send (`tz user`): `today` is this date for every user (the day each receives
+        it), not each user's local date at the as-of time."""
         if as_of.tzinfo is None:
             raise ValueError("the as-of time must carry a time zone")
         if dialect not in DIALECTS:
@@ -115,6 +118,7 @@ class AudienceSQL:
         self.dialect = dialect
         self.tz = ZoneInfo(program.timezone)
         self.cohort = cohort
+        self.today = today
         self.facts = _Facts()
 
     # ------------------------------------------------------------ public
@@ -525,8 +529,9 @@ class AudienceSQL:
             for step in sorted(self.facts.since):
                 base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
         if self.facts.local_today:
-            base = base.select(exp.alias_(exp.cast(self._local(_lit(self.as_of, T.TIMESTAMP), table="u"), "date"),
-                                          "local_today", quoted=True), copy=False)
+            today = (exp.cast(_lit(self.today, T.DATE), "date") if self.today is not None
+                     else exp.cast(self._local(_lit(self.as_of, T.TIMESTAMP), table="u"), "date"))
+            base = base.select(exp.alias_(today, "local_today", quoted=True), copy=False)
         for event, facts in sorted(self.facts.by_event.items()):
             cte = f"ev_{event}"
             ctes.append((cte, passes[event]))

@@ -14,6 +14,7 @@ from compiler.typecheck import ExprChecker, Scope, parse_date, parse_datetime
 from compiler.zones import zone_or_none
 from dsl import ast as A
 
+FIRST_ZONE = "Etc/GMT-14"  # UTC+14 all year: the first wall clock on Earth to reach a time of day
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 CRON_DAYS = {d: (i + 1) % 7 for i, d in enumerate(WEEKDAYS)}  # cron: 0 is sunday
 
@@ -95,7 +96,15 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
             continue
         for k in keys:
             seen[k] = opt
-        if isinstance(opt, A.TimeZone):
+        if isinstance(opt, A.TimeZone) and opt.user:
+            if sched.kind not in ("daily", "weekly", "once"):
+                report("E417", f"`tz user` needs a wall-clock time: `{trig.kind.replace('on_event', 'on')}` has none",
+                       opt.span, ["`daily at 09:00 tz user`, `every monday at 09:00 tz user` or "
+                                  "`once at 2026-12-05 09:00 tz user`; or name one zone: `tz \"Asia/Shanghai\"`"])
+                ok = False
+            else:
+                sched.local, sched.tz = True, FIRST_ZONE
+        elif isinstance(opt, A.TimeZone):
             if check_zone(opt.name, opt, report):
                 sched.tz = opt.name
             else:

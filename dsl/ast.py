@@ -528,8 +528,11 @@ class DateUntil(Node):
 
 
 class TimeZone(Node):
+    """`tz "Asia/Shanghai"`, or `tz user`: at the schedule's wall-clock time in each user's own zone."""
+
     kind: Literal["tz"] = "tz"
     name: str
+    user: bool = False
 
 
 WhenOption = Annotated[Union[DateFrom, DateUntil, TimeZone], Field(discriminator="kind")]

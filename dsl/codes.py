@@ -79,6 +79,7 @@ CODES: dict[str, Code] = {
     "E413": _e("duration too long", "Windows, delays and intervals are at most 100 years (36,525 days, 1,200 months), so every date computed from them stays in the supported range."),
     "E414": _e("date out of range", "Dates lie between 1900-01-01 and 2999-12-31, the range camp supports on every engine."),
     "E415": _e("schedule never fires", "The cron expression or weekly schedule matches no time at all (30 February), or none between the campaign's start and end dates."),
+    "E417": _e("local time needs a time of day", "`tz user` sends at the schedule's time of day in each user's own zone: it goes with `daily at`, weekly `at` and `once at`, not with cron, intervals or events."),
     "E416": _e("user fact inside an event query", "An event query's `where` tests each event on its own fields; segments, classifications, tags, `user.` fields and other event queries are about the user and belong beside it: `segment vip and any(orders where amount > 100 CNY)`."),
     "E501": _e("template not found", "The template file does not exist under the workspace's template folder."),
     "E502": _e("template syntax error", "The Jinja2 template does not parse."),

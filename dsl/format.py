@@ -344,7 +344,7 @@ class _Formatter:
             elif isinstance(o, A.DateUntil):
                 text += f" until {o.end.text}"
             else:
-                text += f" tz {_str(o.name)}"
+                text += " tz user" if o.user else f" tz {_str(o.name)}"
         self.emit(1, "when " + text, s)
 
     def _s_where(self, s: A.WhereSection) -> None:

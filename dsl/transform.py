@@ -398,6 +398,9 @@ class ToAst:
     def tz(self, meta, name):
         return _make(A.TimeZone, name=self._string(name), span=self._span(meta))
 
+    def tz_user(self, meta):
+        return _make(A.TimeZone, name="", user=True, span=self._span(meta))
+
     def where_section(self, meta, channels):
         return _make(A.WhereSection, channels=channels, span=self._span(meta))
 

@@ -138,6 +138,15 @@ def quiet_until(windows: list[tuple[str, str]], at: datetime, zone: ZoneInfo) ->
     return current.astimezone(UTC)
 
 
+def local_send_at(plan: StepPlan, zone: ZoneInfo) -> datetime | None:
+    """A local-time send (`tz user`): the plan's wall-clock time in the user's zone, as an instant (UTC).
+    A time the zone skips (a spring-forward gap) is read with the offset before the change, so 02:30 on
+    such a day is 03:30 in the new offset; a time the zone repeats is its first occurrence."""
+    if plan.local_send is None:
+        return None
+    return datetime.fromisoformat(plan.local_send).replace(tzinfo=zone).astimezone(UTC)
+
+
 def _inside(windows: list[tuple[str, str]], local: datetime) -> datetime | None:
     t = local.time()
     for start_s, end_s in windows:
@@ -222,6 +231,16 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
         return Decision("holdout", name, due_at=as_of)
     if arm is None:
         return Decision("suppressed", None, reason="no branch matches", due_at=as_of)
+    zone = user_zone(plan, r)
+    earliest = as_of  # when the message may go out at the earliest: now, or the user's local time (`tz user`)
+    local = local_send_at(plan, zone)
+    if local is not None:
+        if local > as_of:
+            earliest = local
+        elif as_of.astimezone(zone).date() != local.astimezone(zone).date():
+            # the user's day is over (a run started late): a birthday greeting a day late is worse than none
+            return Decision("skipped", name, reason=f"local time passed: {plan.local_send.replace('T', ' ')} "
+                                                    f"{zone.key}", due_at=as_of)
     blocked = _coupon_block(plan, arm, coupons, as_of)
     if blocked:
         return Decision("suppressed", name, reason=blocked, due_at=as_of)
@@ -242,7 +261,8 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
             reasons.append(why)
         if channel is None:
             return Decision("suppressed", name, reason="; ".join(reasons), due_at=as_of)
-    not_before = quiet_until(plan.quiet, as_of, user_zone(plan, r)) if channel else None
+    not_before = (quiet_until(plan.quiet, earliest, zone) if channel else None) or (
+        earliest if earliest > as_of else None)
     due = not_before or as_of
     cost = (channel.cost if channel else Decimal(0)) + sum(
         (plan.resources[g].forecast_cost for g in arm.give), Decimal(0))

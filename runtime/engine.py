@@ -753,9 +753,12 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
     out: list[Pending] = []
     with lg.decision():
         keys = [it.key for it, _ in items]
+        # at release, only rows still deferred: another run (a scheduled release beside the campaign's next
+        # run) may have released them since they were read, and must not send them twice
+        mine_only = " AND status = 'deferred'" if moment == "release" else ""
         rows = {k: (due, Decimal(cost)) for k, due, cost in lg.rows(
             f"SELECT idempotency_key, coalesce(not_before, due_at), cost FROM camp_deliveries WHERE "
-            f"{_in(lg, 'idempotency_key')}", (keys,))}
+            f"{_in(lg, 'idempotency_key')}{mine_only}", (keys,))}
         at = {k: min(run.as_of, due) for k, (due, _) in rows.items()}
         held: dict[str, dict[str, Past]] = {}
         for key, uid, d in _past(run, sorted({it.user_id for it, _ in items}), min(at.values(), default=run.as_of)):
@@ -766,6 +769,10 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
             if it.key not in rows:
                 continue
             due, cost = rows[it.key]
+            if it.channel is None:  # a grant without a message (a local-time gift): nothing to re-check
+                stay.append(it.key)
+                out.append(it)
+                continue
             arm = next(a for a in p.arms if a.name == it.arm)
             chain = [c.channel for c in arm.notify]
             now = arm.notify[chain.index(it.channel)]
@@ -858,7 +865,7 @@ def release(run: Run) -> int:
         items = _load_pending(sub, "d.plan_hash = ? AND d.status = 'deferred' AND d.not_before <= ?", (h, run.as_of))
         ready = []
         for it in items:
-            later = quiet_until(plan.quiet, run.as_of, user_zone(plan, it.recipient))
+            later = quiet_until(plan.quiet, run.as_of, user_zone(plan, it.recipient)) if it.channel else None
             if later is not None:
                 lg.execute("UPDATE camp_deliveries SET not_before = ?, due_at = ? WHERE idempotency_key = ?",
                            (later, later, it.key))
@@ -873,6 +880,42 @@ def release(run: Run) -> int:
         run.reasons.update(sub.reasons)
         released += len(go)
     return released
+
+
+def releases(lg: Ledger, campaign: str, after: datetime) -> list[datetime]:
+    """When this campaign's deferred deliveries (quiet hours, local-time sends) fall due after `after`: one
+    time per distinct minute (rounded up: runs are scheduled to the minute), for release runs."""
+    out = set()
+    for (t,) in lg.rows("SELECT DISTINCT not_before FROM camp_deliveries WHERE campaign = ? AND status = 'deferred'",
+                        (campaign,)):
+        at = t.astimezone(UTC)
+        whole = at.replace(second=0, microsecond=0)
+        out.add(max(whole if whole == at else whole + timedelta(minutes=1), after.astimezone(UTC)))
+    return sorted(out)
+
+
+def release_run(lg: Ledger, campaign: str, data_url: str, as_of: datetime, channels: dict) -> Run | None:
+    """A run that only releases this campaign's deferred deliveries due at `as_of` (a scheduled release, or
+    `camp run --release`): nothing is decided anew. Its record in camp_runs carries the step of the plan
+    the first of them was decided under and the occurrence `release@<as-of minute>`. None: nothing is due."""
+    h = lg.one("SELECT min(plan_hash) FROM camp_deliveries WHERE campaign = ? AND status = 'deferred' AND "
+               "not_before <= ?", (campaign, as_of))
+    if h is None:
+        return None
+    plan = StepPlan.model_validate_json(lg.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (h,)))
+    label = plan.model_copy(update={"occurrence": f"release@{as_of.astimezone(UTC):%Y-%m-%dT%H:%MZ}", "next": None})
+    return Run(label, lg, data_url, as_of, channel_config=channels, plan_hash=h)
+
+
+def release_summary(run: Run) -> dict:
+    """What a release-only run did: counts of this run, the follow-ups and further releases it made due."""
+    p = run.plan
+    return {"campaign": p.campaign, "step": p.step, "occurrence": p.occurrence, "release": True,
+            "run_id": run.run_id, "dry_run": False, "audience": 0, "statuses": {}, "reasons": dict(run.reasons),
+            "cost": "0", "this_run": dict(run.counts), "currency": p.currency,
+            "follow_ups": [{"step": s, "occurrence": o, "at": t.isoformat()} for s, o, t in
+                           journey.follow_ups(run.ledger, p.campaign, run.touched, p.timezone)],
+            "releases": [t.isoformat() for t in releases(run.ledger, p.campaign, run.as_of)]}
 
 
 # ---------------------------------------------------------------- summary
@@ -914,6 +957,7 @@ def summarize(run: Run, audience: int) -> dict:
     if not run.dry_run:
         out["follow_ups"] = [{"step": s, "occurrence": o, "at": t.isoformat()}
                              for s, o, t in journey.follow_ups(run.ledger, p.campaign, run.touched, p.timezone)]
+        out["releases"] = [t.isoformat() for t in releases(run.ledger, p.campaign, run.as_of)]
     if run.unknown_zones:
         out["unknown_time_zones"] = run.unknown_zones
     out["currency"] = p.currency

@@ -139,10 +139,39 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         ledger.close()
 
 
+@flow(name="camp-release", log_prints=False, validate_parameters=False, persist_result=False)
+def release_step(campaign: str, data_url: str, ledger_url: str, as_of: str, channels: dict | None = None) -> dict | None:
+    """Send a campaign's deliveries deferred until `as_of` or earlier (quiet hours, local-time sends), as
+    they were decided; nothing is decided anew. None when nothing is due."""
+    ledger = open_ledger(ledger_url)
+    try:
+        run = engine.release_run(ledger, campaign, data_url, datetime.fromisoformat(as_of), channels or {})
+        if run is None:
+            return None
+        try:
+            ctx = get_run_context()
+            engine.start(run, str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None)
+            released = engine.release(run)
+            summary = engine.release_summary(run)
+            get_run_logger().info("%s: released %s deferred deliveries", campaign, released)
+            engine.finish(run, summary)
+            return summary
+        except BaseException:
+            try:
+                engine.finish(run, {}, "failed")
+            except Exception:  # noqa: BLE001 (the original error matters more)
+                pass
+            raise
+        finally:
+            run.close()
+    finally:
+        ledger.close()
+
+
 @flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)
 def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: str | None = None,
                  batch_size: int = 10000, user_id: str | None = None, event_id: str | None = None,
-                 occurred: str | None = None, occurrence: str | None = None) -> dict | None:
+                 occurred: str | None = None, occurrence: str | None = None, release: bool = False) -> dict | None:
     """What a deployment runs: compile the workspace as it is now, plan the campaign's step for the
     scheduled time (or `as_of`), and run it. Fire times outside the campaign's date range are skipped.
 
@@ -153,7 +182,11 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     Journeys: after a step, each fire time of the next step (its delay past each send) gets a run of
     this deployment with `step`, `occurrence` and `as_of`, idempotency key campaign:step:occurrence:time,
     so a retry or a second run of the same step schedules nothing twice. A follow-up runs even when
-    its time falls after the campaign's last date: the journey began inside them."""
+    its time falls after the campaign's last date: the journey began inside them.
+
+    Deferred deliveries (quiet hours, `tz user` local-time sends): after every run, each distinct time
+    they fall due gets a run of this deployment with `release` (idempotency key campaign:release:time),
+    which sends them and decides nothing (`release_step`)."""
     from pathlib import Path
 
     from prefect.runtime import flow_run
@@ -174,6 +207,14 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
                                  "journey)", campaign, f"step {step}" if c else "the campaign", workspace)
         return None
     when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
+    if release:
+        data_url, ledger_url = run_urls(ws)
+        channels = {n: spec.model_dump() for n, spec in ws.config.channels.items()}
+        summary = release_step(campaign, data_url, ledger_url, when.isoformat(), channels)
+        if summary is not None:
+            _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
+            _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
+        return summary
     event = None
     if event_id:
         from datetime import UTC, timedelta
@@ -205,7 +246,27 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     summary = run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size,
                        channels)
     _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
+    _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
     return summary
+
+
+def _schedule_releases(workspace: str, campaign: str, batch_size: int, due: list[str]) -> None:
+    """A run of the deployment with `release` at each time deferred deliveries fall due. The idempotency key
+    names the minute, so runs that defer users to the same time schedule it once; when that key's run has
+    already finished (users deferred to a past minute by a late run), a fresh key schedules another."""
+    from prefect.deployments import run_deployment
+
+    for text in due:
+        at = datetime.fromisoformat(text)
+        base = f"{campaign}:release:{at:%Y-%m-%dT%H:%MZ}"
+        for n in range(5):
+            fr = run_deployment(f"camp-campaign/{campaign}", timeout=0, scheduled_time=at,
+                                idempotency_key=base if n == 0 else f"{base}:{n}",
+                                parameters={"workspace": workspace, "campaign": campaign, "release": True,
+                                            "as_of": at.isoformat(), "batch_size": batch_size})
+            if fr.state is None or not fr.state.is_final():
+                break
+        get_run_logger().info("%s: deferred deliveries released at %s", campaign, at)
 
 
 def _schedule_follow_ups(workspace: str, campaign: str, batch_size: int, due: list[dict]) -> None:

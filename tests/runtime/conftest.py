@@ -95,3 +95,31 @@ def make_workspace(root: Path, files: dict[str, str], toml: str = "", policy: st
 def camp(*args: str, cwd: Path, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "camp"), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+@pytest.fixture
+def hook():
+    from tests.runtime.servers import start_hook
+
+    h, server, url = start_hook()
+    yield h, url
+    server.shutdown()
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def ledger(request, tmp_path):
+    """The ledger URL: a DuckDB file, or a fresh schema of the test PostgreSQL."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'ledger.duckdb'}"
+        return
+    from tests.conftest import PG_URL, require_postgres
+
+    pg = require_postgres()
+    schema = f"camp_promises_{os.getpid()}_{request.node.name.split('[')[0][-20:]}".lower()
+    pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    pg.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        pg.close()

@@ -19,6 +19,8 @@ KINDS = {
     "once": 'once at 2026-12-05 10:00 tz "Asia/Shanghai"',
     "once_dst_gap": 'once at 2026-03-08 02:30 tz "America/New_York"',
     "cron": 'cron "0 12 * * 6" from 2026-12-01 to 2027-01-31 tz "Asia/Shanghai"',
+    "local": "daily at 09:00 from 2026-12-01 tz user",
+    "local_once": "once at 2026-12-05 09:00 tz user",
 }
 AS_OF = ["2026-12-05T01:59:00+00:00", "2026-12-05T02:00:00+00:00", "2026-12-05T11:00:00+08:00",
          "2026-12-05T19:00:00+08:00", "2026-12-06T00:30:00-05:00", "2026-03-08T08:00:00+00:00"]
@@ -66,3 +68,10 @@ def test_every_schedule_kind_is_the_same_on_every_host_zone(tmp_path):
     # 02:30 does not exist in New York that night (clocks jump 02:00 -> 03:00): it fires at 03:30 EDT = 07:30 UTC
     assert got["k_once_dst_gap"]["occurrences"][5] == "2026-03-08T07:30:00+00:00"
     assert got["k_daily"]["occurrences"][3] == "2026-12-05T02:00:00+00:00"
+    # `tz user`: 09:00 of local date D is first reached at UTC+14, D-1 19:00 UTC; each user is deferred to it
+    assert got["k_local"]["deploy"] == [{"rrule": "DTSTART:20261201T090000\nRRULE:FREQ=DAILY",
+                                         "timezone": "Etc/GMT-14"}]
+    assert got["k_local"]["occurrences"][:5] == ["2026-12-04T19:00:00+00:00"] * 4 + ["2026-12-05T19:00:00+00:00"]
+    assert got["k_local_once"]["deploy"] == [{"rrule": "DTSTART:20261205T090000\nRRULE:FREQ=DAILY;COUNT=1",
+                                              "timezone": "Etc/GMT-14"}]
+    assert got["k_local_once"]["occurrences"][0] == "2026-12-04T19:00:00+00:00"

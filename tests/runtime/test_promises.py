@@ -12,19 +12,15 @@ engine `camp run` runs) with real webhook receivers, on a DuckDB and a PostgreSQ
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import duckdb
-import pytest
 
 from runtime.demo_data import make_shop
-from tests.conftest import PG_URL, require_postgres
 from tests.runtime.conftest import camp, make_workspace
-from tests.runtime.servers import start_hook
 from tests.runtime.steps import plan_for, program_of, run
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -79,30 +75,6 @@ POLICY = "policy {\n  cap 1 sms per user per 7d\n}\n"
 def _hook_toml(url: str) -> str:
     return "".join(f'[channels.{ch}]\nkind = "webhook"\nsettings = {{ url = "{url}/{ch}", retries = 1, '
                    f'backoff = 0.01 }}\n' for ch in ("push", "sms"))
-
-
-@pytest.fixture
-def hook():
-    h, server, url = start_hook()
-    yield h, url
-    server.shutdown()
-
-
-@pytest.fixture(params=["duckdb", "postgres"])
-def ledger(request, tmp_path):
-    """The ledger URL: a DuckDB file, or a fresh schema of the test PostgreSQL."""
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'ledger.duckdb'}"
-        return
-    pg = require_postgres()
-    schema = f"camp_promises_{os.getpid()}_{request.node.name.split('[')[0][-20:]}".lower()
-    pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    pg.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        pg.close()
 
 
 def _ledger_rows(url: str, sql: str, params=()):
