@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -49,6 +50,34 @@ class CouponsSection(_Strict):
     redeemed_on: str = "orders"  # the event table whose fields coupon scopes (`only category in ...`) name
 
 
+class RuntimeSection(_Strict):
+    # how long after its slot a deployed run waits for higher-priority rivals (docs/runtime.md, "Arbitration")
+    arbitration_wait: str = "10m"
+
+    @field_validator("arbitration_wait")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if wait_seconds(v) is None:
+            raise ValueError(f"{v!r} is not a duration from 0s to 24h like \"30s\", \"10m\" or \"1h\"") from None
+        return v
+
+    @property
+    def arbitration_seconds(self) -> int:
+        return wait_seconds(self.arbitration_wait) or 0
+
+
+_WAIT_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def wait_seconds(text: str) -> int | None:
+    """"90s", "10m", "1h" -> seconds (0 to 24 hours); None when it is not such a duration."""
+    m = re.fullmatch(r"\s*(\d{1,6})\s*([smh])\s*", text)
+    if not m:
+        return None
+    seconds = int(m.group(1)) * _WAIT_UNITS[m.group(2)]
+    return seconds if seconds <= 24 * 3600 else None
+
+
 class ChannelSection(_Strict):
     kind: str
     settings: dict[str, str | int | float | bool] = {}
@@ -60,6 +89,7 @@ class WorkspaceConfig(_Strict):
     ledger: LedgerSection = LedgerSection()
     templates: TemplatesSection = TemplatesSection()
     coupons: CouponsSection = CouponsSection()
+    runtime: RuntimeSection = RuntimeSection()
     channels: dict[str, ChannelSection] = {}
 
     def channel_names(self) -> list[str]:
@@ -112,6 +142,8 @@ def _validation_hint(kind: str, loc: list[str]) -> str:
         return f'write it as a quoted text: `{key} = "..."`'
     if kind in ("model_type", "dict_type"):
         return f"`{'.'.join(loc)}` is a table: write `[{'.'.join(loc)}]` and its settings on the lines below"
+    if key == "arbitration_wait":
+        return 'a number and a unit: "30s", "10m" or "1h" (at most 24h; "0s" never waits)'
     if key == "timezone":
         return 'IANA names look like "Asia/Shanghai", "Europe/London" or "UTC"'
     return "the settings camp.toml takes: README, section \"A workspace\", and docs/runtime.md"

@@ -26,7 +26,7 @@ from prefect.context import get_run_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from compiler.plan import StepPlan
-from runtime import engine
+from runtime import arbitrate, engine
 from runtime.ledger import open_ledger
 
 progress: Callable[[str, int, int], None] | None = None  # set by the CLI: (stage, done, total)
@@ -243,8 +243,11 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     plan = build_plan(program, c, when, dialect_of(data_url), ws.template_dir, step, ws.config.workspace.name,
                       event, occurrence)
     channels = {n: spec.model_dump() for n, spec in ws.config.channels.items()}
+    if (ruling := arbitrate.settle(ws, program, campaign, when, ledger_url, step, event_id, occurrence)) is None:
+        return None  # rivals of higher priority decide first: re-queued (docs/runtime.md, "Arbitration")
     summary = run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size,
                        channels)
+    summary = arbitrate.noted(ledger_url, summary, ruling)
     _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
     _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
     return summary
