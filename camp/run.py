@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from camp.audience import checked, parse_as_of
@@ -186,36 +187,52 @@ class _progress:
 
 
 def print_summary(s: dict) -> None:
+    """A run's summary as ops read it: what happened to the audience, what this run did, when deferred messages
+    and follow-ups go out (in the workspace's zone), and what the cost is made of."""
     statuses = s["statuses"]
+    zone = s.get("timezone", "UTC")
     print(f"  audience        {s['audience']:>10,}")
+    reasons = sorted(s["reasons"].items(), key=lambda kv: -kv[1])
     for status in ("holdout", "skipped", "suppressed", "deferred", "budget_exhausted", "pending", "sent", "failed"):
         if statuses.get(status):
             label = {"pending": "to send"}.get(status, status)
-            print(f"  {label:<16}{statuses[status]:>10,}")
-    for reason, n in sorted(s["reasons"].items(), key=lambda kv: -kv[1]):
-        print(f"    {reason:<60}{n:>8,}")
+            note = ""
+            if status == "deferred" and s.get("releases"):
+                note = f"   quiet hours or the user's local time; the first go out at {_at(s['releases'][0], zone)}"
+            print(f"  {label:<16}{statuses[status]:>10,}{note}")
+            for reason, n in reasons:  # each reason once, under its status, without repeating the status
+                head, _, why = reason.partition(": ")
+                if head == status:
+                    print(f"    {why:<58}{n:>10,}")
+    for reason, n in reasons:
+        head, _, why = reason.partition(": ")
+        if head not in statuses:  # moves between channels at release or fallback
+            print(f"    {reason:<58}{n:>10,}")
     if s.get("release"):
         mine = s["this_run"]
-        print(f"  released        {mine.get('released', 0):>10,} sent now {mine.get('sent', 0):,}")
+        print(f"  released        {mine.get('released', 0):>10,} deferred deliveries, {mine.get('sent', 0):,} sent now")
     elif "this_run" in s:
         mine = s["this_run"]
         later = {k: v for k, v in mine.items() if k.startswith("suppressed at ")}  # re-checks at release/fallback
         decided = sum(v for k, v in mine.items() if k not in ("sent", "released", "failed") and k not in later)
         released = f"{mine['released']:,} released after quiet hours, " if mine.get("released") else ""
-        print(f"  this run        {decided:>10,} decided now, {released}{mine.get('sent', 0):,} sent now "
-              "(the rest was done by earlier runs)")
+        earlier = " (the rest was done by earlier runs of this occurrence)" if decided < s["audience"] else ""
+        print(f"  this run        {decided:>10,} decided now, {released}{mine.get('sent', 0):,} sent now{earlier}")
         for k, v in sorted(later.items()):
             print(f"                  {v:>10,} {k} (consent, address or a cap no longer allowed it)")
     if s.get("unknown_time_zones"):
         print(f"  users with an unknown time zone (workspace zone used): {s['unknown_time_zones']:,}")
-    print(f"  cost            {_money(s['cost']):>10} {s['currency']}")
+    if not s.get("release"):
+        basis = s.get("forecast") or {}
+        rates = ", ".join(f"{name} at {(Decimal(rate) * 100).normalize():f}% redemption" for name, rate in basis.items())
+        what = f"a forecast: message costs plus {rates}" if rates else "message costs"
+        print(f"  cost            {_money(s['cost']):>10} {s['currency']}   ({what})")
     if s.get("releases"):
-        first = s["releases"][0]
-        more = f" (and {len(s['releases']) - 1} later times)" if len(s["releases"]) > 1 else ""
-        print(f"  next release    deferred deliveries are due at {first}{more}: deployed, a release run is "
-              f"scheduled; by hand, `camp run PATH --release --as-of {first}` or any run after it")
+        more = f" and {len(s['releases']) - 1} later times" if len(s["releases"]) > 1 else ""
+        print(f"  next release    {_at(s['releases'][0], zone)}{more}: deployed, a release run is scheduled; by "
+              f"hand, `camp run PATH --release --as-of {s['releases'][0]}` or any run after it")
     for f in s.get("follow_ups", [])[:5]:
-        print(f"  next            {f['step']} of {f['occurrence']} is due at {f['at']}")
+        print(f"  next            {f['step']} (journey {f['occurrence']}) at {_at(f['at'], zone)}")
     if len(s.get("follow_ups", [])) > 5:
         print(f"  next            ... and {len(s['follow_ups']) - 5} more fire times")
     if "budget_left" in s:
@@ -227,9 +244,15 @@ def print_summary(s: dict) -> None:
         print(f"  left out by the budget (first): {', '.join(lo['first_users'])} — {lo['rule']}")
 
 
-def _money(text: str) -> str:
-    from decimal import Decimal
+def _at(text: str, zone: str) -> str:
+    """An ISO instant as people read it: wall-clock time in the workspace's zone."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
 
+    return f"{datetime.fromisoformat(text).astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+
+
+def _money(text: str) -> str:
     return str(Decimal(text).quantize(Decimal("0.01")))
 
 

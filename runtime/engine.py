@@ -912,7 +912,7 @@ def release_summary(run: Run) -> dict:
     p = run.plan
     return {"campaign": p.campaign, "step": p.step, "occurrence": p.occurrence, "release": True,
             "run_id": run.run_id, "dry_run": False, "audience": 0, "statuses": {}, "reasons": dict(run.reasons),
-            "cost": "0", "this_run": dict(run.counts), "currency": p.currency,
+            "cost": "0", "this_run": dict(run.counts), "currency": p.currency, "timezone": p.timezone,
             "follow_ups": [{"step": s, "occurrence": o, "at": t.isoformat()} for s, o, t in
                            journey.follow_ups(run.ledger, p.campaign, run.touched, p.timezone)],
             "releases": [t.isoformat() for t in releases(run.ledger, p.campaign, run.as_of)]}
@@ -961,5 +961,14 @@ def summarize(run: Run, audience: int) -> dict:
     if run.unknown_zones:
         out["unknown_time_zones"] = run.unknown_zones
     out["currency"] = p.currency
+    out["timezone"] = p.timezone
+    out["forecast"] = forecast_basis(p)
     out["timings"] = {k: round(v, 3) for k, v in run.timings.items()}
     return out
+
+
+def forecast_basis(p: StepPlan) -> dict[str, str]:
+    """What the cost is made of: a forecast until redemptions are known. resource -> expected redemption
+    (the fraction of issued value counted: the campaign's `expect redemption`, else all of it)."""
+    return {name: str((r.forecast_cost / r.value).quantize(Decimal("0.0001")))
+            for name, r in sorted(p.resources.items()) if r.kind in ("coupon", "red_packet") and r.value}
