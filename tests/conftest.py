@@ -1,7 +1,10 @@
+import inspect
 import os
 from pathlib import Path
 
 import pytest
+
+import tests.profiles  # noqa: F401 (loads the hypothesis profile: HYPOTHESIS_PROFILE=dev for the inner loop)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = ROOT / "campaigns"
@@ -31,3 +34,38 @@ def require_postgres():
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required under CI=true and is unreachable at {PG_URL}: {exc}")
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {exc}")
+
+
+# Tests over 15 s in a full run on a busy 2-core machine (`pytest --durations=40`), by node id prefix.
+SLOW = (
+    "tests/runtime/test_deploy.py", "tests/runtime/test_serve.py", "tests/runtime/test_serve_releases.py",
+    "tests/runtime/test_arbitration_serve.py", "tests/runtime/test_race.py", "tests/runtime/test_crash.py",
+    "tests/runtime/test_promises_machine.py", "tests/test_fuzz.py", "tests/runtime/test_online_retail.py",
+    "tests/compiler/test_sql_differential.py::test_sql_matches_the_reference",
+)
+
+
+def _source(obj) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers from what a test uses, so none is forgotten: `prefect` (a module that runs flows or a server),
+    `pg` (the test, one of its fixtures, or its parameter reaches PostgreSQL), `slow` (SLOW)."""
+    modules: dict[str, str] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        text = modules.setdefault(item.nodeid.split("::")[0], _source(module) if module else "")
+        if "prefect" in text or "flows" in text or "tests.runtime.steps import" in text and "run," in text:
+            item.add_marker(pytest.mark.prefect)
+        fixtures = getattr(item, "_fixtureinfo", None)
+        defs = [d for ds in (fixtures.name2fixturedefs.values() if fixtures else []) for d in ds]
+        sources = [_source(getattr(item, "function", None))] + [_source(d.func) for d in defs]
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if any("require_postgres" in t or "PG_URL" in t for t in sources) or "postgres" in map(str, params.values()):
+            item.add_marker(pytest.mark.pg)
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -31,6 +31,7 @@ from compiler.workspace import Workspace, load_workspace
 from dsl.codes import CODES
 from dsl.parse import parse_source
 from tests.conftest import CAMPAIGNS
+from tests.profiles import examples
 
 SEEDS = sorted(CAMPAIGNS.glob("*.camp"))
 VOCAB = ["and", "or", "not", "(", ")", "{", "}", ":", ",", "=", ">=", "within", "7d", "30m", "between", "ago",
@@ -204,27 +205,27 @@ def value_mutated(draw):
     return path.name, text
 
 
-@settings(max_examples=1000 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_campaigns(case):
     name, text = case
     _through(text, seed_path(name))
 
 
-@settings(max_examples=600 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value_mutated())
 def test_value_mutations(case):
     name, text = case
     _through(text, seed_path(name))
 
 
-@settings(max_examples=400 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(st.sampled_from(VOCAB), st.text(max_size=5)), max_size=60).map(" ".join))
 def test_random_token_soup(text):
     _check_text(text.encode("utf-8", "surrogatepass"), "soup.camp")
 
 
-@settings(max_examples=300 * SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300 * SCALE), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=400))
 def test_random_bytes(data):
     _check_text(data, "bytes.camp")

@@ -31,6 +31,7 @@ from compiler.sql import AudienceSQL
 from compiler.workspace import load_workspace
 from runtime.warehouse import connect, create_tables, tables
 from tests.conftest import CAMPAIGNS, require_postgres
+from tests.profiles import examples
 from tests.reference import Data, Reference
 
 EXAMPLES = int(os.environ.get("CAMP_DIFF_EXAMPLES", "500"))
@@ -248,7 +249,7 @@ def _engine_users(wh, cond, as_of, program=PROGRAM) -> set:
     return {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
 @given(datasets(), conditions)
 def test_sql_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond):
@@ -379,7 +380,7 @@ def _load_cohort(wh, data: Data, cohort: set) -> None:
               [(str(u), data.since["touch"][u], data.since["reminder"][u]) for u in sorted(cohort)])
 
 
-@settings(max_examples=max(EXAMPLES // 2, 50), deadline=None,
+@settings(max_examples=examples(max(EXAMPLES // 2, 50)), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(journeys(), journey_conditions)
 def test_since_step_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond):

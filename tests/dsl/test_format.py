@@ -7,6 +7,7 @@ from dsl.format import format_module
 from dsl.parse import parse_source
 from tests.conftest import CAMPAIGNS
 from tests.dsl import strategies as S
+from tests.profiles import examples
 
 
 def _reparse(text: str):
@@ -15,7 +16,7 @@ def _reparse(text: str):
     return module
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(S.module)
 def test_format_then_parse_gives_the_same_tree(module):
     text = format_module(module)
@@ -23,7 +24,7 @@ def test_format_then_parse_gives_the_same_tree(module):
     assert without_spans(again) == without_spans(module), text
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(S.big_expr)
 def test_expressions_round_trip_inside_a_segment(e):
     from dsl import ast as A

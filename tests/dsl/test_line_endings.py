@@ -16,6 +16,7 @@ from dsl.format import format_module
 from dsl.parse import parse_source
 from tests.conftest import CAMPAIGNS, CODES_DIR
 from tests.dsl import strategies as S
+from tests.profiles import examples
 from tests.test_fuzz import _base, mutated
 
 BOM = b"\xef\xbb\xbf"
@@ -79,14 +80,14 @@ def test_text_sources_are_normalized_too():
         assert parse_source(text)[0] == lf
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_files_read_the_same_with_any_line_ending(case):
     name, text = case
     _same_for_every_line_ending(text, display_path(CAMPAIGNS / name))  # replaces the seed in the workspace
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(S.module)
 def test_generated_files_read_the_same_with_any_line_ending(module):
     _same_for_every_line_ending(format_module(module), "campaigns/zz_generated.camp")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from compiler.plan import ArmPlan, CapPlan, ChannelPlan, Duration, ResourcePlan, StepPlan
 from runtime.decide import Budget, HeldCoupon, Past, Recipient, decide, quiet_until, variant_of
+from tests.profiles import examples
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 
@@ -115,7 +116,7 @@ def test_variants_split_deterministically_by_share():
     assert 0.27 < names.count("a") / 4000 < 0.33
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["push", "sms"]), st.integers(0, 2)), max_size=60),
        st.integers(0, 400), st.one_of(st.none(), st.integers(0, 200)))
 def test_reservations_never_exceed_the_total_or_the_daily_budget(users, total_cents, daily_cents):

@@ -37,6 +37,7 @@ from runtime.journey import due_occurrences
 from runtime.ledger import open_ledger
 from runtime.warehouse import connect
 from tests.conftest import PG_URL, require_postgres
+from tests.profiles import examples
 from tests.runtime.conftest import make_workspace
 from tests.runtime.servers import start_hook
 from tests.runtime.steps import program_of, run_engine
@@ -311,7 +312,7 @@ class Promises(RuleBasedStateMachine):
                 assert amount <= BUDGETS[campaign]
 
 
-SETTINGS = settings(max_examples=80 if LONG else 12, stateful_step_count=30 if LONG else 14, deadline=None,
+SETTINGS = settings(max_examples=examples(80 if LONG else 12), stateful_step_count=30 if LONG else 14, deadline=None,
                     suppress_health_check=list(HealthCheck), derandomize=not LONG, print_blob=True)
 
 

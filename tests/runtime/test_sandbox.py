@@ -91,12 +91,14 @@ def test_memoised_renders_equal_plain_renders():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
+    from tests.profiles import examples
+
     sources = ["{{ user.name | default('朋友') }}，{{ campaign.title }}", "{{ user.id }}-{{ user.city }}",
                "{% if user.city == '北京' %}京{% else %}{{ user.name }}{% endif %}", "{{ user.items() | list }}",
                "{% for k in [1, 2] %}{{ k }}{{ user.name }}{% endfor %}"]
     plans = [_plan(src) for src in sources]
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=examples(150), deadline=None)
     @given(st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.sampled_from(["张伟", "Emma", None]),
                               st.sampled_from(["北京", "上海", None])), min_size=1, max_size=12))
     def check(users):
