@@ -39,3 +39,17 @@ def minus(t: datetime, d: I.Dur, zone: str | ZoneInfo) -> datetime:
 def plus(t: datetime, d: I.Dur, zone: str | ZoneInfo) -> datetime:
     """`t` plus `d`: calendar units on the wall clock of `zone`, minutes and hours absolute; in UTC."""
     return _shift(t, d, zone, +1)
+
+
+def fire_instant(wall: datetime, zone: str | ZoneInfo) -> datetime:
+    """A scheduled wall-clock time (naive) in `zone` as an instant (UTC), placed exactly as Prefect's RRule
+    schedules place it, so that camp's occurrences are the scheduler's fire times: a time the clocks repeat is
+    its first occurrence; a time the clocks skip is read with the offset after the change (02:30 on New
+    York's spring-forward night is 06:30 UTC, what the clock would read as 01:30 EST). Tested against Prefect
+    in tests/runtime/test_host_tz.py."""
+    z = zone if isinstance(zone, ZoneInfo) else ZoneInfo(zone)
+    naive = wall.replace(tzinfo=None)
+    first = naive.replace(tzinfo=z).astimezone(UTC)
+    if first.astimezone(z).replace(tzinfo=None) == naive:
+        return first
+    return naive.replace(tzinfo=z, fold=1).astimezone(UTC)  # skipped: the offset after the change

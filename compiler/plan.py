@@ -14,17 +14,19 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+from dateutil.rrule import DAILY, FR, MO, SA, SU, TH, TU, WE, WEEKLY, rrule
 from pydantic import BaseModel
 
 from compiler import ir as I
 from compiler import types as T
+from compiler.clock import fire_instant
 from compiler.ir import Dur
 from compiler.program import Campaign, CapRule, ChannelRef, Coupon, Points, Program, RedPacket, Schedule, Step
 from compiler.sql import AudienceSQL, CompileError
@@ -203,7 +205,12 @@ def latest_fire(s: SchedulePlan | None, as_of: datetime) -> datetime | None:
         return None
     tz = ZoneInfo(s.tz)
     local = as_of.astimezone(tz)
-    if s.crons:
+    if s.crons and s.kind in ("daily", "weekly"):
+        fires = [t for t in wall_fires(s, local.date() - timedelta(days=8), local.date()) if t <= as_of]
+        if not fires:
+            return None
+        latest = max(fires)
+    elif s.crons:
         fires = [croniter(c, local + timedelta(seconds=1)).get_prev(datetime) for c in s.crons]
         latest = max(fires).astimezone(UTC)
     elif s.at is not None:
@@ -219,6 +226,26 @@ def latest_fire(s: SchedulePlan | None, as_of: datetime) -> datetime | None:
     else:
         return None
     return latest if in_dates(s, latest) else None
+
+
+_RRULE_DAYS = {0: SU, 1: MO, 2: TU, 3: WE, 4: TH, 5: FR, 6: SA}  # cron day numbers (0 is sunday)
+
+
+def wall_fires(s: SchedulePlan, first: date, last: date) -> list[datetime]:
+    """A daily or weekly schedule's fire times on the local dates first..last, in UTC: dateutil's rrule over
+    the wall clock of the schedule's zone, each time then placed in the zone the way Prefect's RRule schedule
+    places it (`clock.fire_instant`): one fire per listed time and local date, also on the nights clocks change."""
+    tz = ZoneInfo(s.tz)
+    out = []
+    for cron in s.crons:
+        minute, hour, _, _, dow = cron.split()
+        days = [_RRULE_DAYS[int(d)] for d in dow.split(",")] if dow != "*" else None
+        rule = rrule(DAILY if days is None else WEEKLY, byweekday=days, byhour=int(hour), byminute=int(minute),
+                     bysecond=0, dtstart=datetime.combine(first, time()))
+        for naive in rule.between(datetime.combine(first, time()), datetime.combine(last, time(23, 59, 59)),
+                                  inc=True):
+            out.append(fire_instant(naive, tz))
+    return sorted(out)
 
 
 def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:

@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from compiler.bounds import FIRST_DATE
+from compiler.clock import fire_instant
 from compiler.ir import Dur
 from compiler.limits import check_time_of_day
 from compiler.program import Schedule
@@ -124,7 +125,7 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
     if sched.at is not None and sched.at.tzinfo is None and zone is not None:
         # a wall-clock time in the campaign's zone, never the host's: a naive time would be read in the
         # host's zone by astimezone() (a UTC host deployed `once at 10:00 tz "Asia/Shanghai"` at 18:00)
-        sched.at = sched.at.replace(tzinfo=zone)
+        sched.at = fire_instant(sched.at, zone).astimezone(zone)  # where Prefect's schedule fires it
     if sched.kind == "once" and sched.at is not None and (
             (sched.start and sched.at.date() < sched.start) or (sched.end and sched.at.date() > sched.end)):
         report("E403", "the one-off run lies outside the campaign's date range", trig.span,

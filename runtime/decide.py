@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from compiler.clock import minus
+from compiler.clock import fire_instant, minus
 from compiler.plan import ArmPlan, CapPlan, ChannelPlan, StepPlan
 from compiler.zones import zone_or_none
 
@@ -139,12 +139,12 @@ def quiet_until(windows: list[tuple[str, str]], at: datetime, zone: ZoneInfo) ->
 
 
 def local_send_at(plan: StepPlan, zone: ZoneInfo) -> datetime | None:
-    """A local-time send (`tz user`): the plan's wall-clock time in the user's zone, as an instant (UTC).
-    A time the zone skips (a spring-forward gap) is read with the offset before the change, so 02:30 on
-    such a day is 03:30 in the new offset; a time the zone repeats is its first occurrence."""
+    """A local-time send (`tz user`): the plan's wall-clock time in the user's zone, as an instant (UTC), placed
+    as every scheduled time is (`compiler.clock.fire_instant`: a repeated time is its first occurrence, a
+    skipped one is read with the offset after the change)."""
     if plan.local_send is None:
         return None
-    return datetime.fromisoformat(plan.local_send).replace(tzinfo=zone).astimezone(UTC)
+    return fire_instant(datetime.fromisoformat(plan.local_send), zone)
 
 
 def _inside(windows: list[tuple[str, str]], local: datetime) -> datetime | None:

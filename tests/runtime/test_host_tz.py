@@ -65,8 +65,9 @@ def test_every_schedule_kind_is_the_same_on_every_host_zone(tmp_path):
     assert once[1:5] == ["2026-12-05T02:00:00+00:00"] * 4  # 10:00, 11:00 and 19:00 Shanghai, and the next day
     assert got["k_once"]["deploy"] == [{"rrule": "DTSTART:20261205T100000\nRRULE:FREQ=DAILY;COUNT=1",
                                         "timezone": "Asia/Shanghai"}]
-    # 02:30 does not exist in New York that night (clocks jump 02:00 -> 03:00): it fires at 03:30 EDT = 07:30 UTC
-    assert got["k_once_dst_gap"]["occurrences"][5] == "2026-03-08T07:30:00+00:00"
+    # 02:30 does not exist in New York that night (clocks jump 02:00 -> 03:00): it fires where Prefect fires it,
+    # the offset after the change, 06:30 UTC (the next test holds camp to Prefect's fire times)
+    assert got["k_once_dst_gap"]["occurrences"][5] == "2026-03-08T06:30:00+00:00"
     assert got["k_daily"]["occurrences"][3] == "2026-12-05T02:00:00+00:00"
     # `tz user`: 09:00 of local date D is first reached at UTC+14, D-1 19:00 UTC; each user is deferred to it
     assert got["k_local"]["deploy"] == [{"rrule": "DTSTART:20261201T090000\nRRULE:FREQ=DAILY",
@@ -75,3 +76,54 @@ def test_every_schedule_kind_is_the_same_on_every_host_zone(tmp_path):
     assert got["k_local_once"]["deploy"] == [{"rrule": "DTSTART:20261205T090000\nRRULE:FREQ=DAILY;COUNT=1",
                                               "timezone": "Etc/GMT-14"}]
     assert got["k_local_once"]["occurrences"][0] == "2026-12-04T19:00:00+00:00"
+
+
+def test_occurrences_are_prefects_fire_times_across_daylight_saving_changes():
+    """The occurrence a run belongs to is computed by camp (compiler.plan.latest_fire); the fire times are
+    Prefect's (the RRule schedule `camp deploy` writes). They must agree on the nights clocks change: one
+    occurrence per local day at the time Prefect fires it (a time that happens twice: its first; a time that
+    does not exist: 02:30 -> 03:30), and every as-of minute of the day maps to that day's occurrence."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.server.schemas.schedules import RRuleSchedule
+
+    from compiler.plan import SchedulePlan, latest_fire
+    from runtime.deploy import schedules_of
+
+    nights = {"America/New_York": [datetime(2026, 3, 7, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)],
+              "Europe/London": [datetime(2026, 3, 28, tzinfo=UTC), datetime(2026, 10, 24, tzinfo=UTC)]}
+    for zone, starts in nights.items():
+        for crons, kind in ((["30 1 * * *"], "daily"), (["30 2 * * *"], "daily"), (["0 10 * * *", "30 1 * * *"],
+                                                                                    "daily"),
+                            (["30 1 * * 0,6"], "weekly")):
+            sp = SchedulePlan(kind=kind, tz=zone, crons=crons)
+            for start in starts:
+                end = start + timedelta(days=3)
+                prefect = set()
+                specs = schedules_of(sp)
+                assert specs and all(spec["timezone"] == zone for spec in specs)
+                for spec in specs:
+                    sched = RRuleSchedule(rrule=spec["rrule"], timezone=spec["timezone"])
+                    prefect |= {d.astimezone(UTC) for d in asyncio.run(sched.get_dates(n=50, start=start, end=end))}
+                ours, t = set(), start
+                while t < end:
+                    fired = latest_fire(sp, t)
+                    if fired is not None and fired >= start:
+                        ours.add(fired)
+                    t += timedelta(minutes=5)
+                assert ours == prefect, (zone, crons, sorted(ours ^ prefect))
+
+    # a one-off at a skipped and at a repeated time: the occurrence is the instant Prefect fires the deployment at
+    for zone, wall in (("America/New_York", "2026-03-08T02:30"), ("America/New_York", "2026-11-01T01:30"),
+                       ("Europe/London", "2026-03-29T01:30"), ("Europe/London", "2026-10-25T01:30")):
+        from zoneinfo import ZoneInfo
+
+        from compiler.clock import fire_instant
+
+        at = fire_instant(datetime.fromisoformat(wall), zone).astimezone(ZoneInfo(zone))
+        sp = SchedulePlan(kind="once", tz=zone, at=at)
+        (spec,) = schedules_of(sp)
+        sched = RRuleSchedule(rrule=spec["rrule"], timezone=spec["timezone"])
+        (fired,) = asyncio.run(sched.get_dates(n=5, start=at - timedelta(days=2), end=at + timedelta(days=2)))
+        assert latest_fire(sp, fired.astimezone(UTC)) == fired.astimezone(UTC) == at.astimezone(UTC), (zone, wall)

@@ -68,8 +68,9 @@ def test_a_late_run_sends_at_once_on_the_users_day_and_skips_users_whose_day_is_
 
 def test_daylight_saving_gap_and_repeat():
     ny = ZoneInfo("America/New_York")
-    # 14 March 2027: 02:00 -> 03:00 in New York; 02:30 is read with the offset before (EST): 07:30 UTC = 03:30 EDT
-    assert local_send_at(plan(local_send="2027-03-14T02:30"), ny) == datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
+    # 14 March 2027: 02:00 -> 03:00 in New York; 02:30 is read as every scheduled time is, with the offset after
+    # the change (EDT), as Prefect fires schedules: 06:30 UTC
+    assert local_send_at(plan(local_send="2027-03-14T02:30"), ny) == datetime(2027, 3, 14, 6, 30, tzinfo=UTC)
     # 7 November 2027: 01:30 happens twice; the first (EDT, 05:30 UTC)
     assert local_send_at(plan(local_send="2027-11-07T01:30"), ny) == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)
     assert local_send_at(plan(), ny) is None
