@@ -177,19 +177,20 @@ class ExprChecker:
         return None if any(i is None for i in items) else I.And(tuple(items))
 
     def _or(self, e: A.Or, scope) -> I.Expr | None:
-        if self._or_of_values(e, scope):
-            return None
-        items = [self.condition(x, scope) for x in e.items]
-        return None if any(i is None for i in items) else I.Or(tuple(items))
+        values = self._or_of_values(e, scope)
+        items = [self.condition(x, scope) for i, x in enumerate(e.items) if i not in values]
+        return None if values or any(i is None for i in items) else I.Or(tuple(items))
 
-    def _or_of_values(self, e: A.Or, scope: Scope) -> bool:
+    def _or_of_values(self, e: A.Or, scope: Scope) -> set[int]:
         """`lifecycle = silent or churned` reads as `(lifecycle = silent) or churned`: English allows it, the
-        language does not. Say E420 with the `in (...)` that was meant, once for each such run of values."""
-        found = False
+        language does not. Say E420 with the `in (...)` that was meant, once for each such run of values;
+        return the positions of the values (the other items are still checked)."""
+        found: set[int] = set()
         i = 0
         while i < len(e.items):
             first = e.items[i]
             values: list[A.Expr] = []
+            kind = "value"
             if isinstance(first, A.Compare) and first.op == "=":
                 kind = self._value_kind(first.left, scope)
                 while i + 1 + len(values) < len(e.items) and \
@@ -204,7 +205,7 @@ class ExprChecker:
             self.report("E420", f"`or` joins conditions, and `{format_expr(values[0])}` is not one: this reads as "
                                 f"`({subject} = {format_expr(first.right)}) or {format_expr(values[0])}`",
                         first.span.to(values[-1].span), [f"`{subject} in ({', '.join(shown)})`"])
-            found = True
+            found.update(range(i + 1, i + 1 + len(values)))
             i += 1 + len(values)
         return found
 

@@ -61,6 +61,11 @@ def test_or_between_real_conditions_is_left_alone(tmp_path):
     assert check(tmp_path, text) == []
 
 
+def test_the_other_items_are_still_checked(tmp_path):
+    diags = check(tmp_path, 'segment s = lifecycle = silentt or churned or nope = 1\n')
+    assert [(d.code, d.span.column) for d in diags] == [("E420", 13), ("E204", 25), ("E204", 47)]
+
+
 def test_an_unknown_name_after_or_is_still_e204(tmp_path):
     diags = check(tmp_path, "segment s = lifecycle = silent or dormant\n")
     assert [d.code for d in diags] == ["E204"]
