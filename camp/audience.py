@@ -73,6 +73,7 @@ def run_compile(file: Path, dialect: str, as_of: str | None, only: str | None) -
 
 
 def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None) -> int:
+    from camp.literals import absent_literals
     from compiler.sql import AudienceSQL
     from runtime.warehouse import compare_schema, connect, workspace_url
 
@@ -115,6 +116,8 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
             if not count_only and sample > 0:
                 shown = ", ".join(str(u) for u in final[:sample])
                 print(f"  sample: {shown}" + (" …" if len(final) > sample else ""))
+            for warning in absent_literals(program, c, wh.rows, wh.dialect, when):
+                print(f"camp audience: warning: {warning}", file=sys.stderr)
     finally:
         wh.close()
     return 0

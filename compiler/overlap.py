@@ -6,6 +6,9 @@ some shared subject (e.g. `lifecycle = silent` vs `lifecycle = new`, or
 `count(x) >= 5` vs `count(x) < 3`). Anything not understood is assumed to overlap:
 the lints built on this warn only about overlaps, so "may overlap" is the safe answer.
 NULL is a value a subject may take: a negated comparison holds for it.
+Event counts know what follows from time: an event in a window is an event in every window around it
+(`any(orders within 7d)` implies `any(orders within 30d)`), and `first(orders.time) within 30d` means an
+order within 30d, so it cannot hold beside `none(orders within 30d)`.
 """
 
 from __future__ import annotations
@@ -62,24 +65,44 @@ def _dnf(e: I.Expr, neg: bool, segments: dict) -> list[list[tuple]]:
     key, op, value = atom
     if neg:
         op = _FLIP[op]
-    return _atom(key, op, value)
+        return _atom(key, op, value)
+    return [[(key, op, value), *_implied(e)]]
+
+
+def _key(e: I.Expr):
+    """The subject of an atom. Event counts get a structured key, so that windows can be compared."""
+    if isinstance(e, I.Agg) and e.func == "count" and e.field is None:
+        return ("count", e.event, repr(e.where), e.window)
+    return repr(e)
+
+
+def _implied(e: I.Expr) -> list[tuple]:
+    """Atoms that hold whenever e holds: `first(E.time where P) within W` (also last, min, max) finds an
+    E with P inside W (and inside the aggregate's own window), so E-with-P counts there are at least 1."""
+    if not (isinstance(e, I.InWindow) and isinstance(e.subject, I.Agg)):
+        return []
+    a = e.subject
+    if a.func not in ("first", "last", "min", "max") or a.field is None or a.field.field != "time":
+        return []
+    windows = [e.window] + ([a.window] if a.window is not None and a.window != e.window else [])
+    return [(("count", a.event, repr(a.where), w), ">=", Decimal(1)) for w in windows]
 
 
 def _to_atom(e: I.Expr):
     if isinstance(e, I.Cmp):
         if isinstance(e.right, I.Const) and not isinstance(e.left, I.Const):
-            return repr(e.left), e.op, e.right.value
+            return _key(e.left), e.op, e.right.value
         if isinstance(e.left, I.Const) and not isinstance(e.right, I.Const):
-            return repr(e.right), _MIRROR[e.op], e.left.value
+            return _key(e.right), _MIRROR[e.op], e.left.value
         return None
     if isinstance(e, I.InSet):
-        return repr(e.subject), "not in" if e.negated else "in", frozenset(v.value for v in e.values)
+        return _key(e.subject), "not in" if e.negated else "in", frozenset(v.value for v in e.values)
     if isinstance(e, I.LabelIs):
         return ("label", e.classification), "in", frozenset(e.labels)
     if isinstance(e, I.IsNull):
         return repr(e.subject), "not null" if e.negated else "null", None
     if isinstance(e, I.Agg) and e.func in ("any", "none"):
-        key = repr(I.Agg("count", e.event, None, e.where, e.window, e.type))
+        key = _key(I.Agg("count", e.event, None, e.where, e.window, e.type))
         return key, ">" if e.func == "any" else "=", Decimal(0)
     return None
 
@@ -88,7 +111,44 @@ def _satisfiable(conj: list[tuple], labels: dict[str, list[str]]) -> bool:
     by_key: dict = {}
     for key, op, value in conj:
         by_key.setdefault(key, []).append((op, value))
+    _widen_counts(by_key)
     return all(_key_sat(key, cons, labels) for key, cons in by_key.items())
+
+
+def _widen_counts(by_key: dict) -> None:
+    """A count forced to be at least 1 makes every count of the same events over a wider window (and a
+    weaker `where`) at least 1 too. A count cannot be 0 when its constraints refuse 0 (counts are never NULL)."""
+    counts = [k for k in by_key if isinstance(k, tuple) and k[0] == "count"]
+    forced = [k for k in counts if not all(_holds(op, Decimal(0), c) for op, c in by_key[k])]
+    for narrow in forced:
+        for wide in counts:
+            if wide != narrow and wide[1] == narrow[1] and wide[2] in (narrow[2], repr(None)) \
+                    and _inside(narrow[3], wide[3]):
+                by_key[wide] = [*by_key[wide], (">=", Decimal(1))]
+
+
+_EXACT_MINUTES = {"m": 1, "h": 60}
+_EXACT_DAYS = {"d": 1, "w": 7}
+
+
+def _dur_le(a: I.Dur, b: I.Dur) -> bool:
+    """a <= b for certain (months and days are not compared: a month has 28 to 31 days; nor hours and days,
+    which local time can make 23 or 25 hours long)."""
+    for scale in (_EXACT_MINUTES, _EXACT_DAYS, {"mo": 1}):
+        if a.unit in scale and b.unit in scale:
+            return a.value * scale[a.unit] <= b.value * scale[b.unit]
+    return False
+
+
+def _inside(a: I.Win | None, b: I.Win | None) -> bool:
+    """Is window a inside window b? (None: all events.) See I.Win for the bounds."""
+    if a == b or b is None:
+        return True
+    if a is None or a.op not in ("within", "after", "between") or b.op not in ("within", "after"):
+        return False
+    if a.op == "after" and b.op == "within":  # after reaches past the as-of time
+        return False
+    return a.start is not None and b.start is not None and _dur_le(a.start, b.start)
 
 
 def _holds(op: str, v, c) -> bool:

@@ -17,6 +17,7 @@ from compiler.bounds import check_date
 from compiler.report import Report, did_you_mean, suggest
 from compiler.schema import Event, Schema
 from dsl import ast as A
+from dsl.format import expr as format_expr
 
 AGG_ARGS = {"count": False, "any": False, "none": False}
 NUMERIC_AGGS = {"sum", "avg"}
@@ -176,8 +177,68 @@ class ExprChecker:
         return None if any(i is None for i in items) else I.And(tuple(items))
 
     def _or(self, e: A.Or, scope) -> I.Expr | None:
-        items = [self.condition(x, scope) for x in e.items]
-        return None if any(i is None for i in items) else I.Or(tuple(items))
+        values = self._or_of_values(e, scope)
+        items = [self.condition(x, scope) for i, x in enumerate(e.items) if i not in values]
+        return None if values or any(i is None for i in items) else I.Or(tuple(items))
+
+    def _or_of_values(self, e: A.Or, scope: Scope) -> set[int]:
+        """`lifecycle = silent or churned` reads as `(lifecycle = silent) or churned`: English allows it, the
+        language does not. Say E420 with the `in (...)` that was meant, once for each such run of values;
+        return the positions of the values (the other items are still checked)."""
+        found: set[int] = set()
+        i = 0
+        while i < len(e.items):
+            first = e.items[i]
+            values: list[A.Expr] = []
+            kind = "value"
+            if isinstance(first, A.Compare) and first.op == "=":
+                kind = self._value_kind(first.left, scope)
+                while i + 1 + len(values) < len(e.items) and \
+                        self._is_bare_value(e.items[i + 1 + len(values)], kind, scope):
+                    values.append(e.items[i + 1 + len(values)])
+            if not values:
+                i += 1
+                continue
+            assert isinstance(first, A.Compare)
+            subject = format_expr(first.left, 5)
+            shown = [_as_value(v, kind) for v in [first.right, *values]]
+            self.report("E420", f"`or` joins conditions, and `{format_expr(values[0])}` is not one: this reads as "
+                                f"`({subject} = {format_expr(first.right)}) or {format_expr(values[0])}`",
+                        first.span.to(values[-1].span), [f"`{subject} in ({', '.join(shown)})`"])
+            found.update(range(i + 1, i + 1 + len(values)))
+            i += 1 + len(values)
+        return found
+
+    def _value_kind(self, left: A.Expr, scope: Scope) -> str:
+        """What the values compared with `left` look like: "label:C" for a classification, "enum" for an
+        enum field (bare names are then read as its values), "value" otherwise (literals only)."""
+        if not (isinstance(left, A.Name) and len(left.parts) == 1):
+            return "value"
+        n = left.parts[0]
+        users = self.schema.users
+        field = scope.event.field(n) if scope.event is not None else None
+        if field is None and users is not None and n in users.fields:
+            field = users.fields[n]
+        if field is not None:
+            return "enum" if field.type.kind == "enum" else "value"
+        if n in self.classifications and n not in self.segments and scope.event is None:
+            return f"label:{n}"
+        return "value"
+
+    def _is_bare_value(self, item: A.Expr, kind: str, scope: Scope) -> bool:
+        if isinstance(item, (A.StringLit, A.NumberLit, A.MoneyLit, A.PercentLit, A.DateLit, A.DateTimeLit)):
+            return True
+        if not (isinstance(item, A.Name) and len(item.parts) == 1):
+            return False
+        n = item.parts[0]
+        users = self.schema.users
+        known = n in self.segments or n in self.classifications or (users is not None and n in users.fields) or \
+            (scope.event is not None and scope.event.field(n) is not None)
+        if known:
+            return False
+        if kind.startswith("label:"):
+            return n in self.classifications.get(kind.removeprefix("label:"), [])
+        return kind == "enum"
 
     def _not(self, e: A.Not, scope) -> I.Expr | None:
         inner = self.condition(e.operand, scope)
@@ -465,6 +526,13 @@ class ExprChecker:
         else:
             t = fld.type
         return I.Agg(e.func, ev.name, fld, where, win, t)
+
+
+def _as_value(e: A.Expr, kind: str) -> str:
+    """A value as it goes in `in (...)`: enum values are quoted even when written bare."""
+    if kind == "enum" and isinstance(e, A.Name):
+        return format_expr(A.StringLit(value=e.dotted))
+    return format_expr(e)
 
 
 def _arith_type(op: str, a: T.Type, b: T.Type) -> T.Type | str:

@@ -4,6 +4,8 @@ Never raises on bad input: unreadable, binary, non-UTF-8, oversized and malforme
 files all come back as located diagnostics. After a syntax error, parsing resumes at
 the next line that starts (in column 1) with a top-level keyword, so one run
 reports an error per broken declaration and still returns the good ones.
+Full-width punctuation and curly quotes typed by an input method are read as ASCII (dsl/punct.py);
+the text returned (shown in diagnostics) is the file as written.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from dsl import ast as A
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.errors import describe_unexpected
+from dsl.punct import ascii_punctuation
 from dsl.span import Span
 from dsl.transform import MAX_NUMBER_DIGITS, LiteralError, ToAst, _make, number_too_long
 from dsl.walk import max_depth
@@ -152,7 +155,7 @@ def parse_source(source: bytes | str, file: str = "<input>") -> tuple[A.Module, 
             return parse_source(text.encode("utf-8", "surrogatepass"), file)
         if "\x00" in text:
             return parse_source(text.encode("utf-8", "surrogatepass"), file)
-    decls, comments, diags, deep = _parse_text(text, file)
+    decls, comments, diags, deep = _parse_text(ascii_punctuation(text), file)
     if not decls and not diags:
         diags.append(diagnostic("W106", "this file declares nothing", Span.point(1, 1), file,
                                 ["delete it, or add a campaign, segment or schema declaration"]))
