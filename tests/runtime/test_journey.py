@@ -132,11 +132,11 @@ def _run(ws, env, *args):
 
 def test_a_journey_step_by_step(ws, prefect_env):
     touch = _run(ws, prefect_env, "--as-of", T.isoformat())
-    assert "next            reminder of 2026-12-01T02:00Z is due at 2026-12-04T02:00:00+00:00" in touch
+    assert "next            reminder (journey 2026-12-01T02:00Z) at 2026-12-04 10:00 Asia/Shanghai" in touch
     assert {u: s for u, (s, _, _) in _step(ws, "touch").items()} == {**{u: "sent" for u in range(1, 9)}, 9: "deferred"}
     london = _run(ws, prefect_env, "--as-of", LONDON_OPEN.isoformat())  # a later run releases the London touch
     assert "1 released after quiet hours" in london
-    assert "reminder of 2026-12-01T02:00Z is due at 2026-12-04T08:00:00+00:00" in london
+    assert "reminder (journey 2026-12-01T02:00Z) at 2026-12-04 16:00 Asia/Shanghai" in london  # 08:00 London
 
     wh = connect(_data_url(ws))  # the complaint arrives after the touch
     wh.insert("user_tags", ["user_id", "tag"], [(5, "complained")])
