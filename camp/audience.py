@@ -72,10 +72,11 @@ def run_compile(file: Path, dialect: str, as_of: str | None, only: str | None) -
     return 0
 
 
-def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None) -> int:
+def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None,
+                 data: str | None = None) -> int:
     from camp.literals import absent_literals
     from compiler.sql import AudienceSQL
-    from runtime.warehouse import compare_schema, connect, workspace_url
+    from runtime.warehouse import compare_schema, connect, run_urls
 
     loaded = checked(file)
     if loaded is None:
@@ -86,7 +87,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
     if not campaigns:
         print(f"camp audience: {file} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
         return 1
-    url = workspace_url(ws.config.data.url, ws.root)
+    url = run_urls(ws, data)[0]  # the warehouse `camp run` reads: --data, else $CAMP_DATA_URL, else camp.toml
     try:
         wh = connect(url)
     except Exception as exc:  # noqa: BLE001 - any driver's connection error
@@ -102,13 +103,14 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
             return 1
         when = parse_as_of(as_of, program.timezone)
         for c in campaigns:
-            compiler = AudienceSQL(program, when, wh.dialect)
+            at, today, said = _occurrence(c, when)
+            compiler = AudienceSQL(program, at, wh.dialect, today=today)
             rows = wh.rows(compiler.sql(compiler.campaign(c), pretty=False))
             matched = len(rows)
             excluded = sum(1 for r in rows if r[1])
             held = sum(1 for r in rows if r[2] and not r[1])
             final = sorted(r[0] for r in rows if not r[1] and not r[2])
-            print(f"campaign {c.name}" + (f" ({c.title})" if c.title else "") + f", as of {when.isoformat()}")
+            print(f"campaign {c.name}" + (f" ({c.title})" if c.title else "") + f", as of {at.isoformat()}{said}")
             print(f"  {'matched':<10}{matched:>12,}")
             print(f"  {'excluded':<10}{excluded:>12,}")
             print(f"  {'holdout':<10}{held:>12,}  ({format((c.holdout * 100).normalize(), 'f')}% of the rest, by hash of campaign and user)")
@@ -116,7 +118,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
             if not count_only and sample > 0:
                 shown = ", ".join(str(u) for u in final[:sample])
                 print(f"  sample: {shown}" + (" …" if len(final) > sample else ""))
-            for warning in absent_literals(program, c, wh.rows, wh.dialect, when):
+            for warning in absent_literals(program, c, wh.rows, wh.dialect, at):
                 print(f"camp audience: warning: {warning}", file=sys.stderr)
     finally:
         wh.close()
@@ -142,3 +144,22 @@ def run_demo_init(users: int, seed: int, url: str | None, workspace: Path) -> in
     counts = ", ".join(f"{t} {n:,}" for t, n in made.counts.items())
     print(f"camp demo init: {counts} into {url} in {made.seconds:.1f} s (seed {seed})")
     return 0
+
+
+def _occurrence(c, when):
+    """(the as-of time, `today` of a local-time send, a note) as `camp run` at `when` decides the campaign's first
+    step: the scheduled time `when` falls in (docs/runtime.md), so both commands count the same users."""
+    from datetime import UTC
+    from zoneinfo import ZoneInfo
+
+    from compiler.plan import occurrence_of, schedule_plan
+
+    if c.schedule is None or c.schedule.kind == "event":
+        return when, None, ""
+    sp = schedule_plan(c.schedule)
+    at = occurrence_of(sp, when)
+    today = at.astimezone(ZoneInfo(sp.tz)).date() if sp.local else None
+    if at == when.astimezone(UTC).replace(second=0, microsecond=0):
+        return when, today, ""
+    shown = at.astimezone(when.tzinfo)
+    return shown, today, f" (the occurrence {when.isoformat()} falls in, as `camp run` decides it)"

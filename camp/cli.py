@@ -93,11 +93,14 @@ def compile(file: Path, dialect: str, as_of: str | None, only: str | None) -> No
 @click.option("--count", "count_only", is_flag=True, help="Only the counts per section.")
 @click.option("--sample", default=10, show_default=True, help="How many users of the final audience to show.")
 @click.option("--campaign", "only", help="Only this campaign of the file.")
-def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None) -> None:
-    """Run each campaign's audience in FILE on the workspace database and count it."""
+@click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
+def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None,
+             data: str | None) -> None:
+    """Run each campaign's audience in FILE on the workspace database and count it, at the occurrence the as-of
+    time falls in (as `camp run` decides it): matched, excluded, holdout, final."""
     from camp.audience import run_audience
 
-    sys.exit(run_audience(file, as_of, count_only, sample, only))
+    sys.exit(run_audience(file, as_of, count_only, sample, only, data))
 
 
 @cli.command()

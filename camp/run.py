@@ -191,9 +191,15 @@ def print_summary(s: dict) -> None:
     and follow-ups go out (in the workspace's zone), and what the cost is made of."""
     statuses = s["statuses"]
     zone = s.get("timezone", "UTC")
-    print(f"  audience        {s['audience']:>10,}")
+    held = statuses.get("holdout", 0)
+    if s.get("release"):
+        print(f"  audience        {s['audience']:>10,}")
+    else:  # the numbers `camp audience` prints for the occurrence: matched minus excluded, holdout, final
+        print(f"  audience        {s['audience']:>10,}   matched minus excluded, as `camp audience` counts them")
+        print(f"  holdout         {held:>10,}")
+        print(f"  final           {s['audience'] - held:>10,}   decided as follows")
     reasons = sorted(s["reasons"].items(), key=lambda kv: -kv[1])
-    for status in ("holdout", "skipped", "suppressed", "deferred", "budget_exhausted", "pending", "sent", "failed"):
+    for status in ("skipped", "suppressed", "deferred", "budget_exhausted", "pending", "sent", "failed"):
         if statuses.get(status):
             label = {"pending": "to send"}.get(status, status)
             note = ""
