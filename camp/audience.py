@@ -44,6 +44,7 @@ def checked(file: Path):
 
 
 def run_compile(file: Path, dialect: str, as_of: str | None, only: str | None) -> int:
+    from compiler.program import Campaign
     from compiler.sql import AudienceSQL, CompileError
 
     loaded = checked(file)
@@ -61,7 +62,7 @@ def run_compile(file: Path, dialect: str, as_of: str | None, only: str | None) -
     for i, (kind, target) in enumerate(targets):
         compiler = AudienceSQL(program, when, dialect)
         try:
-            query = compiler.final(target) if kind == "campaign" else compiler.condition(target.expr)
+            query = compiler.final(target) if isinstance(target, Campaign) else compiler.condition(target.expr)
         except CompileError as exc:
             print(f"camp compile: {kind} {target.name}: {exc}", file=sys.stderr)
             return 1

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camp.audience import checked
 from camp.run import _quiet_prefect
+
+if TYPE_CHECKING:
+    from prefect.deployments.runner import RunnerDeployment
 
 
 def _wanted(path: Path):
@@ -104,14 +108,15 @@ def apply(changes, work_pool: str | None) -> None:
         _deployment(ch.spec).apply(work_pool_name=work_pool)
 
 
-def _deployment(spec):
+def _deployment(spec) -> RunnerDeployment:
     """The runner deployment of a spec: the generic flow, imported by module path wherever it runs."""
-    from prefect.deployments.runner import EntrypointType
+    from prefect.types.entrypoint import EntrypointType
 
     from runtime.deploy import schedule_objects, trigger_objects
     from runtime.flows import run_campaign
 
-    return run_campaign.to_deployment(
+    # prefect types the sync-compatible to_deployment as returning a coroutine too; from sync code it does not
+    return run_campaign.to_deployment(  # pyright: ignore[reportReturnType]
         name=spec.name, schedules=schedule_objects(spec), triggers=trigger_objects(spec), parameters=spec.parameters,
         tags=spec.tags, description=spec.description, entrypoint_type=EntrypointType.MODULE_PATH)
 

@@ -70,13 +70,14 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
             print(f"camp run: nothing in {path} is due at {when.isoformat()} (--all runs every campaign)")
             lg.close()
             return 0
+    c = None  # the campaign being planned, named when planning fails
     try:
         for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
             for o in _occurrences(lg, c, step, occurrence, when, program.timezone):
                 plans.append(build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name,
                                         occurrence=o))
     except PlanError as exc:
-        print(f"camp run: {c.name}: {exc}", file=sys.stderr)
+        print(f"camp run: {c.name if c is not None else ''}: {exc}", file=sys.stderr)
         return 1
     finally:
         lg.close()
@@ -134,7 +135,7 @@ def _shown(occurrence: str, tz: str) -> str:
     return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {where} ({occurrence})"
 
 
-def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: str) -> list[str | None]:
+def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: str) -> list[str] | list[None]:
     """[None] for a first step (the occurrence follows from the clock); for a follow-up, the journey
     occurrences with users due at `when` (or the one asked for)."""
     from compiler.plan import PlanError, journey_plan
@@ -147,6 +148,7 @@ def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: st
             raise PlanError(f"step `{step}` is the journey's first: its occurrence follows from --as-of, "
                             "--occurrence is for the steps after it")
         return [None]
+    assert s is not None and step is not None  # a journey plan is made for a named step
     if occurrence:
         return [occurrence]
     found = due_occurrences(lg, c.name, step, journey, when, zone)
@@ -166,17 +168,17 @@ class _progress:
     def __enter__(self):
         if not self.on:
             return None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            transient=True)
-        self.bar.start()
-        tasks: dict[str, int] = {}
+        bar = self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                  TimeElapsedColumn(), transient=True)
+        bar.start()
+        tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
-                tasks[stage] = self.bar.add_task(stage, total=total)
-            self.bar.update(tasks[stage], completed=done, total=total)
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
 
         return report
 

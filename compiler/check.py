@@ -7,6 +7,7 @@ Stages: schema -> names (duplicates) -> segments and classifications (types, cyc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from compiler import program as P
@@ -79,16 +80,17 @@ def check_workspace(ws: Workspace) -> CheckResult:
     return CheckResult(program, diags)
 
 
-def _collect(modules: list[A.Module], report: Report) -> dict[str, dict]:
-    """Top-level names by kind; segments and classifications share one namespace."""
-    out: dict[str, dict] = {"segment": {}, "classify": {}, "campaign": {}, "policy": []}
+def _collect(modules: list[A.Module], report: Report) -> dict[str, Any]:
+    """Top-level names by kind; segments and classifications share one namespace.
+    "policy": a list of (file, decl); the others: name -> (file, decl)."""
+    out: dict[str, Any] = {"segment": {}, "classify": {}, "campaign": {}, "policy": []}
     for module in modules:
         report.file = module.path
         for d in module.decls:
             if isinstance(d, A.PolicyDecl):
                 out["policy"].append((module.path, d))
                 continue
-            if d.kind not in out:
+            if not isinstance(d, (A.SegmentDecl, A.ClassifyDecl, A.CampaignDecl)):  # the named kinds in `out`
                 continue
             name = d.name.name
             space = ("segment", "classify") if d.kind in ("segment", "classify") else (d.kind,)

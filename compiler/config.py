@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 class WorkspaceSection(_Strict):
     name: str = "camp"
     timezone: str = "UTC"
-    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$")
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
 
     @field_validator("timezone")
     @classmethod

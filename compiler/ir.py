@@ -81,7 +81,7 @@ class Cmp:
     op: str
     left: Expr
     right: Expr
-    type: Type = field(default=None)  # type of the compared values
+    type: Type | None = field(default=None)  # type of the compared values
 
 
 @dataclass(frozen=True)

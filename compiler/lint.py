@@ -51,6 +51,7 @@ def _trigger_in_audience(c: P.Campaign, decl: A.CampaignDecl, program: P.Program
     who = next((s for s in decl.sections if isinstance(s, A.Who)), None)
     node = next((n for n in walk(who) if isinstance(n, A.Aggregate) and n.event.name == ev), None) if who else None
     via = f" (through segment {used[ev]})" if used[ev] else ""
+    assert who is not None  # the audience that counts ev comes from a `who` section
     report("W101", f"the campaign is triggered by {ev} and its audience also counts {ev}{via}", (node or who).span,
            [f"the triggering {ev} event is already recorded when the audience is evaluated; "
             f"e.g. `count({ev}) = 0` never holds for `on {ev}`; use `first` in the trigger instead"])
@@ -67,6 +68,7 @@ def _overlapping_branches(c, decl, program, labels, report) -> None:
         for j, (bj, cj) in enumerate(conds):
             for bi, ci in conds[:j]:
                 if may_overlap(ci, cj, program.segments, labels):
+                    assert isinstance(body, A.Branches)  # only branches have conditions
                     report("W102", f"in step {step.name}, branch {bj + 1} can hold for users that branch {bi + 1} "
                                    f"already takes", body.branches[bj].span,
                            ["users who match both take the first branch only; make the conditions exclusive"])

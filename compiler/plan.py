@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -182,8 +182,10 @@ def schedule_plan(s: Schedule) -> SchedulePlan:
         dow = ",".join(str(CRON_DAYS[d]) for d in s.days) if s.kind == "weekly" else "*"
         out.crons = [f"{m} {h} * * {dow}" for h, m in times]
     elif s.kind == "cron":
+        assert s.cron is not None  # a cron schedule keeps its expression
         out.crons = [s.cron]
     elif s.kind == "every":
+        assert s.interval is not None  # an `every` schedule keeps its interval
         out.interval_minutes = s.interval.minutes()
     elif s.kind == "once":
         out.at = s.at
@@ -268,16 +270,16 @@ def _resource(name: str, r: Coupon | Points | RedPacket, redemption: Decimal | N
             scope={k: list(v) for k, v in r.scope.items()},
             usable_for=dur_plan(r.usable_for),
             usable_from=r.usable_from, usable_to=r.usable_to,
-            forecast_cost=(value or 0) * (redemption if redemption is not None else 1))
+            forecast_cost=(value or Decimal(0)) * (redemption if redemption is not None else 1))
     if isinstance(r, Points):
         return ResourcePlan(name=name, kind="points", value=r.amount)
     value = _money(r.value)
     return ResourcePlan(name=name, kind="red_packet", code=r.name, title=r.title, value=value,
                         currency=r.value.currency if r.value else None,
-                        forecast_cost=(value or 0) * (redemption if redemption is not None else 1))
+                        forecast_cost=(value or Decimal(0)) * (redemption if redemption is not None else 1))
 
 
-def _cap(rule: CapRule, scope: str) -> CapPlan:
+def _cap(rule: CapRule, scope: Literal["campaign", "policy"]) -> CapPlan:
     per = f" per {rule.per}" if rule.per else ""
     what = "unused coupons" if rule.unused else {"message": "messages", "coupon": "coupons"}.get(rule.unit, rule.unit)
     text = f"cap {rule.count if not rule.by else 'by ' + rule.by} {what} per user{per} ({scope})"
@@ -286,7 +288,7 @@ def _cap(rule: CapRule, scope: str) -> CapPlan:
                    per=dur_plan(rule.per))
 
 
-def _arm(kind: str, name: str, actions, c: Campaign, costs, templates: Path, share=None) -> ArmPlan:
+def _arm(kind: Literal["all", "branch", "variant"], name: str, actions, c: Campaign, costs, templates: Path, share=None) -> ArmPlan:
     give: list[str] = []
     chains = []
     for act in actions:
@@ -343,6 +345,7 @@ def trigger_conditions(program: Program, c: Campaign, event: EventRun) -> list[I
     """`on E first`: the user's only E up to the run is this one; `on E if C`: the event (the user's E
     within a second of the reported time) satisfies C. Both are checked in the warehouse at run time."""
     s = c.schedule
+    assert s is not None and s.event is not None  # called only for a campaign triggered by an event
     ev = program.schema.events[s.event]
     time = I.EventField(s.event, "time", ev.time_column, T.TIMESTAMP)
     out: list[I.Expr] = []
@@ -359,17 +362,22 @@ def trigger_conditions(program: Program, c: Campaign, event: EventRun) -> list[I
 def since_entry(goal: I.Expr, entry: str) -> I.Expr:
     """The goal as a journey exit test: facts without a window of their own count only what happened
     since the journey's first step was sent to the user (an order before the touch is no conversion)."""
+    return _since_entry(goal, entry)
+
+
+def _since_entry(goal: Any, entry: str) -> Any:
+    """since_entry on any IR dataclass (expressions and the windows and types inside them)."""
     if isinstance(goal, I.Agg):
         return dataclasses.replace(goal, window=I.Win("since", step=entry)) if goal.window is None else goal
-    if not dataclasses.is_dataclass(goal) or isinstance(goal, (I.Win, I.Const, T.Type)):
+    if not dataclasses.is_dataclass(goal) or isinstance(goal, (type, I.Win, I.Const, T.Type)):
         return goal
     changes = {}
     for f in dataclasses.fields(goal):
         v = getattr(goal, f.name)
         if isinstance(v, tuple):
-            changes[f.name] = tuple(since_entry(x, entry) for x in v)
+            changes[f.name] = tuple(_since_entry(x, entry) for x in v)
         elif dataclasses.is_dataclass(v):
-            changes[f.name] = since_entry(v, entry)
+            changes[f.name] = _since_entry(v, entry)
     return dataclasses.replace(goal, **changes)
 
 
@@ -393,7 +401,7 @@ def journey_plan(c: Campaign, s: Step) -> JourneyPlan | None:
     if index == 0:
         return None
     conds = [cond for _, cond in journey_skips(c, s)] + [cond for cond, _ in s.branches if cond is not None]
-    since = sorted({n.step for cond in conds for n in I.walk(cond) if isinstance(n, I.Win) and n.op == "since"})
+    since = sorted({n.step for cond in conds for n in I.walk(cond) if isinstance(n, I.Win) and n.op == "since" and n.step})
     return JourneyPlan(previous=c.steps[index - 1].name, earlier=[x.name for x in c.steps[:index]],
                        after=dur_plan(s.after), since=since)
 
@@ -439,7 +447,7 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
         for ch in a.notify:
             wanted |= _user_fields_read(ch.template_source, set(users.fields) if users else set())
             wanted |= _user_fields_read(ch.subject, set(users.fields) if users else set())
-    fields = {f: users.fields[f].type.kind for f in sorted(wanted - {None}) if users and f in users.fields}
+    fields = {f: users.fields[f].type.kind for f in sorted(f for f in wanted if f is not None) if users and f in users.fields}
     channels = sorted({ch.channel for a in arms for ch in a.notify})
     caps = [_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps]
     caps = [cap for cap in caps if cap.unit in ("message", "coupon", *channels)]  # only caps this step can meet
@@ -461,11 +469,15 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
         now = AudienceSQL(program, occurrence_at, dialect)
         reach = now.sql(now.reach(addresses, channels), pretty=False)
     quiet = [q for q in (program.policy.quiet, c.quiet) if q]
+    if journey:
+        assert occurrence is not None  # a follow-up step runs for its journey's occurrence
+        occurrence_key = occurrence
+    else:
+        occurrence_key = f"event-{event.event_id}" if event else occurrence_at.strftime("%Y-%m-%dT%H:%MZ")
     return StepPlan(
         workspace=workspace, timezone=program.timezone, currency=program.currency, campaign=c.name, title=c.title,
         owner=c.owner, step=s.name,
-        occurrence=occurrence if journey else f"event-{event.event_id}" if event else
-        occurrence_at.strftime("%Y-%m-%dT%H:%MZ"), audience_as_of=occurrence_at,
+        occurrence=occurrence_key, audience_as_of=occurrence_at,
         dialect=dialect, recipients_sql=sql.sql(query, pretty=False), reach_sql=reach, user_fields=fields, tz_field=tz_field,
         labels=labels, consent_channels=channels if program.schema.consent is not None else None,
         holdout=c.holdout, arms=arms,

@@ -21,6 +21,7 @@ cross-multiplied so that DECIMAL stays exact on every engine.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -58,7 +59,7 @@ def _col(table: str, name: str) -> exp.Column:
     return exp.Column(this=_q(name), table=_q(table))
 
 
-def _lit(value, t) -> exp.Expression:
+def _lit(value, t) -> exp.Expr:
     if value is None:
         return exp.Null()
     if isinstance(value, bool):
@@ -75,7 +76,7 @@ def _lit(value, t) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def _false_if_null(e: exp.Expression) -> exp.Expression:
+def _false_if_null(e: exp.Expr) -> exp.Expr:
     return exp.func("COALESCE", e, exp.false())
 
 
@@ -146,7 +147,7 @@ class AudienceSQL:
         return query
 
     def recipients(self, c: Campaign, fields: list[str], labels: list[str], consent: list[str],
-                   branches: list[I.Expr | None], extra: list[I.Expr] = (),
+                   branches: list[I.Expr | None], extra: Sequence[I.Expr] = (),
                    only_user: str | None = None, skips: list[tuple[str, I.Expr]] | None = None) -> exp.Select:
         """Who one step of the campaign reaches (matched and not excluded), with what the runtime reads per
         user: `held_out`; `u_<field>` for each user field (templates, addresses, time zone); `class_<name>`
@@ -172,7 +173,7 @@ class AudienceSQL:
     def _follow_up(self, fields, labels, consent, branches, skips) -> exp.Select:
         if not self.cohort:
             raise CompileError("a follow-up step reads its cohort: compile it with cohort=True")
-        skip: exp.Expression = exp.cast(exp.Null(), "text")
+        skip: exp.Expr = exp.cast(exp.Null(), "text")
         if skips:
             case = exp.Case()
             for reason, cond in skips:
@@ -183,7 +184,7 @@ class AudienceSQL:
 
     def _select(self, matched, held, fields, labels, consent, branches, more=()) -> exp.Select:
         users = self.p.schema.users
-        cols: list[exp.Expression] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
+        cols: list[exp.Expr] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
                                       exp.alias_(held, "held_out", quoted=True)]
         if branches:
             case = exp.Case()
@@ -192,6 +193,7 @@ class AudienceSQL:
                                  copy=False)
             cols.append(exp.alias_(case, "branch", quoted=True))
         for name in fields:
+            assert users is not None  # user fields are asked for only when the schema declares users
             self.facts.user_fields[name] = users.fields[name].column
             cols.append(_col("l", f"u_{name}"))
         for name in labels:
@@ -217,7 +219,7 @@ class AudienceSQL:
         if users is None:
             raise CompileError("the workspace declares no users table")
         listed = exp.alias_(_table(REACH), "r", quoted=True)
-        cols: list[exp.Expression] = [exp.alias_(_col("r", "user_id"), "user_id", quoted=True)]
+        cols: list[exp.Expr] = [exp.alias_(_col("r", "user_id"), "user_id", quoted=True)]
         cols += [exp.alias_(_col("u", users.fields[f].column), f"u_{f}", quoted=True) for f in fields]
         query = exp.select(*cols).from_(listed).join(
             exp.alias_(_table(users.table), "u", quoted=True), join_type="left",
@@ -225,6 +227,7 @@ class AudienceSQL:
         channels = sorted(set(consent)) if schema.consent is not None else []
         if channels:
             link = schema.consent
+            assert link is not None  # channels is empty without a consent declaration
             flags = [exp.alias_(exp.func("MAX", exp.Case().when(
                 exp.EQ(this=_col("k", link.value_column), expression=exp.Literal.string(ch)),
                 exp.Literal.number(1)).else_(exp.Literal.number(0))), f"consent_{ch}", quoted=True)
@@ -248,11 +251,11 @@ class AudienceSQL:
             exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(where)
         return self._with_ctes(query)
 
-    def sql(self, query: exp.Expression, pretty: bool = True) -> str:
+    def sql(self, query: exp.Expr, pretty: bool = True) -> str:
         return query.sql(dialect=self.dialect, pretty=pretty)
 
     # ------------------------------------------------------------ predicates (never NULL)
-    def pred(self, e: I.Expr) -> exp.Expression:
+    def pred(self, e: I.Expr) -> exp.Expr:
         if isinstance(e, I.And):
             return exp.and_(*[self.pred(x) for x in e.items])
         if isinstance(e, I.Or):
@@ -304,7 +307,7 @@ class AudienceSQL:
             return _false_if_null(self.val(e))
         raise CompileError(f"cannot use {type(e).__name__} as a condition")
 
-    def _compare(self, e: I.Cmp) -> exp.Expression:
+    def _compare(self, e: I.Cmp) -> exp.Expr:
         op = e.op
         left, right = e.left, e.right
         if isinstance(left, I.Const) and not isinstance(right, I.Const):
@@ -336,7 +339,7 @@ class AudienceSQL:
             return self.val(total), self.val(count)
         return None
 
-    def _text_match(self, e: I.TextMatch) -> exp.Expression:
+    def _text_match(self, e: I.TextMatch) -> exp.Expr:
         subject = self.val(e.subject)
         pattern = exp.Literal.string(e.pattern)
         if e.op == "contains":
@@ -345,7 +348,7 @@ class AudienceSQL:
         return exp.EQ(this=exp.Substring(this=subject, start=exp.Literal.number(1), length=length),
                       expression=pattern)
 
-    def _zone(self, table: str) -> exp.Expression:
+    def _zone(self, table: str) -> exp.Expr:
         users = self.p.schema.users
         tz_field = users.tz_field if users else None
         zone = exp.Literal.string(self.p.timezone)
@@ -356,11 +359,11 @@ class AudienceSQL:
             return exp.func("COALESCE", _col("l", f"u_{tz_field.name}"), zone)
         return exp.func("COALESCE", _col(table, tz_field.column), zone)
 
-    def _local(self, instant: exp.Expression, table: str = "l") -> exp.Expression:
+    def _local(self, instant: exp.Expr, table: str = "l") -> exp.Expr:
         """An instant as local time in the user's zone (the workspace's when the user has none)."""
         return exp.AtTimeZone(this=instant, zone=self._zone(table))
 
-    def _today(self, e: I.IsToday) -> exp.Expression:
+    def _today(self, e: I.IsToday) -> exp.Expr:
         # each user's local date at the as-of time, computed once per user in `base`: time-zone
         # conversion is the expensive part (DuckDB: 4x faster on a million users)
         self.facts.local_today = True
@@ -377,10 +380,11 @@ class AudienceSQL:
                                          expression=exp.Extract(this=exp.var("YEAR"), expression=today)))
         return same
 
-    def _window(self, subject: exp.Expression, t, w: I.Win, table: str) -> exp.Expression:
+    def _window(self, subject: exp.Expr, t, w: I.Win, table: str) -> exp.Expr:
         """Half-open windows. Dates compare with the first local day that starts inside the bound.
         `table`: where the send times of `since STEP` are ("l": the user row, "e": an event pass)."""
-        def bound(d: I.Dur) -> exp.Expression:
+        def bound(d: I.Dur | None) -> exp.Expr:
+            assert d is not None  # the checker gives every op but `since` a start, and `between` an end
             if t.kind == "date":
                 return _lit(self._first_day_at_or_after(minus(self.as_of, d, self.p.timezone)), t)
             return _lit(minus(self.as_of, d, self.p.timezone), t)
@@ -399,6 +403,7 @@ class AudienceSQL:
                             exp.LT(this=subject.copy(), expression=bound(w.end)))
         if not self.cohort:
             raise CompileError("`since STEP` is only known for the cohort of a journey's follow-up step")
+        assert w.step is not None  # `since STEP`
         if table == "l":
             self.facts.since.add(w.step)
         sent = _col("c" if table == "e" else "l", f"since_{w.step}")
@@ -414,7 +419,7 @@ class AudienceSQL:
         return day if start >= instant else day + timedelta(days=1)
 
     # ------------------------------------------------------------ values
-    def val(self, e: I.Expr) -> exp.Expression:
+    def val(self, e: I.Expr) -> exp.Expr:
         if isinstance(e, I.Const):
             return _lit(e.value, e.type)
         if isinstance(e, I.UserAttr):
@@ -443,14 +448,14 @@ class AudienceSQL:
         return exp.Case().when(self.pred(e), exp.true()).else_(exp.false())
 
     # ------------------------------------------------------------ holdout
-    def _holdout(self, campaign: str, fraction: Decimal) -> exp.Expression:
+    def _holdout(self, campaign: str, fraction: Decimal) -> exp.Expr:
         if not fraction:
             return exp.false()
         key = exp.func("MD5", exp.DPipe(this=exp.Literal.string(campaign + ":"),
                                         expression=exp.cast(_col("l", "user_id"), "text"), safe=True))
         first8 = exp.Substring(this=key, start=exp.Literal.number(1), length=exp.Literal.number(8))
         if self.dialect == "postgres":  # one md5 per user: hex -> bit(32) -> bigint
-            value: exp.Expression = exp.cast(exp.cast(exp.DPipe(this=exp.Literal.string("x"), expression=first8,
+            value: exp.Expr = exp.cast(exp.cast(exp.DPipe(this=exp.Literal.string("x"), expression=first8,
                                                                 safe=True), exp.DataType.build("bit(32)", dialect="postgres")),
                                              "bigint")
         elif self.dialect == "duckdb":  # '0x...' casts to an integer
@@ -491,7 +496,7 @@ class AudienceSQL:
         if kind == "class":
             self.facts.labels.append(name)
 
-    def _classification_case(self, name: str) -> exp.Expression:
+    def _classification_case(self, name: str) -> exp.Expr:
         case = exp.Case()
         default = None
         for label, cond in self.p.classifications[name].rules:
@@ -518,7 +523,7 @@ class AudienceSQL:
                                    else self.pred(self.p.segments[name].expr))
             done += 1
         passes = {event: self._event_pass(event, facts) for event, facts in sorted(self.facts.by_event.items())}
-        ctes: list[tuple[str, exp.Expression]] = []
+        ctes: list[tuple[str, exp.Expr]] = []
         base = exp.select(
             exp.alias_(_col("u", users.key), "user_id", quoted=True),
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
@@ -541,6 +546,7 @@ class AudienceSQL:
                 base = base.select(_col(cte, alias), copy=False)
         if self.facts.tags:
             link = schema.tags
+            assert link is not None  # a `tagged` test type-checks only with a tags declaration
             tag_cols = [exp.alias_(exp.func("MAX", exp.Case().when(
                 exp.EQ(this=_col("t", link.value_column), expression=exp.Literal.string(tag)),
                 exp.Literal.number(1)).else_(exp.Literal.number(0))), alias, quoted=True)
@@ -557,6 +563,7 @@ class AudienceSQL:
                 base = base.select(_col("tags_", alias), copy=False)
         if self.facts.consent:
             link = schema.consent
+            assert link is not None  # consent facts are read only when the schema declares consent
             flags = [exp.alias_(exp.func("MAX", exp.Case().when(
                 exp.EQ(this=_col("k", link.value_column), expression=exp.Literal.string(ch)),
                 exp.Literal.number(1)).else_(exp.Literal.number(0))), f"consent_{ch}", quoted=True)
@@ -592,13 +599,13 @@ class AudienceSQL:
 
             native = self.dialect in ("duckdb", "postgres")  # both have AGG(...) FILTER (WHERE ...)
 
-            def only(value: exp.Expression, otherwise: exp.Expression | None = None, cond=cond) -> exp.Expression:
+            def only(value: exp.Expr, otherwise: exp.Expr | None = None, cond=cond) -> exp.Expr:
                 if cond is None:
                     return value
                 return exp.Case().when(cond.copy(), value).else_(otherwise or exp.Null())
 
-            def agg_of(func: str, value: exp.Expression, otherwise: exp.Expression | None = None, cond=cond,
-                       native=native) -> exp.Expression:
+            def agg_of(func: str, value: exp.Expr, otherwise: exp.Expr | None = None, cond=cond,
+                       native=native) -> exp.Expr:
                 if native and cond is not None:
                     inner = exp.Count(this=exp.Star()) if func == "COUNT*" else exp.func(func, value)
                     return exp.Filter(this=inner, expression=exp.Where(this=cond.copy()))
@@ -612,7 +619,7 @@ class AudienceSQL:
                 agg = exp.Count(this=exp.Distinct(expressions=[only(self._field(a))]))
             elif a.func in ("sum", "avg", "min", "max"):
                 agg = agg_of(a.func.upper(), self._field(a))
-            elif a.func in ("first", "last") and a.field.field == "time":
+            elif a.func in ("first", "last") and a.field is not None and a.field.field == "time":
                 agg = agg_of("MIN" if a.func == "first" else "MAX", time.copy())
             else:  # first/last of another field: the value at the earliest/latest time, ties by value
                 order = exp.Order(expressions=[
@@ -641,13 +648,15 @@ class AudienceSQL:
             w = a.window
             if w is None or w.op not in ("within", "after", "between"):
                 return None
+            assert w.start is not None  # within/after/between always have a start
             starts.append(minus(self.as_of, w.start, self.p.timezone))
         return min(starts) if starts else None
 
-    def _field(self, a: I.Agg) -> exp.Expression:
+    def _field(self, a: I.Agg) -> exp.Expr:
+        assert a.field is not None  # only aggregates of a field (sum, avg, ...) read one
         return _col("e", a.field.column)
 
-    def _event_condition(self, a: I.Agg) -> exp.Expression | None:
+    def _event_condition(self, a: I.Agg) -> exp.Expr | None:
         ev = self.p.schema.events[a.event]
         parts = []
         if a.where is not None:
@@ -670,9 +679,9 @@ def _table(qualified: str) -> exp.Table:
     return exp.Table(this=_q(parts[0]))
 
 
-def _month_day_match(d: exp.Expression, today: exp.Expression) -> exp.Expression:
+def _month_day_match(d: exp.Expr, today: exp.Expr) -> exp.Expr:
     """Same month and day; a 29 February date matches 28 February in years without a 29th."""
-    def part(unit: str, x: exp.Expression) -> exp.Expression:
+    def part(unit: str, x: exp.Expr) -> exp.Expr:
         return exp.Extract(this=exp.var(unit), expression=x.copy())
 
     same = exp.and_(exp.EQ(this=part("MONTH", d), expression=part("MONTH", today)),
@@ -690,6 +699,7 @@ def _month_day_match(d: exp.Expression, today: exp.Expression) -> exp.Expression
 
 def _with_not_null(a: I.Agg) -> I.Expr:
     """The condition under which an event's field counts towards its average (the field is present)."""
+    assert a.field is not None  # an average is always of a field
     present = I.IsNull(a.field, negated=True)
     return present if a.where is None else I.And((a.where, present))
 

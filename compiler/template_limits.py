@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import wraps
+from typing import Any, TypeVar
 
 from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator, optimizeconst
@@ -118,9 +119,10 @@ def _size(n: int, what: str) -> None:
 
 
 _SIZED = (str, list, tuple, dict, set)
+_V = TypeVar("_V")
 
 
-def _sized(value):
+def _sized(value: _V) -> _V:
     if isinstance(value, _SIZED) and len(value) > MAX_VALUE:
         _size(len(value), "a value")
     return value
@@ -149,8 +151,10 @@ def check_percent(fmt: str, args) -> None:
                 raise LimitExceeded("size limit", f"a width of {a} given to `*` (the limit is {MAX_WIDTH})")
 
 
-class _SpecCheck:
-    def format_field(self, value, format_spec: str):
+class _SpecCheck(SandboxedFormatter):
+    """Mixed in before SandboxedFormatter or SandboxedEscapeFormatter (the MRO is the same as a bare mixin's)."""
+
+    def format_field(self, value, format_spec: str) -> str:
         m = _SPEC.match(format_spec)
         if m:
             for g in m.groups():
@@ -210,7 +214,7 @@ def bounded_concat(parts: tuple) -> str:
 # ---------------------------------------------------------------- filters and methods
 def _estimate(name: str, value, args: tuple, kwargs: dict) -> int | None:
     """The length of what an expanding filter or str method would build; None for the others."""
-    def arg(i: int, key: str, default=None):
+    def arg(i: int, key: str, default: Any = None) -> Any:
         return args[i] if len(args) > i else kwargs.get(key, default)
 
     if name == "join":
@@ -412,7 +416,7 @@ def fold_limits(env: BoundedEnvironment, tree: nodes.Template) -> list[tuple[int
     memo: dict[int, object] = {}
     ctx = EvalContext(env)
 
-    def fold(node):
+    def fold(node) -> Any:
         key = id(node)
         if key in memo:
             value = memo[key]
@@ -447,13 +451,14 @@ def fold_limits(env: BoundedEnvironment, tree: nodes.Template) -> list[tuple[int
             if node.dyn_args or node.dyn_kwargs:
                 raise Impossible()
             args = [fold(a) for a in node.args]
+            # jinja2 types Filter.kwargs as Pair nodes; they are Keyword nodes, whose key is a str
             kwargs = {k.key: fold(k.value) for k in node.kwargs}
             pass_arg = _PassArg.from_obj(f)
             lead = [] if pass_arg is None else [ctx] if pass_arg is _PassArg.eval_context else \
                 [env] if pass_arg is _PassArg.environment else None
             if lead is None:
                 raise Impossible()
-            return f(*lead, fold(node.node), *args, **kwargs)
+            return f(*lead, fold(node.node), *args, **kwargs)  # pyright: ignore[reportCallIssue]
         if not isinstance(node, nodes.Call) or node.kwargs or node.dyn_args or node.dyn_kwargs:
             return node.as_const(ctx)
         if isinstance(node.node, nodes.Name) and node.node.name == "range":

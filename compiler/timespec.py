@@ -139,6 +139,7 @@ def check_when(when: A.When, default_tz: str, checker: ExprChecker, report: Repo
 def cron_lines(sched: Schedule) -> list[str]:
     """The cron expressions a daily, weekly or cron trigger fires on (in the schedule's zone)."""
     if sched.kind == "cron":
+        assert sched.cron is not None  # a cron schedule keeps its expression
         return [sched.cron]
     dow = ",".join(str(CRON_DAYS[d]) for d in sched.days) if sched.kind == "weekly" else "*"
     return [f"{int(t.split(':')[1])} {int(t.split(':')[0])} * * {dow}" for t in sched.times]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from compiler import ir as I
@@ -174,12 +175,14 @@ class ExprChecker:
     # ------------------------------------------------------------ boolean structure
     def _and(self, e: A.And, scope) -> I.Expr | None:
         items = [self.condition(x, scope) for x in e.items]
-        return None if any(i is None for i in items) else I.And(tuple(items))
+        checked = [i for i in items if i is not None]
+        return None if len(checked) < len(items) else I.And(tuple(checked))
 
     def _or(self, e: A.Or, scope) -> I.Expr | None:
         values = self._or_of_values(e, scope)
         items = [self.condition(x, scope) for i, x in enumerate(e.items) if i not in values]
-        return None if values or any(i is None for i in items) else I.Or(tuple(items))
+        checked = [i for i in items if i is not None]
+        return None if values or len(checked) < len(items) else I.Or(tuple(checked))
 
     def _or_of_values(self, e: A.Or, scope: Scope) -> set[int]:
         """`lifecycle = silent or churned` reads as `(lifecycle = silent) or churned`: English allows it, the
@@ -247,6 +250,7 @@ class ExprChecker:
     def _per_user(self, what: str, scope: Scope, span) -> None:
         """Inside an event query's `where` each event is tested on its own fields; facts about the user
         (segments, classifications, tags, user fields, other events) belong outside it."""
+        assert scope.event is not None  # called only inside an event query's `where`
         ev = scope.event.name
         self.report("E416", f"{what} is about the user, not about each {ev} event", span,
                     [f"test it beside the event query: `... and any({ev} where ...)`"])
@@ -278,6 +282,7 @@ class ExprChecker:
             return None
         lt = I.type_of(left)
         if lt.kind == "label":
+            assert lt.classification is not None  # every label type names its classification
             labels = self._labels(lt.classification, [e.right])
             if labels is None:
                 return None
@@ -355,6 +360,7 @@ class ExprChecker:
             return None
         st = I.type_of(subject)
         if st.kind == "label":
+            assert st.classification is not None  # every label type names its classification
             labels = self._labels(st.classification, e.items)
             if labels is None:
                 return None
@@ -438,6 +444,7 @@ class ExprChecker:
 
     def window(self, w: A.Window, scope: Scope) -> I.Win | None:
         if w.op == "since":
+            assert w.step is not None  # the parser gives `since` its step
             step = w.step.name
             if scope.steps is None:
                 self.report("E307", f"`since {step}` refers to a step; it only works inside a step or a goal",
@@ -450,6 +457,7 @@ class ExprChecker:
                             w.step.span, [suggest(step, scope.steps, "earlier steps")])
                 return None
             return I.Win("since", step=step)
+        assert w.duration is not None  # the parser gives every other op a duration
         start = I.Dur(w.duration.value, w.duration.unit)
         end = I.Dur(w.until.value, w.until.unit) if w.until else None
         if start.value <= 0:
@@ -484,7 +492,7 @@ class ExprChecker:
             self.report("E305", f"cannot negate {t}", e.span, ["only numbers and money have a minus sign"])
             return None
         if isinstance(inner, I.Const):
-            return I.Const(-inner.value, t)
+            return I.Const(-cast(Decimal, inner.value), t)  # a numeric constant holds a Decimal
         return I.Neg(inner, t)
 
     # ------------------------------------------------------------ event aggregates
@@ -524,6 +532,7 @@ class ExprChecker:
         elif e.func in ("any", "none"):
             t = T.BOOL
         else:
+            assert fld is not None  # the parser gives sum/avg/min/max/first/last a field
             t = fld.type
         return I.Agg(e.func, ev.name, fld, where, win, t)
 

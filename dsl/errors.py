@@ -179,7 +179,7 @@ def describe_unexpected(error: Exception, text: str, offset: int) -> tuple[str, 
             hints = [f"remove `{ch}`" + (f", or write {_expected(set(allowed))} instead" if allowed else "")]
         return msg, hints
     token = getattr(error, "token", None)
-    expected = set(getattr(error, "expected", None) or getattr(error, "accepts", None) or ())
+    expected: set[str] = set(getattr(error, "expected", None) or getattr(error, "accepts", None) or ())
     found = _found(text, offset, token)
     msg = f"expected {_expected(expected)}{after}, found {found}" if expected else f"unexpected {found}{after}"
     if isinstance(error, UnexpectedToken) and token is not None:

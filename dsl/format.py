@@ -33,7 +33,7 @@ def format_module(module: A.Module) -> str:
 # ------------------------------------------------------------------ expressions
 
 
-def _prec(e: A.Node) -> int:
+def _prec(e: A.Expr) -> int:
     if isinstance(e, A.Arith):
         return 5 if e.op in "+-" else 6
     return _PREC.get(e.kind, 8)
@@ -48,12 +48,12 @@ def _str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
 
-def expr(e: A.Node, parent: int = 0) -> str:
+def expr(e: A.Expr, parent: int = 0) -> str:
     text = _expr(e)
     return f"({text})" if _prec(e) < parent else text
 
 
-def _ends_in_time_test(e: A.Node) -> bool:
+def _ends_in_time_test(e: A.Expr) -> bool:
     """Would the parser hoist the end of this condition into a window? (see transform.split_trailing_window)"""
     if isinstance(e, A.RelTime):
         return True
@@ -64,72 +64,78 @@ def _ends_in_time_test(e: A.Node) -> bool:
     return False
 
 
-def condition_before_window(e: A.Node) -> str:
+def condition_before_window(e: A.Expr) -> str:
     text = expr(e)
     return f"({text})" if _ends_in_time_test(e) else text
 
 
 def window(w: A.Window) -> str:
+    # The parser fills `duration` for every op but `since`, `until` for `between`, `step` for `since`.
     if w.op == "within":
+        assert w.duration is not None
         return f"within {w.duration.text()}"
     if w.op == "after":
+        assert w.duration is not None
         return f"after {w.duration.text()} ago"
     if w.op == "before":
+        assert w.duration is not None
         return f"before {w.duration.text()} ago"
     if w.op == "between":
+        assert w.duration is not None and w.until is not None
         return f"between {w.duration.text()} and {w.until.text()} ago"
+    assert w.step is not None
     return f"since {w.step.name}"
 
 
-def _expr(e: A.Node) -> str:
-    k = e.kind
-    if k == "name":
-        return e.dotted
-    if k == "string":
-        return _str(e.value)
-    if k == "number":
-        return _num(e.value)
-    if k == "money_lit":
-        return f"{_num(e.amount)} {e.currency}"
-    if k == "percent":
-        return f"{_num(e.value)}%"
-    if k in ("date", "datetime"):
-        return e.text
-    if k == "bool":
-        return "true" if e.value else "false"
-    if k == "neg":
-        return "-" + expr(e.operand, 7)
-    if k == "arith":
-        p = _prec(e)
-        return f"{expr(e.left, p)} {e.op} {expr(e.right, p + 1)}"
-    if k == "compare":
-        return f"{expr(e.left, 5)} {e.op} {expr(e.right, 5)}"
-    if k == "in":
-        items = ", ".join(expr(i, 5) for i in e.items)
-        return f"{expr(e.subject, 5)} {'not in' if e.negated else 'in'} ({items})"
-    if k == "between":
-        return f"{expr(e.subject, 5)} between {expr(e.low, 5)} and {expr(e.high, 5)}"
-    if k == "is_null":
-        return f"{expr(e.subject, 5)} is {'not ' if e.negated else ''}null"
-    if k == "text_match":
-        return f"{expr(e.subject, 5)} {'contains' if e.op == 'contains' else 'starts with'} {expr(e.pattern, 5)}"
-    if k == "is_today":
-        return f"{expr(e.subject, 5)} {'anniversary ' if e.anniversary else ''}is today"
-    if k == "rel_time":
-        return f"{expr(e.subject, 5)} {window(e.window)}"
-    if k == "tagged":
-        return f"tagged {_str(e.tag)}"
-    if k == "segment_ref":
-        return f"segment {e.name.name}"
-    if k == "and":
-        return " and ".join(expr(i, 3) for i in e.items)
-    if k == "or":
-        return " or ".join(expr(i, 2) for i in e.items)
-    if k == "not":
-        return "not " + expr(e.operand, 3)
-    if k == "aggregate":
-        return _aggregate(e)
-    raise ValueError(f"cannot format {k}")
+def _expr(e: A.Expr) -> str:
+    match e:
+        case A.Name():
+            return e.dotted
+        case A.StringLit():
+            return _str(e.value)
+        case A.NumberLit():
+            return _num(e.value)
+        case A.MoneyLit():
+            return f"{_num(e.amount)} {e.currency}"
+        case A.PercentLit():
+            return f"{_num(e.value)}%"
+        case A.DateLit() | A.DateTimeLit():
+            return e.text
+        case A.BoolLit():
+            return "true" if e.value else "false"
+        case A.Neg():
+            return "-" + expr(e.operand, 7)
+        case A.Arith():
+            p = _prec(e)
+            return f"{expr(e.left, p)} {e.op} {expr(e.right, p + 1)}"
+        case A.Compare():
+            return f"{expr(e.left, 5)} {e.op} {expr(e.right, 5)}"
+        case A.InList():
+            items = ", ".join(expr(i, 5) for i in e.items)
+            return f"{expr(e.subject, 5)} {'not in' if e.negated else 'in'} ({items})"
+        case A.Between():
+            return f"{expr(e.subject, 5)} between {expr(e.low, 5)} and {expr(e.high, 5)}"
+        case A.IsNull():
+            return f"{expr(e.subject, 5)} is {'not ' if e.negated else ''}null"
+        case A.TextMatch():
+            return f"{expr(e.subject, 5)} {'contains' if e.op == 'contains' else 'starts with'} {expr(e.pattern, 5)}"
+        case A.IsToday():
+            return f"{expr(e.subject, 5)} {'anniversary ' if e.anniversary else ''}is today"
+        case A.RelTime():
+            return f"{expr(e.subject, 5)} {window(e.window)}"
+        case A.Tagged():
+            return f"tagged {_str(e.tag)}"
+        case A.SegmentRef():
+            return f"segment {e.name.name}"
+        case A.And():
+            return " and ".join(expr(i, 3) for i in e.items)
+        case A.Or():
+            return " or ".join(expr(i, 2) for i in e.items)
+        case A.Not():
+            return "not " + expr(e.operand, 3)
+        case A.Aggregate():
+            return _aggregate(e)
+    raise ValueError(f"cannot format {e.kind}")
 
 
 def _aggregate(a: A.Aggregate) -> str:
@@ -161,7 +167,7 @@ class _Formatter:
     def close(self, depth: int, node: A.Node) -> None:
         self.emit(depth, "}", node.span.end_line)
 
-    def decl(self, d: A.Node) -> None:
+    def decl(self, d: A.Decl) -> None:
         getattr(self, "_" + d.kind)(d)
 
     # -------------------------------------------------------------- schema
@@ -204,7 +210,7 @@ class _Formatter:
         title = f" {_str(d.title)}" if d.title is not None else ""
         self._long_condition(0, f"segment {d.name.name}{title} = ", d.expr, d)
 
-    def _long_condition(self, depth: int, head: str, e: A.Node, anchor: A.Node, split: int = 3) -> None:
+    def _long_condition(self, depth: int, head: str, e: A.Expr, anchor: A.Node, split: int = 3) -> None:
         """`head` + condition; a long top-level `and` chain puts one condition per line."""
         one = head + expr(e)
         if isinstance(e, A.And) and (len(INDENT * depth + one) > WIDE or len(e.items) >= split):
@@ -225,36 +231,37 @@ class _Formatter:
         self.close(0, d)
 
     # -------------------------------------------------------------- limits
-    def _limit(self, depth: int, item: A.Node) -> None:
-        k = item.kind
-        if k == "cap":
-            unused = "unused " if item.unused else ""
-            per = f" per {item.per.text()}" if item.per else ""
-            self.emit(depth, f"cap {item.count} {unused}{item.unit.name} per user{per}", item)
-        elif k == "tiered_cap":
-            tiers = "  ".join(f"{t.label.name if t.label else 'otherwise'} {t.count}" for t in item.tiers)
-            self.emit(depth, f"cap {item.channel.name} per user per {item.per.text()} by {item.by.name} {{ {tiers} }}",
-                      item)
-        elif k == "quiet":
-            self.emit(depth, f"quiet {item.start}-{item.end}", item)
-        elif k == "costs":
-            costs = ", ".join(f"{c.channel.name} {_num(c.cost.amount)} {c.cost.currency}" for c in item.items)
-            self.emit(depth, f"cost {costs}", item)
-        elif k == "exclusive_group":
-            self.emit(depth, f"exclusive group {_str(item.group)}", item)
-        elif k == "budget":
-            parts = []
-            if item.total:
-                parts.append(f"{_num(item.total.amount)} {item.total.currency} total")
-            if item.daily:
-                parts.append(f"{_num(item.daily.amount)} {item.daily.currency} per day")
-            self.emit(depth, "budget " + ", ".join(parts), item)
-        elif k == "expect":
-            self.emit(depth, f"expect redemption {_num(item.redemption)}%", item)
-        elif k == "priority":
-            self.emit(depth, f"priority {item.value}", item)
-        elif k == "exclusive":
-            self.emit(depth, f"exclusive {_str(item.group)}", item)
+    def _limit(self, depth: int, item: A.PolicyItem | A.SpendItem) -> None:
+        match item:
+            case A.Cap():
+                unused = "unused " if item.unused else ""
+                per = f" per {item.per.text()}" if item.per else ""
+                self.emit(depth, f"cap {item.count} {unused}{item.unit.name} per user{per}", item)
+            case A.TieredCap():
+                tiers = "  ".join(f"{t.label.name if t.label else 'otherwise'} {t.count}" for t in item.tiers)
+                self.emit(depth,
+                          f"cap {item.channel.name} per user per {item.per.text()} by {item.by.name} {{ {tiers} }}",
+                          item)
+            case A.Quiet():
+                self.emit(depth, f"quiet {item.start}-{item.end}", item)
+            case A.Costs():
+                costs = ", ".join(f"{c.channel.name} {_num(c.cost.amount)} {c.cost.currency}" for c in item.items)
+                self.emit(depth, f"cost {costs}", item)
+            case A.ExclusiveGroup():
+                self.emit(depth, f"exclusive group {_str(item.group)}", item)
+            case A.Budget():
+                parts = []
+                if item.total:
+                    parts.append(f"{_num(item.total.amount)} {item.total.currency} total")
+                if item.daily:
+                    parts.append(f"{_num(item.daily.amount)} {item.daily.currency} per day")
+                self.emit(depth, "budget " + ", ".join(parts), item)
+            case A.Expect():
+                self.emit(depth, f"expect redemption {_num(item.redemption)}%", item)
+            case A.Priority():
+                self.emit(depth, f"priority {item.value}", item)
+            case A.Exclusive():
+                self.emit(depth, f"exclusive {_str(item.group)}", item)
 
     def _policy(self, d: A.PolicyDecl) -> None:
         name = f" {d.name.name}" if d.name else ""
@@ -384,17 +391,18 @@ class _Formatter:
             self._limit(2, item)
 
 
-def _coupon_item(item: A.Node) -> str:
-    k = item.kind
-    if k == "coupon_value":
-        return f"value {_num(item.value.amount)} {item.value.currency}"
-    if k == "min_spend":
-        return f"min_spend {_num(item.value.amount)} {item.value.currency}"
-    if k == "scope":
-        return f"only {item.field.name} in ({', '.join(expr(v, 5) for v in item.values)})"
-    if k == "usable_for":
-        return f"usable {item.duration.text()} after issue"
-    return f"usable from {item.start.text} to {item.end.text}"
+def _coupon_item(item: A.CouponItem) -> str:
+    match item:
+        case A.CouponValue():
+            return f"value {_num(item.value.amount)} {item.value.currency}"
+        case A.MinSpend():
+            return f"min_spend {_num(item.value.amount)} {item.value.currency}"
+        case A.Scope():
+            return f"only {item.field.name} in ({', '.join(expr(v, 5) for v in item.values)})"
+        case A.UsableFor():
+            return f"usable {item.duration.text()} after issue"
+        case A.UsableBetween():
+            return f"usable from {item.start.text} to {item.end.text}"
 
 
 def _channel(ch: A.Channel) -> str:
@@ -422,9 +430,9 @@ def _actions(acts: A.Actions) -> str:
 
 
 def _merge_comments(lines: list[tuple[str, int]], comments: list[A.Comment]) -> str:
-    before: dict[int, list[str]] = {}
+    before: dict[int, list[A.Comment]] = {}
     trailing: dict[int, list[str]] = {}
-    tail: list[str] = []
+    tail: list[A.Comment] = []
     anchored = [(i, a) for i, (_, a) in enumerate(lines) if a]
     for c in comments:
         if c.own_line:

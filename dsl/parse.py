@@ -214,7 +214,7 @@ def _parse_chunk(p: _Parser, text: str, start: int, end: int, comment_sink: list
     p.comments.clear()
     p.depth = 0
     try:
-        result = p.lark.parse(text[start:end])
+        result: list = p.lark.parse(text[start:end])  # pyright: ignore[reportAssignmentType]  # the embedded transformer returns the decls
     except (UnexpectedInput, LiteralError, _TooDeep) as exc:
         return [], exc, 0
     except RecursionError:
@@ -242,8 +242,8 @@ class _TooDeep(Exception):
 
 
 def _shift_token(tok: Token, line_offset: int, char_offset: int) -> Token:
-    return Token(tok.type, str(tok), tok.start_pos + char_offset, tok.line + line_offset, tok.column,
-                 tok.end_line + line_offset, tok.end_column, tok.end_pos + char_offset)
+    return Token(tok.type, str(tok), tok.start_pos + char_offset, tok.line + line_offset, tok.column,  # pyright: ignore[reportOptionalOperand]  # lark types Token positions Optional; lexer tokens have them
+                 tok.end_line + line_offset, tok.end_column, tok.end_pos + char_offset)  # pyright: ignore[reportOptionalOperand]  # lark types Token positions Optional; lexer tokens have them
 
 
 def _comments(tokens: list[Token], text: str) -> list[A.Comment]:
@@ -267,7 +267,7 @@ def _error_offset(error: Exception, text: str, base: int) -> int:
     if isinstance(error, LiteralError):
         return error.span.start
     if isinstance(error, _TooDeep):
-        return base + error.token.start_pos if error.token is not None else base
+        return base + error.token.start_pos if error.token is not None else base  # pyright: ignore[reportOperatorIssue]  # lark types Token positions Optional; lexer tokens have them
     pos = getattr(error, "pos_in_stream", None)
     if pos is None:
         tok = getattr(error, "token", None)
@@ -282,8 +282,8 @@ def _to_diagnostic(error: Exception, text: str, base: int, file: str) -> Diagnos
         return diagnostic(error.code, error.message, error.span, file, error.hints)
     if isinstance(error, _TooDeep):
         tok = error.token
-        span = Span.point(tok.line + text.count("\n", 0, base), tok.column, base + tok.start_pos) if tok else \
-            Span.point(text.count("\n", 0, base) + 1, 1, base)
+        span = (Span.point(tok.line + text.count("\n", 0, base), tok.column, base + tok.start_pos) if tok else  # pyright: ignore[reportOptionalOperand, reportArgumentType, reportOperatorIssue]  # lark types Token positions Optional; lexer tokens have them
+                Span.point(text.count("\n", 0, base) + 1, 1, base))
         return diagnostic("E106", f"parentheses nest more than {MAX_DEPTH} levels deep here", span, file,
                           ["split the condition into named segments"])
     offset = _error_offset(error, text, base)

@@ -116,6 +116,9 @@ class ToAst:
         return meta  # computed from the rule's tokens by _Callbacks
 
     def _tspan(self, tok: Token) -> Span:
+        # lark types a Token's positions `int | None`; tokens from its lexer always carry them.
+        assert tok.line is not None and tok.end_line is not None
+        assert tok.start_pos is not None and tok.end_pos is not None
         return _make(Span, line=tok.line + self.line_offset, column=tok.column,
                     end_line=tok.end_line + self.line_offset, end_column=tok.end_column,
                     start=tok.start_pos + self.char_offset, end=tok.end_pos + self.char_offset)
@@ -548,7 +551,8 @@ class ToAst:
             where, w2 = split_trailing_window(where, self.parenthesized)
         if w1 is not None and w2 is not None:
             # `orders within 30d where x within 7d`: both windows hold; the second
-            # becomes a test on the event's own time.
+            # becomes a test on the event's own time (a second window comes only from a `where`).
+            assert where is not None
             where = _make(A.And, items=[where, _make(A.RelTime, subject=_make(A.Name, parts=["time"], span=w2.span), window=w2,
                                                   span=w2.span)], span=where.span)
             w2 = None

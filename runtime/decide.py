@@ -235,6 +235,7 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
     earliest = as_of  # when the message may go out at the earliest: now, or the user's local time (`tz user`)
     local = local_send_at(plan, zone)
     if local is not None:
+        assert plan.local_send is not None  # local_send_at is None without it
         if local > as_of:
             earliest = local
         elif as_of.astimezone(zone).date() != local.astimezone(zone).date():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runtime.warehouse import Warehouse, connect
@@ -20,7 +21,7 @@ from runtime.warehouse import Warehouse, connect
 DEMO_TODAY = "2026-12-01 00:00:00+00"
 
 
-def _pick(items: list[str | None], h: str) -> str:
+def _pick(items: Sequence[str | None], h: str) -> str:
     def lit(v):
         return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
     return f"([{', '.join(lit(v) for v in items)}])[1 + ({h} % {len(items)})::INTEGER]"

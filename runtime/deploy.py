@@ -17,9 +17,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.plan import CRON_DAYS, PlanError, SchedulePlan, build_plan, schedule_plan
 from compiler.program import Program
+
+if TYPE_CHECKING:  # prefect is imported where it is used: `camp check` never loads it
+    from prefect.events.schemas.automations import TriggerTypes
+    from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
 
 REFERENCE = datetime(2000, 1, 3, tzinfo=UTC)  # fingerprints: a plan built at a fixed time
 ANCHOR = date(2026, 1, 1)  # DTSTART of schedules without a start date: fixed, so a redeploy changes nothing
@@ -155,7 +160,7 @@ def _described(text: str | None) -> dict:
 EVENT_PREFIX = "camp.event."  # `camp emit orders` emits camp.event.orders about resource camp.user.<id>
 
 
-def trigger_objects(spec: DeploymentSpec):
+def trigger_objects(spec: DeploymentSpec) -> list[DeploymentTriggerTypes | TriggerTypes]:
     """Prefect event triggers: each shop event of the campaign's trigger runs the deployment for its user."""
     from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 

@@ -19,7 +19,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -68,7 +68,7 @@ class Run:
     _raw: list | None = None  # the snapshot as fetched, when this process made it: no read back, no decoding
     _raw_lo: int = 0  # seq of _raw[0] (a follow-up's part starts after the earlier parts)
     _names: dict = field(default_factory=dict)  # snapshot column -> index in _raw rows
-    timings: Counter = field(default_factory=Counter)  # stage -> seconds spent in camp's own code
+    timings: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # stage -> seconds in camp's code
     unknown_zones: int = 0  # users decided by this run whose time zone is not a zone (the workspace's was used)
     touched: dict = field(default_factory=dict)  # (step, occurrence) sent to by this run -> the plan's next step
 
@@ -428,6 +428,7 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
             try:
                 for name in d.give:
                     if p.resources[name].kind == "coupon":
+                        assert d.due_at is not None  # a decision that gives something says when it is due
                         mine.append(_coupon_row(run, key, r.user_id, name, d.due_at))
                         coupon_id = mine[-1][0]
                 if status == "pending":
@@ -639,6 +640,7 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
         if err is not None:
             permanent.append((it, err))
             continue
+        assert it.channel is not None and msg is not None  # a message without an error was rendered for a channel
         try:
             provider_id = run.channel(it.channel).send(msg)
         except PermanentFailure as exc:

@@ -22,7 +22,7 @@ from datetime import datetime
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
-from prefect.context import get_run_context
+from prefect.context import FlowRunContext, get_run_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from compiler.plan import StepPlan
@@ -111,7 +111,7 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
     run = engine.Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
     try:
         ctx = get_run_context()
-        engine.start(run, str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None)
+        engine.start(run, str(ctx.flow_run.id) if isinstance(ctx, FlowRunContext) and ctx.flow_run else None)
         _report("audience", 0, 1)
         _RUNS[run.run_id] = run
         lo, hi = resolve_audience(run.run_id)
@@ -150,7 +150,7 @@ def release_step(campaign: str, data_url: str, ledger_url: str, as_of: str, chan
             return None
         try:
             ctx = get_run_context()
-            engine.start(run, str(ctx.flow_run.id) if getattr(ctx, "flow_run", None) else None)
+            engine.start(run, str(ctx.flow_run.id) if isinstance(ctx, FlowRunContext) and ctx.flow_run else None)
             released = engine.release(run)
             summary = engine.release_summary(run)
             get_run_logger().info("%s: released %s deferred deliveries", campaign, released)
@@ -194,9 +194,12 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     from compiler.check import check_workspace
     from compiler.plan import build_plan, in_dates
     from compiler.workspace import load_workspace
+    from dsl.diagnostics import Diagnostic
     from runtime.warehouse import dialect_of, run_urls
 
     ws = load_workspace(Path(workspace))
+    if isinstance(ws, Diagnostic):  # no camp.toml there (any more)
+        raise RuntimeError(f"{workspace}: {ws.message}")
     result = check_workspace(ws)
     if result.errors:
         raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
@@ -248,6 +251,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     summary = run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size,
                        channels)
     summary = arbitrate.noted(ledger_url, summary, ruling)
+    assert summary is not None  # noted returns the summary it is given
     _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
     _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
     return summary
@@ -267,7 +271,9 @@ def _schedule_releases(workspace: str, campaign: str, batch_size: int, due: list
                                 idempotency_key=base if n == 0 else f"{base}:{n}",
                                 parameters={"workspace": workspace, "campaign": campaign, "release": True,
                                             "as_of": at.isoformat(), "batch_size": batch_size})
-            if fr.state is None or not fr.state.is_final():
+            # prefect types run_deployment (sync-compatible) as returning a coroutine too; called from sync code
+            # it returns the FlowRun
+            if fr.state is None or not fr.state.is_final():  # pyright: ignore[reportAttributeAccessIssue]
                 break
         get_run_logger().info("%s: deferred deliveries released at %s", campaign, at)
 

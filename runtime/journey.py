@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from compiler.clock import minus, plus
-from compiler.plan import Duration, JourneyPlan, StepPlan
+from compiler.plan import Duration, JourneyPlan, NextStep, StepPlan
 from compiler.sql import COHORT
 from runtime.ledger import Ledger
 from runtime.warehouse import Warehouse
@@ -56,6 +56,7 @@ def cohort(lg: Ledger, plan: StepPlan, as_of: datetime):
     """A DataFrame (user_id, since_<step>...) of the users due at `as_of` who are in no earlier part,
     by user id. Due-ness is decided in the ledger's SQL (a month delay, whose length varies, per user)."""
     j = plan.journey
+    assert j is not None  # a cohort is read for a follow-up step, whose plan has a journey
     sure, latest = _cutoff(j.after, as_of, plan.timezone)
     frame = lg.frame("SELECT d.user_id, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
                      "d.occurrence = ? AND d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM "
@@ -80,6 +81,7 @@ def load_cohort(wh: Warehouse, plan: StepPlan, rows) -> None:
     """The cohort as a TEMP table of this warehouse session (a fresh connection: nothing to drop, and
     never a DROP that could reach a warehouse table of that name), for the step's SQL to join; a
     TEMP table comes first in name lookups on DuckDB and PostgreSQL."""
+    assert plan.journey is not None  # a follow-up step's plan
     cols = ["user_id"] + [f"since_{s}" for s in plan.journey.since]
     quoted = [f'"{c}"' for c in cols]
     types = ["text"] + ["timestamptz"] * len(plan.journey.since)
@@ -87,7 +89,7 @@ def load_cohort(wh: Warehouse, plan: StepPlan, rows) -> None:
     wh.bulk_insert(COHORT, cols, rows)
 
 
-def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], object],
+def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], NextStep | None],
                zone: str) -> list[tuple[str, str, datetime]]:
     """(next step, occurrence, fire time) for the sends of the (step, occurrence)s a run touched:
     one per distinct fire minute. Scheduling each is idempotent (the key names all three)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from runtime.migrations import MIGRATIONS
 from runtime.warehouse import Warehouse, connect
@@ -41,7 +42,7 @@ class Ledger:
     def rows(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.execute(sql, params).fetchall()
 
-    def one(self, sql: str, params: Sequence | None = None):
+    def one(self, sql: str, params: Sequence | None = None) -> Any:
         row = self.execute(sql, params).fetchone()
         return row[0] if row else None
 

@@ -88,6 +88,7 @@ class Renderer:
             if r.kind == "points":
                 ctx["points"] = {"amount": r.value}
             elif r.kind == "red_packet":
+                assert r.value is not None  # a red packet without a value does not compile (E214)
                 ctx["red_packet"] = {"name": r.code, "title": r.title or r.code,
                                      "value": MoneyAmount(r.value, r.currency or p.currency)}
         if coupon is not None:
@@ -144,6 +145,7 @@ def coupon_context(row: dict, plan: StepPlan) -> dict:
     if r is None:  # a coupon of a resource this plan does not define (an earlier version): what the row says
         return {"id": row["coupon_id"], "issued_at": local(row["issued_at"]), "usable_from": local(row["usable_from"]),
                 "usable_to": local(row["usable_to"]), "expires_at": local(row["usable_to"])}
+    assert r.value is not None  # a coupon without a value does not compile (E214)
     return {"id": row["coupon_id"], "code": r.code, "title": r.title or r.code,
             "value": MoneyAmount(r.value, r.currency or plan.currency),
             "min_spend": MoneyAmount(r.min_spend, r.currency or plan.currency) if r.min_spend is not None else None,

@@ -68,7 +68,8 @@ class Channel:
         if f"{key}_block" in self.settings:
             from prefect.blocks.system import Secret
 
-            return Secret.load(str(self.settings[f"{key}_block"])).get()
+            # prefect types the sync-compatible Block.load as returning a coroutine too; from sync code it loads
+            return Secret.load(str(self.settings[f"{key}_block"])).get()  # pyright: ignore[reportAttributeAccessIssue]
         value = self.settings.get(key, default)
         return None if value is None else str(value)
 
