@@ -46,9 +46,11 @@ def probes(program: Program, campaign: Campaign) -> dict[Probe, list[str]]:
     for node in _nodes(program, [campaign.audience, *campaign.excludes]):
         if isinstance(node, I.Cmp) and node.op == "=":
             for subject, value in ((node.left, node.right), (node.right, node.left)):
-                if _text_field(subject) and isinstance(value, I.Const) and isinstance(value.value, str):
+                if isinstance(subject, I.UserAttr) and _text_field(subject) and isinstance(value, I.Const) \
+                        and isinstance(value.value, str):
                     add(Probe("field", subject.field, subject.column), value.value)
-        elif isinstance(node, I.InSet) and not node.negated and _text_field(node.subject):
+        elif isinstance(node, I.InSet) and not node.negated and isinstance(node.subject, I.UserAttr) \
+                and _text_field(node.subject):
             for v in node.values:
                 if isinstance(v.value, str):
                     add(Probe("field", node.subject.field, node.subject.column), v.value)
@@ -142,7 +144,7 @@ def _value_counts(program: Program, probe: Probe, dialect: str) -> exp.Select:
     if probe.kind == "tag":
         assert program.schema.tags is not None
         table, users = program.schema.tags.table, exp.column(program.schema.tags.user_column, quoted=True)
-        n: exp.Expression = exp.Count(this=exp.Distinct(expressions=[users]))
+        n: exp.Expr = exp.Count(this=exp.Distinct(expressions=[users]))
     else:
         assert program.schema.users is not None
         table, n = program.schema.users.table, exp.Count(this=exp.Star())
