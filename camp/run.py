@@ -82,7 +82,12 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     finally:
         lg.close()
     _quiet_prefect()
+    import logging
+
     from runtime import flows
+
+    for name in ("prefect.task_runs", "prefect.flow_runs"):  # a failure is said by camp below, with what was sent
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
     channels = {name: spec.model_dump() for name, spec in ws.config.channels.items()}
     status = 0
@@ -110,7 +115,14 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
                     summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
                                              dry_run, batch_size, channels)
             except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
+                done = getattr(exc, "camp_summary", None)
+                sent = (done or {}).get("this_run", {}).get("sent", 0)
                 print(f"camp run: {plan.campaign} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                if done is not None:
+                    print(f"camp run: {plan.campaign} stopped after sending {sent:,} in this run; every delivery is "
+                          "in the ledger, and a rerun of this occurrence sends the rest and nothing twice",
+                          file=sys.stderr)
+                    print_summary(done)
                 status = 1
                 continue
             finally:

@@ -126,10 +126,13 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         summary = summarize(run.run_id, audience)
         engine.finish(run, summary)
         return summary
-    except BaseException:
+    except BaseException as exc:
         if not dry_run:
-            try:
-                engine.finish(run, {}, "failed")
+            try:  # what was delivered before the failure, from the ledger: the run record and the caller say it
+                done = engine.summarize(run, run.counts.total())
+                done["error"] = f"{type(exc).__name__}: {exc}"
+                engine.finish(run, done, "failed")
+                exc.camp_summary = done  # type: ignore[attr-defined]  # read by `camp run`
             except Exception:  # noqa: BLE001 (the original error matters more)
                 pass
         raise

@@ -190,3 +190,33 @@ def test_a_template_that_fails_on_the_last_webhook_channel_says_why(tmp_path, pr
     assert ledger[bad] == ("failed", "template: recursion limit")
     assert all(s == "sent" for u, (s, _) in ledger.items() if u != bad and s not in ("suppressed", "deferred"))
     assert bad not in {d["user_id"] for d in h.delivered.values()} and len(h.delivered) > 10
+
+
+def test_a_run_that_fails_after_sending_says_what_it_delivered(tmp_path, prefect_api, hook):
+    """`camp run` as a real process: the provider answers for the first users, then goes down. The run fails, and
+    both its output and its record in the ledger (`camp runs --json`) say how many messages went out before."""
+    import json
+
+    from tests.runtime.conftest import camp
+
+    h, url = hook
+    toml = (f'[channels.push]\nkind = "webhook"\nsettings = {{ url = "{url}/push", retries = 1, backoff = 0.01 }}\n'
+            f'[channels.sms]\nkind = "webhook"\nsettings = {{ url = "{url}/sms", retries = 1, backoff = 0.01 }}\n')
+    root = make_workspace(tmp_path / "ws", {"hook.camp": HOOK_CAMPAIGN}, toml=toml, templates=TEMPLATES)
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 120, seed=8)
+    con = duckdb.connect(str(root / "shop.duckdb"), read_only=True)
+    users = sorted(u for (u,) in con.execute("SELECT DISTINCT user_id FROM consent").fetchall())
+    con.close()
+    h.fail_times = {str(u): 1000 for u in users[len(users) // 3:]}  # a third answered, then the provider is down
+    r = camp("run", "hook.camp", "--as-of", AS_OF.isoformat(), "--no-progress", "--batch-size", "500", cwd=root,
+             env=prefect_api)
+    assert r.returncode == 1, r.stdout + r.stderr
+    sent = {u for (u,) in _rows(root, "SELECT user_id FROM camp_deliveries WHERE status = 'sent'")}
+    assert 0 < len(sent) == len(h.delivered)
+    assert f"stopped after sending {len(sent):,} in this run" in r.stderr, r.stderr
+    assert "sends the rest and nothing twice" in r.stderr and "Traceback" not in r.stderr
+    runs = json.loads(camp("runs", "--json", cwd=root, env=prefect_api).stdout)
+    (record,) = runs
+    assert record["status"] == "failed" and record["summary"]["this_run"]["sent"] == len(sent)
+    assert record["summary"]["error"].startswith("ChannelDown: channel push: 5 messages in a row failed")
+
