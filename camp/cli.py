@@ -11,7 +11,7 @@ FORMATS = ("text", "json", "github")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option("0.1.0", prog_name="camp")
+@click.version_option(package_name="camp", prog_name="camp")  # the one version: pyproject.toml
 def cli() -> None:
     """camp: CRM campaigns as code.
 
