@@ -125,6 +125,7 @@ class AudienceSQL:
     # ------------------------------------------------------------ public
     def campaign(self, c: Campaign) -> exp.Select:
         """user_id, matched, excluded, held_out for every user who matches WHO."""
+        self.facts = _Facts()  # each query from scratch: nothing of an earlier campaign's compilation leaks in
         if c.audience is None:
             raise CompileError(f"campaign {c.name} has no audience")
         matched = self.pred(c.audience)
@@ -156,6 +157,7 @@ class AudienceSQL:
 
         `skips` makes it a journey follow-up: every user of the cohort (WHO is not asked again; they
         are in the journey), none held out, and `skip`: the first (reason, condition) that holds."""
+        self.facts = _Facts()
         if skips is not None:
             return self._follow_up(fields, labels, consent, branches, skips)
         if c.audience is None:
@@ -246,6 +248,7 @@ class AudienceSQL:
 
     def condition(self, e: I.Expr) -> exp.Select:
         """user_id of every user for whom the condition holds (segments, tests)."""
+        self.facts = _Facts()
         where = self.pred(e)
         query = exp.select(exp.alias_(_col("l", "user_id"), "user_id", quoted=True)).from_(
             exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(where)

@@ -419,3 +419,26 @@ def test_since_boundaries(duck, pg):
             compiler = AudienceSQL(PROGRAM, as_of, wh.dialect, cohort=True)
             got = {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
             assert got == ref.users_where(cond, cohort), (wh.dialect, cond)
+
+
+def test_one_compiler_gives_each_campaign_the_query_a_fresh_one_gives():
+    """AudienceSQL keeps no state between queries (issue 12): compiling every bundled campaign with one instance,
+    in two orders, gives exactly the SQL a new instance gives each."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from compiler.check import check_workspace
+    from compiler.sql import AudienceSQL
+    from compiler.workspace import load_workspace
+
+    program = check_workspace(load_workspace(Path(__file__).resolve().parents[2] / "campaigns")).program
+    at = datetime(2026, 12, 1, 2, tzinfo=UTC)
+    names = sorted(program.campaigns)
+    for order in (names, names[::-1]):
+        for dialect in ("duckdb", "postgres"):
+            one = AudienceSQL(program, at, dialect)
+            for n in order:
+                fresh = AudienceSQL(program, at, dialect)
+                c = program.campaigns[n]
+                assert one.sql(one.final(c)) == fresh.sql(fresh.final(c)), n
+                assert one.sql(one.condition(c.audience)) == fresh.sql(fresh.condition(c.audience)), n
