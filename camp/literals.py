@@ -12,7 +12,6 @@ The queries are sqlglot trees: identifiers come from the schema, values are lite
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,14 +76,7 @@ def _nodes(program: Program, roots: list[I.Expr | None]) -> Iterator:
             seen.add(node.name)
             stack.append(program.segments[node.name].expr)
             continue
-        kids: list = []
-        for f in dataclasses.fields(node):
-            value = getattr(node, f.name)
-            if isinstance(value, tuple):
-                kids.extend(x for x in value if dataclasses.is_dataclass(x))
-            elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-                kids.append(value)
-        stack.extend(reversed(kids))
+        stack.extend(reversed(I.children(node)))
 
 
 def absent_literals(program: Program, campaign: Campaign, rows: Callable[[str], list[tuple]], dialect: str,

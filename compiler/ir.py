@@ -182,6 +182,19 @@ Expr = Union[Const, UserAttr, EventField, Agg, Cmp, InSet, Between, IsNull, Text
              Arith, Neg, And, Or, Not, HasTag, InSegment, LabelIs, Label]
 
 
+def children(n) -> list:
+    """The IR nodes directly under n, in the order written."""
+    out: list = []
+    if dataclasses.is_dataclass(n) and not isinstance(n, type):
+        for f in dataclasses.fields(n):
+            v = getattr(n, f.name)
+            if isinstance(v, tuple):
+                out.extend(x for x in v if dataclasses.is_dataclass(x))
+            elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+                out.append(v)
+    return out
+
+
 def walk(e) -> Iterator:
     """Every IR node under e (itself included), iteratively."""
     stack = [e]
@@ -190,13 +203,7 @@ def walk(e) -> Iterator:
         if n is None:
             continue
         yield n
-        if dataclasses.is_dataclass(n):
-            for f in dataclasses.fields(n):
-                v = getattr(n, f.name)
-                if isinstance(v, tuple):
-                    stack.extend(x for x in v if dataclasses.is_dataclass(x))
-                elif dataclasses.is_dataclass(v) and not isinstance(v, type):
-                    stack.append(v)
+        stack.extend(children(n))
 
 
 def type_of(e: Expr) -> Type:
