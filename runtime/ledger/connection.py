@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from runtime.migrations import MIGRATIONS
 from runtime.warehouse import Warehouse, connect
 
 _LOCK_KEY = 7_262_001  # pg_advisory lock id of camp's decisions
@@ -90,6 +89,8 @@ class Ledger:
     # ------------------------------------------------------------ migrations
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied now."""
+        import runtime.ledger as package  # read at call time: a test pins an older schema by patching it
+
         applied: list[int] = []
         with self.transaction():
             if self.dialect == "postgres":
@@ -97,7 +98,7 @@ class Ledger:
             self.execute("CREATE TABLE IF NOT EXISTS camp_migrations (version integer PRIMARY KEY, "
                          "name text NOT NULL, applied_at timestamptz NOT NULL)")
             done = {v for (v,) in self.rows("SELECT version FROM camp_migrations")}
-            for version, name, statements in MIGRATIONS:
+            for version, name, statements in package.MIGRATIONS:
                 if version in done:
                     continue
                 for dialect, sql in statements:
