@@ -126,8 +126,7 @@ def start(run: Run, flow_run_id: str | None = None) -> None:
         lg.execute("INSERT INTO camp_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (run.run_id, p.campaign, p.step, p.occurrence, run.as_of, run.plan_hash, False, "running",
                     flow_run_id, datetime.now(UTC), None, None))
-    if lg.dialect == "postgres":
-        lg.execute("SELECT pg_advisory_lock(?, ?)", (_RUN_LOCK, _run_key(run.run_id)))
+    lg.backend.hold(lg, _RUN_LOCK, _run_key(run.run_id))
 
 
 def finish(run: Run, summary: dict, status: str = "finished") -> None:
@@ -136,8 +135,7 @@ def finish(run: Run, summary: dict, status: str = "finished") -> None:
     lg = run.ledger
     lg.execute("UPDATE camp_runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
                (status, datetime.now(UTC), json.dumps(summary, default=str), run.run_id))
-    if lg.dialect == "postgres":
-        lg.execute("SELECT pg_advisory_unlock(?, ?)", (_RUN_LOCK, _run_key(run.run_id)))
+    lg.backend.release(lg, _RUN_LOCK, _run_key(run.run_id))
 
 
 def _interrupt_dead(run: Run) -> list[str]:
@@ -149,10 +147,8 @@ def _interrupt_dead(run: Run) -> list[str]:
     dead = []
     for (rid,) in lg.rows("SELECT run_id FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
                           "status = 'running' AND run_id <> ?", (*run.occ, run.run_id)):
-        if lg.dialect == "postgres":
-            if not lg.one("SELECT pg_try_advisory_lock(?, ?)", (_RUN_LOCK, _run_key(rid))):
-                continue  # alive: another process is running the same occurrence right now
-            lg.execute("SELECT pg_advisory_unlock(?, ?)", (_RUN_LOCK, _run_key(rid)))
+        if lg.backend.held_elsewhere(lg, _RUN_LOCK, _run_key(rid)):
+            continue  # alive: another process is running the same occurrence right now
         lg.execute("UPDATE camp_runs SET status = 'interrupted', finished_at = ?, summary = ? WHERE run_id = ? AND "
                    "status = 'running'", (datetime.now(UTC), json.dumps({"interrupted": True,
                                                                          "taken_over_by": run.run_id}), rid))
@@ -300,7 +296,7 @@ def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
 
 # ---------------------------------------------------------------- decide
 def _in(lg: Ledger, column: str) -> str:
-    return f"{column} IN (SELECT unnest(?))" if lg.dialect == "duckdb" else f"{column} = ANY(?)"
+    return lg.in_list(column)
 
 
 def _past(run: Run, users: list[str], at: datetime) -> list[tuple[str, str, Past]]:
@@ -393,12 +389,7 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     with lg.decision():
         done: set[str] = set()
         if not run.dry_run:
-            if lg.dialect == "postgres":  # primary key lookups, whatever the ledger's size
-                done = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE idempotency_key = ANY(?)",
-                                              ([run.key_prefix + u for u in users],))}
-            else:  # DuckDB: a vectorised scan of the occurrence beats probing its index key by key
-                done = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE campaign = ? AND step = ? "
-                                              "AND occurrence = ? AND user_id IN (SELECT unnest(?))", (*run.occ, users))}
+            done = lg.backend.decided(lg, run.occ, run.key_prefix, users)
         past, coupons = _history(run, users)
         given = _journey_coupons(run, users)
         budget = _budget(run)

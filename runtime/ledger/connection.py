@@ -23,6 +23,7 @@ class Ledger:
         self.url = url
         self.db: Warehouse = connect(url)
         self.dialect = self.db.dialect
+        self.backend = self.db.backend
         self._depth = 0
 
     def close(self) -> None:
@@ -30,12 +31,11 @@ class Ledger:
 
     # ------------------------------------------------------------ statements
     def ph(self, n: int = 1) -> str:
-        return ", ".join(["?" if self.dialect == "duckdb" else "%s"] * n)
+        return self.backend.ph(n)
 
     def execute(self, sql: str, params: Sequence | None = None):
-        if self.dialect == "postgres":
-            sql = sql.replace("?", "%s")
-        return self.db.execute(sql, params)
+        """A statement with `?` placeholders, whatever the engine."""
+        return self.backend.execute(self.db.conn, self.backend.sql(sql), params)
 
     def rows(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.execute(sql, params).fetchall()
@@ -56,17 +56,8 @@ class Ledger:
             return
         self._depth = 1
         try:
-            if self.dialect == "duckdb":
-                self.db.conn.execute("BEGIN TRANSACTION")
-                try:
-                    yield
-                except BaseException:
-                    self.db.conn.execute("ROLLBACK")
-                    raise
-                self.db.conn.execute("COMMIT")
-            else:
-                with self.db.conn.transaction():
-                    yield
+            with self.backend.transaction(self.db.conn):
+                yield
         finally:
             self._depth = 0
 
@@ -74,17 +65,18 @@ class Ledger:
     def decision(self) -> Iterator[None]:
         """A transaction in which no other camp process decides (caps, budgets, exclusive groups)."""
         with self.transaction():
-            if self.dialect == "postgres":
-                self.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+            self.backend.lock_transaction(self, _LOCK_KEY)
             yield
 
     def bulk_insert(self, table: str, columns: list[str], rows) -> None:
-        self.db.bulk_insert(table, columns, rows)
+        self.backend.bulk_insert(self.db.conn, table, columns, rows)
 
     def frame(self, sql: str, params: Sequence | None = None):
-        if self.dialect == "postgres":
-            sql = sql.replace("?", "%s")
-        return self.db.frame(sql, params)
+        return self.backend.frame(self.db.conn, self.backend.sql(sql), params)
+
+    def in_list(self, column: str) -> str:
+        """`column` is one of the values of a list parameter (`?`)."""
+        return self.backend.in_list(column)
 
     # ------------------------------------------------------------ migrations
     def migrate(self) -> list[int]:
@@ -93,8 +85,7 @@ class Ledger:
 
         applied: list[int] = []
         with self.transaction():
-            if self.dialect == "postgres":
-                self.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            self.backend.lock_transaction(self, _MIGRATION_LOCK)
             self.execute("CREATE TABLE IF NOT EXISTS camp_migrations (version integer PRIMARY KEY, "
                          "name text NOT NULL, applied_at timestamptz NOT NULL)")
             done = {v for (v,) in self.rows("SELECT version FROM camp_migrations")}
@@ -102,7 +93,7 @@ class Ledger:
                 if version in done:
                     continue
                 for dialect, sql in statements:
-                    if dialect in (None, self.dialect):
+                    if dialect in (None, self.backend.name):
                         self.execute(sql)
                 self.execute("INSERT INTO camp_migrations VALUES (?, ?, ?)", (version, name, datetime.now(UTC)))
                 applied.append(version)
