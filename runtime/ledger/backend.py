@@ -26,6 +26,7 @@ class Session(Protocol):
 class Backend:
     name: ClassVar[str]
     mark: ClassVar[str]  # the driver's parameter placeholder
+    one_writer: ClassVar[bool]  # one process at a time may write the database (runs must not wait in-process)
 
     # ------------------------------------------------------------ statements
     def ph(self, n: int = 1) -> str:
@@ -88,6 +89,7 @@ class DuckDB(Backend):
 
     name = "duckdb"
     mark = "?"
+    one_writer = True
 
     def execute(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         return conn.execute(sql, params) if params is not None else conn.execute(sql)
@@ -137,6 +139,7 @@ class Postgres(Backend):
 
     name = "postgres"
     mark = "%s"
+    one_writer = False
 
     def sql(self, text: str) -> str:
         return text.replace("?", "%s")

@@ -18,7 +18,10 @@ _LOCK_KEY = 7_262_001  # pg_advisory lock id of camp's decisions
 _MIGRATION_LOCK = 7_262_002
 
 
-class Ledger:
+class Connection:
+    """The session: statements with `?` placeholders on any engine, transactions, migrations. The named
+    queries camp makes are `runtime.ledger.store.Ledger`'s methods, built on this."""
+
     def __init__(self, url: str):
         self.url = url
         self.db: Warehouse = connect(url)
@@ -102,8 +105,3 @@ class Ledger:
     def version(self) -> int:
         return self.one("SELECT COALESCE(MAX(version), 0) FROM camp_migrations") or 0
 
-
-def open_ledger(url: str) -> Ledger:
-    ledger = Ledger(url)
-    ledger.migrate()
-    return ledger

@@ -1,0 +1,48 @@
+"""Typed rows of the ledger's named queries (NamedTuples: built straight from a driver's tuples, field
+names instead of indexes, `_asdict()` in column order for JSON)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
+
+
+class RunRow(NamedTuple):
+    """A `camp_runs` row as `camp runs` shows it."""
+
+    run_id: str
+    campaign: str
+    step: str
+    occurrence: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    plan_hash: str
+    summary: str | None  # JSON text
+
+
+class DeliveryRow(NamedTuple):
+    """A `camp_deliveries` row as `camp ledger` shows it."""
+
+    campaign: str
+    step: str
+    occurrence: str
+    user_id: str
+    arm: str | None
+    channel: str | None
+    status: str
+    reason: str | None
+    cost: Decimal
+    coupon_id: str | None
+    provider_message_id: str | None
+    plan_hash: str
+    due_at: datetime
+    sent_at: datetime | None
+
+
+class SentAt(NamedTuple):
+    """A send of a journey step that a follow-up has not yet taken: its occurrence and due time."""
+
+    occurrence: str
+    due_at: datetime
