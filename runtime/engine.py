@@ -43,6 +43,7 @@ from runtime.decide import (
     user_zone,
 )
 from runtime.ledger import Ledger
+from runtime.ledger.status import RunStatus
 from runtime.render import Renderer, RenderError, coupon_context
 from runtime.warehouse import connect
 
@@ -104,56 +105,23 @@ class Run:
 
 
 # ---------------------------------------------------------------- run records
-_RUN_LOCK = 7_262_003  # pg_advisory_lock(_RUN_LOCK, run key): held by a live run's ledger session
-
-
-def _run_key(run_id: str) -> int:
-    """The second key of a run's liveness lock: 32 signed bits of sha256(run id)."""
-    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
-
-
 def start(run: Run, flow_run_id: str | None = None) -> None:
-    """Record the run as `running`. On PostgreSQL the run's ledger session holds an advisory lock named
-    after the run for as long as it lives (the server drops it when a killed process's session ends):
-    that is how a later run tells a dead `running` row from a live one (`_interrupt_dead`)."""
+    """Record the run as `running`; its ledger session holds the run's liveness lock (Ledger.start_run)."""
     if run.dry_run:
         return
-    lg, p = run.ledger, run.plan
-    with lg.transaction():
-        if lg.one("SELECT count(*) FROM camp_plans WHERE plan_hash = ?", (run.plan_hash,)) == 0:
-            lg.execute("INSERT INTO camp_plans VALUES (?, ?, ?, ?, ?, ?)",
-                       (run.plan_hash, p.campaign, p.step, p.occurrence, p.canonical(), datetime.now(UTC)))
-        lg.execute("INSERT INTO camp_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (run.run_id, p.campaign, p.step, p.occurrence, run.as_of, run.plan_hash, False, "running",
-                    flow_run_id, datetime.now(UTC), None, None))
-    lg.backend.hold(lg, _RUN_LOCK, _run_key(run.run_id))
+    run.ledger.start_run(run.run_id, run.plan, run.plan_hash, run.as_of, flow_run_id)
 
 
-def finish(run: Run, summary: dict, status: str = "finished") -> None:
+def finish(run: Run, summary: dict, status: str = RunStatus.FINISHED) -> None:
     if run.dry_run:
         return
-    lg = run.ledger
-    lg.execute("UPDATE camp_runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
-               (status, datetime.now(UTC), json.dumps(summary, default=str), run.run_id))
-    lg.backend.release(lg, _RUN_LOCK, _run_key(run.run_id))
+    run.ledger.finish_run(run.run_id, status, summary)
 
 
 def _interrupt_dead(run: Run) -> list[str]:
     """Mark `interrupted` the earlier runs of this occurrence still recorded `running` whose process is
-    gone: this run takes over their work. PostgreSQL: a run is alive while its session holds its lock
-    (pg_try_advisory_lock on it fails); DuckDB: one process writes the file at a time, and it is this
-    one, so every other `running` row of the occurrence is dead."""
-    lg = run.ledger
-    dead = []
-    for (rid,) in lg.rows("SELECT run_id FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
-                          "status = 'running' AND run_id <> ?", (*run.occ, run.run_id)):
-        if lg.backend.held_elsewhere(lg, _RUN_LOCK, _run_key(rid)):
-            continue  # alive: another process is running the same occurrence right now
-        lg.execute("UPDATE camp_runs SET status = 'interrupted', finished_at = ?, summary = ? WHERE run_id = ? AND "
-                   "status = 'running'", (datetime.now(UTC), json.dumps({"interrupted": True,
-                                                                         "taken_over_by": run.run_id}), rid))
-        dead.append(rid)
-    return dead
+    gone: this run takes over their work (Ledger.interrupt_dead_runs)."""
+    return run.ledger.interrupt_dead_runs(run.occ, run.run_id)
 
 
 # ---------------------------------------------------------------- snapshot
@@ -190,9 +158,6 @@ def _timed(stage: str):
     return wrap
 
 
-_SNAPSHOT = "SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?"
-
-
 def _fetch(run: Run, cohort) -> tuple[list[str], list]:
     wh = connect(run.data_url, read_only=True)
     try:
@@ -219,7 +184,7 @@ def snapshot(run: Run) -> tuple[int, int]:
             return done
     cohort = journey.cohort(lg, p, run.as_of) if p.journey else None
     if cohort is not None and len(cohort) == 0:
-        n = 0 if run.dry_run else int(lg.one(_SNAPSHOT, run.occ) or 0)
+        n = 0 if run.dry_run else lg.snapshot_size(run.occ) or 0
         return n, n
     names, data = _fetch(run, cohort)
     gc.freeze()  # the snapshot lives as long as the run: keep the collector from rescanning a million rows
@@ -234,31 +199,19 @@ def snapshot(run: Run) -> tuple[int, int]:
         done = _part(lg, run, part)
         if done is not None:
             return done
-        lo = int(lg.one(_SNAPSHOT, run.occ) or 0)
+        lo = lg.snapshot_size(run.occ) or 0
         rows = [(*run.occ, lo + i, str(row[0]), bool(row[idx["held_out"]]), payloads[i]) for i, row in enumerate(data)]
         run._raw, run._raw_lo, run._names = data, lo, idx
-        lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
-                       rows)
-        if lo:
-            lg.execute("UPDATE camp_snapshots SET recipients = ? WHERE campaign = ? AND step = ? AND occurrence = ?",
-                       (lo + len(rows), *run.occ))
-        else:
-            lg.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                       (*run.occ, run.plan_hash, len(rows), datetime.now(UTC)))
-        if part is not None:
-            lg.execute("INSERT INTO camp_snapshot_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (*run.occ, part, lo, lo + len(rows), run.plan_hash, datetime.now(UTC)))
+        lg.add_recipients(run.occ, run.plan_hash, lo, rows, part)
     return lo, lo + len(rows)
 
 
 def _part(lg: Ledger, run: Run, part: str | None) -> tuple[int, int] | None:
     """The range an earlier attempt at the same snapshot (or part) already took, if any."""
     if part is None:
-        n = lg.one(_SNAPSHOT, run.occ)
-        return (0, int(n)) if n is not None else None
-    row = lg.rows("SELECT lo, hi FROM camp_snapshot_parts WHERE campaign = ? AND step = ? AND occurrence = ? AND "
-                  "part = ?", (*run.occ, part))
-    return (int(row[0][0]), int(row[0][1])) if row else None
+        n = lg.snapshot_size(run.occ)
+        return (0, n) if n is not None else None
+    return lg.snapshot_part(run.occ, part)
 
 
 def _make(plan: StepPlan, seq: int, user_id: str, held_out: bool, get) -> Recipient:
@@ -289,9 +242,7 @@ def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
     if run._raw is not None:
         base = run._raw_lo
         return [_from_raw(run, lo + i, row) for i, row in enumerate(run._raw[lo - base:hi - base])]
-    rows = run.ledger.rows("SELECT seq, user_id, held_out, data FROM camp_recipients WHERE campaign = ? AND "
-                           "step = ? AND occurrence = ? AND seq >= ? AND seq < ? ORDER BY seq", (*run.occ, lo, hi))
-    return [_recipient(run.plan, *r) for r in rows]
+    return [_recipient(run.plan, *r) for r in run.ledger.recipient_rows(run.occ, lo, hi)]
 
 
 # ---------------------------------------------------------------- decide
@@ -309,10 +260,8 @@ def _past(run: Run, users: list[str], at: datetime) -> list[tuple[str, str, Past
     if not windows and not any(c.unit != "coupon" and not c.per and not c.unused for c in p.caps):
         return []
     since = min(windows) if windows else datetime(1970, 1, 1, tzinfo=UTC)
-    statuses = ", ".join(f"'{s}'" for s in COUNTED)
-    return [(key, uid, Past(campaign, channel, due, group)) for key, uid, campaign, channel, due, group in lg.rows(
-        f"SELECT idempotency_key, user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
-        f"{_in(lg, 'user_id')} AND status IN ({statuses}) AND due_at >= ?", (users, since))]
+    return [(r.idempotency_key, r.user_id, Past(r.campaign, r.channel, r.due_at, r.exclusive_group))
+            for r in lg.counted_deliveries(users, COUNTED, since)]
 
 
 def _history(run: Run, users: list[str]) -> tuple[dict[str, list[Past]], dict[str, list[HeldCoupon]]]:
@@ -322,10 +271,8 @@ def _history(run: Run, users: list[str]) -> tuple[dict[str, list[Past]], dict[st
         past.setdefault(uid, []).append(d)
     coupons: dict[str, list[HeldCoupon]] = {}
     if any(p.resources[g].kind == "coupon" for a in p.arms for g in a.give):
-        for uid, code, campaign, reserved, usable_to in lg.rows(
-                f"SELECT user_id, code, campaign, reserved_at, usable_to FROM camp_coupons WHERE "
-                f"{_in(lg, 'user_id')} AND state IN ('reserved', 'issued')", (users,)):
-            coupons.setdefault(uid, []).append(HeldCoupon(code, campaign, reserved, usable_to))
+        for c in lg.held_coupons(users):
+            coupons.setdefault(c.user_id, []).append(HeldCoupon(c.code, c.campaign, c.reserved_at, c.usable_to))
     return past, coupons
 
 
@@ -341,8 +288,7 @@ def _budget(run: Run) -> Budget:
 
 
 def _budget_from_ledger(run: Run) -> Budget:
-    spent = {d: Decimal(a) for d, a in run.ledger.rows("SELECT day, amount FROM camp_spend WHERE campaign = ?",
-                                                        (run.plan.campaign,))}
+    spent = run.ledger.spend(run.plan.campaign)
     return Budget(run.plan.budget_total, run.plan.budget_daily, before=spent)
 
 
@@ -389,7 +335,7 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     with lg.decision():
         done: set[str] = set()
         if not run.dry_run:
-            done = lg.backend.decided(lg, run.occ, run.key_prefix, users)
+            done = lg.decided_users(run.occ, run.key_prefix, users)
         past, coupons = _history(run, users)
         given = _journey_coupons(run, users)
         budget = _budget(run)

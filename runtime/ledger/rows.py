@@ -46,3 +46,33 @@ class SentAt(NamedTuple):
 
     occurrence: str
     due_at: datetime
+
+
+class RecipientRow(NamedTuple):
+    """One user of an occurrence's snapshot (`camp_recipients`); data is the JSON of their columns."""
+
+    seq: int
+    user_id: str
+    held_out: bool
+    data: str
+
+
+class CountedRow(NamedTuple):
+    """A delivery that counts against caps and exclusive holds (any campaign)."""
+
+    idempotency_key: str
+    user_id: str
+    campaign: str
+    channel: str | None
+    due_at: datetime
+    exclusive_group: str | None
+
+
+class CouponRow(NamedTuple):
+    """A coupon a user holds (reserved or issued)."""
+
+    user_id: str
+    code: str
+    campaign: str
+    reserved_at: datetime
+    usable_to: datetime

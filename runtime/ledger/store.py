@@ -7,20 +7,128 @@ way the statements always read: fixed words of camp's own, never user text.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from runtime.ledger.connection import Connection
-from runtime.ledger.rows import DeliveryRow, RunRow, SentAt
-from runtime.ledger.status import RUN_OVER, RunStatus, Status
+from runtime.ledger.rows import CountedRow, CouponRow, DeliveryRow, RecipientRow, RunRow, SentAt
+from runtime.ledger.status import RUN_OVER, CouponState, RunStatus, Status
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from compiler.plan import StepPlan
+
+Occurrence = tuple[str, str, str]  # (campaign, step, occurrence)
+
+_RUN_LOCK = 7_262_003  # pg_advisory_lock(_RUN_LOCK, run key): held by a live run's ledger session
+_SNAPSHOT = "SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?"
+RECIPIENT_COLS = ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"]
+
+
+def _run_key(run_id: str) -> int:
+    """The second key of a run's liveness lock: 32 signed bits of sha256(run id)."""
+    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
+
 
 class Ledger(Connection):
-    # ------------------------------------------------------------ runs
+    # ------------------------------------------------------------ a run's record (the engine)
+    def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
+                  flow_run_id: str | None) -> None:
+        """Record the run as `running` (and its plan, once). On PostgreSQL the run's ledger session then
+        holds an advisory lock named after the run for as long as it lives (the server drops it when a
+        killed process's session ends): that is how a later run tells a dead `running` row from a live one
+        (`interrupt_dead_runs`)."""
+        with self.transaction():
+            if self.one("SELECT count(*) FROM camp_plans WHERE plan_hash = ?", (plan_hash,)) == 0:
+                self.execute("INSERT INTO camp_plans VALUES (?, ?, ?, ?, ?, ?)",
+                             (plan_hash, plan.campaign, plan.step, plan.occurrence, plan.canonical(), datetime.now(UTC)))
+            self.execute("INSERT INTO camp_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, plan.campaign, plan.step, plan.occurrence, as_of, plan_hash, False,
+                          RunStatus.RUNNING, flow_run_id, datetime.now(UTC), None, None))
+        self.backend.hold(self, _RUN_LOCK, _run_key(run_id))
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        self.execute("UPDATE camp_runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
+                     (status, datetime.now(UTC), json.dumps(summary, default=str), run_id))
+        self.backend.release(self, _RUN_LOCK, _run_key(run_id))
+
+    def interrupt_dead_runs(self, occ: Occurrence, run_id: str) -> list[str]:
+        """Mark `interrupted` the other runs of the occurrence still recorded `running` whose process is
+        gone (run_id takes over their work); their ids. PostgreSQL: a run is alive while its session holds
+        its lock; DuckDB: one process writes the file at a time, and it is this one, so every other
+        `running` row of the occurrence is dead."""
+        dead = []
+        for (rid,) in self.rows(f"SELECT run_id FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? "
+                                f"AND status = '{RunStatus.RUNNING}' AND run_id <> ?", (*occ, run_id)):
+            if self.backend.held_elsewhere(self, _RUN_LOCK, _run_key(rid)):
+                continue  # alive: another process is running the same occurrence right now
+            self.execute(f"UPDATE camp_runs SET status = '{RunStatus.INTERRUPTED}', finished_at = ?, summary = ? "
+                         f"WHERE run_id = ? AND status = '{RunStatus.RUNNING}'",
+                         (datetime.now(UTC), json.dumps({"interrupted": True, "taken_over_by": run_id}), rid))
+            dead.append(rid)
+        return dead
+
+    # ------------------------------------------------------------ snapshots (the engine)
+    def snapshot_size(self, occ: Occurrence) -> int | None:
+        """How many recipients the occurrence's snapshot holds; None before its first run took one."""
+        n = self.one(_SNAPSHOT, occ)
+        return int(n) if n is not None else None
+
+    def snapshot_part(self, occ: Occurrence, part: str) -> tuple[int, int] | None:
+        """The seq range [lo, hi) a follow-up's part already took, if any."""
+        row = self.rows("SELECT lo, hi FROM camp_snapshot_parts WHERE campaign = ? AND step = ? AND occurrence = ? "
+                        "AND part = ?", (*occ, part))
+        return (int(row[0][0]), int(row[0][1])) if row else None
+
+    def add_recipients(self, occ: Occurrence, plan_hash: str, lo: int, rows: list[tuple], part: str | None) -> None:
+        """Append recipient rows (RECIPIENT_COLS, seq from lo on) to the occurrence's snapshot, and the part
+        they make when the step is a follow-up. Call it inside `decision()`."""
+        self.bulk_insert("camp_recipients", RECIPIENT_COLS, rows)
+        if lo:
+            self.execute("UPDATE camp_snapshots SET recipients = ? WHERE campaign = ? AND step = ? AND occurrence = ?",
+                         (lo + len(rows), *occ))
+        else:
+            self.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?)",
+                         (*occ, plan_hash, len(rows), datetime.now(UTC)))
+        if part is not None:
+            self.execute("INSERT INTO camp_snapshot_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (*occ, part, lo, lo + len(rows), plan_hash, datetime.now(UTC)))
+
+    def recipient_rows(self, occ: Occurrence, lo: int, hi: int) -> list[RecipientRow]:
+        """The snapshot's users with seq in [lo, hi), in order."""
+        return [RecipientRow(*r) for r in self.rows(
+            "SELECT seq, user_id, held_out, data FROM camp_recipients WHERE campaign = ? AND step = ? AND "
+            "occurrence = ? AND seq >= ? AND seq < ? ORDER BY seq", (*occ, lo, hi))]
+
+    # ------------------------------------------------------------ what a decision reads (the engine)
+    def decided_users(self, occ: Occurrence, key_prefix: str, users: list[str]) -> set[str]:
+        """Which of these users already have a delivery of the occurrence."""
+        return self.backend.decided(self, occ, key_prefix, users)
+
+    def counted_deliveries(self, users: list[str], statuses: Iterable[Status], since: datetime) -> list[CountedRow]:
+        """These users' deliveries in these statuses (any campaign) due at `since` or later."""
+        listed = ", ".join(f"'{s}'" for s in statuses)
+        return [CountedRow(*r) for r in self.rows(
+            f"SELECT idempotency_key, user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
+            f"{self.in_list('user_id')} AND status IN ({listed}) AND due_at >= ?", (users, since))]
+
+    def held_coupons(self, users: list[str]) -> list[CouponRow]:
+        """The coupons these users hold, reserved or issued (any campaign)."""
+        return [CouponRow(*r) for r in self.rows(
+            f"SELECT user_id, code, campaign, reserved_at, usable_to FROM camp_coupons WHERE "
+            f"{self.in_list('user_id')} AND state IN ('{CouponState.RESERVED}', '{CouponState.ISSUED}')", (users,))]
+
+    def spend(self, campaign: str) -> dict[date, Decimal]:
+        """What the campaign spent, per day."""
+        return {d: Decimal(a) for d, a in self.rows("SELECT day, amount FROM camp_spend WHERE campaign = ?",
+                                                    (campaign,))}
+
+    # ------------------------------------------------------------ runs (the CLI, arbitration)
     def recent_runs(self, limit: int) -> list[RunRow]:
         """The latest runs, newest first (`camp runs`)."""
         return [RunRow(*r) for r in self.rows(
