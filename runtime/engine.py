@@ -306,13 +306,6 @@ def _coupon_row(run: Run, key: str, user: str, name: str, due: datetime) -> tupl
             start.astimezone(UTC), end.astimezone(UTC), None)
 
 
-_DELIVERY_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason",
-                  "cost", "currency", "coupon_id", "provider_message_id", "plan_hash", "run_id", "exclusive_group",
-                  "due_at", "not_before", "decided_at", "sent_at", "attempts", "error"]
-_COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "value", "currency", "min_spend",
-                "scope", "state", "reserved_at", "issued_at", "usable_from", "usable_to", "redeemed_at"]
-
-
 @dataclass
 class Pending:
     key: str
@@ -405,19 +398,13 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                                p.exclusive if d.status in ("pending", "deferred") else None, d.due_at,
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not run.dry_run:
-            lg.bulk_insert("camp_deliveries", _DELIVERY_COLS, deliveries)
-            lg.bulk_insert("camp_coupons", _COUPON_COLS, coupon_rows)
-            lg.bulk_insert("camp_outbox", _OUTBOX_COLS, outbox)
+            lg.record_decisions(deliveries, coupon_rows, outbox)
             for day, amount in budget.spent.items():
                 if amount:
                     _add_spend(lg, p.campaign, day, amount)
     run.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
     run.timings["decide"] -= render_s
     return out
-
-
-_OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
-                "plan_hash", "created_at"]
 
 
 def _failed_row(run: Run, key: str, r: Recipient, arm: str | None, channel: str | None, reason: str, error: str,
@@ -457,8 +444,7 @@ def _issued(row: tuple) -> tuple:
 
 
 def _add_spend(lg: Ledger, campaign: str, day: date, amount: Decimal) -> None:
-    lg.execute("INSERT INTO camp_spend VALUES (?, ?, ?) ON CONFLICT (campaign, day) DO UPDATE SET "
-               "amount = camp_spend.amount + excluded.amount", (campaign, day, amount))
+    lg.add_spend(campaign, day, amount)
 
 
 # ---------------------------------------------------------------- dispatch
@@ -482,14 +468,12 @@ def dispatch(run: Run, items: list[Pending]) -> None:
 def _coupons_of(run: Run, keys: list[str]) -> dict[str, dict]:
     if not keys:
         return {}
-    lg = run.ledger
     out = {}
     names = {r.code: n for n, r in run.plan.resources.items() if r.kind == "coupon"}
-    for cid, key, code, issued, reserved, start, end in lg.rows(
-            f"SELECT coupon_id, idempotency_key, code, issued_at, reserved_at, usable_from, usable_to FROM camp_coupons "
-            f"WHERE {_in(lg, 'idempotency_key')}", (keys,)):
-        out[key] = coupon_context({"name": names.get(code), "coupon_id": cid, "issued_at": issued or reserved,
-                                   "usable_from": start, "usable_to": end}, run.plan)
+    for c in run.ledger.coupons_by_key(keys):
+        out[c.idempotency_key] = coupon_context({"name": names.get(c.code), "coupon_id": c.coupon_id,
+                                                 "issued_at": c.issued_at or c.reserved_at,
+                                                 "usable_from": c.usable_from, "usable_to": c.usable_to}, run.plan)
     return out
 
 
@@ -542,16 +526,9 @@ def _send_transactional(run: Run, batch: list[tuple[Pending, Message | None, str
     lg = run.ledger
     ok = [(it, m) for it, m, err in batch if err is None]
     now = datetime.now(UTC)
-    with lg.transaction():
-        lg.bulk_insert("camp_outbox", _OUTBOX_COLS, [_outbox_row(m, now) for _, m in ok if m is not None])
-        keys = [it.key for it, _ in ok]
-        if keys:
-            lg.execute(f"UPDATE camp_deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                       f"provider_message_id = 'outbox:' || idempotency_key WHERE {_in(lg, 'idempotency_key')}",
-                       (now, keys))
-            lg.execute(f"UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE "
-                       f"{_in(lg, 'idempotency_key')} AND state = 'reserved'", (keys,))
-        run.counts["sent"] += len(keys)
+    keys = [it.key for it, _ in ok]
+    lg.sent_to_outbox([_outbox_row(m, now) for _, m in ok if m is not None], keys, now)
+    run.counts["sent"] += len(keys)
     _fallback_many(run, [(it, err) for it, _, err in batch if err is not None])
 
 
@@ -568,8 +545,7 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
     keys = [it.key for it, _, _ in batch]
     if not keys:
         return
-    lg.execute(f"UPDATE camp_deliveries SET status = 'dispatching', attempts = attempts + 1 WHERE "
-               f"{_in(lg, 'idempotency_key')} AND status = 'pending'", (keys,))
+    lg.mark_dispatching(keys)
     streak: dict[str, list[tuple[Pending, str]]] = {}
     permanent: list[tuple[Pending, str]] = []  # moved to a fallback channel (or not) together, after the batch
     for it, msg, err in batch:
@@ -586,19 +562,14 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
             failing = streak.setdefault(it.channel, [])
             failing.append((it, str(exc)))
             if len(failing) >= BREAKER:  # the provider, not these users: leave them for the next run
-                lg.execute(f"UPDATE camp_deliveries SET status = 'pending', error = ? WHERE "
-                           f"{_in(lg, 'idempotency_key')}", (str(exc), [f.key for f, _ in failing]))
+                lg.back_to_pending([f.key for f, _ in failing], str(exc))
                 _fallback_many(run, permanent)
                 raise ChannelDown(f"channel {it.channel}: {BREAKER} messages in a row failed ({exc}); "
                                   "the rest stay pending for the next run of this occurrence") from None
             continue
         for f, error in streak.pop(it.channel, []):  # the provider answers: those were real failures
             _fallback_or_fail(run, f, error, permanent=False)
-        with lg.transaction():
-            lg.execute("UPDATE camp_deliveries SET status = 'sent', sent_at = ?, provider_message_id = ? "
-                       "WHERE idempotency_key = ?", (datetime.now(UTC), provider_id, it.key))
-            lg.execute("UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE idempotency_key = ? "
-                       "AND state = 'reserved'", (it.key,))
+        lg.mark_sent(it.key, datetime.now(UTC), provider_id)
         run.counts["sent"] += 1
     for failing in streak.values():
         for f, error in failing:
@@ -612,12 +583,7 @@ def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> Non
     if permanent:
         _fallback_many(run, [(it, error)])
         return
-    lg = run.ledger
-    with lg.transaction():
-        lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = 'transient', error = ? WHERE "
-                   "idempotency_key = ?", (f"{it.channel}: {error}", it.key))
-        lg.execute("UPDATE camp_coupons SET state = 'void' WHERE idempotency_key = ? AND state = 'reserved'",
-                   (it.key,))
+    run.ledger.mark_failed([(it.key, "transient", f"{it.channel}: {error}")])
     run.counts["failed"] += 1
     run.reasons["failed: transient"] += 1
 
@@ -637,13 +603,7 @@ def _fallback_many(run: Run, failures: list[tuple[Pending, str]]) -> None:
         else:  # a template failure says which limit (`template: time limit`), a provider's refusal `permanent`
             last.append((it, getattr(error, "reason", None) or "permanent", f"{it.channel}: {error}"))
     if last:
-        keys = [it.key for it, _, _ in last]
-        with lg.transaction():
-            for it, reason, error in last:
-                lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = ?, error = ? WHERE "
-                           "idempotency_key = ?", (reason, error, it.key))
-            lg.execute(f"UPDATE camp_coupons SET state = 'void' WHERE {_in(lg, 'idempotency_key')} AND "
-                       f"state = 'reserved'", (keys,))
+        lg.mark_failed([(it.key, reason, error) for it, reason, error in last])
         run.counts["failed"] += len(last)
         run.reasons.update(f"failed: {reason}" for _, reason, _ in last)
     dispatch(run, _recheck(run, moving, "fallback"))

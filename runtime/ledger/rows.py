@@ -76,3 +76,15 @@ class CouponRow(NamedTuple):
     campaign: str
     reserved_at: datetime
     usable_to: datetime
+
+
+class KeyedCouponRow(NamedTuple):
+    """The coupon of a delivery (by its idempotency key), for the message that speaks of it."""
+
+    coupon_id: str
+    idempotency_key: str
+    code: str
+    issued_at: datetime | None
+    reserved_at: datetime
+    usable_from: datetime
+    usable_to: datetime

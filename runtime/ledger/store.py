@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from runtime.ledger.connection import Connection
-from runtime.ledger.rows import CountedRow, CouponRow, DeliveryRow, RecipientRow, RunRow, SentAt
+from runtime.ledger.rows import CountedRow, CouponRow, DeliveryRow, KeyedCouponRow, RecipientRow, RunRow, SentAt
 from runtime.ledger.status import RUN_OVER, CouponState, RunStatus, Status
 
 if TYPE_CHECKING:
@@ -28,6 +28,13 @@ Occurrence = tuple[str, str, str]  # (campaign, step, occurrence)
 _RUN_LOCK = 7_262_003  # pg_advisory_lock(_RUN_LOCK, run key): held by a live run's ledger session
 _SNAPSHOT = "SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?"
 RECIPIENT_COLS = ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"]
+DELIVERY_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason",
+                 "cost", "currency", "coupon_id", "provider_message_id", "plan_hash", "run_id", "exclusive_group",
+                 "due_at", "not_before", "decided_at", "sent_at", "attempts", "error"]
+COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "value", "currency", "min_spend",
+               "scope", "state", "reserved_at", "issued_at", "usable_from", "usable_to", "redeemed_at"]
+OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
+               "plan_hash", "created_at"]
 
 
 def _run_key(run_id: str) -> int:
@@ -127,6 +134,69 @@ class Ledger(Connection):
         """What the campaign spent, per day."""
         return {d: Decimal(a) for d, a in self.rows("SELECT day, amount FROM camp_spend WHERE campaign = ?",
                                                     (campaign,))}
+
+    # ------------------------------------------------------------ what a decision writes (the engine)
+    def record_decisions(self, deliveries: list[tuple], coupons: list[tuple], outbox: list[tuple]) -> None:
+        """A batch's decided rows (DELIVERY_COLS, COUPON_COLS, OUTBOX_COLS). Call it inside `decision()`."""
+        self.bulk_insert("camp_deliveries", DELIVERY_COLS, deliveries)
+        self.bulk_insert("camp_coupons", COUPON_COLS, coupons)
+        self.bulk_insert("camp_outbox", OUTBOX_COLS, outbox)
+
+    def add_spend(self, campaign: str, day: date, amount: Decimal) -> None:
+        """Add to (or, negative, give back to) the campaign's spend of the day."""
+        self.execute("INSERT INTO camp_spend VALUES (?, ?, ?) ON CONFLICT (campaign, day) DO UPDATE SET "
+                     "amount = camp_spend.amount + excluded.amount", (campaign, day, amount))
+
+    def coupons_by_key(self, keys: list[str]) -> list[KeyedCouponRow]:
+        """The coupons of these deliveries."""
+        return [KeyedCouponRow(*r) for r in self.rows(
+            f"SELECT coupon_id, idempotency_key, code, issued_at, reserved_at, usable_from, usable_to FROM "
+            f"camp_coupons WHERE {self.in_list('idempotency_key')}", (keys,))]
+
+    # ------------------------------------------------------------ dispatch (the engine)
+    def sent_to_outbox(self, outbox: list[tuple], keys: list[str], at: datetime) -> None:
+        """One transaction: the messages into the outbox (OUTBOX_COLS), their deliveries sent, their coupons
+        issued."""
+        with self.transaction():
+            self.bulk_insert("camp_outbox", OUTBOX_COLS, outbox)
+            if keys:
+                self.execute(f"UPDATE camp_deliveries SET status = '{Status.SENT}', sent_at = ?, "
+                             "attempts = attempts + 1, provider_message_id = 'outbox:' || idempotency_key WHERE "
+                             f"{self.in_list('idempotency_key')}", (at, keys))
+                self.execute(f"UPDATE camp_coupons SET state = '{CouponState.ISSUED}', issued_at = reserved_at WHERE "
+                             f"{self.in_list('idempotency_key')} AND state = '{CouponState.RESERVED}'", (keys,))
+
+    def mark_dispatching(self, keys: list[str]) -> None:
+        """Pending deliveries handed to their channel now (a crash leaves them to be resent, same key)."""
+        self.execute(f"UPDATE camp_deliveries SET status = '{Status.DISPATCHING}', attempts = attempts + 1 WHERE "
+                     f"{self.in_list('idempotency_key')} AND status = '{Status.PENDING}'", (keys,))
+
+    def back_to_pending(self, keys: list[str], error: str) -> None:
+        """Deliveries left for the next run of the occurrence (their channel is down)."""
+        self.execute(f"UPDATE camp_deliveries SET status = '{Status.PENDING}', error = ? WHERE "
+                     f"{self.in_list('idempotency_key')}", (error, keys))
+
+    def mark_sent(self, key: str, at: datetime, provider_message_id: str | None) -> None:
+        """A delivery its channel took, and its coupon issued."""
+        with self.transaction():
+            self.execute(f"UPDATE camp_deliveries SET status = '{Status.SENT}', sent_at = ?, provider_message_id = ? "
+                         "WHERE idempotency_key = ?", (at, provider_message_id, key))
+            self.execute(f"UPDATE camp_coupons SET state = '{CouponState.ISSUED}', issued_at = reserved_at WHERE "
+                         f"idempotency_key = ? AND state = '{CouponState.RESERVED}'", (key,))
+
+    def mark_failed(self, failures: list[tuple[str, str, str]]) -> None:
+        """Deliveries failed for good, (key, reason, error) each, and their reserved coupons void."""
+        with self.transaction():
+            for key, reason, error in failures:
+                self.execute(f"UPDATE camp_deliveries SET status = '{Status.FAILED}', reason = ?, error = ? WHERE "
+                             "idempotency_key = ?", (reason, error, key))
+            keys = [key for key, _, _ in failures]
+            if len(keys) == 1:  # a key lookup (DuckDB would scan the table for IN a list)
+                self.execute(f"UPDATE camp_coupons SET state = '{CouponState.VOID}' WHERE idempotency_key = ? AND "
+                             f"state = '{CouponState.RESERVED}'", (keys[0],))
+            else:
+                self.execute(f"UPDATE camp_coupons SET state = '{CouponState.VOID}' WHERE "
+                             f"{self.in_list('idempotency_key')} AND state = '{CouponState.RESERVED}'", (keys,))
 
     # ------------------------------------------------------------ runs (the CLI, arbitration)
     def recent_runs(self, limit: int) -> list[RunRow]:
