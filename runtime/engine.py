@@ -43,6 +43,7 @@ from runtime.decide import (
     user_zone,
 )
 from runtime.ledger import Ledger
+from runtime.ledger.rows import PendingRow
 from runtime.ledger.status import RunStatus
 from runtime.render import Renderer, RenderError, coupon_context
 from runtime.warehouse import connect
@@ -246,10 +247,6 @@ def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
 
 
 # ---------------------------------------------------------------- decide
-def _in(lg: Ledger, column: str) -> str:
-    return lg.in_list(column)
-
-
 def _past(run: Run, users: list[str], at: datetime) -> list[tuple[str, str, Past]]:
     """(key, user, delivery) of every counted delivery of these users that a cap or exclusive hold of
     the plan can see at `at` (any campaign)."""
@@ -652,10 +649,7 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
         keys = [it.key for it, _ in items]
         # at release, only rows still deferred: another run (a scheduled release beside the campaign's next
         # run) may have released them since they were read, and must not send them twice
-        mine_only = " AND status = 'deferred'" if moment == "release" else ""
-        rows = {k: (due, Decimal(cost)) for k, due, cost in lg.rows(
-            f"SELECT idempotency_key, coalesce(not_before, due_at), cost FROM camp_deliveries WHERE "
-            f"{_in(lg, 'idempotency_key')}{mine_only}", (keys,))}
+        rows = lg.due_and_cost(keys, deferred_only=moment == "release")
         at = {k: min(run.as_of, due) for k, (due, _) in rows.items()}
         held: dict[str, dict[str, Past]] = {}
         for key, uid, d in _past(run, sorted({it.user_id for it, _ in items}), min(at.values(), default=run.as_of)):
@@ -691,9 +685,7 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
                 if chosen.channel == it.channel and error is None:
                     stay.append(it.key)  # the usual release: one statement for all of them below
                 else:
-                    lg.execute("UPDATE camp_deliveries SET status = 'pending', channel = ?, cost = cost + ?, "
-                               "due_at = ?, error = coalesce(?, error) WHERE idempotency_key = ?",
-                               (chosen.channel, diff, due, error, it.key))
+                    lg.move_channel(it.key, chosen.channel, diff, due, error)
                 if diff:
                     _add_spend(lg, p.campaign, day, diff)
                 mine[it.key] = Past(p.campaign, chosen.channel, due, p.exclusive)
@@ -701,18 +693,14 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
                     run.reasons[f"{moment}: {it.channel} -> {chosen.channel}"] += 1
                 out.append(dataclasses.replace(it, channel=chosen.channel))
                 continue
-            lg.execute("UPDATE camp_deliveries SET status = 'suppressed', reason = ?, cost = 0, "
-                       "error = coalesce(?, error) WHERE idempotency_key = ?", ("; ".join(reasons), error, it.key))
-            lg.execute("UPDATE camp_coupons SET state = 'void' WHERE idempotency_key = ? AND state = 'reserved'",
-                       (it.key,))
+            lg.suppress(it.key, "; ".join(reasons), error)
             if cost:
                 _add_spend(lg, p.campaign, day, -cost)  # the reservation goes back to the budget
             mine.pop(it.key, None)
             run.counts[f"suppressed at {moment}"] += 1
             run.reasons[f"suppressed: {'; '.join(reasons)}"] += 1
         if stay:
-            lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = coalesce(not_before, due_at) WHERE "
-                       f"{_in(lg, 'idempotency_key')}", (stay,))
+            lg.release_pending(stay)
     return out
 
 
@@ -724,12 +712,9 @@ def send_batch(run: Run, lo: int, hi: int) -> None:
 
 
 # ---------------------------------------------------------------- recover and release
-def _load_pending(run: Run, where: str, params: tuple) -> list[Pending]:
-    lg = run.ledger
-    rows = lg.rows(f"SELECT d.idempotency_key, d.user_id, d.arm, d.channel, d.coupon_id, r.seq, r.held_out, r.data "
-                   f"FROM camp_deliveries d JOIN camp_recipients r ON r.campaign = d.campaign AND r.step = d.step "
-                   f"AND r.occurrence = d.occurrence AND r.user_id = d.user_id WHERE {where}", params)
-    return [Pending(k, u, a, c, cid, _recipient(run.plan, seq, u, h, data)) for k, u, a, c, cid, seq, h, data in rows]
+def _load_pending(run: Run, rows: list[PendingRow]) -> list[Pending]:
+    return [Pending(r.idempotency_key, r.user_id, r.arm, r.channel, r.coupon_id,
+                    _recipient(run.plan, r.seq, r.user_id, r.held_out, r.data)) for r in rows]
 
 
 def recover(run: Run) -> int:
@@ -737,8 +722,7 @@ def recover(run: Run) -> int:
     if run.dry_run:
         return 0
     _interrupt_dead(run)
-    items = _load_pending(run, "d.campaign = ? AND d.step = ? AND d.occurrence = ? AND d.status IN "
-                               "('pending', 'dispatching')", run.occ)
+    items = _load_pending(run, run.ledger.unsent(run.occ))
     dispatch(run, items)
     return len(items)
 
@@ -750,22 +734,20 @@ def release(run: Run) -> int:
     if run.dry_run:
         return 0
     lg = run.ledger
-    hashes = [h for (h,) in lg.rows("SELECT DISTINCT plan_hash FROM camp_deliveries WHERE campaign = ? AND "
-                                    "status = 'deferred' AND not_before <= ?", (run.plan.campaign, run.as_of))]
+    hashes = lg.deferred_plan_hashes(run.plan.campaign, run.as_of)
     released = 0
     for h in hashes:
-        text = lg.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (h,))
+        text = lg.plan_text(h)
         plan = StepPlan.model_validate_json(text)
         sub = Run(plan, lg, run.data_url, run.as_of, channel_config=run.channel_config, run_id=run.run_id,
                   plan_hash=h)  # the hash the deliveries were decided under, whatever this version computes
         sub._channels = run._channels
-        items = _load_pending(sub, "d.plan_hash = ? AND d.status = 'deferred' AND d.not_before <= ?", (h, run.as_of))
+        items = _load_pending(sub, lg.deferred_due_of_plan(h, run.as_of))
         ready = []
         for it in items:
             later = quiet_until(plan.quiet, run.as_of, user_zone(plan, it.recipient)) if it.channel else None
             if later is not None:
-                lg.execute("UPDATE camp_deliveries SET not_before = ?, due_at = ? WHERE idempotency_key = ?",
-                           (later, later, it.key))
+                lg.defer(it.key, later)
             else:
                 ready.append(it)
         go = _recheck(sub, [(it, None) for it in ready], "release")
@@ -783,8 +765,7 @@ def releases(lg: Ledger, campaign: str, after: datetime) -> list[datetime]:
     """When this campaign's deferred deliveries (quiet hours, local-time sends) fall due after `after`: one
     time per distinct minute (rounded up: runs are scheduled to the minute), for release runs."""
     out = set()
-    for (t,) in lg.rows("SELECT DISTINCT not_before FROM camp_deliveries WHERE campaign = ? AND status = 'deferred'",
-                        (campaign,)):
+    for t in lg.deferred_times(campaign):
         at = t.astimezone(UTC)
         whole = at.replace(second=0, microsecond=0)
         out.add(max(whole if whole == at else whole + timedelta(minutes=1), after.astimezone(UTC)))
@@ -795,11 +776,10 @@ def release_run(lg: Ledger, campaign: str, data_url: str, as_of: datetime, chann
     """A run that only releases this campaign's deferred deliveries due at `as_of` (a scheduled release, or
     `camp run --release`): nothing is decided anew. Its record in camp_runs carries the step of the plan
     the first of them was decided under and the occurrence `release@<as-of minute>`. None: nothing is due."""
-    h = lg.one("SELECT min(plan_hash) FROM camp_deliveries WHERE campaign = ? AND status = 'deferred' AND "
-               "not_before <= ?", (campaign, as_of))
+    h = lg.first_deferred_plan_hash(campaign, as_of)
     if h is None:
         return None
-    plan = StepPlan.model_validate_json(lg.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (h,)))
+    plan = StepPlan.model_validate_json(lg.plan_text(h))
     label = plan.model_copy(update={"occurrence": f"release@{as_of.astimezone(UTC):%Y-%m-%dT%H:%MZ}", "next": None})
     return Run(label, lg, data_url, as_of, channel_config=channels, plan_hash=h)
 
@@ -826,9 +806,7 @@ def summarize(run: Run, audience: int) -> dict:
         out["reasons"] = dict(run.reasons)
         out["cost"] = str(run.cost)
     else:
-        lg = run.ledger
-        rows = lg.rows("SELECT status, reason, count(*), sum(cost) FROM camp_deliveries WHERE campaign = ? AND "
-                       "step = ? AND occurrence = ? GROUP BY status, reason ORDER BY status, reason", run.occ)
+        rows = run.ledger.status_counts(run.occ)
         statuses: Counter = Counter()
         reasons: Counter = Counter()
         cost = Decimal(0)

@@ -88,3 +88,25 @@ class KeyedCouponRow(NamedTuple):
     reserved_at: datetime
     usable_from: datetime
     usable_to: datetime
+
+
+class PendingRow(NamedTuple):
+    """A delivery to send again (recovery) or release, with its snapshot row."""
+
+    idempotency_key: str
+    user_id: str
+    arm: str | None
+    channel: str | None
+    coupon_id: str | None
+    seq: int
+    held_out: bool
+    data: str
+
+
+class StatusCount(NamedTuple):
+    """Deliveries of an occurrence per (status, reason): how many, and their cost."""
+
+    status: str
+    reason: str | None
+    n: int
+    cost: Decimal | None

@@ -15,7 +15,17 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from runtime.ledger.connection import Connection
-from runtime.ledger.rows import CountedRow, CouponRow, DeliveryRow, KeyedCouponRow, RecipientRow, RunRow, SentAt
+from runtime.ledger.rows import (
+    CountedRow,
+    CouponRow,
+    DeliveryRow,
+    KeyedCouponRow,
+    PendingRow,
+    RecipientRow,
+    RunRow,
+    SentAt,
+    StatusCount,
+)
 from runtime.ledger.status import RUN_OVER, CouponState, RunStatus, Status
 
 if TYPE_CHECKING:
@@ -197,6 +207,81 @@ class Ledger(Connection):
             else:
                 self.execute(f"UPDATE camp_coupons SET state = '{CouponState.VOID}' WHERE "
                              f"{self.in_list('idempotency_key')} AND state = '{CouponState.RESERVED}'", (keys,))
+
+    # ------------------------------------------------------------ re-checks at release and fallback (the engine)
+    def due_and_cost(self, keys: list[str], deferred_only: bool) -> dict[str, tuple[datetime, Decimal]]:
+        """key -> (when it is due: not_before, else due_at; its cost). deferred_only: only rows still
+        deferred (another run may have released them since they were read, and must not send them twice)."""
+        mine_only = f" AND status = '{Status.DEFERRED}'" if deferred_only else ""
+        return {k: (due, Decimal(cost)) for k, due, cost in self.rows(
+            f"SELECT idempotency_key, coalesce(not_before, due_at), cost FROM camp_deliveries WHERE "
+            f"{self.in_list('idempotency_key')}{mine_only}", (keys,))}
+
+    def move_channel(self, key: str, channel: str, extra_cost: Decimal, due: datetime, error: str | None) -> None:
+        """A delivery pending again, on another channel (or after an error), due at `due`."""
+        self.execute(f"UPDATE camp_deliveries SET status = '{Status.PENDING}', channel = ?, cost = cost + ?, "
+                     "due_at = ?, error = coalesce(?, error) WHERE idempotency_key = ?",
+                     (channel, extra_cost, due, error, key))
+
+    def suppress(self, key: str, reason: str, error: str | None) -> None:
+        """A decided delivery suppressed after all (cost 0), its reserved coupon void."""
+        self.execute(f"UPDATE camp_deliveries SET status = '{Status.SUPPRESSED}', reason = ?, cost = 0, "
+                     "error = coalesce(?, error) WHERE idempotency_key = ?", (reason, error, key))
+        self.execute(f"UPDATE camp_coupons SET state = '{CouponState.VOID}' WHERE idempotency_key = ? AND "
+                     f"state = '{CouponState.RESERVED}'", (key,))
+
+    def release_pending(self, keys: list[str]) -> None:
+        """Deferred deliveries pending now, due when they were held until."""
+        self.execute(f"UPDATE camp_deliveries SET status = '{Status.PENDING}', due_at = coalesce(not_before, due_at) "
+                     f"WHERE {self.in_list('idempotency_key')}", (keys,))
+
+    # ------------------------------------------------------------ recover and release (the engine)
+    def _pending(self, where: str, params: tuple) -> list[PendingRow]:
+        return [PendingRow(*r) for r in self.rows(
+            "SELECT d.idempotency_key, d.user_id, d.arm, d.channel, d.coupon_id, r.seq, r.held_out, r.data "
+            "FROM camp_deliveries d JOIN camp_recipients r ON r.campaign = d.campaign AND r.step = d.step "
+            f"AND r.occurrence = d.occurrence AND r.user_id = d.user_id WHERE {where}", params)]
+
+    def unsent(self, occ: Occurrence) -> list[PendingRow]:
+        """What an earlier, killed attempt at the occurrence left pending or dispatching."""
+        return self._pending(f"d.campaign = ? AND d.step = ? AND d.occurrence = ? AND d.status IN "
+                             f"('{Status.PENDING}', '{Status.DISPATCHING}')", occ)
+
+    def deferred_due_of_plan(self, plan_hash: str, at: datetime) -> list[PendingRow]:
+        """The deliveries decided under this plan held until `at` or earlier."""
+        return self._pending(f"d.plan_hash = ? AND d.status = '{Status.DEFERRED}' AND d.not_before <= ?",
+                             (plan_hash, at))
+
+    def deferred_plan_hashes(self, campaign: str, at: datetime) -> list[str]:
+        """The plans the campaign's deliveries held until `at` or earlier were decided under."""
+        return [h for (h,) in self.rows(f"SELECT DISTINCT plan_hash FROM camp_deliveries WHERE campaign = ? AND "
+                                        f"status = '{Status.DEFERRED}' AND not_before <= ?", (campaign, at))]
+
+    def first_deferred_plan_hash(self, campaign: str, at: datetime) -> str | None:
+        """The least plan hash of those (a release run's record names that plan's step)."""
+        return self.one(f"SELECT min(plan_hash) FROM camp_deliveries WHERE campaign = ? AND "
+                        f"status = '{Status.DEFERRED}' AND not_before <= ?", (campaign, at))
+
+    def plan_text(self, plan_hash: str) -> str | None:
+        """A stored plan's canonical JSON."""
+        return self.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (plan_hash,))
+
+    def defer(self, key: str, until: datetime) -> None:
+        """Hold a delivery again (its user's quiet hours came back), due at `until`."""
+        self.execute("UPDATE camp_deliveries SET not_before = ?, due_at = ? WHERE idempotency_key = ?",
+                     (until, until, key))
+
+    def deferred_times(self, campaign: str) -> list[datetime]:
+        """The distinct times the campaign's deferred deliveries are held until."""
+        return [t for (t,) in self.rows(f"SELECT DISTINCT not_before FROM camp_deliveries WHERE campaign = ? AND "
+                                        f"status = '{Status.DEFERRED}'", (campaign,))]
+
+    # ------------------------------------------------------------ summaries
+    def status_counts(self, occ: Occurrence) -> list[StatusCount]:
+        """The occurrence's deliveries per (status, reason), in that order."""
+        return [StatusCount(*r) for r in self.rows(
+            "SELECT status, reason, count(*), sum(cost) FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
+            "occurrence = ? GROUP BY status, reason ORDER BY status, reason", occ)]
 
     # ------------------------------------------------------------ runs (the CLI, arbitration)
     def recent_runs(self, limit: int) -> list[RunRow]:
