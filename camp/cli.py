@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from runtime.ledger.status import Status
+
 FORMATS = ("text", "json", "github")
 
 
@@ -155,8 +157,7 @@ def runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> None:
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--ledger", "url", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--campaign")
-@click.option("--status", type=click.Choice(["pending", "dispatching", "deferred", "sent", "failed", "holdout",
-                                             "suppressed", "budget_exhausted", "skipped"]))
+@click.option("--status", type=click.Choice([s.value for s in Status]))
 @click.option("--user")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

@@ -48,10 +48,7 @@ def _midway(ws, campaign: str, steps: list[str], all_steps: list[str]) -> int:
         n = 0
         for step in targets:
             before = all_steps[all_steps.index(step) - 1]
-            n += lg.one("SELECT count(*) FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
-                        "d.status = 'sent' AND NOT EXISTS (SELECT 1 FROM camp_deliveries e WHERE e.campaign = "
-                        "d.campaign AND e.step = ? AND e.occurrence = d.occurrence AND e.user_id = d.user_id)",
-                        (campaign, before, step)) or 0
+            n += lg.midway(campaign, before, step)
         return n
     finally:
         lg.close()
@@ -130,11 +127,12 @@ def run_serve(path: Path) -> int:
     from prefect import serve
 
     from runtime.flows import run_settings
-    from runtime.warehouse import run_urls
+    from runtime.ledger.backend import backend_for
+    from runtime.warehouse import dialect_of, run_urls
 
     deployments = [_deployment(s) for s in specs]
     # DuckDB lets one process write a file at a time: with a DuckDB ledger, runs go one after another
-    limit = 1 if run_urls(ws)[1].startswith("duckdb") else None
+    limit = 1 if backend_for(dialect_of(run_urls(ws)[1])).one_writer else None
     print(f"camp serve: {len(deployments)} campaigns of {ws.config.workspace.name}"
           + (", one run at a time (DuckDB ledger)" if limit else "") + "; Ctrl-C to stop", file=sys.stderr)
     with run_settings():

@@ -13,10 +13,14 @@ are given, as before.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+if TYPE_CHECKING:
+    from runtime.ledger import Ledger
 
-def due_campaigns(lg, campaigns: list, as_of: datetime) -> tuple[list, list[tuple[str, str]], list]:
+
+def due_campaigns(lg: Ledger, campaigns: list, as_of: datetime) -> tuple[list, list[tuple[str, str]], list]:
     """(the campaigns due at `as_of`, [(campaign, why not)] for the others, the campaigns of those with deferred
     deliveries due by `as_of`: to release)."""
     from compiler.plan import latest_fire, occurrence_of, schedule_plan
@@ -30,8 +34,7 @@ def due_campaigns(lg, campaigns: list, as_of: datetime) -> tuple[list, list[tupl
         if sp.kind == "event":
             skipped.append((c.name, f"runs on `{sp.event}` events (camp serve, camp emit)"))
             continue
-        held = lg.one("SELECT count(*) FROM camp_deliveries WHERE campaign = ? AND status = 'deferred' AND "
-                      "not_before <= ?", (c.name, as_of))
+        held = lg.deferred_due(c.name, as_of)
         fired = latest_fire(sp, as_of)
         releasing = f"; releasing {held:,} deferred deliveries now due" if held else ""
         if held:
@@ -40,8 +43,7 @@ def due_campaigns(lg, campaigns: list, as_of: datetime) -> tuple[list, list[tupl
             skipped.append((c.name, _not_today(sp, fired, as_of) + releasing))
             continue
         occurrence = occurrence_of(sp, as_of).strftime("%Y-%m-%dT%H:%MZ")
-        ran = lg.one("SELECT count(*) FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
-                     "status = 'finished'", (c.name, c.steps[0].name, occurrence))
+        ran = lg.finished_runs(c.name, c.steps[0].name, occurrence)
         if ran:
             skipped.append((c.name, f"already ran its occurrence of {_local(fired, sp.tz)}{releasing}"))
             continue

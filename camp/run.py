@@ -203,9 +203,11 @@ class _progress:
 def print_summary(s: dict) -> None:
     """A run's summary as ops read it: what happened to the audience, what this run did, when deferred messages
     and follow-ups go out (in the workspace's zone), and what the cost is made of."""
+    from runtime.ledger.status import Status
+
     statuses = s["statuses"]
     zone = s.get("timezone", "UTC")
-    held = statuses.get("holdout", 0)
+    held = statuses.get(Status.HOLDOUT, 0)
     if s.get("release"):
         print(f"  audience        {s['audience']:>10,}")
     else:  # the numbers `camp audience` prints for the occurrence: matched minus excluded, holdout, final
@@ -213,11 +215,12 @@ def print_summary(s: dict) -> None:
         print(f"  holdout         {held:>10,}")
         print(f"  final           {s['audience'] - held:>10,}   decided as follows")
     reasons = sorted(s["reasons"].items(), key=lambda kv: -kv[1])
-    for status in ("skipped", "suppressed", "deferred", "budget_exhausted", "pending", "sent", "failed"):
+    for status in (Status.SKIPPED, Status.SUPPRESSED, Status.DEFERRED, Status.BUDGET_EXHAUSTED, Status.PENDING,
+                   Status.SENT, Status.FAILED):
         if statuses.get(status):
-            label = {"pending": "to send"}.get(status, status)
+            label = {Status.PENDING: "to send"}.get(status, status.value)
             note = ""
-            if status == "deferred" and s.get("releases"):
+            if status == Status.DEFERRED and s.get("releases"):
                 note = f"   quiet hours or the user's local time; the first go out at {_at(s['releases'][0], zone)}"
             print(f"  {label:<16}{statuses[status]:>10,}{note}")
             for reason, n in reasons:  # each reason once, under its status, without repeating the status
@@ -308,21 +311,22 @@ def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
     lg = _ledger_for(path, ledger)
     if lg is None:
         return 1
-    rows = lg.rows("SELECT run_id, campaign, step, occurrence, status, started_at, finished_at, plan_hash, summary "
-                   "FROM camp_runs ORDER BY started_at DESC LIMIT ?", (limit,))
+    rows = lg.recent_runs(limit)
     lg.close()
     if as_json:
-        print(json.dumps([{"run_id": r[0], "campaign": r[1], "step": r[2], "occurrence": r[3], "status": r[4],
-                           "started_at": str(r[5]), "finished_at": str(r[6]) if r[6] else None, "plan_hash": r[7],
-                           "summary": json.loads(r[8]) if r[8] else None} for r in rows], ensure_ascii=False, indent=1))
+        print(json.dumps([{"run_id": r.run_id, "campaign": r.campaign, "step": r.step, "occurrence": r.occurrence,
+                           "status": r.status, "started_at": str(r.started_at),
+                           "finished_at": str(r.finished_at) if r.finished_at else None, "plan_hash": r.plan_hash,
+                           "summary": json.loads(r.summary) if r.summary else None} for r in rows],
+                         ensure_ascii=False, indent=1))
         return 0
     print(f"{'run':<17}{'campaign':<28}{'step':<12}{'occurrence':<26}{'status':<12}{'sent':>8}{'cost':>12}  started")
-    for run_id, campaign, step, occ, status, started, _, _, summary in rows:
-        s = json.loads(summary) if summary else {}
+    for r in rows:
+        s = json.loads(r.summary) if r.summary else {}
         # a release run (occurrence release@<time>) sent what earlier runs decided: its own sends
         sent = s.get("this_run", {}).get("sent", 0) if s.get("release") else s.get("statuses", {}).get("sent", "")
-        print(f"{run_id:<17}{campaign[:27]:<28}{step[:11]:<12}{occ[:25]:<26}{status:<12}{sent:>8}"
-              f"{s.get('cost', ''):>12}  {started:%Y-%m-%d %H:%M:%S}")
+        print(f"{r.run_id:<17}{r.campaign[:27]:<28}{r.step[:11]:<12}{r.occurrence[:25]:<26}{r.status:<12}{sent:>8}"
+              f"{s.get('cost', ''):>12}  {r.started_at:%Y-%m-%d %H:%M:%S}")
     return 0
 
 
@@ -331,23 +335,13 @@ def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str
     lg = _ledger_for(path, ledger)
     if lg is None:
         return 1
-    where, params = [], []
-    for col, value in (("campaign", campaign), ("status", status), ("user_id", user)):
-        if value:
-            where.append(f"{col} = ?")
-            params.append(value)
-    sql = ("SELECT campaign, step, occurrence, user_id, arm, channel, status, reason, cost, coupon_id, "
-           "provider_message_id, plan_hash, due_at, sent_at FROM camp_deliveries"
-           + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY decided_at DESC, user_id LIMIT ?")
-    rows = lg.rows(sql, (*params, limit))
+    rows = lg.deliveries(campaign, status, user, limit)
     lg.close()
-    cols = ["campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason", "cost", "coupon_id",
-            "provider_message_id", "plan_hash", "due_at", "sent_at"]
     if as_json:
-        print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], default=str, ensure_ascii=False, indent=1))
+        print(json.dumps([r._asdict() for r in rows], default=str, ensure_ascii=False, indent=1))
         return 0
     print(f"{'campaign':<24}{'step':<10}{'occurrence':<19}{'user':<10}{'channel':<9}{'status':<17}{'cost':>8}  reason")
     for r in rows:
-        print(f"{r[0][:23]:<24}{r[1][:9]:<10}{r[2]:<19}{r[3][:9]:<10}{(r[5] or '-'):<9}{r[6]:<17}"
-              f"{float(r[8]):>8.2f}  {r[7] or ''}")
+        print(f"{r.campaign[:23]:<24}{r.step[:9]:<10}{r.occurrence:<19}{r.user_id[:9]:<10}{(r.channel or '-'):<9}"
+              f"{r.status:<17}{float(r.cost):>8.2f}  {r.reason or ''}")
     return 0

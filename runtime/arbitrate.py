@@ -29,12 +29,12 @@ from datetime import UTC, datetime, timedelta
 
 from compiler.plan import latest_fire, schedule_plan
 from compiler.rivals import Rival, rivals
-from runtime.ledger import open_ledger
+from runtime.ledger import Ledger, open_ledger
+from runtime.ledger.backend import backend_for
 from runtime.warehouse import dialect_of
 
 POLL_SECONDS = 1.0
 REQUEUE_SECONDS = 5
-OVER = ("finished", "failed", "interrupted")
 
 
 def settle(ws, program, campaign: str, when: datetime, ledger_url: str, step: str | None = None,
@@ -59,7 +59,7 @@ def settle(ws, program, campaign: str, when: datetime, ledger_url: str, step: st
     names = [r.campaign for r in ahead]
     pending = unfinished(ledger_url, ahead)
     if pending and now() < deadline:
-        if dialect_of(ledger_url) == "duckdb" and _requeue(campaign, slot, ahead[0].occurrence, pending, now):
+        if _one_writer(ledger_url) and _requeue(campaign, slot, ahead[0].occurrence, pending, now):
             return None
         log.info("%s: waiting for %s to decide first at %s (until %s)", campaign,
                  ", ".join(r.campaign for r in pending), ahead[0].occurrence, deadline.isoformat())
@@ -82,21 +82,19 @@ def unfinished(ledger_url: str, ahead: list[Rival]) -> list[Rival]:
         lg.close()
 
 
-def _unfinished(lg, ahead: list[Rival]) -> list[Rival]:
-    out = []
-    for r in ahead:
-        done = lg.one(f"SELECT count(*) FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
-                      f"dry_run = ? AND status IN ({lg.ph(len(OVER))})", (r.campaign, r.step, r.occurrence, False,
-                                                                          *OVER))
-        if not done:
-            out.append(r)
-    return out
+def _unfinished(lg: Ledger, ahead: list[Rival]) -> list[Rival]:
+    return [r for r in ahead if not lg.run_over(r.campaign, r.step, r.occurrence)]
+
+
+def _one_writer(ledger_url: str) -> bool:
+    """DuckDB: one process writes the ledger at a time (`camp serve` runs one flow run at a time)."""
+    return backend_for(dialect_of(ledger_url)).one_writer
 
 
 def wait(ledger_url: str, pending: list[Rival], deadline: datetime, now) -> list[Rival]:
     """Read the ledger every POLL_SECONDS until the rivals are done or the deadline passes; what is left.
     PostgreSQL: one connection for the whole wait; DuckDB: the file is opened for each look only."""
-    keep = dialect_of(ledger_url) != "duckdb"
+    keep = not _one_writer(ledger_url)
     lg = open_ledger(ledger_url) if keep else None
     try:
         while pending and now() < deadline:
@@ -134,13 +132,10 @@ def noted(ledger_url: str, summary: dict | None, note: dict) -> dict | None:
     """The run's summary with the arbitration note, in the returned summary and in its `camp_runs` row."""
     if not note or not summary or not summary.get("run_id"):
         return summary
-    import json
-
     summary = {**summary, **note}
     lg = open_ledger(ledger_url)
     try:
-        lg.execute("UPDATE camp_runs SET summary = ? WHERE run_id = ?",
-                   (json.dumps(summary, default=str), summary["run_id"]))
+        lg.set_run_summary(summary["run_id"], summary)
     finally:
         lg.close()
     return summary

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 from compiler.clock import fire_instant, minus
 from compiler.plan import ArmPlan, CapPlan, ChannelPlan, StepPlan
 from compiler.zones import zone_or_none
+from runtime.ledger.status import Status
 
-COUNTED = ("pending", "dispatching", "deferred", "sent")  # deliveries that count against caps and budgets
+COUNTED = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT)  # count against caps and budgets
 
 
 @dataclass

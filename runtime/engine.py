@@ -43,6 +43,8 @@ from runtime.decide import (
     user_zone,
 )
 from runtime.ledger import Ledger
+from runtime.ledger.rows import PendingRow
+from runtime.ledger.status import RunStatus
 from runtime.render import Renderer, RenderError, coupon_context
 from runtime.warehouse import connect
 
@@ -104,60 +106,23 @@ class Run:
 
 
 # ---------------------------------------------------------------- run records
-_RUN_LOCK = 7_262_003  # pg_advisory_lock(_RUN_LOCK, run key): held by a live run's ledger session
-
-
-def _run_key(run_id: str) -> int:
-    """The second key of a run's liveness lock: 32 signed bits of sha256(run id)."""
-    return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
-
-
 def start(run: Run, flow_run_id: str | None = None) -> None:
-    """Record the run as `running`. On PostgreSQL the run's ledger session holds an advisory lock named
-    after the run for as long as it lives (the server drops it when a killed process's session ends):
-    that is how a later run tells a dead `running` row from a live one (`_interrupt_dead`)."""
+    """Record the run as `running`; its ledger session holds the run's liveness lock (Ledger.start_run)."""
     if run.dry_run:
         return
-    lg, p = run.ledger, run.plan
-    with lg.transaction():
-        if lg.one("SELECT count(*) FROM camp_plans WHERE plan_hash = ?", (run.plan_hash,)) == 0:
-            lg.execute("INSERT INTO camp_plans VALUES (?, ?, ?, ?, ?, ?)",
-                       (run.plan_hash, p.campaign, p.step, p.occurrence, p.canonical(), datetime.now(UTC)))
-        lg.execute("INSERT INTO camp_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (run.run_id, p.campaign, p.step, p.occurrence, run.as_of, run.plan_hash, False, "running",
-                    flow_run_id, datetime.now(UTC), None, None))
-    if lg.dialect == "postgres":
-        lg.execute("SELECT pg_advisory_lock(?, ?)", (_RUN_LOCK, _run_key(run.run_id)))
+    run.ledger.start_run(run.run_id, run.plan, run.plan_hash, run.as_of, flow_run_id)
 
 
-def finish(run: Run, summary: dict, status: str = "finished") -> None:
+def finish(run: Run, summary: dict, status: str = RunStatus.FINISHED) -> None:
     if run.dry_run:
         return
-    lg = run.ledger
-    lg.execute("UPDATE camp_runs SET status = ?, finished_at = ?, summary = ? WHERE run_id = ?",
-               (status, datetime.now(UTC), json.dumps(summary, default=str), run.run_id))
-    if lg.dialect == "postgres":
-        lg.execute("SELECT pg_advisory_unlock(?, ?)", (_RUN_LOCK, _run_key(run.run_id)))
+    run.ledger.finish_run(run.run_id, status, summary)
 
 
 def _interrupt_dead(run: Run) -> list[str]:
     """Mark `interrupted` the earlier runs of this occurrence still recorded `running` whose process is
-    gone: this run takes over their work. PostgreSQL: a run is alive while its session holds its lock
-    (pg_try_advisory_lock on it fails); DuckDB: one process writes the file at a time, and it is this
-    one, so every other `running` row of the occurrence is dead."""
-    lg = run.ledger
-    dead = []
-    for (rid,) in lg.rows("SELECT run_id FROM camp_runs WHERE campaign = ? AND step = ? AND occurrence = ? AND "
-                          "status = 'running' AND run_id <> ?", (*run.occ, run.run_id)):
-        if lg.dialect == "postgres":
-            if not lg.one("SELECT pg_try_advisory_lock(?, ?)", (_RUN_LOCK, _run_key(rid))):
-                continue  # alive: another process is running the same occurrence right now
-            lg.execute("SELECT pg_advisory_unlock(?, ?)", (_RUN_LOCK, _run_key(rid)))
-        lg.execute("UPDATE camp_runs SET status = 'interrupted', finished_at = ?, summary = ? WHERE run_id = ? AND "
-                   "status = 'running'", (datetime.now(UTC), json.dumps({"interrupted": True,
-                                                                         "taken_over_by": run.run_id}), rid))
-        dead.append(rid)
-    return dead
+    gone: this run takes over their work (Ledger.interrupt_dead_runs)."""
+    return run.ledger.interrupt_dead_runs(run.occ, run.run_id)
 
 
 # ---------------------------------------------------------------- snapshot
@@ -194,9 +159,6 @@ def _timed(stage: str):
     return wrap
 
 
-_SNAPSHOT = "SELECT recipients FROM camp_snapshots WHERE campaign = ? AND step = ? AND occurrence = ?"
-
-
 def _fetch(run: Run, cohort) -> tuple[list[str], list]:
     wh = connect(run.data_url, read_only=True)
     try:
@@ -223,7 +185,7 @@ def snapshot(run: Run) -> tuple[int, int]:
             return done
     cohort = journey.cohort(lg, p, run.as_of) if p.journey else None
     if cohort is not None and len(cohort) == 0:
-        n = 0 if run.dry_run else int(lg.one(_SNAPSHOT, run.occ) or 0)
+        n = 0 if run.dry_run else lg.snapshot_size(run.occ) or 0
         return n, n
     names, data = _fetch(run, cohort)
     gc.freeze()  # the snapshot lives as long as the run: keep the collector from rescanning a million rows
@@ -238,31 +200,19 @@ def snapshot(run: Run) -> tuple[int, int]:
         done = _part(lg, run, part)
         if done is not None:
             return done
-        lo = int(lg.one(_SNAPSHOT, run.occ) or 0)
+        lo = lg.snapshot_size(run.occ) or 0
         rows = [(*run.occ, lo + i, str(row[0]), bool(row[idx["held_out"]]), payloads[i]) for i, row in enumerate(data)]
         run._raw, run._raw_lo, run._names = data, lo, idx
-        lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
-                       rows)
-        if lo:
-            lg.execute("UPDATE camp_snapshots SET recipients = ? WHERE campaign = ? AND step = ? AND occurrence = ?",
-                       (lo + len(rows), *run.occ))
-        else:
-            lg.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                       (*run.occ, run.plan_hash, len(rows), datetime.now(UTC)))
-        if part is not None:
-            lg.execute("INSERT INTO camp_snapshot_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (*run.occ, part, lo, lo + len(rows), run.plan_hash, datetime.now(UTC)))
+        lg.add_recipients(run.occ, run.plan_hash, lo, rows, part)
     return lo, lo + len(rows)
 
 
 def _part(lg: Ledger, run: Run, part: str | None) -> tuple[int, int] | None:
     """The range an earlier attempt at the same snapshot (or part) already took, if any."""
     if part is None:
-        n = lg.one(_SNAPSHOT, run.occ)
-        return (0, int(n)) if n is not None else None
-    row = lg.rows("SELECT lo, hi FROM camp_snapshot_parts WHERE campaign = ? AND step = ? AND occurrence = ? AND "
-                  "part = ?", (*run.occ, part))
-    return (int(row[0][0]), int(row[0][1])) if row else None
+        n = lg.snapshot_size(run.occ)
+        return (0, n) if n is not None else None
+    return lg.snapshot_part(run.occ, part)
 
 
 def _make(plan: StepPlan, seq: int, user_id: str, held_out: bool, get) -> Recipient:
@@ -293,16 +243,10 @@ def recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
     if run._raw is not None:
         base = run._raw_lo
         return [_from_raw(run, lo + i, row) for i, row in enumerate(run._raw[lo - base:hi - base])]
-    rows = run.ledger.rows("SELECT seq, user_id, held_out, data FROM camp_recipients WHERE campaign = ? AND "
-                           "step = ? AND occurrence = ? AND seq >= ? AND seq < ? ORDER BY seq", (*run.occ, lo, hi))
-    return [_recipient(run.plan, *r) for r in rows]
+    return [_recipient(run.plan, *r) for r in run.ledger.recipient_rows(run.occ, lo, hi)]
 
 
 # ---------------------------------------------------------------- decide
-def _in(lg: Ledger, column: str) -> str:
-    return f"{column} IN (SELECT unnest(?))" if lg.dialect == "duckdb" else f"{column} = ANY(?)"
-
-
 def _past(run: Run, users: list[str], at: datetime) -> list[tuple[str, str, Past]]:
     """(key, user, delivery) of every counted delivery of these users that a cap or exclusive hold of
     the plan can see at `at` (any campaign)."""
@@ -313,10 +257,8 @@ def _past(run: Run, users: list[str], at: datetime) -> list[tuple[str, str, Past
     if not windows and not any(c.unit != "coupon" and not c.per and not c.unused for c in p.caps):
         return []
     since = min(windows) if windows else datetime(1970, 1, 1, tzinfo=UTC)
-    statuses = ", ".join(f"'{s}'" for s in COUNTED)
-    return [(key, uid, Past(campaign, channel, due, group)) for key, uid, campaign, channel, due, group in lg.rows(
-        f"SELECT idempotency_key, user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
-        f"{_in(lg, 'user_id')} AND status IN ({statuses}) AND due_at >= ?", (users, since))]
+    return [(r.idempotency_key, r.user_id, Past(r.campaign, r.channel, r.due_at, r.exclusive_group))
+            for r in lg.counted_deliveries(users, COUNTED, since)]
 
 
 def _history(run: Run, users: list[str]) -> tuple[dict[str, list[Past]], dict[str, list[HeldCoupon]]]:
@@ -326,10 +268,8 @@ def _history(run: Run, users: list[str]) -> tuple[dict[str, list[Past]], dict[st
         past.setdefault(uid, []).append(d)
     coupons: dict[str, list[HeldCoupon]] = {}
     if any(p.resources[g].kind == "coupon" for a in p.arms for g in a.give):
-        for uid, code, campaign, reserved, usable_to in lg.rows(
-                f"SELECT user_id, code, campaign, reserved_at, usable_to FROM camp_coupons WHERE "
-                f"{_in(lg, 'user_id')} AND state IN ('reserved', 'issued')", (users,)):
-            coupons.setdefault(uid, []).append(HeldCoupon(code, campaign, reserved, usable_to))
+        for c in lg.held_coupons(users):
+            coupons.setdefault(c.user_id, []).append(HeldCoupon(c.code, c.campaign, c.reserved_at, c.usable_to))
     return past, coupons
 
 
@@ -345,8 +285,7 @@ def _budget(run: Run) -> Budget:
 
 
 def _budget_from_ledger(run: Run) -> Budget:
-    spent = {d: Decimal(a) for d, a in run.ledger.rows("SELECT day, amount FROM camp_spend WHERE campaign = ?",
-                                                        (run.plan.campaign,))}
+    spent = run.ledger.spend(run.plan.campaign)
     return Budget(run.plan.budget_total, run.plan.budget_daily, before=spent)
 
 
@@ -362,13 +301,6 @@ def _coupon_row(run: Run, key: str, user: str, name: str, due: datetime) -> tupl
     return (cid, key, run.plan.campaign, r.code, user, r.value, r.currency or run.plan.currency, r.min_spend,
             json.dumps(r.scope, ensure_ascii=False, default=str), "reserved", due, None,
             start.astimezone(UTC), end.astimezone(UTC), None)
-
-
-_DELIVERY_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason",
-                  "cost", "currency", "coupon_id", "provider_message_id", "plan_hash", "run_id", "exclusive_group",
-                  "due_at", "not_before", "decided_at", "sent_at", "attempts", "error"]
-_COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "value", "currency", "min_spend",
-                "scope", "state", "reserved_at", "issued_at", "usable_from", "usable_to", "redeemed_at"]
 
 
 @dataclass
@@ -393,12 +325,7 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     with lg.decision():
         done: set[str] = set()
         if not run.dry_run:
-            if lg.dialect == "postgres":  # primary key lookups, whatever the ledger's size
-                done = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE idempotency_key = ANY(?)",
-                                              ([run.key_prefix + u for u in users],))}
-            else:  # DuckDB: a vectorised scan of the occurrence beats probing its index key by key
-                done = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE campaign = ? AND step = ? "
-                                              "AND occurrence = ? AND user_id IN (SELECT unnest(?))", (*run.occ, users))}
+            done = lg.decided_users(run.occ, run.key_prefix, users)
         past, coupons = _history(run, users)
         given = _journey_coupons(run, users)
         budget = _budget(run)
@@ -469,19 +396,13 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                                p.exclusive if d.status in ("pending", "deferred") else None, d.due_at,
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not run.dry_run:
-            lg.bulk_insert("camp_deliveries", _DELIVERY_COLS, deliveries)
-            lg.bulk_insert("camp_coupons", _COUPON_COLS, coupon_rows)
-            lg.bulk_insert("camp_outbox", _OUTBOX_COLS, outbox)
+            lg.record_decisions(deliveries, coupon_rows, outbox)
             for day, amount in budget.spent.items():
                 if amount:
                     _add_spend(lg, p.campaign, day, amount)
     run.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
     run.timings["decide"] -= render_s
     return out
-
-
-_OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
-                "plan_hash", "created_at"]
 
 
 def _failed_row(run: Run, key: str, r: Recipient, arm: str | None, channel: str | None, reason: str, error: str,
@@ -521,8 +442,7 @@ def _issued(row: tuple) -> tuple:
 
 
 def _add_spend(lg: Ledger, campaign: str, day: date, amount: Decimal) -> None:
-    lg.execute("INSERT INTO camp_spend VALUES (?, ?, ?) ON CONFLICT (campaign, day) DO UPDATE SET "
-               "amount = camp_spend.amount + excluded.amount", (campaign, day, amount))
+    lg.add_spend(campaign, day, amount)
 
 
 # ---------------------------------------------------------------- dispatch
@@ -546,14 +466,12 @@ def dispatch(run: Run, items: list[Pending]) -> None:
 def _coupons_of(run: Run, keys: list[str]) -> dict[str, dict]:
     if not keys:
         return {}
-    lg = run.ledger
     out = {}
     names = {r.code: n for n, r in run.plan.resources.items() if r.kind == "coupon"}
-    for cid, key, code, issued, reserved, start, end in lg.rows(
-            f"SELECT coupon_id, idempotency_key, code, issued_at, reserved_at, usable_from, usable_to FROM camp_coupons "
-            f"WHERE {_in(lg, 'idempotency_key')}", (keys,)):
-        out[key] = coupon_context({"name": names.get(code), "coupon_id": cid, "issued_at": issued or reserved,
-                                   "usable_from": start, "usable_to": end}, run.plan)
+    for c in run.ledger.coupons_by_key(keys):
+        out[c.idempotency_key] = coupon_context({"name": names.get(c.code), "coupon_id": c.coupon_id,
+                                                 "issued_at": c.issued_at or c.reserved_at,
+                                                 "usable_from": c.usable_from, "usable_to": c.usable_to}, run.plan)
     return out
 
 
@@ -606,16 +524,9 @@ def _send_transactional(run: Run, batch: list[tuple[Pending, Message | None, str
     lg = run.ledger
     ok = [(it, m) for it, m, err in batch if err is None]
     now = datetime.now(UTC)
-    with lg.transaction():
-        lg.bulk_insert("camp_outbox", _OUTBOX_COLS, [_outbox_row(m, now) for _, m in ok if m is not None])
-        keys = [it.key for it, _ in ok]
-        if keys:
-            lg.execute(f"UPDATE camp_deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                       f"provider_message_id = 'outbox:' || idempotency_key WHERE {_in(lg, 'idempotency_key')}",
-                       (now, keys))
-            lg.execute(f"UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE "
-                       f"{_in(lg, 'idempotency_key')} AND state = 'reserved'", (keys,))
-        run.counts["sent"] += len(keys)
+    keys = [it.key for it, _ in ok]
+    lg.sent_to_outbox([_outbox_row(m, now) for _, m in ok if m is not None], keys, now)
+    run.counts["sent"] += len(keys)
     _fallback_many(run, [(it, err) for it, _, err in batch if err is not None])
 
 
@@ -632,8 +543,7 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
     keys = [it.key for it, _, _ in batch]
     if not keys:
         return
-    lg.execute(f"UPDATE camp_deliveries SET status = 'dispatching', attempts = attempts + 1 WHERE "
-               f"{_in(lg, 'idempotency_key')} AND status = 'pending'", (keys,))
+    lg.mark_dispatching(keys)
     streak: dict[str, list[tuple[Pending, str]]] = {}
     permanent: list[tuple[Pending, str]] = []  # moved to a fallback channel (or not) together, after the batch
     for it, msg, err in batch:
@@ -651,19 +561,14 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
             failing = streak.setdefault(it.channel, [])
             failing.append((it, str(exc)))
             if len(failing) >= BREAKER:  # the provider, not these users: leave them for the next run
-                lg.execute(f"UPDATE camp_deliveries SET status = 'pending', error = ? WHERE "
-                           f"{_in(lg, 'idempotency_key')}", (str(exc), [f.key for f, _ in failing]))
+                lg.back_to_pending([f.key for f, _ in failing], str(exc))
                 _fallback_many(run, permanent)
                 raise ChannelDown(f"channel {it.channel}: {BREAKER} messages in a row failed ({exc}); "
                                   "the rest stay pending for the next run of this occurrence") from None
             continue
         for f, error in streak.pop(it.channel, []):  # the provider answers: those were real failures
             _fallback_or_fail(run, f, error, permanent=False)
-        with lg.transaction():
-            lg.execute("UPDATE camp_deliveries SET status = 'sent', sent_at = ?, provider_message_id = ? "
-                       "WHERE idempotency_key = ?", (datetime.now(UTC), provider_id, it.key))
-            lg.execute("UPDATE camp_coupons SET state = 'issued', issued_at = reserved_at WHERE idempotency_key = ? "
-                       "AND state = 'reserved'", (it.key,))
+        lg.mark_sent(it.key, datetime.now(UTC), provider_id)
         run.counts["sent"] += 1
     for failing in streak.values():
         for f, error in failing:
@@ -677,12 +582,7 @@ def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> Non
     if permanent:
         _fallback_many(run, [(it, error)])
         return
-    lg = run.ledger
-    with lg.transaction():
-        lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = 'transient', error = ? WHERE "
-                   "idempotency_key = ?", (f"{it.channel}: {error}", it.key))
-        lg.execute("UPDATE camp_coupons SET state = 'void' WHERE idempotency_key = ? AND state = 'reserved'",
-                   (it.key,))
+    run.ledger.mark_failed([(it.key, "transient", f"{it.channel}: {error}")])
     run.counts["failed"] += 1
     run.reasons["failed: transient"] += 1
 
@@ -702,13 +602,7 @@ def _fallback_many(run: Run, failures: list[tuple[Pending, str]]) -> None:
         else:  # a template failure says which limit (`template: time limit`), a provider's refusal `permanent`
             last.append((it, getattr(error, "reason", None) or "permanent", f"{it.channel}: {error}"))
     if last:
-        keys = [it.key for it, _, _ in last]
-        with lg.transaction():
-            for it, reason, error in last:
-                lg.execute("UPDATE camp_deliveries SET status = 'failed', reason = ?, error = ? WHERE "
-                           "idempotency_key = ?", (reason, error, it.key))
-            lg.execute(f"UPDATE camp_coupons SET state = 'void' WHERE {_in(lg, 'idempotency_key')} AND "
-                       f"state = 'reserved'", (keys,))
+        lg.mark_failed([(it.key, reason, error) for it, reason, error in last])
         run.counts["failed"] += len(last)
         run.reasons.update(f"failed: {reason}" for _, reason, _ in last)
     dispatch(run, _recheck(run, moving, "fallback"))
@@ -757,10 +651,7 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
         keys = [it.key for it, _ in items]
         # at release, only rows still deferred: another run (a scheduled release beside the campaign's next
         # run) may have released them since they were read, and must not send them twice
-        mine_only = " AND status = 'deferred'" if moment == "release" else ""
-        rows = {k: (due, Decimal(cost)) for k, due, cost in lg.rows(
-            f"SELECT idempotency_key, coalesce(not_before, due_at), cost FROM camp_deliveries WHERE "
-            f"{_in(lg, 'idempotency_key')}{mine_only}", (keys,))}
+        rows = lg.due_and_cost(keys, deferred_only=moment == "release")
         at = {k: min(run.as_of, due) for k, (due, _) in rows.items()}
         held: dict[str, dict[str, Past]] = {}
         for key, uid, d in _past(run, sorted({it.user_id for it, _ in items}), min(at.values(), default=run.as_of)):
@@ -796,9 +687,7 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
                 if chosen.channel == it.channel and error is None:
                     stay.append(it.key)  # the usual release: one statement for all of them below
                 else:
-                    lg.execute("UPDATE camp_deliveries SET status = 'pending', channel = ?, cost = cost + ?, "
-                               "due_at = ?, error = coalesce(?, error) WHERE idempotency_key = ?",
-                               (chosen.channel, diff, due, error, it.key))
+                    lg.move_channel(it.key, chosen.channel, diff, due, error)
                 if diff:
                     _add_spend(lg, p.campaign, day, diff)
                 mine[it.key] = Past(p.campaign, chosen.channel, due, p.exclusive)
@@ -806,18 +695,14 @@ def _recheck(run: Run, items: list[tuple[Pending, str | None]], moment: str) -> 
                     run.reasons[f"{moment}: {it.channel} -> {chosen.channel}"] += 1
                 out.append(dataclasses.replace(it, channel=chosen.channel))
                 continue
-            lg.execute("UPDATE camp_deliveries SET status = 'suppressed', reason = ?, cost = 0, "
-                       "error = coalesce(?, error) WHERE idempotency_key = ?", ("; ".join(reasons), error, it.key))
-            lg.execute("UPDATE camp_coupons SET state = 'void' WHERE idempotency_key = ? AND state = 'reserved'",
-                       (it.key,))
+            lg.suppress(it.key, "; ".join(reasons), error)
             if cost:
                 _add_spend(lg, p.campaign, day, -cost)  # the reservation goes back to the budget
             mine.pop(it.key, None)
             run.counts[f"suppressed at {moment}"] += 1
             run.reasons[f"suppressed: {'; '.join(reasons)}"] += 1
         if stay:
-            lg.execute(f"UPDATE camp_deliveries SET status = 'pending', due_at = coalesce(not_before, due_at) WHERE "
-                       f"{_in(lg, 'idempotency_key')}", (stay,))
+            lg.release_pending(stay)
     return out
 
 
@@ -829,12 +714,9 @@ def send_batch(run: Run, lo: int, hi: int) -> None:
 
 
 # ---------------------------------------------------------------- recover and release
-def _load_pending(run: Run, where: str, params: tuple) -> list[Pending]:
-    lg = run.ledger
-    rows = lg.rows(f"SELECT d.idempotency_key, d.user_id, d.arm, d.channel, d.coupon_id, r.seq, r.held_out, r.data "
-                   f"FROM camp_deliveries d JOIN camp_recipients r ON r.campaign = d.campaign AND r.step = d.step "
-                   f"AND r.occurrence = d.occurrence AND r.user_id = d.user_id WHERE {where}", params)
-    return [Pending(k, u, a, c, cid, _recipient(run.plan, seq, u, h, data)) for k, u, a, c, cid, seq, h, data in rows]
+def _load_pending(run: Run, rows: list[PendingRow]) -> list[Pending]:
+    return [Pending(r.idempotency_key, r.user_id, r.arm, r.channel, r.coupon_id,
+                    _recipient(run.plan, r.seq, r.user_id, r.held_out, r.data)) for r in rows]
 
 
 def recover(run: Run) -> int:
@@ -842,8 +724,7 @@ def recover(run: Run) -> int:
     if run.dry_run:
         return 0
     _interrupt_dead(run)
-    items = _load_pending(run, "d.campaign = ? AND d.step = ? AND d.occurrence = ? AND d.status IN "
-                               "('pending', 'dispatching')", run.occ)
+    items = _load_pending(run, run.ledger.unsent(run.occ))
     dispatch(run, items)
     return len(items)
 
@@ -855,22 +736,20 @@ def release(run: Run) -> int:
     if run.dry_run:
         return 0
     lg = run.ledger
-    hashes = [h for (h,) in lg.rows("SELECT DISTINCT plan_hash FROM camp_deliveries WHERE campaign = ? AND "
-                                    "status = 'deferred' AND not_before <= ?", (run.plan.campaign, run.as_of))]
+    hashes = lg.deferred_plan_hashes(run.plan.campaign, run.as_of)
     released = 0
     for h in hashes:
-        text = lg.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (h,))
+        text = lg.plan_text(h)
         plan = StepPlan.model_validate_json(text)
         sub = Run(plan, lg, run.data_url, run.as_of, channel_config=run.channel_config, run_id=run.run_id,
                   plan_hash=h)  # the hash the deliveries were decided under, whatever this version computes
         sub._channels = run._channels
-        items = _load_pending(sub, "d.plan_hash = ? AND d.status = 'deferred' AND d.not_before <= ?", (h, run.as_of))
+        items = _load_pending(sub, lg.deferred_due_of_plan(h, run.as_of))
         ready = []
         for it in items:
             later = quiet_until(plan.quiet, run.as_of, user_zone(plan, it.recipient)) if it.channel else None
             if later is not None:
-                lg.execute("UPDATE camp_deliveries SET not_before = ?, due_at = ? WHERE idempotency_key = ?",
-                           (later, later, it.key))
+                lg.defer(it.key, later)
             else:
                 ready.append(it)
         go = _recheck(sub, [(it, None) for it in ready], "release")
@@ -888,8 +767,7 @@ def releases(lg: Ledger, campaign: str, after: datetime) -> list[datetime]:
     """When this campaign's deferred deliveries (quiet hours, local-time sends) fall due after `after`: one
     time per distinct minute (rounded up: runs are scheduled to the minute), for release runs."""
     out = set()
-    for (t,) in lg.rows("SELECT DISTINCT not_before FROM camp_deliveries WHERE campaign = ? AND status = 'deferred'",
-                        (campaign,)):
+    for t in lg.deferred_times(campaign):
         at = t.astimezone(UTC)
         whole = at.replace(second=0, microsecond=0)
         out.add(max(whole if whole == at else whole + timedelta(minutes=1), after.astimezone(UTC)))
@@ -900,11 +778,10 @@ def release_run(lg: Ledger, campaign: str, data_url: str, as_of: datetime, chann
     """A run that only releases this campaign's deferred deliveries due at `as_of` (a scheduled release, or
     `camp run --release`): nothing is decided anew. Its record in camp_runs carries the step of the plan
     the first of them was decided under and the occurrence `release@<as-of minute>`. None: nothing is due."""
-    h = lg.one("SELECT min(plan_hash) FROM camp_deliveries WHERE campaign = ? AND status = 'deferred' AND "
-               "not_before <= ?", (campaign, as_of))
+    h = lg.first_deferred_plan_hash(campaign, as_of)
     if h is None:
         return None
-    plan = StepPlan.model_validate_json(lg.one("SELECT plan FROM camp_plans WHERE plan_hash = ?", (h,)))
+    plan = StepPlan.model_validate_json(lg.plan_text(h))
     label = plan.model_copy(update={"occurrence": f"release@{as_of.astimezone(UTC):%Y-%m-%dT%H:%MZ}", "next": None})
     return Run(label, lg, data_url, as_of, channel_config=channels, plan_hash=h)
 
@@ -931,9 +808,7 @@ def summarize(run: Run, audience: int) -> dict:
         out["reasons"] = dict(run.reasons)
         out["cost"] = str(run.cost)
     else:
-        lg = run.ledger
-        rows = lg.rows("SELECT status, reason, count(*), sum(cost) FROM camp_deliveries WHERE campaign = ? AND "
-                       "step = ? AND occurrence = ? GROUP BY status, reason ORDER BY status, reason", run.occ)
+        rows = run.ledger.status_counts(run.occ)
         statuses: Counter = Counter()
         reasons: Counter = Counter()
         cost = Decimal(0)

@@ -58,11 +58,7 @@ def cohort(lg: Ledger, plan: StepPlan, as_of: datetime):
     j = plan.journey
     assert j is not None  # a cohort is read for a follow-up step, whose plan has a journey
     sure, latest = _cutoff(j.after, as_of, plan.timezone)
-    frame = lg.frame("SELECT d.user_id, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
-                     "d.occurrence = ? AND d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM "
-                     "camp_recipients r WHERE r.campaign = d.campaign AND r.step = ? AND r.occurrence = "
-                     "d.occurrence AND r.user_id = d.user_id) ORDER BY d.user_id",
-                     (plan.campaign, j.previous, plan.occurrence, latest, plan.step))
+    frame = lg.sent_untaken_frame(plan.campaign, j.previous, plan.occurrence, latest, plan.step)
     if latest > sure:
         due = [t <= sure or fire_time(t.to_pydatetime(), j.after, plan.timezone) <= as_of for t in frame["due_at"]]
         frame = frame.loc[due] if due else frame  # (an empty list would select no columns)
@@ -71,8 +67,7 @@ def cohort(lg: Ledger, plan: StepPlan, as_of: datetime):
         if step == j.previous:
             out[f"since_{step}"] = frame["due_at"].to_numpy()
             continue
-        sent = lg.frame("SELECT user_id, due_at AS since FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
-                        "occurrence = ? AND status = 'sent'", (plan.campaign, step, plan.occurrence))
+        sent = lg.sent_times_frame(plan.campaign, step, plan.occurrence)
         out[f"since_{step}"] = out.merge(sent, on="user_id", how="left")["since"].to_numpy()
     return out
 
@@ -97,8 +92,7 @@ def follow_ups(lg: Ledger, campaign: str, touched: dict[tuple[str, str], NextSte
     for (step, occurrence), nxt in touched.items():
         if nxt is None:
             continue
-        for (sent,) in lg.rows("SELECT DISTINCT due_at FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
-                               "occurrence = ? AND status = 'sent'", (campaign, step, occurrence)):
+        for sent in lg.sent_due_times(campaign, step, occurrence):
             out.add((nxt.step, occurrence, fire_time(sent, nxt.after, zone)))
     return sorted(out)
 
@@ -108,8 +102,5 @@ def due_occurrences(lg: Ledger, campaign: str, step: str, journey: JourneyPlan, 
     """Occurrences of a journey with users due for this follow-up step at `as_of` and not yet taken
     (for `camp run --step`; deployed journeys schedule each follow-up themselves)."""
     sure, latest = _cutoff(journey.after, as_of, zone)
-    rows = lg.rows("SELECT d.occurrence, d.due_at FROM camp_deliveries d WHERE d.campaign = ? AND d.step = ? AND "
-                   "d.status = 'sent' AND d.due_at <= ? AND NOT EXISTS (SELECT 1 FROM camp_recipients r WHERE "
-                   "r.campaign = d.campaign AND r.step = ? AND r.occurrence = d.occurrence AND r.user_id = d.user_id)",
-                   (campaign, journey.previous, latest, step))
-    return sorted({o for o, t in rows if t <= sure or fire_time(t, journey.after, zone) <= as_of})
+    sends = lg.sent_untaken(campaign, journey.previous, latest, step)
+    return sorted({s.occurrence for s in sends if s.due_at <= sure or fire_time(s.due_at, journey.after, zone) <= as_of})

@@ -1,76 +1,7 @@
-"""Versioned ledger schema. Each migration runs once, in order, inside one transaction, and is
-recorded in `camp_migrations`; `camp` applies pending ones itself before any run (never by hand).
-Never edit a released migration: add the next one.
-
-Statements are portable SQL (DuckDB and PostgreSQL); a statement tagged with a dialect runs only there.
-"""
+"""Moved to `runtime.ledger.migrations`; this name stays for code that imported it from here."""
 
 from __future__ import annotations
 
-_DELIVERY_STATUSES = "('pending','dispatching','deferred','sent','failed','holdout','suppressed','budget_exhausted')"
-_DELIVERY_STATUSES_2 = _DELIVERY_STATUSES[:-1] + ",'skipped')"  # 2: a journey's follow-up skipped the user
+from runtime.ledger.migrations import MIGRATIONS
 
-
-def _deliveries(name: str, statuses: str) -> str:
-    return f"""CREATE TABLE {name} (
-            idempotency_key text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
-            user_id text NOT NULL, arm text, channel text,
-            status text NOT NULL CHECK (status IN {statuses}), reason text,
-            cost decimal(18, 4) NOT NULL, currency text NOT NULL, coupon_id text, provider_message_id text,
-            plan_hash text NOT NULL, run_id text NOT NULL, exclusive_group text,
-            due_at timestamptz NOT NULL, not_before timestamptz, decided_at timestamptz NOT NULL,
-            sent_at timestamptz, attempts integer NOT NULL, error text)"""
-
-
-MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
-    (1, "ledger: runs, plans, snapshots, deliveries, coupons, spend, outbox", [
-        (None, """CREATE TABLE camp_plans (
-            plan_hash text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
-            plan text NOT NULL, created_at timestamptz NOT NULL)"""),
-        (None, """CREATE TABLE camp_runs (
-            run_id text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
-            as_of timestamptz NOT NULL, plan_hash text NOT NULL, dry_run boolean NOT NULL, status text NOT NULL,
-            flow_run_id text, started_at timestamptz NOT NULL, finished_at timestamptz, summary text)"""),
-        (None, """CREATE TABLE camp_snapshots (
-            campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, plan_hash text NOT NULL,
-            recipients bigint NOT NULL, created_at timestamptz NOT NULL,
-            PRIMARY KEY (campaign, step, occurrence))"""),
-        (None, """CREATE TABLE camp_recipients (
-            campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, seq bigint NOT NULL,
-            user_id text NOT NULL, held_out boolean NOT NULL, data text NOT NULL,
-            PRIMARY KEY (campaign, step, occurrence, seq))"""),
-        (None, _deliveries("camp_deliveries", _DELIVERY_STATUSES)),
-        ("postgres", "CREATE INDEX camp_deliveries_user ON camp_deliveries (user_id, due_at)"),
-        ("postgres", "CREATE INDEX camp_deliveries_occurrence ON camp_deliveries (campaign, step, occurrence, status)"),
-        (None, """CREATE TABLE camp_coupons (
-            coupon_id text PRIMARY KEY, idempotency_key text NOT NULL UNIQUE, campaign text NOT NULL,
-            code text NOT NULL, user_id text NOT NULL, value decimal(18, 2) NOT NULL, currency text NOT NULL,
-            min_spend decimal(18, 2), scope text NOT NULL,
-            state text NOT NULL CHECK (state IN ('reserved', 'issued', 'redeemed', 'void')),
-            reserved_at timestamptz NOT NULL, issued_at timestamptz, usable_from timestamptz NOT NULL,
-            usable_to timestamptz NOT NULL, redeemed_at timestamptz)"""),
-        ("postgres", "CREATE INDEX camp_coupons_user ON camp_coupons (user_id, state)"),
-        (None, """CREATE TABLE camp_spend (
-            campaign text NOT NULL, day date NOT NULL, amount decimal(18, 4) NOT NULL,
-            PRIMARY KEY (campaign, day))"""),
-        (None, """CREATE TABLE camp_outbox (
-            idempotency_key text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
-            user_id text NOT NULL, channel text NOT NULL, address text, subject text, body text NOT NULL,
-            plan_hash text NOT NULL, created_at timestamptz NOT NULL)"""),
-    ]),
-    (2, "journeys: skipped follow-ups, snapshot parts of follow-up steps", [
-        ("postgres", "ALTER TABLE camp_deliveries DROP CONSTRAINT camp_deliveries_status_check"),
-        ("postgres", f"ALTER TABLE camp_deliveries ADD CONSTRAINT camp_deliveries_status_check "
-                     f"CHECK (status IN {_DELIVERY_STATUSES_2})"),
-        # DuckDB cannot alter a CHECK constraint: copy into a table that has the new one
-        ("duckdb", _deliveries("camp_deliveries_2", _DELIVERY_STATUSES_2)),
-        ("duckdb", "INSERT INTO camp_deliveries_2 SELECT * FROM camp_deliveries"),
-        ("duckdb", "DROP TABLE camp_deliveries"),
-        ("duckdb", "ALTER TABLE camp_deliveries_2 RENAME TO camp_deliveries"),
-        # a follow-up step's recipients arrive in parts, one per run, as users become due
-        (None, """CREATE TABLE camp_snapshot_parts (
-            campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, part text NOT NULL,
-            lo bigint NOT NULL, hi bigint NOT NULL, plan_hash text NOT NULL, created_at timestamptz NOT NULL,
-            PRIMARY KEY (campaign, step, occurrence, part))"""),
-    ]),
-]
+__all__ = ["MIGRATIONS"]

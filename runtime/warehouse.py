@@ -5,14 +5,16 @@ PostgreSQL (`postgresql://user@host:port/db`) in production. Sessions run in UTC
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from compiler.schema import Schema
+
+if TYPE_CHECKING:
+    from runtime.ledger.backend import Backend
 
 TYPES = {"text": "text", "enum": "text", "number": "decimal(18, 4)", "bool": "boolean", "date": "date",
          "timestamp": "timestamptz"}
@@ -29,12 +31,15 @@ class Warehouse:
     dialect: str
     conn: Any
 
+    @property
+    def backend(self) -> Backend:
+        """Every difference between the engines lives there (runtime.ledger.backend)."""
+        from runtime.ledger.backend import backend_for  # (runtime.ledger imports this module)
+
+        return backend_for(self.dialect)
+
     def execute(self, sql: str, params: Iterable | None = None):
-        if self.dialect == "duckdb":
-            return self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
-        cur = self.conn.cursor()
-        cur.execute(sql, params)
-        return cur
+        return self.backend.execute(self.conn, sql, params)
 
     def rows(self, sql: str) -> list[tuple]:
         return self.execute(sql).fetchall()
@@ -44,46 +49,17 @@ class Warehouse:
             return
         name = exp.to_table(table).sql(dialect=self.dialect)
         cols = ", ".join(exp.to_identifier(c, quoted=True).sql(dialect=self.dialect) for c in columns)
-        marks = ", ".join(["?" if self.dialect == "duckdb" else "%s"] * len(columns))
-        sql = f"INSERT INTO {name} ({cols}) VALUES ({marks})"
-        if self.dialect == "duckdb":
-            self.conn.executemany(sql, rows)
-        else:
-            with self.conn.cursor() as cur:
-                cur.executemany(sql, rows)
+        self.backend.executemany(self.conn, f"INSERT INTO {name} ({cols}) VALUES ({self.backend.ph(len(columns))})",
+                                 rows)
 
     def bulk_insert(self, table: str, columns: list[str], rows) -> None:
         """Many rows at once (tuples, or a pandas DataFrame with these columns): a DataFrame scan on
         DuckDB (executemany does a few thousand rows a second there), COPY on PostgreSQL."""
-        if len(rows) == 0:
-            return
-        cols = ", ".join(f'"{c}"' for c in columns)
-        loaded = sys.modules.get("pandas")  # a DataFrame means pandas is loaded; COPY of tuples needs no pandas
-        given = loaded is not None and isinstance(rows, loaded.DataFrame)
-        if self.dialect == "duckdb":
-            import pandas as pd
-
-            frame = rows if given else pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by name)
-            self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
-            return
-        if given:  # missing values (NaN, NaT) are NULL
-            rows = rows[columns].astype(object).where(rows[columns].notna(), None).itertuples(index=False, name=None)
-        with self.conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        self.backend.bulk_insert(self.conn, table, columns, rows)
 
     def frame(self, sql: str, params: Iterable | None = None):
         """A query's result as a pandas DataFrame (DuckDB hands it over column by column)."""
-        if self.dialect == "duckdb":
-            import warnings
-
-            with warnings.catch_warnings():  # DuckDB's own conversion calls a pandas API deprecated in 3.1
-                warnings.filterwarnings("ignore", message=".*inplace keyword.*")
-                return self.execute(sql, params).df()
-        import pandas as pd
-
-        cur = self.execute(sql, params)
-        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+        return self.backend.frame(self.conn, sql, params)
 
     def close(self) -> None:
         self.conn.close()

@@ -72,3 +72,23 @@ def test_a_version_1_ledger_keeps_its_rows_through_migration_2(ledger_url, monke
         lg.execute(f"INSERT INTO camp_deliveries VALUES ({marks})", ROW)
     assert lg.one("SELECT count(*) FROM camp_snapshot_parts") == 0
     lg.close()
+
+
+def test_the_check_constraints_come_from_the_enums_and_keep_their_released_text():
+    """Migrations 1 and 2 were applied by existing ledgers: their SQL must read as it did when released,
+    and the latest one must allow every Status member (a new member needs a new migration)."""
+    import re
+
+    from runtime.ledger import CouponState, Status
+
+    v1 = "('pending','dispatching','deferred','sent','failed','holdout','suppressed','budget_exhausted')"
+    deliveries_1 = MIGRATIONS[0][2][4][1]
+    assert f"status text NOT NULL CHECK (status IN {v1})" in deliveries_1
+    assert "state text NOT NULL CHECK (state IN ('reserved', 'issued', 'redeemed', 'void'))" in MIGRATIONS[0][2][7][1]
+    v2 = v1[:-1] + ",'skipped')"
+    assert MIGRATIONS[1][2][1][1] == ("ALTER TABLE camp_deliveries ADD CONSTRAINT camp_deliveries_status_check "
+                                      f"CHECK (status IN {v2})")
+    latest = [sql for _, _, statements in MIGRATIONS for _, sql in statements if "CHECK (status IN" in sql][-1]
+    allowed = set(re.findall(r"'(\w+)'", latest.split("CHECK (status IN", 1)[1]))
+    assert allowed == {s.value for s in Status}
+    assert {s.value for s in CouponState} == {"reserved", "issued", "redeemed", "void"}

@@ -13,18 +13,21 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.migrations import MIGRATIONS
 from runtime.warehouse import Warehouse, connect
 
 _LOCK_KEY = 7_262_001  # pg_advisory lock id of camp's decisions
 _MIGRATION_LOCK = 7_262_002
 
 
-class Ledger:
+class Connection:
+    """The session: statements with `?` placeholders on any engine, transactions, migrations. The named
+    queries camp makes are `runtime.ledger.store.Ledger`'s methods, built on this."""
+
     def __init__(self, url: str):
         self.url = url
         self.db: Warehouse = connect(url)
         self.dialect = self.db.dialect
+        self.backend = self.db.backend
         self._depth = 0
 
     def close(self) -> None:
@@ -32,12 +35,11 @@ class Ledger:
 
     # ------------------------------------------------------------ statements
     def ph(self, n: int = 1) -> str:
-        return ", ".join(["?" if self.dialect == "duckdb" else "%s"] * n)
+        return self.backend.ph(n)
 
     def execute(self, sql: str, params: Sequence | None = None):
-        if self.dialect == "postgres":
-            sql = sql.replace("?", "%s")
-        return self.db.execute(sql, params)
+        """A statement with `?` placeholders, whatever the engine."""
+        return self.backend.execute(self.db.conn, self.backend.sql(sql), params)
 
     def rows(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         return self.execute(sql, params).fetchall()
@@ -58,17 +60,8 @@ class Ledger:
             return
         self._depth = 1
         try:
-            if self.dialect == "duckdb":
-                self.db.conn.execute("BEGIN TRANSACTION")
-                try:
-                    yield
-                except BaseException:
-                    self.db.conn.execute("ROLLBACK")
-                    raise
-                self.db.conn.execute("COMMIT")
-            else:
-                with self.db.conn.transaction():
-                    yield
+            with self.backend.transaction(self.db.conn):
+                yield
         finally:
             self._depth = 0
 
@@ -76,33 +69,35 @@ class Ledger:
     def decision(self) -> Iterator[None]:
         """A transaction in which no other camp process decides (caps, budgets, exclusive groups)."""
         with self.transaction():
-            if self.dialect == "postgres":
-                self.execute(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})")
+            self.backend.lock_transaction(self, _LOCK_KEY)
             yield
 
     def bulk_insert(self, table: str, columns: list[str], rows) -> None:
-        self.db.bulk_insert(table, columns, rows)
+        self.backend.bulk_insert(self.db.conn, table, columns, rows)
 
     def frame(self, sql: str, params: Sequence | None = None):
-        if self.dialect == "postgres":
-            sql = sql.replace("?", "%s")
-        return self.db.frame(sql, params)
+        return self.backend.frame(self.db.conn, self.backend.sql(sql), params)
+
+    def in_list(self, column: str) -> str:
+        """`column` is one of the values of a list parameter (`?`)."""
+        return self.backend.in_list(column)
 
     # ------------------------------------------------------------ migrations
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied now."""
+        import runtime.ledger as package  # read at call time: a test pins an older schema by patching it
+
         applied: list[int] = []
         with self.transaction():
-            if self.dialect == "postgres":
-                self.execute(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            self.backend.lock_transaction(self, _MIGRATION_LOCK)
             self.execute("CREATE TABLE IF NOT EXISTS camp_migrations (version integer PRIMARY KEY, "
                          "name text NOT NULL, applied_at timestamptz NOT NULL)")
             done = {v for (v,) in self.rows("SELECT version FROM camp_migrations")}
-            for version, name, statements in MIGRATIONS:
+            for version, name, statements in package.MIGRATIONS:
                 if version in done:
                     continue
                 for dialect, sql in statements:
-                    if dialect in (None, self.dialect):
+                    if dialect in (None, self.backend.name):
                         self.execute(sql)
                 self.execute("INSERT INTO camp_migrations VALUES (?, ?, ?)", (version, name, datetime.now(UTC)))
                 applied.append(version)
@@ -111,8 +106,3 @@ class Ledger:
     def version(self) -> int:
         return self.one("SELECT COALESCE(MAX(version), 0) FROM camp_migrations") or 0
 
-
-def open_ledger(url: str) -> Ledger:
-    ledger = Ledger(url)
-    ledger.migrate()
-    return ledger

@@ -1,0 +1,36 @@
+"""The ledger: what camp decided and sent, the source of truth of every run.
+
+    store.py       Ledger: the named queries, typed rows in and out; open_ledger(url) opens and migrates
+    connection.py  Connection: one session (DuckDB file or PostgreSQL), `?` statements, transactions, the
+                   decision lock, migrations
+    backend.py     DuckDB, Postgres: every difference between the engines (the warehouse session's too)
+    migrations.py  the versioned schema (MIGRATIONS), CHECK constraints built from the enums
+    status.py      Status (a delivery's), RunStatus, CouponState: StrEnums, the only spelling of each
+    rows.py        the typed rows the store returns
+
+Names are loaded on first use, so `from runtime.ledger.status import Status` (the CLI's option choices)
+does not load the database drivers.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them
+    from runtime.ledger.migrations import MIGRATIONS
+    from runtime.ledger.status import CouponState, RunStatus, Status
+    from runtime.ledger.store import Ledger, open_ledger
+
+_WHERE = {"Ledger": "store", "open_ledger": "store", "MIGRATIONS": "migrations", "Status": "status",
+          "RunStatus": "status", "CouponState": "status"}
+
+__all__ = ["MIGRATIONS", "CouponState", "Ledger", "RunStatus", "Status", "open_ledger"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,208 @@
+"""One class per database engine, holding every difference between them (as sqlglot's dialect classes do).
+
+    backend_for("duckdb" | "postgres") -> DuckDB() | Postgres()
+
+The ledger and the warehouse session both go through these: placeholders, statements, transactions,
+cross-process locks, `x IN list-parameter`, bulk writes and DataFrame reads. Code outside this module
+never asks which engine it talks to.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar, Protocol
+
+
+class Session(Protocol):
+    """What the lock methods need of the ledger: statements with `?` placeholders."""
+
+    def execute(self, sql: str, params: Sequence | None = None) -> Any: ...
+
+    def one(self, sql: str, params: Sequence | None = None) -> Any: ...
+
+
+class Backend:
+    name: ClassVar[str]
+    mark: ClassVar[str]  # the driver's parameter placeholder
+    one_writer: ClassVar[bool]  # one process at a time may write the database (runs must not wait in-process)
+
+    # ------------------------------------------------------------ statements
+    def ph(self, n: int = 1) -> str:
+        """n placeholders, comma-separated."""
+        return ", ".join([self.mark] * n)
+
+    def sql(self, text: str) -> str:
+        """A statement written with `?` placeholders, as this driver takes it."""
+        return text
+
+    def execute(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
+        raise NotImplementedError
+
+    def executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
+        raise NotImplementedError
+
+    def in_list(self, column: str) -> str:
+        """`column` is one of the values of a list parameter (`?`)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ transactions and locks
+    @contextmanager
+    def transaction(self, conn: Any) -> Iterator[None]:
+        raise NotImplementedError
+        yield
+
+    def lock_transaction(self, lg: Session, key: int) -> None:
+        """Inside a transaction: no other process holding `key` until it ends."""
+
+    def hold(self, lg: Session, key: int, sub: int) -> None:
+        """Hold the session lock (key, sub) until released or the session ends (a run's liveness)."""
+
+    def release(self, lg: Session, key: int, sub: int) -> None:
+        """Release a session lock taken by `hold`."""
+
+    def held_elsewhere(self, lg: Session, key: int, sub: int) -> bool:
+        """Whether another live session holds (key, sub). Without such locks (DuckDB: one writing process
+        per file, and it is this one), nobody else does."""
+        return False
+
+    def decided(self, lg: Any, occ: tuple[str, str, str], prefix: str, users: list[str]) -> set[str]:
+        """Which of these users already have a delivery of the occurrence (key: prefix + user)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ bulk
+    def bulk_insert(self, conn: Any, table: str, columns: list[str], rows: Any) -> None:
+        raise NotImplementedError
+
+    def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
+        raise NotImplementedError
+
+
+def _given_frame(rows: Any) -> bool:
+    loaded = sys.modules.get("pandas")  # a DataFrame means pandas is loaded; COPY of tuples needs no pandas
+    return loaded is not None and isinstance(rows, loaded.DataFrame)
+
+
+class DuckDB(Backend):
+    """One writing process per file: transactions need no cross-process lock."""
+
+    name = "duckdb"
+    mark = "?"
+    one_writer = True
+
+    def execute(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
+        return conn.execute(sql, params) if params is not None else conn.execute(sql)
+
+    def executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
+        conn.executemany(sql, rows)
+
+    def in_list(self, column: str) -> str:
+        return f"{column} IN (SELECT unnest(?))"
+
+    def decided(self, lg: Any, occ: tuple[str, str, str], prefix: str, users: list[str]) -> set[str]:
+        """A vectorised scan of the occurrence beats probing its index key by key."""
+        return {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE campaign = ? AND step = ? "
+                                      "AND occurrence = ? AND user_id IN (SELECT unnest(?))", (*occ, users))}
+
+    @contextmanager
+    def transaction(self, conn: Any) -> Iterator[None]:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def bulk_insert(self, conn: Any, table: str, columns: list[str], rows: Any) -> None:
+        """A DataFrame scan (executemany does a few thousand rows a second on DuckDB)."""
+        if len(rows) == 0:
+            return
+        import pandas as pd
+
+        cols = ", ".join(f'"{c}"' for c in columns)
+        frame = rows if _given_frame(rows) else pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by name)
+        conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+
+    def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
+        """DuckDB hands the result over column by column."""
+        import warnings
+
+        with warnings.catch_warnings():  # DuckDB's own conversion calls a pandas API deprecated in 3.1
+            warnings.filterwarnings("ignore", message=".*inplace keyword.*")
+            return self.execute(conn, sql, params).df()
+
+
+class Postgres(Backend):
+    """Several processes may meet: decisions serialise on advisory locks; a run's liveness is a session lock."""
+
+    name = "postgres"
+    mark = "%s"
+    one_writer = False
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s")
+
+    def execute(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
+        cur = conn.cursor()
+        cur.execute(sql, params)
+        return cur
+
+    def executemany(self, conn: Any, sql: str, rows: list[tuple]) -> None:
+        with conn.cursor() as cur:
+            cur.executemany(sql, rows)
+
+    def in_list(self, column: str) -> str:
+        return f"{column} = ANY(?)"
+
+    def decided(self, lg: Any, occ: tuple[str, str, str], prefix: str, users: list[str]) -> set[str]:
+        """Primary key lookups, whatever the ledger's size."""
+        return {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE idempotency_key = ANY(?)",
+                                      ([prefix + u for u in users],))}
+
+    @contextmanager
+    def transaction(self, conn: Any) -> Iterator[None]:
+        with conn.transaction():
+            yield
+
+    def lock_transaction(self, lg: Session, key: int) -> None:
+        lg.execute(f"SELECT pg_advisory_xact_lock({key})")
+
+    def hold(self, lg: Session, key: int, sub: int) -> None:
+        lg.execute("SELECT pg_advisory_lock(?, ?)", (key, sub))
+
+    def release(self, lg: Session, key: int, sub: int) -> None:
+        lg.execute("SELECT pg_advisory_unlock(?, ?)", (key, sub))
+
+    def held_elsewhere(self, lg: Session, key: int, sub: int) -> bool:
+        """The server drops a session's locks when its process dies: a lock we can take is nobody's."""
+        if not lg.one("SELECT pg_try_advisory_lock(?, ?)", (key, sub)):
+            return True
+        lg.execute("SELECT pg_advisory_unlock(?, ?)", (key, sub))
+        return False
+
+    def bulk_insert(self, conn: Any, table: str, columns: list[str], rows: Any) -> None:
+        """COPY; missing values of a DataFrame (NaN, NaT) are NULL."""
+        if len(rows) == 0:
+            return
+        cols = ", ".join(f'"{c}"' for c in columns)
+        if _given_frame(rows):
+            rows = rows[columns].astype(object).where(rows[columns].notna(), None).itertuples(index=False, name=None)
+        with conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
+        import pandas as pd
+
+        cur = self.execute(conn, sql, params)
+        return pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (DuckDB(), Postgres())}
+
+
+def backend_for(dialect: str) -> Backend:
+    return BACKENDS[dialect]
+

@@ -1,0 +1,51 @@
+"""The statuses the ledger stores, one enum each: a delivery's, a run's, a coupon's.
+
+They are `StrEnum`s, so a member *is* its text: it compares equal to what the database returns, goes into
+SQL parameters and JSON as that text, and `f"{Status.SENT}"` is `sent`. The migrations build their CHECK
+constraints from these members (see `check_list`); a new member needs a new migration, and
+`tests/runtime/test_ledger.py` fails until the latest CHECK allows every member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where a delivery (one user, one step, one occurrence) stands."""
+
+    PENDING = "pending"  # decided, to send
+    DISPATCHING = "dispatching"  # handed to a channel; a crash here is recovered, never sent twice
+    DEFERRED = "deferred"  # decided, held until not_before (quiet hours, `tz user`)
+    SENT = "sent"
+    FAILED = "failed"
+    HOLDOUT = "holdout"  # the control group: decided, never sent
+    SUPPRESSED = "suppressed"  # consent, address, caps, exclusive groups
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    SKIPPED = "skipped"  # a journey's follow-up skipped the user (migration 2)
+
+
+class RunStatus(StrEnum):
+    """A `camp_runs` row's status."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # its process died; a later run of the occurrence took over
+
+
+RUN_OVER = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.INTERRUPTED)  # a run that will write no more
+
+
+class CouponState(StrEnum):
+    RESERVED = "reserved"  # decided with its delivery, not yet sent
+    ISSUED = "issued"  # its message went out
+    REDEEMED = "redeemed"
+    VOID = "void"  # its message never will
+
+
+def check_list(members: Iterable[StrEnum], sep: str = ",") -> str:
+    """The SQL list a CHECK (x IN ...) takes: `('a','b')`. The text of an applied migration must never
+    change, so each migration names its members explicitly and `sep` keeps its original spacing."""
+    return "(" + sep.join(f"'{m.value}'" for m in members) + ")"
