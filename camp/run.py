@@ -320,14 +320,34 @@ def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
                            "summary": json.loads(r.summary) if r.summary else None} for r in rows],
                          ensure_ascii=False, indent=1))
         return 0
-    print(f"{'run':<17}{'campaign':<28}{'step':<12}{'occurrence':<26}{'status':<12}{'sent':>8}{'cost':>12}  started")
+    table = _table(["run", "campaign", "step", "occurrence", "status", "sent", "cost", "started"], right={5, 6})
     for r in rows:
         s = json.loads(r.summary) if r.summary else {}
-        # a release run (occurrence release@<time>) sent what earlier runs decided: its own sends
-        sent = s.get("this_run", {}).get("sent", 0) if s.get("release") else s.get("statuses", {}).get("sent", "")
-        print(f"{r.run_id:<17}{r.campaign[:27]:<28}{r.step[:11]:<12}{r.occurrence[:25]:<26}{r.status:<12}{sent:>8}"
-              f"{s.get('cost', ''):>12}  {r.started_at:%Y-%m-%d %H:%M:%S}")
+        # what this run sent (a rerun or a release sends only what earlier runs left); the occurrence's cost
+        sent = s.get("this_run", {}).get("sent", 0) if s else ""
+        table.add_row(r.run_id, r.campaign, r.step, r.occurrence, r.status, f"{sent:,}" if sent != "" else "",
+                      s.get("cost", "") if not s.get("release") else "", f"{r.started_at:%Y-%m-%d %H:%M:%S}")
+    _print_table(table)
     return 0
+
+
+def _table(columns: list[str], right: frozenset[int] | set[int] = frozenset()):
+    """A plain table (rich: Chinese text takes two columns per character and stays aligned)."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="right" if i in right else "left", no_wrap=True, overflow="ellipsis")
+    return table
+
+
+def _print_table(table) -> None:
+    import shutil
+
+    from rich.console import Console
+
+    width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else 240
+    Console(width=width, highlight=False, soft_wrap=False).print(table)
 
 
 def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str | None, user: str | None,
@@ -340,8 +360,9 @@ def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str
     if as_json:
         print(json.dumps([r._asdict() for r in rows], default=str, ensure_ascii=False, indent=1))
         return 0
-    print(f"{'campaign':<24}{'step':<10}{'occurrence':<19}{'user':<10}{'channel':<9}{'status':<17}{'cost':>8}  reason")
+    table = _table(["campaign", "step", "occurrence", "user", "channel", "status", "cost", "reason"], right={6})
     for r in rows:
-        print(f"{r.campaign[:23]:<24}{r.step[:9]:<10}{r.occurrence:<19}{r.user_id[:9]:<10}{(r.channel or '-'):<9}"
-              f"{r.status:<17}{float(r.cost):>8.2f}  {r.reason or ''}")
+        table.add_row(r.campaign, r.step, r.occurrence, r.user_id, r.channel or "-", r.status, f"{float(r.cost):.2f}",
+                      r.reason or "")
+    _print_table(table)
     return 0
