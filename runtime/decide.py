@@ -83,7 +83,7 @@ class Budget:
 
 @dataclass
 class Decision:
-    status: str
+    status: Status
     arm: str | None
     channel: str | None = None
     reason: str | None = None
@@ -225,13 +225,13 @@ def _coupon_block(plan: StepPlan, arm: ArmPlan, coupons: list[HeldCoupon], as_of
 def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCoupon], budget: Budget,
            as_of: datetime) -> Decision:
     if r.skip:
-        return Decision("skipped", None, reason=r.skip, due_at=as_of)
+        return Decision(Status.SKIPPED, None, reason=r.skip, due_at=as_of)
     arm = arm_of(plan, r)
     name = arm.name if arm else None
     if r.held_out:
-        return Decision("holdout", name, due_at=as_of)
+        return Decision(Status.HOLDOUT, name, due_at=as_of)
     if arm is None:
-        return Decision("suppressed", None, reason="no branch matches", due_at=as_of)
+        return Decision(Status.SUPPRESSED, None, reason="no branch matches", due_at=as_of)
     zone = user_zone(plan, r)
     earliest = as_of  # when the message may go out at the earliest: now, or the user's local time (`tz user`)
     local = local_send_at(plan, zone)
@@ -241,17 +241,17 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
             earliest = local
         elif as_of.astimezone(zone).date() != local.astimezone(zone).date():
             # the user's day is over (a run started late): a birthday greeting a day late is worse than none
-            return Decision("skipped", name, reason=f"local time passed: {plan.local_send.replace('T', ' ')} "
+            return Decision(Status.SKIPPED, name, reason=f"local time passed: {plan.local_send.replace('T', ' ')} "
                                                     f"{zone.key}", due_at=as_of)
     blocked = _coupon_block(plan, arm, coupons, as_of)
     if blocked:
-        return Decision("suppressed", name, reason=blocked, due_at=as_of)
+        return Decision(Status.SUPPRESSED, name, reason=blocked, due_at=as_of)
     if plan.exclusive:
         start = minus(as_of, plan.exclusive_hold.dur(), plan.timezone)
         holder = next((p.campaign for p in past if p.exclusive_group == plan.exclusive
                        and p.campaign != plan.campaign and p.due_at >= start), None)
         if holder:
-            return Decision("suppressed", name, reason=f"exclusive:{plan.exclusive} held by {holder}", due_at=as_of)
+            return Decision(Status.SUPPRESSED, name, reason=f"exclusive:{plan.exclusive} held by {holder}", due_at=as_of)
     channel = None
     if arm.notify:
         reasons = []
@@ -262,7 +262,7 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
                 break
             reasons.append(why)
         if channel is None:
-            return Decision("suppressed", name, reason="; ".join(reasons), due_at=as_of)
+            return Decision(Status.SUPPRESSED, name, reason="; ".join(reasons), due_at=as_of)
     not_before = (quiet_until(plan.quiet, earliest, zone) if channel else None) or (
         earliest if earliest > as_of else None)
     due = not_before or as_of
@@ -270,6 +270,6 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
         (plan.resources[g].forecast_cost for g in arm.give), Decimal(0))
     short = budget.reserve(due.astimezone(ZoneInfo(plan.timezone)).date(), cost)
     if short:
-        return Decision("budget_exhausted", name, channel.channel if channel else None, reason=short, due_at=due)
-    return Decision("deferred" if not_before else "pending", name, channel.channel if channel else None,
+        return Decision(Status.BUDGET_EXHAUSTED, name, channel.channel if channel else None, reason=short, due_at=due)
+    return Decision(Status.DEFERRED if not_before else Status.PENDING, name, channel.channel if channel else None,
                     cost=cost, due_at=due, not_before=not_before, give=list(arm.give))

@@ -44,7 +44,7 @@ from runtime.decide import (
 )
 from runtime.ledger import Ledger
 from runtime.ledger.rows import PendingRow
-from runtime.ledger.status import RunStatus
+from runtime.ledger.status import RunStatus, Status
 from runtime.render import Renderer, RenderError, coupon_context
 from runtime.warehouse import connect
 
@@ -346,9 +346,9 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
             run.counts[d.status] += 1
             if d.reason:
                 run.reasons[f"{d.status}: {d.reason}"] += 1
-            if d.status == "budget_exhausted" and len(run.left_out) < 20:
+            if d.status == Status.BUDGET_EXHAUSTED and len(run.left_out) < 20:
                 run.left_out.append(r.user_id)
-            if d.status in ("pending", "deferred"):
+            if d.status in (Status.PENDING, Status.DEFERRED):
                 run.cost += d.cost
             coupon_id, mine = None, []
             status, provider, sent_at, reason, error = d.status, None, None, d.reason, None
@@ -358,7 +358,7 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                         assert d.due_at is not None  # a decision that gives something says when it is due
                         mine.append(_coupon_row(run, key, r.user_id, name, d.due_at))
                         coupon_id = mine[-1][0]
-                if status == "pending":
+                if status == Status.PENDING:
                     it = Pending(key, r.user_id, d.arm, d.channel, coupon_id, r)
                     if not run.dry_run and (d.channel is None or run.channel(d.channel).transactional):
                         # the outbox (or a grant without a message) is written in this same transaction
@@ -367,33 +367,33 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                                             else given.get(r.user_id))
                         render_s += time.perf_counter() - t0
                         if err is None:
-                            status, sent_at = "sent", now
+                            status, sent_at = Status.SENT, now
                             if msg is not None:
                                 provider = "outbox:" + key
                                 outbox.append(_outbox_row(msg, now))
                             if coupon_id:
                                 mine[-1] = _issued(mine[-1])
-                            run.counts["sent"] += 1
+                            run.counts[Status.SENT] += 1
                         elif _last_channel(p, d.arm, d.channel):  # no fallback to try: this delivery failed
-                            status, reason, error = "failed", err.reason, f"{d.channel}: {err}"
+                            status, reason, error = Status.FAILED, err.reason, f"{d.channel}: {err}"
                             mine = [_void(c) for c in mine]
-                            run.counts["failed"] += 1
+                            run.counts[Status.FAILED] += 1
                             run.reasons[f"failed: {reason}"] += 1
                         else:
                             out.append(it)
                     else:
                         out.append(it)
             except Exception as exc:  # noqa: BLE001 (as above: this user only)
-                status, reason, error, provider, sent_at = "failed", f"data: {type(exc).__name__}", str(exc), None, None
+                status, reason, error, provider, sent_at = Status.FAILED, f"data: {type(exc).__name__}", str(exc), None, None
                 mine = [_void(c) for c in mine]
-                run.counts["failed"] += 1
+                run.counts[Status.FAILED] += 1
                 run.reasons[f"failed: {reason}"] += 1
                 out = [o for o in out if o.key != key]
                 outbox = [o for o in outbox if o[0] != key]
             coupon_rows.extend(mine)
             deliveries.append((key, *run.occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
                                coupon_id, provider, run.plan_hash, run.run_id,
-                               p.exclusive if d.status in ("pending", "deferred") else None, d.due_at,
+                               p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not run.dry_run:
             lg.record_decisions(deliveries, coupon_rows, outbox)
@@ -408,9 +408,9 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
 def _failed_row(run: Run, key: str, r: Recipient, arm: str | None, channel: str | None, reason: str, error: str,
                 now: datetime) -> tuple:
     """The ledger row of a recipient whose own data could not be decided on (the others go on)."""
-    run.counts["failed"] += 1
+    run.counts[Status.FAILED] += 1
     run.reasons[f"failed: {reason}"] += 1
-    return (key, *run.occ, r.user_id, arm, channel, "failed", reason, Decimal(0), run.plan.currency, None, None,
+    return (key, *run.occ, r.user_id, arm, channel, Status.FAILED, reason, Decimal(0), run.plan.currency, None, None,
             run.plan_hash, run.run_id, None, run.as_of, None, now, None, 0, error[:2000])
 
 
@@ -526,7 +526,7 @@ def _send_transactional(run: Run, batch: list[tuple[Pending, Message | None, str
     now = datetime.now(UTC)
     keys = [it.key for it, _ in ok]
     lg.sent_to_outbox([_outbox_row(m, now) for _, m in ok if m is not None], keys, now)
-    run.counts["sent"] += len(keys)
+    run.counts[Status.SENT] += len(keys)
     _fallback_many(run, [(it, err) for it, _, err in batch if err is not None])
 
 
@@ -569,7 +569,7 @@ def _send_one_by_one(run: Run, batch: list[tuple[Pending, Message | None, str | 
         for f, error in streak.pop(it.channel, []):  # the provider answers: those were real failures
             _fallback_or_fail(run, f, error, permanent=False)
         lg.mark_sent(it.key, datetime.now(UTC), provider_id)
-        run.counts["sent"] += 1
+        run.counts[Status.SENT] += 1
     for failing in streak.values():
         for f, error in failing:
             _fallback_or_fail(run, f, error, permanent=False)
@@ -583,7 +583,7 @@ def _fallback_or_fail(run: Run, it: Pending, error: str, permanent: bool) -> Non
         _fallback_many(run, [(it, error)])
         return
     run.ledger.mark_failed([(it.key, "transient", f"{it.channel}: {error}")])
-    run.counts["failed"] += 1
+    run.counts[Status.FAILED] += 1
     run.reasons["failed: transient"] += 1
 
 
@@ -603,7 +603,7 @@ def _fallback_many(run: Run, failures: list[tuple[Pending, str]]) -> None:
             last.append((it, getattr(error, "reason", None) or "permanent", f"{it.channel}: {error}"))
     if last:
         lg.mark_failed([(it.key, reason, error) for it, reason, error in last])
-        run.counts["failed"] += len(last)
+        run.counts[Status.FAILED] += len(last)
         run.reasons.update(f"failed: {reason}" for _, reason, _ in last)
     dispatch(run, _recheck(run, moving, "fallback"))
 

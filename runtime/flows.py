@@ -28,6 +28,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from compiler.plan import StepPlan
 from runtime import arbitrate, engine
 from runtime.ledger import open_ledger
+from runtime.ledger.status import RunStatus
 
 progress: Callable[[str, int, int], None] | None = None  # set by the CLI: (stage, done, total)
 _RUNS: dict[str, engine.Run] = {}  # run id -> the run in this process. Tasks take the id, never the Run:
@@ -131,7 +132,7 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
             try:  # what was delivered before the failure, from the ledger: the run record and the caller say it
                 done = engine.summarize(run, run.counts.total())
                 done["error"] = f"{type(exc).__name__}: {exc}"
-                engine.finish(run, done, "failed")
+                engine.finish(run, done, RunStatus.FAILED)
                 exc.camp_summary = done  # type: ignore[attr-defined]  # read by `camp run`
             except Exception:  # noqa: BLE001 (the original error matters more)
                 pass
@@ -161,7 +162,7 @@ def release_step(campaign: str, data_url: str, ledger_url: str, as_of: str, chan
             return summary
         except BaseException:
             try:
-                engine.finish(run, {}, "failed")
+                engine.finish(run, {}, RunStatus.FAILED)
             except Exception:  # noqa: BLE001 (the original error matters more)
                 pass
             raise
