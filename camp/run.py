@@ -41,12 +41,12 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     if not campaigns:
         print(f"camp run: {path} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
         return 1
-    from compiler.plan import PlanError, build_plan
-    from runtime.warehouse import connect, dialect_of, run_urls
+    from compiler.plan import PlanError
+    from runtime.step import channels_of, runnable
+    from runtime.warehouse import connect, run_urls
 
     data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
-    dialect = dialect_of(data_url)
     try:
         connect(data_url, read_only=True).close()
     except Exception as exc:  # noqa: BLE001 (any driver's error)
@@ -74,8 +74,7 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     try:
         for c in sorted(campaigns, key=lambda c: (-c.priority, c.name)):  # higher priority claims users first
             for o in _occurrences(lg, c, step, occurrence, when, program.timezone):
-                plans.append(build_plan(program, c, when, dialect, ws.template_dir, step, ws.config.workspace.name,
-                                        occurrence=o))
+                plans.append(runnable(ws, program, c, when, step=step, occurrence=o, data=data, ledger=ledger).plan)
     except PlanError as exc:
         print(f"camp run: {c.name if c is not None else ''}: {exc}", file=sys.stderr)
         return 1
@@ -89,7 +88,7 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     for name in ("prefect.task_runs", "prefect.flow_runs"):  # a failure is said by camp below, with what was sent
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
-    channels = {name: spec.model_dump() for name, spec in ws.config.channels.items()}
+    channels = channels_of(ws)
     status = 0
     for c in [] if dry_run else to_release:
         try:

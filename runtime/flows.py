@@ -196,10 +196,11 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     from prefect.runtime import flow_run
 
     from compiler.check import check_workspace
-    from compiler.plan import build_plan, in_dates
+    from compiler.plan import in_dates
     from compiler.workspace import load_workspace
     from dsl.diagnostics import Diagnostic
-    from runtime.warehouse import dialect_of, run_urls
+    from runtime.step import channels_of, runnable
+    from runtime.warehouse import run_urls
 
     ws = load_workspace(Path(workspace))
     if isinstance(ws, Diagnostic):  # no camp.toml there (any more)
@@ -216,8 +217,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
     if release:
         data_url, ledger_url = run_urls(ws)
-        channels = {n: spec.model_dump() for n, spec in ws.config.channels.items()}
-        summary = release_step(campaign, data_url, ledger_url, when.isoformat(), channels)
+        summary = release_step(campaign, data_url, ledger_url, when.isoformat(), channels_of(ws))
         if summary is not None:
             _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
             _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
@@ -246,15 +246,13 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     if occurrence is None and not in_dates(c.schedule, when):
         get_run_logger().info("%s: %s is outside the campaign's dates; skipped", campaign, when)
         return None
-    data_url, ledger_url = run_urls(ws)
-    plan = build_plan(program, c, when, dialect_of(data_url), ws.template_dir, step, ws.config.workspace.name,
-                      event, occurrence)
-    channels = {n: spec.model_dump() for n, spec in ws.config.channels.items()}
-    if (ruling := arbitrate.settle(ws, program, campaign, when, ledger_url, step, event_id, occurrence)) is None:
+    step_run = runnable(ws, program, c, when, step=step, occurrence=occurrence, event=event)
+    if (ruling := arbitrate.settle(ws, program, campaign, when, step_run.ledger_url, step, event_id,
+                                   occurrence)) is None:
         return None  # rivals of higher priority decide first: re-queued (docs/runtime.md, "Arbitration")
-    summary = run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(), False, batch_size,
-                       channels)
-    summary = arbitrate.noted(ledger_url, summary, ruling)
+    summary = run_step(step_run.plan.model_dump(mode="json"), step_run.data_url, step_run.ledger_url,
+                       when.isoformat(), False, batch_size, step_run.channels)
+    summary = arbitrate.noted(step_run.ledger_url, summary, ruling)
     assert summary is not None  # noted returns the summary it is given
     _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
     _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
