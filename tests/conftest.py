@@ -65,7 +65,7 @@ def pytest_collection_modifyitems(config, items):
         defs = [d for ds in (fixtures.name2fixturedefs.values() if fixtures else []) for d in ds]
         sources = [_source(getattr(item, "function", None))] + [_source(d.func) for d in defs]
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if any("require_postgres" in t or "PG_URL" in t for t in sources) or "postgres" in map(str, params.values()):
+        if any("require_postgres" in t or "PG_URL" in t or "pg_schema(" in t for t in sources) or "postgres" in map(str, params.values()):
             item.add_marker(pytest.mark.pg)
         if item.nodeid.startswith(SLOW):
             item.add_marker(pytest.mark.slow)

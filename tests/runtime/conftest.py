@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -112,10 +114,18 @@ def ledger(request, tmp_path):
     if request.param == "duckdb":
         yield f"duckdb:///{tmp_path / 'ledger.duckdb'}"
         return
+    with pg_schema(f"camp_promises_{os.getpid()}_{request.node.name.split('[')[0][-20:]}") as url:
+        yield url
+
+
+@contextmanager
+def pg_schema(name: str) -> Iterator[str]:
+    """A fresh schema of the test PostgreSQL (fails under CI=true when the server is missing), dropped after:
+    the URL whose search_path is that schema."""
     from tests.conftest import PG_URL, require_postgres
 
     pg = require_postgres()
-    schema = f"camp_promises_{os.getpid()}_{request.node.name.split('[')[0][-20:]}".lower()
+    schema = name.lower()
     pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     pg.execute(f"CREATE SCHEMA {schema}")
     try:

@@ -145,15 +145,10 @@ def test_two_releases_of_the_same_deliveries_at_once_send_each_message_once(tmp_
     from runtime import engine
     from runtime.demo_data import make_shop
     from runtime.ledger import open_ledger
-    from tests.conftest import PG_URL, require_postgres
+    from tests.runtime.conftest import pg_schema
     from tests.runtime.steps import plan_for
 
-    pg = require_postgres()
-    schema = f"camp_release_race_{threading.get_native_id()}"
-    pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    pg.execute(f"CREATE SCHEMA {schema}")
-    url_lg = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    try:
+    with pg_schema(f"camp_release_race_{threading.get_native_id()}") as url_lg:
         h, url = hook
         root = make_workspace(tmp_path / "ws", {"local.camp": LOCAL}, toml=_hook_toml(url),
                               templates={"t/push.j2": "push {{ user.id }}"})
@@ -206,6 +201,3 @@ def test_two_releases_of_the_same_deliveries_at_once_send_each_message_once(tmp_
         assert len(h.raw) == len(h.delivered) == due  # each message once, though both releases read them all
         sent = _ledger_rows(url_lg, "SELECT count(*) FROM camp_deliveries WHERE status = 'sent'")[0][0]
         assert sent == due
-    finally:
-        pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        pg.close()
