@@ -24,7 +24,7 @@ from tests.runtime.conftest import BIN, camp
 def _ledger(root, sql, params=()):
     if not (root / "ledger.duckdb").exists():
         return []
-    for _ in range(50):  # the serving process may hold the file for a moment
+    for _ in range(300):  # the serving process holds the file while a run writes (longer on a busy machine)
         try:
             con = duckdb.connect(str(root / "ledger.duckdb"), read_only=True)
         except duckdb.Error:
@@ -36,7 +36,30 @@ def _ledger(root, sql, params=()):
             return []
         finally:
             con.close()
-    raise AssertionError("the ledger stayed locked")
+    raise AssertionError("the ledger stayed locked for a minute")
+
+
+def wait_served(env: dict, serve: subprocess.Popen, names: list[str], timeout: float = 180) -> None:
+    """Until `camp serve` has registered these campaigns' deployments (seconds when idle, far longer on a busy
+    machine: a fixed sleep was not enough)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deadline = time.time() + timeout
+    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), \
+            get_client(sync_client=True) as client:
+        while True:
+            assert serve.poll() is None, serve.stdout.read() if serve.stdout else "camp serve stopped"
+            try:
+                for name in names:
+                    client.read_deployment_by_name(f"camp-campaign/{name}")
+                time.sleep(2)  # and its runner is polling
+                return
+            except ObjectNotFound:
+                if time.time() > deadline:
+                    raise
+                time.sleep(1)
 
 
 def _quiet(at: datetime, zone: str | None) -> bool:
@@ -92,8 +115,7 @@ def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_
     serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        time.sleep(8)  # the deployments and their triggers are registered
-        assert serve.poll() is None, serve.stdout.read()
+        wait_served(env, serve, ["first_order_activation"])  # the deployments and their triggers are registered
         ids = {}
         for user in (keeps, buys_again, old_user):
             ids[user] = str(uuid.uuid4())
@@ -138,7 +160,7 @@ def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_
         serve.wait(30)
         serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        time.sleep(8)
+        wait_served(env, serve, ["first_order_activation"])
         welcome = next(r for r in _flow_runs(env) if (r.parameters or {}).get("event_id") == ids[keeps]
                        and not r.parameters.get("step"))
         from prefect.deployments import run_deployment

@@ -24,7 +24,7 @@ import duckdb
 from runtime.demo_data import make_shop
 from tests.conftest import CAMPAIGNS
 from tests.runtime.conftest import BIN
-from tests.runtime.test_serve import _flow_runs, _ledger
+from tests.runtime.test_serve import _flow_runs, _ledger, wait_served
 
 DAY = (datetime.now(UTC) - timedelta(days=3)).date()  # local date D of both occurrences
 SH, LON = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/London")
@@ -107,8 +107,7 @@ def test_releases_go_out_on_time_through_scheduled_release_runs(tmp_path, prefec
     serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        time.sleep(8)
-        assert serve.poll() is None, serve.stdout.read()
+        wait_served(env, serve, ["t_daily_london", "t_birthday_local"])
         ten = datetime.combine(DAY, datetime.min.time().replace(hour=10), tzinfo=SH)
         fire = datetime.combine(DAY, datetime.min.time().replace(hour=9), tzinfo=ZoneInfo("Etc/GMT-14"))
         _start(env, "t_daily_london", ten, root)
