@@ -67,13 +67,17 @@ def _quiet(at: datetime, zone: str | None) -> bool:
     return hour >= 22 or hour < 8
 
 
-def _flow_runs(env: dict) -> list:
+def _flow_runs(env: dict, deployments: tuple[str, ...] = ("first_order_activation",)) -> list:
+    """The server's flow runs of these deployments (the session's server holds other tests' runs too: a month of
+    scheduled runs from test_deploy alone fills more than a page)."""
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), \
             get_client(sync_client=True) as client:
-        return list(client.read_flow_runs(limit=200))
+        return list(client.read_flow_runs(limit=200, deployment_filter=DeploymentFilter(
+            name=DeploymentFilterName(any_=list(deployments)))))
 
 
 def _nudge_runs(env: dict) -> list:

@@ -28,6 +28,7 @@ from tests.runtime.test_serve import _flow_runs, _ledger, wait_served
 
 DAY = (datetime.now(UTC) - timedelta(days=3)).date()  # local date D of both occurrences
 SH, LON = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/London")
+DEPLOYMENTS = ("t_daily_london", "t_birthday_local")
 ZONES = ["Asia/Tokyo", "Asia/Shanghai", "Europe/London", "America/New_York"]
 
 DAILY = f'''
@@ -157,7 +158,7 @@ def test_releases_go_out_on_time_through_scheduled_release_runs(tmp_path, prefec
         sent = [(c, u) for c, u, s, _, _ in rows if s == "sent"]
         assert len(h.raw) == len(h.delivered) == len(sent)
         # Prefect's side: one release flow run per distinct time, each with its idempotency key, all completed
-        flow_runs = _flow_runs(env)
+        flow_runs = _flow_runs(env, DEPLOYMENTS)
         releases = [r for r in flow_runs if (r.parameters or {}).get("release")]
         assert sorted(r.idempotency_key for r in releases) == sorted(
             [f"t_daily_london:release:{release_at:%Y-%m-%dT%H:%MZ}"]
@@ -165,7 +166,7 @@ def test_releases_go_out_on_time_through_scheduled_release_runs(tmp_path, prefec
         deadline = time.time() + 60
         while time.time() < deadline and not all(r.state.is_final() for r in releases):
             time.sleep(1)
-            releases = [r for r in _flow_runs(env) if (r.parameters or {}).get("release")]
+            releases = [r for r in _flow_runs(env, DEPLOYMENTS) if (r.parameters or {}).get("release")]
         assert all(r.state.is_completed() for r in releases), [r.state for r in releases]
         assert len([r for r in flow_runs if not (r.parameters or {}).get("release")
                     and r.flow_id == releases[0].flow_id
