@@ -85,13 +85,7 @@ def bare(plan, data_url: str, ledger_url: str, batch: int) -> float:
     t0 = time.perf_counter()
     lg = open_ledger(ledger_url)
     run = engine.Run(plan, lg, data_url, AS_OF)
-    engine.start(run)
-    first, n = engine.snapshot(run)
-    engine.recover(run)
-    engine.release(run)
-    for lo in range(first, n, batch):
-        engine.send_batch(run, lo, min(lo + batch, n))
-    engine.finish(run, engine.summarize(run, n - first))
+    engine.run_through(run, batch)
     lg.close()
     return time.perf_counter() - t0
 

@@ -45,7 +45,7 @@ def due_campaigns(lg: Ledger, campaigns: list, as_of: datetime) -> tuple[list, l
         occurrence = occurrence_of(sp, as_of).strftime("%Y-%m-%dT%H:%MZ")
         ran = lg.finished_runs(c.name, c.steps[0].name, occurrence)
         if ran:
-            skipped.append((c.name, f"already ran its occurrence of {_local(fired, sp.tz)}{releasing}"))
+            skipped.append((c.name, f"already ran its occurrence of {local_time(fired, sp.tz)}{releasing}"))
             continue
         if held:
             release.remove(c)  # the run of the occurrence releases them first
@@ -57,7 +57,8 @@ def _day(t: datetime, tz: str):
     return t.astimezone(ZoneInfo(tz)).date()
 
 
-def _local(t: datetime, tz: str) -> str:
+def local_time(t: datetime, tz: str) -> str:
+    """An instant as people read it: wall-clock time in `tz` and its name (`tz user`: each user's zone)."""
     from compiler.timespec import FIRST_ZONE
 
     if tz == FIRST_ZONE:  # `tz user`: the time of day each user gets it in their own zone
@@ -67,9 +68,9 @@ def _local(t: datetime, tz: str) -> str:
 
 def _not_today(sp, fired: datetime | None, as_of: datetime) -> str:
     if fired is not None:
-        return f"missed: it last fired at {_local(fired, sp.tz)}, on an earlier day (run its file to run it anyway)"
+        return f"missed: it last fired at {local_time(fired, sp.tz)}, on an earlier day (run its file to run it anyway)"
     if sp.kind == "once" and sp.at is not None and sp.at > as_of:
-        return f"not due until {_local(sp.at, sp.tz)}"
+        return f"not due until {local_time(sp.at, sp.tz)}"
     if sp.start and as_of.astimezone(ZoneInfo(sp.tz)).date() < sp.start:
         return f"not due: it starts on {sp.start}"
     if sp.end and as_of.astimezone(ZoneInfo(sp.tz)).date() > sp.end:

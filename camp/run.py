@@ -133,17 +133,15 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
 def _shown(occurrence: str, tz: str) -> str:
     """An occurrence as people read it: the wall-clock time in the campaign's zone, then the stored UTC key
     (`2026-12-01 10:00 Asia/Shanghai (2026-12-01T02:00Z)`); an event's occurrence as it is."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from datetime import UTC, datetime
 
-    from compiler.timespec import FIRST_ZONE
+    from camp.due import local_time
 
     try:
-        at = datetime.strptime(occurrence, "%Y-%m-%dT%H:%MZ").replace(tzinfo=ZoneInfo("UTC"))
+        at = datetime.strptime(occurrence, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
     except ValueError:
         return occurrence
-    where = "in each user's zone" if tz == FIRST_ZONE else tz  # `tz user`
-    return f"{at.astimezone(ZoneInfo(tz)):%Y-%m-%d %H:%M} {where} ({occurrence})"
+    return f"{local_time(at, tz)} ({occurrence})"
 
 
 def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: str) -> list[str] | list[None]:
@@ -269,9 +267,10 @@ def print_summary(s: dict) -> None:
 def _at(text: str, zone: str) -> str:
     """An ISO instant as people read it: wall-clock time in the workspace's zone."""
     from datetime import datetime
-    from zoneinfo import ZoneInfo
 
-    return f"{datetime.fromisoformat(text).astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+    from camp.due import local_time
+
+    return local_time(datetime.fromisoformat(text), zone)
 
 
 def _money(text: str) -> str:

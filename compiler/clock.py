@@ -53,3 +53,10 @@ def fire_instant(wall: datetime, zone: str | ZoneInfo) -> datetime:
     if first.astimezone(z).replace(tzinfo=None) == naive:
         return first
     return naive.replace(tzinfo=z, fold=1).astimezone(UTC)  # skipped: the offset after the change
+
+
+def ceil_minute(t: datetime) -> datetime:
+    """`t` in UTC, rounded up to the whole minute (runs are scheduled to the minute)."""
+    at = t.astimezone(UTC)
+    whole = at.replace(second=0, microsecond=0)
+    return whole if whole == at else whole + timedelta(minutes=1)

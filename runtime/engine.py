@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from compiler.clock import minus, plus
+from compiler.clock import ceil_minute, minus, plus
 from compiler.plan import StepPlan
 from compiler.sql import REACH
 from runtime import journey
@@ -766,12 +766,7 @@ def release(run: Run) -> int:
 def releases(lg: Ledger, campaign: str, after: datetime) -> list[datetime]:
     """When this campaign's deferred deliveries (quiet hours, local-time sends) fall due after `after`: one
     time per distinct minute (rounded up: runs are scheduled to the minute), for release runs."""
-    out = set()
-    for t in lg.deferred_times(campaign):
-        at = t.astimezone(UTC)
-        whole = at.replace(second=0, microsecond=0)
-        out.add(max(whole if whole == at else whole + timedelta(minutes=1), after.astimezone(UTC)))
-    return sorted(out)
+    return sorted({max(ceil_minute(t), after.astimezone(UTC)) for t in lg.deferred_times(campaign)})
 
 
 def release_run(lg: Ledger, campaign: str, data_url: str, as_of: datetime, channels: dict) -> Run | None:
@@ -795,6 +790,20 @@ def release_summary(run: Run) -> dict:
             "follow_ups": [{"step": s, "occurrence": o, "at": t.isoformat()} for s, o, t in
                            journey.follow_ups(run.ledger, p.campaign, run.touched, p.timezone)],
             "releases": [t.isoformat() for t in releases(run.ledger, p.campaign, run.as_of)]}
+
+
+def run_through(run: Run, batch: int) -> dict:
+    """The flow's stages for one Run in this process, without Prefect (tests, benchmarks): record the run,
+    snapshot, recover, release, decide and send batch by batch, summarize, finish. Returns the summary."""
+    start(run)
+    lo, hi = snapshot(run)
+    recover(run)
+    release(run)
+    for a in range(lo, hi, batch):
+        send_batch(run, a, min(a + batch, hi))
+    summary = summarize(run, hi - lo)
+    finish(run, summary)
+    return summary
 
 
 # ---------------------------------------------------------------- summary

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from compiler.clock import minus, plus
+from compiler.clock import ceil_minute, minus, plus
 from compiler.plan import Duration, JourneyPlan, NextStep, StepPlan
 from compiler.sql import COHORT
 from runtime.ledger import Ledger
@@ -28,10 +28,7 @@ def fire_time(sent: datetime, after: Duration | None, zone: str) -> datetime:
     """When the next step is due for a user sent the previous one at `sent`: the delay later (days,
     weeks and months on the wall clock of `zone`, the workspace's), rounded up to the minute (runs are
     scheduled to the minute)."""
-    at = plus(sent, after.dur(), zone) if after is not None else sent
-    at = at.astimezone(UTC)
-    whole = at.replace(second=0, microsecond=0)
-    return whole if whole == at else whole + timedelta(minutes=1)
+    return ceil_minute(plus(sent, after.dur(), zone) if after is not None else sent)
 
 
 _SLACK = timedelta(days=4)  # more than a month-end clamp (3 days) plus a daylight-saving change (at most 2 h)

@@ -46,14 +46,6 @@ def run_engine(run, batch: int) -> dict:
     from runtime import engine
 
     try:
-        engine.start(run)
-        lo, hi = engine.snapshot(run)
-        engine.recover(run)
-        engine.release(run)
-        for a in range(lo, hi, batch):
-            engine.send_batch(run, a, min(a + batch, hi))
-        summary = engine.summarize(run, hi - lo)
-        engine.finish(run, summary)
-        return summary
+        return engine.run_through(run, batch)
     finally:
         run.close()
