@@ -151,15 +151,15 @@ def _occurrence(c, when):
     """(the as-of time, `today` of a local-time send, a note) as `camp run` at `when` decides the campaign's first
     step: the scheduled time `when` falls in (docs/runtime.md), so both commands count the same users."""
     from datetime import UTC
-    from zoneinfo import ZoneInfo
 
-    from compiler.plan import occurrence_of, schedule_plan
+    from compiler.plan import local_send_of, occurrence_of, schedule_plan
 
     if c.schedule is None or c.schedule.kind == "event":
         return when, None, ""
     sp = schedule_plan(c.schedule)
     at = occurrence_of(sp, when)
-    today = at.astimezone(ZoneInfo(sp.tz)).date() if sp.local else None
+    local = local_send_of(sp, at)
+    today = local.date() if local else None
     if at == when.astimezone(UTC).replace(second=0, microsecond=0):
         return when, today, ""
     shown = at.astimezone(when.tzinfo)

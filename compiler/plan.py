@@ -250,6 +250,14 @@ def wall_fires(s: SchedulePlan, first: date, last: date) -> list[datetime]:
     return sorted(out)
 
 
+def local_send_of(s: SchedulePlan | None, occurrence_at: datetime) -> datetime | None:
+    """A `tz user` occurrence's wall-clock time (no zone): when each user gets it in their own zone; its date is
+    `today` in the audience. None for other schedules."""
+    if s is None or not s.local:
+        return None
+    return occurrence_at.astimezone(ZoneInfo(s.tz)).replace(tzinfo=None)
+
+
 def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
     """The scheduled time this run belongs to: the latest fire time at or before `as_of` (so every run
     between two fire times is the same occurrence and a rerun sends nothing twice); the as-of minute
@@ -452,9 +460,7 @@ def build_plan(program: Program, c: Campaign, as_of: datetime, dialect: str, tem
     caps = [_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps]
     caps = [cap for cap in caps if cap.unit in ("message", "coupon", *channels)]  # only caps this step can meet
     labels = sorted({cap.by for cap in caps if cap.by})
-    local_send = None
-    if schedule is not None and schedule.local and journey is None and event is None:
-        local_send = occurrence_at.astimezone(ZoneInfo(schedule.tz)).replace(tzinfo=None)  # the users' wall clock
+    local_send = local_send_of(schedule, occurrence_at) if journey is None and event is None else None
     sql = AudienceSQL(program, occurrence_at, dialect, cohort=journey is not None,
                       today=local_send.date() if local_send else None)
     try:
