@@ -18,9 +18,10 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     if not os.environ.get("PREFECT_API_URL"):
-        # the ephemeral server (a subprocess that inherits this) is stopped when camp exits, and its task-run
-        # recorder logs the events it was still flushing as ERROR tracebacks: events for Prefect's UI only
-        # (the ledger holds what was done), and a server failure that matters fails camp's own call anyway
+        # the local API server (runtime.local_api, a subprocess that inherits this; its output goes to a log
+        # file) is stopped when camp exits, and its task-run recorder logs the events it was still flushing as
+        # ERROR tracebacks: events for Prefect's UI only (the ledger holds what was done), and a server failure
+        # that matters fails camp's own call anyway
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_ROOT_LEVEL", "CRITICAL")  # its SQLAlchemy pool says the same
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -42,7 +43,7 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         print(f"camp run: {path} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
         return 1
     from compiler.plan import PlanError
-    from runtime.step import channels_of, runnable
+    from runtime.step import runnable
     from runtime.warehouse import connect, run_urls
 
     data_url, ledger_url = run_urls(ws, data, ledger)
@@ -88,9 +89,31 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     for name in ("prefect.task_runs", "prefect.flow_runs"):  # a failure is said by camp below, with what was sent
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
+    from contextlib import ExitStack
+
+    from runtime.local_api import LocalAPIError, local_api
+
+    try:
+        api = local_api()  # no Prefect API configured: a local one, its output in a log file
+    except LocalAPIError as exc:
+        print(f"camp run: {exc}", file=sys.stderr)
+        return 1
+    with ExitStack() as stack:
+        if api is not None:
+            from prefect.settings import PREFECT_API_URL, temporary_settings
+
+            stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
+        return _run_plans(flows, ws, plans, [] if dry_run else to_release, when, data_url, ledger_url, dry_run,
+                          batch_size, progress)
+
+
+def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: str, dry_run: bool, batch_size: int,
+               progress: bool) -> int:
+    from runtime.step import channels_of
+
     channels = channels_of(ws)
     status = 0
-    for c in [] if dry_run else to_release:
+    for c in to_release:
         try:
             with flows.run_settings():
                 summary = flows.release_step(c.name, data_url, ledger_url, when.isoformat(), channels)
