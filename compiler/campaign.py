@@ -219,10 +219,13 @@ def _coupon(cp: A.Coupon, ctx: CampaignContext) -> P.Coupon:
         values = []
         for v in sc.values:
             checked = ctx.checker.operand(v, f.type, scope)
-            if checked is not None and ctx.checker.comparable(f.type, I.type_of(checked), v):
-                # TODO(issue 12): a scope value that is not a literal (`only sku in (price)`) still stops here
-                assert isinstance(checked, I.Const), "coupon scope values are literals"
-                values.append(checked.value)
+            if checked is None or not ctx.checker.comparable(f.type, I.type_of(checked), v):
+                continue
+            if not isinstance(checked, I.Const):  # `only category in (category)`: a field, not a value
+                r("E421", f"a coupon's scope lists values of `{f.name}`, and this is not a value", v.span,
+                  [f"quote the text: `only {f.name} in (\"...\")`"])
+                continue
+            values.append(checked.value)
         out.scope[f.name] = tuple(values)
     usable = seen.get("usable")
     if isinstance(usable, A.UsableFor):

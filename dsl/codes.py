@@ -82,6 +82,7 @@ CODES: dict[str, Code] = {
     "E417": _e("local time needs a time of day", "`tz user` sends at the schedule's time of day in each user's own zone: it goes with `daily at`, weekly `at` and `once at`, not with cron, intervals or events."),
     "E416": _e("user fact inside an event query", "An event query's `where` tests each event on its own fields; segments, classifications, tags, `user.` fields and other event queries are about the user and belong beside it: `segment vip and any(orders where amount > 100 CNY)`."),
     "E420": _e("a value joined with `or`", "`or` joins two conditions, so `lifecycle = silent or churned` reads as `(lifecycle = silent) or churned`, and `churned` alone is not a condition. To test one thing against several values, list them: `lifecycle in (silent, churned)`, `city in (\"北京\", \"上海\")`."),
+    "E421": _e("coupon scope value is not a value", "A coupon's scope (`only category in (...)`) lists the values an order's field must hold for the coupon to apply: quoted text, numbers or labels, not fields: `only category in (\"美妆\", \"个护\")`."),
     "E501": _e("template not found", "The template file does not exist under the workspace's template folder."),
     "E502": _e("template syntax error", "The Jinja2 template does not parse."),
     "E503": _e("template uses an unknown field", "The template reads a variable or field that camp will not provide (check the schema and the WHAT section)."),
