@@ -13,6 +13,7 @@ only after its higher-priority rivals of the same slot have, whatever order thei
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -131,10 +132,26 @@ def test_on_postgresql_the_lower_priority_run_started_first_waits_and_the_higher
     assert stored["arbitration"]["rivals"] == ["w_high"]
 
 
-def test_a_rival_that_never_runs_is_waited_for_until_the_window_ends(tmp_path, prefect_api, capsys):
+class _Records(logging.Handler):
+    """The records a logger emits, whatever stream Prefect's console handler was bound to by an earlier test
+    (capsys saw nothing after test_journey.py had set Prefect's logging up against its own capture)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+
+def test_a_rival_that_never_runs_is_waited_for_until_the_window_ends(tmp_path, prefect_api):
     """A DuckDB ledger and no deployment (nothing to re-queue): the run waits in its process, reopening
     the ledger for each look, until `arbitration_wait` after the slot; then it decides and says so."""
     from runtime.flows import run_campaign
+
+    records = _Records()
+    flow_runs = logging.getLogger("prefect.flow_runs")
+    flow_runs.addHandler(records)
 
     slot = recent_slot()
     window = int((datetime.now(UTC) - slot).total_seconds()) + 3  # ends about 3 s from now
@@ -145,7 +162,8 @@ def test_a_rival_that_never_runs_is_waited_for_until_the_window_ends(tmp_path, p
     waited = time.monotonic() - started
     assert summary["arbitration"] == {"slot": occurrence(slot), "rivals": ["x_high"], "not_waited_for": ["x_high"]}
     assert waited >= 2, waited
-    logged = capsys.readouterr().err
+    flow_runs.removeHandler(records)
+    logged = "\n".join(records.lines)
     assert "WARNING" in logged and "x_high did not finish their run of" in logged, logged
     con = duckdb.connect(str(ws / "ledger.duckdb"), read_only=True)
     try:
