@@ -11,7 +11,6 @@ from compiler import ir as I
 from compiler import program as P
 from compiler.overlap import may_overlap
 from compiler.report import Report
-from dsl.span import Span
 
 
 def lint_program(program: P.Program, report: Report) -> None:
@@ -63,9 +62,8 @@ def _trigger_in_audience(c: P.Campaign, program: P.Program, report: Report) -> N
     if ev not in used:
         return
     node = _first_count_of(ev, [c.audience, *c.excludes])
-    span = node.span if node is not None else c.who_span
+    span = node.span if node is not None else c.who_span  # through a segment: the `who` section
     via = f" (through segment {used[ev]})" if used[ev] else ""
-    assert span is not None  # the audience that counts ev comes from a `who` section; typecheck gives IR spans
     report("W101", f"the campaign is triggered by {ev} and its audience also counts {ev}{via}", span,
            [f"the triggering {ev} event is already recorded when the audience is evaluated; "
             f"e.g. `count({ev}) = 0` never holds for `on {ev}`; use `first` in the trigger instead"])
@@ -138,7 +136,7 @@ def _budget_below_one_send(c: P.Campaign, program: P.Program, report: Report) ->
                 cost += value.amount * redemption
     smallest = min(b.amount for b in budgets)
     if cost > 0 and smallest < cost:
-        at: Span = c.how_much_span or c.span
+        at = c.how_much_span if c.how_much_span.known else c.span
         report("W104", f"the budget ({smallest} {budgets[0].currency}) is smaller than one send, which costs "
                        f"{cost.normalize()} {budgets[0].currency}", at,
                ["one recipient costs the message price plus coupon value × expected redemption"])

@@ -86,14 +86,14 @@ class Coupon:
     usable_from: date | None = None
     usable_to: date | None = None
     kind: str = "coupon"
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
 @dataclass
 class Points:
     amount: Decimal
     kind: str = "points"
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
 @dataclass
@@ -105,7 +105,7 @@ class RedPacket:
     floor: MoneyAmount | None = None
     fixed_after: int | None = None
     kind: str = "red_packet"
-    span: Span | None = field(default=None, compare=False, repr=False)
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
 @dataclass
@@ -126,7 +126,7 @@ class Schedule:
     start: date | None = None
     end: date | None = None
     local: bool = False  # `tz user`: the times are each user's wall clock; `tz` is then FIRST_ZONE
-    span: Span | None = field(default=None, compare=False, repr=False)  # the `when` section
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)  # the `when` section
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class Step:
     branches: list[tuple[Expr | None, list[Action]]] = field(default_factory=list)
     variants: list[tuple[str, Decimal, list[Action]]] = field(default_factory=list)
     span: Span = field(default_factory=Span.unknown)
-    name_span: Span | None = field(default=None, compare=False, repr=False)
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
     branch_spans: list[Span] = field(default_factory=list, compare=False, repr=False)  # one per branch
     variant_spans: list[Span] = field(default_factory=list, compare=False, repr=False)  # one per variant
 
@@ -196,9 +196,9 @@ class Campaign:
     exclusive: str | None = None
     exclusive_span: Span = field(default_factory=Span.unknown)
     trigger_span: Span = field(default_factory=Span.unknown)
-    name_span: Span | None = field(default=None, compare=False, repr=False)
-    who_span: Span | None = field(default=None, compare=False, repr=False)  # the `who` section
-    how_much_span: Span | None = field(default=None, compare=False, repr=False)  # the `how much` section
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+    who_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)  # the `who` section
+    how_much_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)  # the `how much` section
 
 
 @dataclass
