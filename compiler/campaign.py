@@ -95,7 +95,7 @@ def check_campaign(decl: A.CampaignDecl, ctx: CampaignContext) -> P.Campaign:
     if missing:
         r("E214", f"the campaign has no {', '.join('`' + m + '`' for m in missing)} section", decl.name.span,
           ["every campaign says who it is for, when it runs and how it plays"])
-    _money_consistency(c, decl, ctx)
+    _money_consistency(c, ctx)
     return c
 
 
@@ -428,7 +428,7 @@ def _word(item: A.SpendItem) -> str:
             "exclusive": "exclusive"}.get(item.kind, item.kind)
 
 
-def _money_consistency(c: P.Campaign, decl: A.CampaignDecl, ctx: CampaignContext) -> None:
+def _money_consistency(c: P.Campaign, ctx: CampaignContext) -> None:
     """Budgets, costs and resource values of one campaign share one currency."""
     budget = c.budget_total or c.budget_daily
     if budget is None:
@@ -437,4 +437,4 @@ def _money_consistency(c: P.Campaign, decl: A.CampaignDecl, ctx: CampaignContext
                          *((f"value of {k}", getattr(v, "value", None)) for k, v in c.resources.items())]:
         if amount is not None and amount.currency != budget.currency:
             ctx.report("E302", f"the budget is in {budget.currency} but the {name} is in {amount.currency}",
-                       decl.name.span, ["camp never converts currencies; use one currency per campaign"])
+                       c.name_span, ["camp never converts currencies; use one currency per campaign"])
