@@ -106,6 +106,44 @@ def test_every_ir_node_points_at_its_text(root: Path):
     assert {I.Cmp, I.Agg, I.UserAttr, I.EventField, I.Const, I.Win, I.And, I.InSegment, I.LabelIs} <= seen
 
 
+def _text(text: str, span: Span) -> str:
+    assert span.known and 0 <= span.start < span.end <= len(text), span
+    assert _line_column(text, span.start) == (span.line, span.column), span
+    return text[span.start:span.end]
+
+
+@pytest.mark.parametrize("root", WORKSPACES, ids=lambda p: p.name)
+def test_the_program_model_points_at_its_clauses(root: Path):
+    ws = load_workspace(root)
+    assert not isinstance(ws, Exception)
+    program = check_workspace(ws).program
+    kinds: set[str] = set()
+    for c in program.campaigns.values():
+        text = ws.sources[c.file]
+        assert _text(text, c.name_span) == c.name
+        assert _text(text, c.who_span).startswith("who")
+        assert c.schedule is not None and _text(text, c.schedule.span).startswith("when")
+        if c.how_much_span.known:
+            kinds.add("how much")
+            assert _text(text, c.how_much_span).startswith("how much")
+        for name, resource in c.resources.items():
+            kinds.add(type(resource).__name__)
+            assert name in _text(text, resource.span)
+        for step in c.steps:
+            assert _text(text, step.name_span) == step.name
+            assert len(step.branch_spans) == len(step.branches) and len(step.variant_spans) == len(step.variants)
+            for (cond, _), span in zip(step.branches, step.branch_spans, strict=True):
+                kinds.add("branch")
+                branch = _text(text, span)
+                assert branch.startswith("otherwise" if cond is None else "if"), branch
+                assert cond is None or cond.span is not None and span.start < cond.span.start < span.end
+            for (name, _, _), span in zip(step.variants, step.variant_spans, strict=True):
+                kinds.add("variant")
+                assert _text(text, span).startswith(f"variant {name}")
+    if root == CAMPAIGNS:
+        assert {"how much", "Coupon", "Points", "RedPacket", "branch", "variant"} <= kinds, kinds
+
+
 def test_spans_leave_equality_hash_and_repr_alone():
     def age_at_least_one(span: Span) -> I.Cmp:
         return I.Cmp(">=", I.UserAttr("age", "age", T.NUMBER, span=span), I.Const(Decimal(1), T.NUMBER, span=span),
