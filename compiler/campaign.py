@@ -57,7 +57,7 @@ class CampaignContext:
 
 def check_campaign(decl: A.CampaignDecl, ctx: CampaignContext) -> P.Campaign:
     r = ctx.report
-    c = P.Campaign(name=decl.name.name, title=decl.title, file=r.file, span=decl.span)
+    c = P.Campaign(name=decl.name.name, title=decl.title, file=r.file, span=decl.span, name_span=decl.name.span)
     seen: dict[str, A.Section] = {}
     for section in decl.sections:
         if section.kind in seen:
@@ -75,15 +75,19 @@ def check_campaign(decl: A.CampaignDecl, ctx: CampaignContext) -> P.Campaign:
             case A.Why():
                 _why(section, c, ctx, step_names)
             case A.Who():
+                c.who_span = section.span
                 _who(section, c, ctx)
             case A.What():
                 _what(section, c, ctx)
             case A.When():
                 c.schedule = check_when(section, ctx.config.workspace.timezone, ctx.checker, r)
+                if c.schedule is not None:
+                    c.schedule.span = section.span
                 c.trigger_span = section.trigger.span
             case A.WhereSection():
                 c.channels = [_channel(ch, ctx) for ch in section.channels]
             case A.HowMuch():
+                c.how_much_span = section.span
                 _how_much(section, c, ctx)
     if isinstance(how, A.How):
         _how(how, c, ctx, has_what="what" in seen, has_where="where" in seen)
@@ -91,7 +95,7 @@ def check_campaign(decl: A.CampaignDecl, ctx: CampaignContext) -> P.Campaign:
     if missing:
         r("E214", f"the campaign has no {', '.join('`' + m + '`' for m in missing)} section", decl.name.span,
           ["every campaign says who it is for, when it runs and how it plays"])
-    _money_consistency(c, decl, ctx)
+    _money_consistency(c, ctx)
     return c
 
 
@@ -159,7 +163,7 @@ def _what(w: A.What, c: P.Campaign, ctx: CampaignContext) -> None:
         if isinstance(res, A.Points):
             if res.amount <= 0:
                 r("E408", "points given must be more than zero", res.span, ["give a positive amount: `points 100`"])
-            name, out = "points", P.Points(res.amount)
+            name, out = "points", P.Points(res.amount, span=res.span)
         elif isinstance(res, A.Coupon):
             name, out = res.code.name, _coupon(res, ctx)
         else:
@@ -203,7 +207,7 @@ def _coupon(cp: A.Coupon, ctx: CampaignContext) -> P.Coupon:
     if value and spend and value.currency != spend.currency:
         r("E302", f"the coupon is worth {value.currency} but its minimum spend is in {spend.currency}",
           seen["min_spend"].span, [f"write the minimum spend in {value.currency}: `min_spend 200 {value.currency}`"])
-    out = P.Coupon(code=cp.code.name, title=cp.title, value=value, min_spend=spend)
+    out = P.Coupon(code=cp.code.name, title=cp.title, value=value, min_spend=spend, span=cp.span)
     event = ctx.checker.schema.events.get(ctx.config.coupons.redeemed_on)
     for sc in (i for i in cp.items if isinstance(i, A.Scope)):
         if event is None:
@@ -247,7 +251,7 @@ def _packet(rp: A.RedPacket, ctx: CampaignContext) -> P.RedPacket:
     value_item = seen.get("packet_value")
     value_node = value_item.value if isinstance(value_item, A.PacketValue) else None
     value = _money(value_node) if value_node is not None else None
-    out = P.RedPacket(name=rp.name.name, title=rp.title, value=value)
+    out = P.RedPacket(name=rp.name.name, title=rp.title, value=value, span=rp.span)
     if value_node is None:
         r("E214", f"the red packet {rp.name.name} has no value", rp.name.span, ["add `value 10 CNY`"])
     else:
@@ -342,7 +346,7 @@ def _how(h: A.How, c: P.Campaign, ctx: CampaignContext, has_what: bool, has_wher
             r("E408", "a step's delay must be longer than zero", step.after.span,
               ["e.g. `after 3d`; the first step runs at the campaign's time without `after`"])
         out = P.Step(step.name.name, Dur(step.after.value, step.after.unit) if step.after else None, unless,
-                     span=step.span)
+                     span=step.span, name_span=step.name.span)
         body = step.body
         if isinstance(body, A.Actions):
             out.actions = _actions(body, c, ctx, has_what, has_where)
@@ -350,6 +354,7 @@ def _how(h: A.How, c: P.Campaign, ctx: CampaignContext, has_what: bool, has_wher
             for b in body.branches:
                 cond = ctx.checker.condition(b.condition, scope) if b.condition is not None else None
                 out.branches.append((cond, _actions(b.actions, c, ctx, has_what, has_where)))
+                out.branch_spans.append(b.span)
         else:
             total = Decimal(0)
             for v in body.variants:
@@ -361,6 +366,7 @@ def _how(h: A.How, c: P.Campaign, ctx: CampaignContext, has_what: bool, has_wher
                       ["each variant takes between 1% and 100% of the users"])
                 total += v.percent
                 out.variants.append((v.name.name, v.percent / 100, _actions(v.actions, c, ctx, has_what, has_where)))
+                out.variant_spans.append(v.span)
             if total != 100:
                 r("E404", f"the variants add up to {total}%, not 100%", body.span,
                   ["every user lands in exactly one variant"])
@@ -425,7 +431,7 @@ def _word(item: A.SpendItem) -> str:
             "exclusive": "exclusive"}.get(item.kind, item.kind)
 
 
-def _money_consistency(c: P.Campaign, decl: A.CampaignDecl, ctx: CampaignContext) -> None:
+def _money_consistency(c: P.Campaign, ctx: CampaignContext) -> None:
     """Budgets, costs and resource values of one campaign share one currency."""
     budget = c.budget_total or c.budget_daily
     if budget is None:
@@ -434,4 +440,4 @@ def _money_consistency(c: P.Campaign, decl: A.CampaignDecl, ctx: CampaignContext
                          *((f"value of {k}", getattr(v, "value", None)) for k, v in c.resources.items())]:
         if amount is not None and amount.currency != budget.currency:
             ctx.report("E302", f"the budget is in {budget.currency} but the {name} is in {amount.currency}",
-                       decl.name.span, ["camp never converts currencies; use one currency per campaign"])
+                       c.name_span, ["camp never converts currencies; use one currency per campaign"])

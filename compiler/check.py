@@ -75,7 +75,7 @@ def check_workspace(ws: Workspace) -> CheckResult:
         campaign = check_campaign(d, ctx)
         program.campaigns[name] = campaign
         _templates(ctx, campaign, schema, ws, report)
-    lint_program(program, {n: d for n, (_, d) in decls["campaign"].items()}, report)
+    lint_program(program, report)
     diags = _dedupe(ws.diagnostics + report.items)
     return CheckResult(program, diags)
 

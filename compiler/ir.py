@@ -4,6 +4,10 @@ Every name is resolved (to a schema column, a segment, a classification), every
 expression has a type, every literal is a Python value (Decimal, date, datetime,
 str, bool): no stage after the checker looks at source text again. Percentages are
 fractions (`50%` -> Decimal("0.5")). Durations are `Dur(value, unit)`.
+
+Every expression node (and window) carries the `span` of the text it was checked from, for
+diagnostics only: spans take no part in equality, hashing or repr, so two conditions written in
+different places are the same condition (SQL generation and lint keys read `repr`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from decimal import Decimal
 from typing import Union
 
 from compiler.types import Type
+from dsl.span import Span
 
 
 @dataclass(frozen=True)
@@ -43,12 +48,14 @@ class Win:
     start: Dur | None = None
     end: Dur | None = None
     step: str | None = None
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class Const:
     value: Union[str, Decimal, bool, date, datetime, None]
     type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class UserAttr:
     field: str
     column: str
     type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class EventField:
     field: str  # "time" is the event's time column
     column: str
     type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class Agg:
     where: Expr | None
     window: Win | None
     type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,7 @@ class Cmp:
     left: Expr
     right: Expr
     type: Type | None = field(default=None)  # type of the compared values
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class InSet:
     subject: Expr
     values: tuple[Const, ...]
     negated: bool = False
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -96,12 +108,14 @@ class Between:
     subject: Expr
     low: Expr
     high: Expr
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class IsNull:
     subject: Expr
     negated: bool = False
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -109,18 +123,21 @@ class TextMatch:
     op: str  # contains starts_with
     subject: Expr
     pattern: str
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class IsToday:
     subject: Expr
     anniversary: bool
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class InWindow:
     subject: Expr
     window: Win
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -129,37 +146,44 @@ class Arith:
     left: Expr
     right: Expr
     type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class Neg:
     operand: Expr
     type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class And:
     items: tuple[Expr, ...]
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class Or:
     items: tuple[Expr, ...]
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class Not:
     operand: Expr
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class HasTag:
     tag: str
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
 class InSegment:
     name: str
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -168,6 +192,7 @@ class LabelIs:
 
     classification: str
     labels: tuple[str, ...]
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -176,6 +201,7 @@ class Label:
 
     classification: str
     type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
 Expr = Union[Const, UserAttr, EventField, Agg, Cmp, InSet, Between, IsNull, TextMatch, IsToday, InWindow,

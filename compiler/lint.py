@@ -1,4 +1,7 @@
-"""Lint warnings (W1xx): the traps users of other campaign tools keep falling into."""
+"""Checked program -> lint warnings (W1xx): the traps users of other campaign tools keep falling into.
+
+Reads the program model and its IR alone: every position comes from the spans they carry.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,16 @@ from compiler import ir as I
 from compiler import program as P
 from compiler.overlap import may_overlap
 from compiler.report import Report
-from dsl import ast as A
-from dsl.walk import walk
 
 
-def lint_program(program: P.Program, decls: dict[str, A.CampaignDecl], report: Report) -> None:
+def lint_program(program: P.Program, report: Report) -> None:
     labels = {n: c.labels for n, c in program.classifications.items()}
-    for name, c in program.campaigns.items():
+    for c in program.campaigns.values():
         report.file = c.file
-        decl = decls[name]
-        _trigger_in_audience(c, decl, program, report)
-        _overlapping_branches(c, decl, program, labels, report)
+        _trigger_in_audience(c, program, report)
+        _overlapping_branches(c, program, labels, report)
         _unreachable_steps(c, program, report)
-        _budget_below_one_send(c, decl, program, report)
+        _budget_below_one_send(c, program, report)
     _exclusive_overlaps(program, labels, report)
 
 
@@ -38,7 +38,20 @@ def _events_used(e: I.Expr | None, program: P.Program, seen: set[str] | None = N
     return out
 
 
-def _trigger_in_audience(c: P.Campaign, decl: A.CampaignDecl, program: P.Program, report: Report) -> None:
+def _first_count_of(event: str, exprs: list[I.Expr | None]) -> I.Agg | None:
+    """The first aggregate over `event` as written (parents before children, left to right)."""
+    stack: list = list(reversed(exprs))
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        if isinstance(n, I.Agg) and n.event == event:
+            return n
+        stack.extend(reversed(I.children(n)))
+    return None
+
+
+def _trigger_in_audience(c: P.Campaign, program: P.Program, report: Report) -> None:
     if c.schedule is None or c.schedule.kind != "event":
         return
     ev = c.schedule.event
@@ -48,29 +61,23 @@ def _trigger_in_audience(c: P.Campaign, decl: A.CampaignDecl, program: P.Program
             used.setdefault(k, v)
     if ev not in used:
         return
-    who = next((s for s in decl.sections if isinstance(s, A.Who)), None)
-    node = next((n for n in walk(who) if isinstance(n, A.Aggregate) and n.event.name == ev), None) if who else None
+    node = _first_count_of(ev, [c.audience, *c.excludes])
+    span = node.span if node is not None else c.who_span  # through a segment: the `who` section
     via = f" (through segment {used[ev]})" if used[ev] else ""
-    assert who is not None  # the audience that counts ev comes from a `who` section
-    report("W101", f"the campaign is triggered by {ev} and its audience also counts {ev}{via}", (node or who).span,
+    report("W101", f"the campaign is triggered by {ev} and its audience also counts {ev}{via}", span,
            [f"the triggering {ev} event is already recorded when the audience is evaluated; "
             f"e.g. `count({ev}) = 0` never holds for `on {ev}`; use `first` in the trigger instead"])
 
 
-def _overlapping_branches(c, decl, program, labels, report) -> None:
-    how = next((s for s in decl.sections if isinstance(s, A.How)), None)
-    if how is None:
-        return
-    steps = {s.name.name: s for s in how.steps}
+def _overlapping_branches(c: P.Campaign, program: P.Program, labels: dict[str, list[str]],
+                          report: Report) -> None:
     for step in c.steps:
         conds = [(i, cond) for i, (cond, _) in enumerate(step.branches) if cond is not None]
-        body = steps[step.name].body
         for j, (bj, cj) in enumerate(conds):
             for bi, ci in conds[:j]:
                 if may_overlap(ci, cj, program.segments, labels):
-                    assert isinstance(body, A.Branches)  # only branches have conditions
                     report("W102", f"in step {step.name}, branch {bj + 1} can hold for users that branch {bi + 1} "
-                                   f"already takes", body.branches[bj].span,
+                                   f"already takes", step.branch_spans[bj],
                            ["users who match both take the first branch only; make the conditions exclusive"])
                     break
 
@@ -107,7 +114,7 @@ def _sends_on(step: P.Step, unit: str) -> bool:
     return False
 
 
-def _budget_below_one_send(c: P.Campaign, decl: A.CampaignDecl, program: P.Program, report: Report) -> None:
+def _budget_below_one_send(c: P.Campaign, program: P.Program, report: Report) -> None:
     budgets = [b for b in (c.budget_total, c.budget_daily) if b is not None]
     if not budgets or not c.steps:
         return
@@ -129,9 +136,9 @@ def _budget_below_one_send(c: P.Campaign, decl: A.CampaignDecl, program: P.Progr
                 cost += value.amount * redemption
     smallest = min(b.amount for b in budgets)
     if cost > 0 and smallest < cost:
-        hm = next((s for s in decl.sections if isinstance(s, A.HowMuch)), decl)
+        at = c.how_much_span if c.how_much_span.known else c.span
         report("W104", f"the budget ({smallest} {budgets[0].currency}) is smaller than one send, which costs "
-                       f"{cost.normalize()} {budgets[0].currency}", hm.span,
+                       f"{cost.normalize()} {budgets[0].currency}", at,
                ["one recipient costs the message price plus coupon value × expected redemption"])
 
 

@@ -1,7 +1,9 @@
 """The checked program: segments, classifications, policy and campaigns as typed IR.
 
 This is what `compiler.sql` and `compiler.plan` read; nothing here points back at text
-except `file`/`span` kept for messages.
+except `file` and the spans kept for messages: each declaration's span and its name's, each
+section's and each clause's (branches, variants, resources, caps, schedule), so that lints read this
+model alone. Spans added for messages take no part in equality or repr.
 """
 
 from __future__ import annotations
@@ -84,12 +86,14 @@ class Coupon:
     usable_from: date | None = None
     usable_to: date | None = None
     kind: str = "coupon"
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
 @dataclass
 class Points:
     amount: Decimal
     kind: str = "points"
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
 @dataclass
@@ -101,6 +105,7 @@ class RedPacket:
     floor: MoneyAmount | None = None
     fixed_after: int | None = None
     kind: str = "red_packet"
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
 @dataclass
@@ -121,6 +126,7 @@ class Schedule:
     start: date | None = None
     end: date | None = None
     local: bool = False  # `tz user`: the times are each user's wall clock; `tz` is then FIRST_ZONE
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)  # the `when` section
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,9 @@ class Step:
     branches: list[tuple[Expr | None, list[Action]]] = field(default_factory=list)
     variants: list[tuple[str, Decimal, list[Action]]] = field(default_factory=list)
     span: Span = field(default_factory=Span.unknown)
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+    branch_spans: list[Span] = field(default_factory=list, compare=False, repr=False)  # one per branch
+    variant_spans: list[Span] = field(default_factory=list, compare=False, repr=False)  # one per variant
 
     def all_actions(self) -> list[Action]:
         out = list(self.actions)
@@ -187,6 +196,9 @@ class Campaign:
     exclusive: str | None = None
     exclusive_span: Span = field(default_factory=Span.unknown)
     trigger_span: Span = field(default_factory=Span.unknown)
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+    who_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)  # the `who` section
+    how_much_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)  # the `how much` section
 
 
 @dataclass

@@ -1,5 +1,8 @@
 """AST expressions -> typed IR expressions, resolving every name against the schema.
 
+Each IR node carries the span of the AST node it was checked from (a window's, an event field's
+own), so later stages report positions from the IR alone.
+
 A sub-expression with an error yields None; its parents then stay silent, so each
 mistake is reported once, where it is.
 """
@@ -58,32 +61,77 @@ class ExprChecker:
         return out
 
     def expr(self, e: A.Expr, scope: Scope) -> I.Expr | None:
-        method = getattr(self, "_" + e.kind)
-        return method(e, scope)
+        match e:
+            case A.StringLit():
+                return self._string(e, scope)
+            case A.NumberLit():
+                return self._number(e, scope)
+            case A.MoneyLit():
+                return self._money_lit(e, scope)
+            case A.PercentLit():
+                return self._percent(e, scope)
+            case A.BoolLit():
+                return self._bool(e, scope)
+            case A.DateLit():
+                return self._date(e, scope)
+            case A.DateTimeLit():
+                return self._datetime(e, scope)
+            case A.Name():
+                return self._name(e, scope)
+            case A.And():
+                return self._and(e, scope)
+            case A.Or():
+                return self._or(e, scope)
+            case A.Not():
+                return self._not(e, scope)
+            case A.Tagged():
+                return self._tagged(e, scope)
+            case A.SegmentRef():
+                return self._segment_ref(e, scope)
+            case A.Compare():
+                return self._compare(e, scope)
+            case A.InList():
+                return self._in(e, scope)
+            case A.Between():
+                return self._between(e, scope)
+            case A.IsNull():
+                return self._is_null(e, scope)
+            case A.TextMatch():
+                return self._text_match(e, scope)
+            case A.IsToday():
+                return self._is_today(e, scope)
+            case A.RelTime():
+                return self._rel_time(e, scope)
+            case A.Arith():
+                return self._arith(e, scope)
+            case A.Neg():
+                return self._neg(e, scope)
+            case A.Aggregate():
+                return self._aggregate(e, scope)
 
     # ------------------------------------------------------------ literals
     def _string(self, e: A.StringLit, scope) -> I.Expr:
-        return I.Const(e.value, T.TEXT)
+        return I.Const(e.value, T.TEXT, span=e.span)
 
     def _number(self, e: A.NumberLit, scope) -> I.Expr:
-        return I.Const(e.value, T.NUMBER)
+        return I.Const(e.value, T.NUMBER, span=e.span)
 
     def _money_lit(self, e: A.MoneyLit, scope) -> I.Expr:
-        return I.Const(e.amount, T.money(e.currency))
+        return I.Const(e.amount, T.money(e.currency), span=e.span)
 
     def _percent(self, e: A.PercentLit, scope) -> I.Expr:
-        return I.Const(e.value / Decimal(100), T.PERCENT)
+        return I.Const(e.value / Decimal(100), T.PERCENT, span=e.span)
 
     def _bool(self, e: A.BoolLit, scope) -> I.Expr:
-        return I.Const(e.value, T.BOOL)
+        return I.Const(e.value, T.BOOL, span=e.span)
 
     def _date(self, e: A.DateLit, scope) -> I.Expr | None:
         d = parse_date(e, self.report)
-        return None if d is None else I.Const(d, T.DATE)
+        return None if d is None else I.Const(d, T.DATE, span=e.span)
 
     def _datetime(self, e: A.DateTimeLit, scope) -> I.Expr | None:
         dt = parse_datetime(e.text, e, self.report)
-        return None if dt is None else I.Const(dt.replace(tzinfo=self.tz), T.TIMESTAMP)
+        return None if dt is None else I.Const(dt.replace(tzinfo=self.tz), T.TIMESTAMP, span=e.span)
 
     # ------------------------------------------------------------ names
     def _name(self, e: A.Name, scope: Scope) -> I.Expr | None:
@@ -94,23 +142,23 @@ class ExprChecker:
             if scope.event is not None:
                 f = scope.event.field(n)
                 if f is not None:
-                    return I.EventField(scope.event.name, n, f.column, f.type)
+                    return I.EventField(scope.event.name, n, f.column, f.type, span=e.span)
                 if users is not None and n in users.fields:
                     self.report("E201", f"`{n}` is a user field, not a field of {scope.event.name}", e.span,
                                 [f"test it outside the event query: `{n} ... and any({scope.event.name} where ...)`"])
                     return None
             if users is not None and n in users.fields:
                 f = users.fields[n]
-                return I.UserAttr(n, f.column, f.type)
+                return I.UserAttr(n, f.column, f.type, span=e.span)
             if scope.event is not None and (n in self.segments or n in self.classifications):
                 what = "segment" if n in self.segments else "classification"
                 return self._per_user(f"the {what} `{n}`", scope, e.span)
             if n in self.segments:
                 self.refs.append(n)
-                return I.InSegment(n)
+                return I.InSegment(n, span=e.span)
             if n in self.classifications:
                 self.refs.append(n)
-                return I.Label(n, T.Type("label", classification=n))
+                return I.Label(n, T.Type("label", classification=n), span=e.span)
             self._unknown_name(e, scope)
             return None
         head, rest = parts[0], parts[1:]
@@ -126,7 +174,7 @@ class ExprChecker:
                 self.report("E201", f"the users table has no field `{rest[0]}`", e.span,
                             [suggest(rest[0], users.fields, "fields")])
                 return None
-            return I.UserAttr(rest[0], f.column, f.type)
+            return I.UserAttr(rest[0], f.column, f.type, span=e.span)
         if head in self.schema.events and len(rest) == 1:
             ev = self.schema.events[head]
             f = ev.field(rest[0])
@@ -135,7 +183,7 @@ class ExprChecker:
                             [suggest(rest[0], [*ev.fields, "time"], "fields", f"`{head}.{{}}`")])
                 return None
             if scope.event is not None and scope.event.name == head:
-                return I.EventField(head, rest[0], f.column, f.type)
+                return I.EventField(head, rest[0], f.column, f.type, span=e.span)
             self.report("E305", f"`{e.dotted}` is a field of each {head} event; say which events and how to "
                                 f"combine them", e.span,
                         [f"e.g. `sum({e.dotted} within 30d)` or `any({head} where {rest[0]} = ...)`"])
@@ -176,13 +224,13 @@ class ExprChecker:
     def _and(self, e: A.And, scope) -> I.Expr | None:
         items = [self.condition(x, scope) for x in e.items]
         checked = [i for i in items if i is not None]
-        return None if len(checked) < len(items) else I.And(tuple(checked))
+        return None if len(checked) < len(items) else I.And(tuple(checked), span=e.span)
 
     def _or(self, e: A.Or, scope) -> I.Expr | None:
         values = self._or_of_values(e, scope)
         items = [self.condition(x, scope) for i, x in enumerate(e.items) if i not in values]
         checked = [i for i in items if i is not None]
-        return None if values or len(checked) < len(items) else I.Or(tuple(checked))
+        return None if values or len(checked) < len(items) else I.Or(tuple(checked), span=e.span)
 
     def _or_of_values(self, e: A.Or, scope: Scope) -> set[int]:
         """`lifecycle = silent or churned` reads as `(lifecycle = silent) or churned`: English allows it, the
@@ -245,7 +293,7 @@ class ExprChecker:
 
     def _not(self, e: A.Not, scope) -> I.Expr | None:
         inner = self.condition(e.operand, scope)
-        return None if inner is None else I.Not(inner)
+        return None if inner is None else I.Not(inner, span=e.span)
 
     def _per_user(self, what: str, scope: Scope, span) -> None:
         """Inside an event query's `where` each event is tested on its own fields; facts about the user
@@ -263,7 +311,7 @@ class ExprChecker:
             self.report("E210", "`tagged` needs a `tags from table ...` declaration in the workspace", e.span,
                         ["e.g. `tags from table user_tags user user_id tag tag` in schema.camp"])
             return None
-        return I.HasTag(e.tag)
+        return I.HasTag(e.tag, span=e.span)
 
     def _segment_ref(self, e: A.SegmentRef, scope) -> I.Expr | None:
         n = e.name.name
@@ -273,7 +321,7 @@ class ExprChecker:
             self.report("E203", f"there is no segment `{n}`", e.name.span, [suggest(n, self.segments, "segments", none="declare it: `segment NAME = condition`")])
             return None
         self.refs.append(n)
-        return I.InSegment(n)
+        return I.InSegment(n, span=e.span)
 
     # ------------------------------------------------------------ comparisons
     def _compare(self, e: A.Compare, scope) -> I.Expr | None:
@@ -290,8 +338,8 @@ class ExprChecker:
                 self.report("E305", "labels can only be compared with `=`, `!=` or `in`", e.span,
                             [f"e.g. `{lt.classification} in (a, b)`: labels have no order"])
                 return None
-            out = I.LabelIs(lt.classification, tuple(labels))
-            return out if e.op == "=" else I.Not(out)
+            out = I.LabelIs(lt.classification, tuple(labels), span=e.span)
+            return out if e.op == "=" else I.Not(out, span=e.span)
         right = self.operand(e.right, lt, scope)
         if right is None:
             return None
@@ -302,7 +350,7 @@ class ExprChecker:
             self.report("E305", f"`{e.op}` needs values that have an order; {lt} has none", e.span,
                         ["use `=`, `!=` or `in (...)`"])
             return None
-        return I.Cmp(e.op, left, right, lt)
+        return I.Cmp(e.op, left, right, lt, span=e.span)
 
     def operand(self, e: A.Expr, against: T.Type, scope) -> I.Expr | None:
         """Check e as a value compared with `against`: enum literals are checked against the enum."""
@@ -312,14 +360,14 @@ class ExprChecker:
                             [did_you_mean(e.value, against.values, '"{}"') or
                              "values: " + ", ".join(f'"{v}"' for v in against.values)])
                 return None
-            return I.Const(e.value, against)
+            return I.Const(e.value, against, span=e.span)
         if against.kind == "enum" and isinstance(e, A.Name) and len(e.parts) == 1 and e.parts[0] in against.values:
             self.report("E204", f"`{e.parts[0]}` is not a name here", e.span,
                         [f'enum values are quoted: "{e.parts[0]}"'])
             return None
         if against.kind == "timestamp" and isinstance(e, A.DateLit):
             d = parse_date(e, self.report)
-            return None if d is None else I.Const(datetime(d.year, d.month, d.day, tzinfo=self.tz), T.TIMESTAMP)
+            return None if d is None else I.Const(datetime(d.year, d.month, d.day, tzinfo=self.tz), T.TIMESTAMP, span=e.span)
         return self.expr(e, scope)
 
     def comparable(self, lt: T.Type, rt: T.Type, e: A.Node) -> bool:
@@ -364,8 +412,8 @@ class ExprChecker:
             labels = self._labels(st.classification, e.items)
             if labels is None:
                 return None
-            out = I.LabelIs(st.classification, tuple(labels))
-            return I.Not(out) if e.negated else out
+            out = I.LabelIs(st.classification, tuple(labels), span=e.span)
+            return I.Not(out, span=e.span) if e.negated else out
         values = []
         for item in e.items:
             v = self.operand(item, st, scope)
@@ -378,7 +426,7 @@ class ExprChecker:
             if not self.comparable(st, v.type, item):
                 return None
             values.append(v)
-        return I.InSet(subject, tuple(values), e.negated)
+        return I.InSet(subject, tuple(values), e.negated, span=e.span)
 
     def _between(self, e: A.Between, scope) -> I.Expr | None:
         subject = self.expr(e.subject, scope)
@@ -398,11 +446,11 @@ class ExprChecker:
             self.report("E403", "the lower bound is above the upper bound, so nothing is between them", e.span,
                         ["write the smaller value first"])
             return None
-        return I.Between(subject, low, high)
+        return I.Between(subject, low, high, span=e.span)
 
     def _is_null(self, e: A.IsNull, scope) -> I.Expr | None:
         subject = self.expr(e.subject, scope)
-        return None if subject is None else I.IsNull(subject, e.negated)
+        return None if subject is None else I.IsNull(subject, e.negated, span=e.span)
 
     def _text_match(self, e: A.TextMatch, scope) -> I.Expr | None:
         subject = self.expr(e.subject, scope)
@@ -417,7 +465,7 @@ class ExprChecker:
             self.report("E305", f"`{e.op.replace('_', ' ')}` needs a quoted text", e.pattern.span,
                         [f'e.g. `name {e.op.replace("_", " ")} "VIP"`'])
             return None
-        return I.TextMatch(e.op, subject, e.pattern.value)
+        return I.TextMatch(e.op, subject, e.pattern.value, span=e.span)
 
     def _is_today(self, e: A.IsToday, scope) -> I.Expr | None:
         subject = self.expr(e.subject, scope)
@@ -427,7 +475,7 @@ class ExprChecker:
             self.report("E305", f"`is today` needs a date or timestamp, not {I.type_of(subject)}", e.span,
                         ["e.g. `birthday is today` or `birthday anniversary is today`"])
             return None
-        return I.IsToday(subject, e.anniversary)
+        return I.IsToday(subject, e.anniversary, span=e.span)
 
     def _rel_time(self, e: A.RelTime, scope) -> I.Expr | None:
         subject = self.expr(e.subject, scope)
@@ -440,7 +488,7 @@ class ExprChecker:
                         e.window.span, ["time tests apply to dates, timestamps, `first(...)`/`last(...)` of "
                                         "`EVENT.time`"])
             return None
-        return I.InWindow(subject, win)
+        return I.InWindow(subject, win, span=e.span)
 
     def window(self, w: A.Window, scope: Scope) -> I.Win | None:
         if w.op == "since":
@@ -456,7 +504,7 @@ class ExprChecker:
                                                          else "does not exist in this campaign"),
                             w.step.span, [suggest(step, scope.steps, "earlier steps")])
                 return None
-            return I.Win("since", step=step)
+            return I.Win("since", step=step, span=w.span)
         assert w.duration is not None  # the parser gives every other op a duration
         start = I.Dur(w.duration.value, w.duration.unit)
         end = I.Dur(w.until.value, w.until.unit) if w.until else None
@@ -467,7 +515,7 @@ class ExprChecker:
             self.report("E403", f"`between {start} and {end} ago` is empty: the first duration must be the longer one",
                         w.span, [f"`between {end} and {start} ago`"])
             return None
-        return I.Win(w.op, start, end)
+        return I.Win(w.op, start, end, span=w.span)
 
     # ------------------------------------------------------------ arithmetic
     def _arith(self, e: A.Arith, scope) -> I.Expr | None:
@@ -481,7 +529,7 @@ class ExprChecker:
                         ["camp never converts currencies"] if t == "E302" else
                         ["arithmetic works on numbers and money; durations and percentages are written as literals"])
             return None
-        return I.Arith(e.op, left, right, t)
+        return I.Arith(e.op, left, right, t, span=e.span)
 
     def _neg(self, e: A.Neg, scope) -> I.Expr | None:
         inner = self.expr(e.operand, scope)
@@ -492,8 +540,8 @@ class ExprChecker:
             self.report("E305", f"cannot negate {t}", e.span, ["only numbers and money have a minus sign"])
             return None
         if isinstance(inner, I.Const):
-            return I.Const(-cast(Decimal, inner.value), t)  # a numeric constant holds a Decimal
-        return I.Neg(inner, t)
+            return I.Const(-cast(Decimal, inner.value), t, span=e.span)  # a numeric constant holds a Decimal
+        return I.Neg(inner, t, span=e.span)
 
     # ------------------------------------------------------------ event aggregates
     def _aggregate(self, e: A.Aggregate, scope: Scope) -> I.Expr | None:
@@ -511,7 +559,7 @@ class ExprChecker:
                 self.report("E201", f"the events `{ev.name}` have no field `{e.field.name}`", e.field.span,
                             [suggest(e.field.name, [*ev.fields, "time"], "fields", f"`{ev.name}.{{}}`")])
                 return None
-            fld = I.EventField(ev.name, e.field.name, f.column, f.type)
+            fld = I.EventField(ev.name, e.field.name, f.column, f.type, span=e.field.span)
             if e.func in NUMERIC_AGGS and f.type.kind not in ("number", "money"):
                 self.report("E305", f"`{e.func}` needs numbers or money; `{ev.name}.{f.name}` is {f.type}", e.span,
                             ["count them instead: `count(...)` or `count distinct(...)`"])
@@ -534,7 +582,7 @@ class ExprChecker:
         else:
             assert fld is not None  # the parser gives sum/avg/min/max/first/last a field
             t = fld.type
-        return I.Agg(e.func, ev.name, fld, where, win, t)
+        return I.Agg(e.func, ev.name, fld, where, win, t, span=e.span)
 
 
 def _as_value(e: A.Expr, kind: str) -> str:
