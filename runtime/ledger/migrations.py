@@ -23,8 +23,28 @@ DELIVERY_STATUSES_1 = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Stat
                        Status.HOLDOUT, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)
 DELIVERY_STATUSES_2 = (*DELIVERY_STATUSES_1, Status.SKIPPED)  # 2: a journey's follow-up skipped the user
 COUPON_STATES_1 = (CouponState.RESERVED, CouponState.ISSUED, CouponState.REDEEMED, CouponState.VOID)
+COUPON_STATES_3 = (*COUPON_STATES_1, CouponState.EXPIRED)  # 3: unused past its validity and the late-data allowance
 _DELIVERY_STATUSES = check_list(DELIVERY_STATUSES_1)
 _DELIVERY_STATUSES_2 = check_list(DELIVERY_STATUSES_2)
+
+
+_COUPON_COLUMNS_1 = ("coupon_id, idempotency_key, campaign, code, user_id, value, currency, min_spend, scope, state, "
+                     "reserved_at, issued_at, usable_from, usable_to, redeemed_at")
+# what `camp sync` learns from the shop's orders (runtime.coupon_sync): the redeeming order's time and amount, the
+# discount it got, whether the order was in the coupon's scope, validity and minimum spend; when it expired unused
+_REDEMPTION_COLUMNS = (("redeemed_order_at", "timestamptz"), ("order_amount", "decimal(18, 2)"),
+                       ("discount", "decimal(18, 2)"), ("redemption", "text"), ("expired_at", "timestamptz"))
+
+
+def _coupons_3(name: str) -> str:
+    added = ", ".join(f"{c} {t}" for c, t in _REDEMPTION_COLUMNS)
+    return f"""CREATE TABLE {name} (
+            coupon_id text PRIMARY KEY, idempotency_key text NOT NULL UNIQUE, campaign text NOT NULL,
+            code text NOT NULL, user_id text NOT NULL, value decimal(18, 2) NOT NULL, currency text NOT NULL,
+            min_spend decimal(18, 2), scope text NOT NULL,
+            state text NOT NULL CHECK (state IN {check_list(COUPON_STATES_3, ', ')}),
+            reserved_at timestamptz NOT NULL, issued_at timestamptz, usable_from timestamptz NOT NULL,
+            usable_to timestamptz NOT NULL, redeemed_at timestamptz, {added})"""
 
 
 def _deliveries(name: str, statuses: str) -> str:
@@ -88,5 +108,18 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, part text NOT NULL,
             lo bigint NOT NULL, hi bigint NOT NULL, plan_hash text NOT NULL, created_at timestamptz NOT NULL,
             PRIMARY KEY (campaign, step, occurrence, part))"""),
+    ]),
+    (3, "coupons: redemptions learnt from the shop's orders, expiry", [
+        *[("postgres", f"ALTER TABLE camp_coupons ADD COLUMN {c} {t}") for c, t in _REDEMPTION_COLUMNS],
+        ("postgres", "ALTER TABLE camp_coupons DROP CONSTRAINT camp_coupons_state_check"),
+        ("postgres", f"ALTER TABLE camp_coupons ADD CONSTRAINT camp_coupons_state_check "
+                     f"CHECK (state IN {check_list(COUPON_STATES_3, ', ')})"),
+        # DuckDB cannot alter a CHECK constraint: copy into a table that has the new one (as migration 2 does)
+        ("duckdb", _coupons_3("camp_coupons_3")),
+        ("duckdb", f"INSERT INTO camp_coupons_3 ({_COUPON_COLUMNS_1}) SELECT {_COUPON_COLUMNS_1} FROM camp_coupons"),
+        ("duckdb", "DROP TABLE camp_coupons"),
+        ("duckdb", "ALTER TABLE camp_coupons_3 RENAME TO camp_coupons"),
+        # `camp sync` reads the outstanding (issued) coupons; expiry reads them by usable_to
+        ("postgres", "CREATE INDEX camp_coupons_outstanding ON camp_coupons (state, usable_to)"),
     ]),
 ]

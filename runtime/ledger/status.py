@@ -41,8 +41,9 @@ RUN_OVER = (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.INTERRUPTED)  # a ru
 class CouponState(StrEnum):
     RESERVED = "reserved"  # decided with its delivery, not yet sent
     ISSUED = "issued"  # its message went out
-    REDEEMED = "redeemed"
+    REDEEMED = "redeemed"  # an order of the shop used it (`camp sync`: runtime.coupon_sync)
     VOID = "void"  # its message never will
+    EXPIRED = "expired"  # unused when its validity and the late-data allowance were over (migration 3)
 
 
 def check_list(members: Iterable[StrEnum], sep: str = ",") -> str:

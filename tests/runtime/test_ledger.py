@@ -63,7 +63,7 @@ def test_a_version_1_ledger_keeps_its_rows_through_migration_2(ledger_url, monke
     with pytest.raises(Exception, match="(?i)check|constraint"):
         old.execute(f"INSERT INTO camp_deliveries VALUES ({marks})", skipped)
     old.close()
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:2])
     lg = open_ledger(ledger_url)
     assert lg.version() == 2
     assert lg.rows("SELECT idempotency_key, status FROM camp_deliveries") == [("c/s/o/1", "sent")]
@@ -91,4 +91,33 @@ def test_the_check_constraints_come_from_the_enums_and_keep_their_released_text(
     latest = [sql for _, _, statements in MIGRATIONS for _, sql in statements if "CHECK (status IN" in sql][-1]
     allowed = set(re.findall(r"'(\w+)'", latest.split("CHECK (status IN", 1)[1]))
     assert allowed == {s.value for s in Status}
-    assert {s.value for s in CouponState} == {"reserved", "issued", "redeemed", "void"}
+    coupons = [sql for _, _, statements in MIGRATIONS for _, sql in statements if "CHECK (state IN" in sql][-1]
+    assert set(re.findall(r"'(\w+)'", coupons.split("CHECK (state IN", 1)[1])) == {s.value for s in CouponState}
+    assert {s.value for s in CouponState} == {"reserved", "issued", "redeemed", "void", "expired"}
+
+
+def test_a_version_2_ledger_keeps_its_coupons_through_migration_3(ledger_url, monkeypatch):
+    """A ledger made before `camp sync`: its coupons survive the table rebuild (DuckDB) or the new columns and
+    CHECK (PostgreSQL), gain empty redemption columns, and `expired` becomes a state."""
+    import runtime.ledger as ledger_module
+    from runtime.ledger.store import COUPON_COLS
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    coupon = ("cp1", "c/s/o/1", "c", "NEW20", "1", 20, "CNY", None, "{}", "issued", at, at, at, at, None)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:2])
+    old = open_ledger(ledger_url)
+    old.bulk_insert("camp_coupons", COUPON_COLS, [coupon])
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        old.execute("UPDATE camp_coupons SET state = 'expired'")
+    old.close()
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    lg = open_ledger(ledger_url)
+    assert lg.version() == 3
+    assert lg.rows("SELECT coupon_id, state, redeemed_order_at, order_amount, discount, redemption, expired_at "
+                   "FROM camp_coupons") == [("cp1", "issued", None, None, None, None, None)]
+    lg.execute("UPDATE camp_coupons SET state = 'expired', expired_at = ?", (at,))
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        lg.execute("UPDATE camp_coupons SET state = 'lost'")
+    with pytest.raises(Exception, match="(?i)duplicate|unique|constraint"):
+        lg.bulk_insert("camp_coupons", COUPON_COLS, [coupon])
+    lg.close()
