@@ -72,7 +72,8 @@ SELECT u.user_id,
   {_pick(brands, _h(s, 'u.user_id', 'j', 22))} AS brand,
   {_pick(cats, _h(s, 'u.user_id', 'j', 23))} AS category,
   'shop_' || ({_h(s, 'u.user_id', 'j', 24)} % 12)::VARCHAR AS shop,
-  {_h(s, 'u.user_id', 'j', 25)} % 3 = 0 AS coupon_used
+  {_h(s, 'u.user_id', 'j', 25)} % 3 = 0 AS coupon_used,
+  NULL::VARCHAR AS coupon_id
 FROM users u, range(0, {ob + heavy}) r(j)
 WHERE j < {_h(s, 'u.user_id', 26)} % {ob} + CASE WHEN {_h(s, 'u.user_id', 28)} % 8 = 0 THEN {heavy} ELSE 0 END""",
         "visits": f"""
@@ -133,7 +134,7 @@ def _generate(wh: Warehouse, users: int, seed: int, orders_base: int = 8, visits
 PG_TYPES = {"users": "user_id bigint, name text, city text, gender text, birthday date, registered_at timestamptz, "
                      "member_level text, balance numeric(18,2), timezone text, phone text, email text",
             "orders": "user_id bigint, created_at timestamptz, amount numeric(18,2), brand text, category text, "
-                      "shop text, coupon_used boolean",
+                      "shop text, coupon_used boolean, coupon_id text",
             "visits": "user_id bigint, visited_at timestamptz, source text, seconds numeric(18,4)",
             "user_tags": "user_id bigint, tag text",
             "consent": "user_id bigint, channel text"}
