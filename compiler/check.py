@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from compiler import program as P
 from compiler.bounds import check_bounds
 from compiler.campaign import CampaignContext, check_campaign
+from compiler.config import check_coupons
 from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_cap
 from compiler.lint import lint_program
 from compiler.report import Report
@@ -42,6 +43,8 @@ class CheckResult:
 def check_workspace(ws: Workspace) -> CheckResult:
     report = Report()
     schema = build_schema(ws.modules, report)
+    cfg = display_path(ws.root / "camp.toml")
+    report.items += check_coupons(ws.config, schema, ws.sources.get(cfg, ""), cfg)
     program = P.Program(schema=schema, currency=ws.config.workspace.currency, timezone=ws.config.workspace.timezone)
     decls = _collect(ws.modules, report)
     for module in ws.modules:

@@ -1,10 +1,15 @@
-"""camp.toml -> WorkspaceConfig (validated; unknown keys are errors, so typos are caught)."""
+"""camp.toml -> WorkspaceConfig (validated; unknown keys are errors, so typos are caught).
+
+`check_coupons` then checks what `[coupons]` names against the schema (`camp check` calls it once the schema
+is built): where the shop's orders say which camp coupon they used, read by `camp sync`.
+"""
 
 from __future__ import annotations
 
 import re
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -13,6 +18,9 @@ from compiler.zones import zone_or_none
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.parse import normalize_text
 from dsl.span import Span
+
+if TYPE_CHECKING:
+    from compiler.schema import Schema
 
 BUILTIN_CHANNELS = ("push", "sms", "email", "webhook", "outbox", "console", "in_app")
 
@@ -46,8 +54,87 @@ class TemplatesSection(_Strict):
     dir: str = "templates"
 
 
+class Redemptions(BaseModel):
+    """Where `camp sync` reads redemptions: the `redeemed_on` events' table and columns (resolved against the
+    schema), and how late an order may still arrive. Plain data, so a flow can take it as JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    time_column: str
+    coupon_column: str  # carries camp_coupons.coupon_id
+    amount_column: str
+    scope_columns: dict[str, str]  # every field of the events (a coupon's scope names them) -> its column
+    late_data_minutes: int
+
+
 class CouponsSection(_Strict):
     redeemed_on: str = "orders"  # the event table whose fields coupon scopes (`only category in ...`) name
+    coupon_field: str | None = None  # a text field of those events carrying the coupon id camp issued; none: no sync
+    amount_field: str = "amount"  # a money field of those events: the order's amount
+    late_data: str = "3d"  # how long after a coupon's validity ends its redemptions may still arrive
+
+    @field_validator("late_data")
+    @classmethod
+    def _late(cls, v: str) -> str:
+        if _late_minutes(v) is None:
+            raise ValueError(f"{v!r} is not a duration from 0m to 365d like \"12h\", \"3d\" or \"1w\"") from None
+        return v
+
+    def redemptions(self, schema: Schema) -> Redemptions | None:
+        """Where the schema keeps this section's redemptions; None without a coupon_field (no sync) or when a
+        name does not resolve (`check_coupons` reports it)."""
+        event = schema.events.get(self.redeemed_on)
+        if self.coupon_field is None or event is None or _coupon_problems(self, schema):
+            return None
+        return Redemptions(table=event.table, time_column=event.time_column,
+                           coupon_column=event.fields[self.coupon_field].column,
+                           amount_column=event.fields[self.amount_field].column,
+                           scope_columns={f.name: f.column for f in event.fields.values()},
+                           late_data_minutes=_late_minutes(self.late_data) or 0)
+
+
+_LATE_UNITS = {"m": 1, "h": 60, "d": 1440, "w": 10080}
+
+
+def _late_minutes(text: str) -> int | None:
+    """"12h", "3d", "1w" -> minutes (0 to 365 days); None when it is not such a duration."""
+    m = re.fullmatch(r"\s*(\d{1,6})\s*([mhdw])\s*", text)
+    if not m:
+        return None
+    minutes = int(m.group(1)) * _LATE_UNITS[m.group(2)]
+    return minutes if minutes <= 365 * 1440 else None
+
+
+def check_coupons(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
+    """E006 for each `[coupons]` setting the schema cannot back: the events, the coupon field (text), the amount
+    field (money). Nothing to check without a coupon_field: then nothing is synced."""
+    return [diagnostic("E006", f"camp.toml: `coupons.{key}`: {message}",
+                       Span.point(_find_key_line(text, ["coupons", key]), 1), display, [hint])
+            for key, message, hint in _coupon_problems(config.coupons, schema)]
+
+
+def _coupon_problems(section: CouponsSection, schema: Schema) -> list[tuple[str, str, str]]:
+    """(key, message, hint) per setting of the section the schema does not back."""
+    if section.coupon_field is None:
+        return []
+    event = schema.events.get(section.redeemed_on)
+    if event is None:
+        return [("redeemed_on", f"the schema declares no events `{section.redeemed_on}`",
+                 did_you_mean(section.redeemed_on, list(schema.events)) or
+                 "declare them: `events orders from table orders user user_id time created_at { ... }`")]
+    out = []
+    for key, name, kind, what in (("coupon_field", section.coupon_field, "text", "the coupon id camp issued"),
+                                  ("amount_field", section.amount_field, "money", "the order's amount")):
+        field = event.fields.get(name)
+        if field is None:
+            out.append((key, f"the events `{event.name}` have no field `{name}`",
+                        did_you_mean(name, list(event.fields)) or
+                        f"declare it in `events {event.name}`: `{name} {'text' if kind == 'text' else 'money(CNY)'}`"))
+        elif field.type.kind != kind:
+            out.append((key, f"`{event.name}.{name}` is {field.type}, but it must be {kind}: it carries {what}",
+                        f"name a {kind} field of `{event.name}`"))
+    return out
 
 
 class RuntimeSection(_Strict):
@@ -144,6 +231,8 @@ def _validation_hint(kind: str, loc: list[str]) -> str:
         return f"`{'.'.join(loc)}` is a table: write `[{'.'.join(loc)}]` and its settings on the lines below"
     if key == "arbitration_wait":
         return 'a number and a unit: "30s", "10m" or "1h" (at most 24h; "0s" never waits)'
+    if key == "late_data":
+        return 'a number and a unit: "12h", "3d" or "1w" (at most 365d; "0d" allows no late orders)'
     if key == "timezone":
         return 'IANA names look like "Asia/Shanghai", "Europe/London" or "UTC"'
     return "the settings camp.toml takes: README, section \"A workspace\", and docs/runtime.md"
