@@ -143,6 +143,24 @@ def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None,
 
 @cli.command()
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--as-of", "as_of", help="Read orders up to this time, ISO 8601 (default: now). Without a zone: the "
+                                       "workspace's.")
+@click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def sync(path: Path, as_of: str | None, data: str | None, ledger: str | None) -> None:
+    """Learn from the shop's orders which issued coupons were redeemed (scope, validity and minimum spend
+    noted) and which expired unused; print the counts. Needs [coupons] coupon_field in camp.toml.
+
+    Exit status: 0 synced (or nothing declared), 1 errors in the workspace or a database camp cannot open,
+    2 usage (no camp.toml), 3 internal error.
+    """
+    from camp.sync import run_sync
+
+    sys.exit(run_sync(path, as_of, data, ledger))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

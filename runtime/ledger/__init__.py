@@ -1,6 +1,7 @@
 """The ledger: what camp decided and sent, the source of truth of every run.
 
     store.py       Ledger: the named queries, typed rows in and out; open_ledger(url) opens and migrates
+    redemptions.py CouponLedger (Ledger's base): the outstanding coupons and a sync's record (`camp sync`)
     connection.py  Connection: one session (DuckDB file or PostgreSQL), `?` statements, transactions, the
                    decision lock, migrations
     backend.py     DuckDB, Postgres: every difference between the engines (the warehouse session's too)

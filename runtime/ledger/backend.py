@@ -75,6 +75,11 @@ class Backend:
     def bulk_insert(self, conn: Any, table: str, columns: list[str], rows: Any) -> None:
         raise NotImplementedError
 
+    def fresh_temp_table(self, conn: Any, name: str, columns: str) -> None:
+        """A new, empty TEMP table of this session (`columns`: their SQL definitions), replacing one an
+        earlier call left; never a table of the database."""
+        raise NotImplementedError
+
     def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         raise NotImplementedError
 
@@ -124,6 +129,9 @@ class DuckDB(Backend):
         cols = ", ".join(f'"{c}"' for c in columns)
         frame = rows if _given_frame(rows) else pd.DataFrame.from_records(rows, columns=columns)  # noqa: F841 (read by name)
         conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+
+    def fresh_temp_table(self, conn: Any, name: str, columns: str) -> None:
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
 
     def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         """DuckDB hands the result over column by column."""
@@ -192,6 +200,11 @@ class Postgres(Backend):
         with conn.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def fresh_temp_table(self, conn: Any, name: str, columns: str) -> None:
+        """pg_temp names this session's temporary schema only: the DROP cannot reach a table of the database."""
+        self.execute(conn, f"DROP TABLE IF EXISTS pg_temp.{name}")
+        self.execute(conn, f"CREATE TEMP TABLE {name} ({columns})")
 
     def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         import pandas as pd

@@ -110,3 +110,10 @@ class StatusCount(NamedTuple):
     reason: str | None
     n: int
     cost: Decimal | None
+
+
+class OutcomeCount(NamedTuple):
+    """How many coupons one `camp sync` moved to an outcome: `ok` or a redemption note (redeemed), `expired`."""
+
+    outcome: str
+    n: int

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from runtime.ledger.connection import Connection
+from runtime.ledger.redemptions import CouponLedger
 from runtime.ledger.rows import (
     CountedRow,
     CouponRow,
@@ -52,7 +52,9 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(Connection):
+class Ledger(CouponLedger):
+    """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's."""
+
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
                   flow_run_id: str | None) -> None:
@@ -135,7 +137,8 @@ class Ledger(Connection):
             f"{self.in_list('user_id')} AND status IN ({listed}) AND due_at >= ?", (users, since))]
 
     def held_coupons(self, users: list[str]) -> list[CouponRow]:
-        """The coupons these users hold, reserved or issued (any campaign)."""
+        """The coupons these users hold, reserved or issued (any campaign): not the ones an order redeemed
+        (`camp sync`), nor expired or void ones."""
         return [CouponRow(*r) for r in self.rows(
             f"SELECT user_id, code, campaign, reserved_at, usable_to FROM camp_coupons WHERE "
             f"{self.in_list('user_id')} AND state IN ('{CouponState.RESERVED}', '{CouponState.ISSUED}')", (users,))]

@@ -1,0 +1,49 @@
+"""`camp sync`: the workspace's [coupons] declaration -> the shop's redemptions and expiries recorded in the
+ledger (runtime.coupon_sync), and their counts printed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from camp.audience import checked, parse_as_of
+
+
+def run_sync(path: Path, as_of: str | None, data: str | None, ledger: str | None) -> int:
+    """Exit status: 0 synced (or nothing declared to sync), 1 errors in the workspace or a database that
+    cannot be opened."""
+    loaded = checked(path)
+    if loaded is None:
+        return 1
+    ws, program, _, _ = loaded
+    source = ws.config.coupons.redemptions(program.schema)
+    if source is None:
+        print("camp sync: camp.toml declares no [coupons] coupon_field: nothing to sync (name the orders' field "
+              "that carries the coupon id camp issued, e.g. coupon_field = \"coupon_id\")")
+        return 0
+    from camp.run import _ledger_or_say
+    from runtime.coupon_sync import sync_coupons
+    from runtime.warehouse import connect, run_urls
+
+    data_url, ledger_url = run_urls(ws, data, ledger)
+    when = parse_as_of(as_of, program.timezone)
+    try:
+        connect(data_url, read_only=True).close()
+    except Exception as exc:  # noqa: BLE001 (any driver's error)
+        print(f"camp sync: cannot open the data {data_url}: {exc}", file=sys.stderr)
+        print("  hint: check [data] url in camp.toml, --data or $CAMP_DATA_URL", file=sys.stderr)
+        return 1
+    lg = _ledger_or_say("camp sync", ledger_url)
+    if lg is None:
+        return 1
+    try:
+        result = sync_coupons(lg, data_url, source, when)
+    finally:
+        lg.close()
+    print(f"camp sync: coupons as of {when.isoformat()} ({ws.config.coupons.redeemed_on}.{source.coupon_column}, "
+          f"late data {ws.config.coupons.late_data})")
+    for label, n in (("redeemed", result.redeemed), ("out of scope", result.out_of_scope),
+                     ("outside validity", result.outside_validity), ("below min spend", result.below_min_spend),
+                     ("expired", result.expired), ("already known", result.already_known)):
+        print(f"  {label}: {n}")
+    return 0
