@@ -73,7 +73,7 @@ def _redeeming_orders(wh: Warehouse, config: Redemptions, outstanding: pd.DataFr
                if field in config.scope_columns for v in values]
     coupons = outstanding.assign(scope_id=scope_ids)[_COUPON_COLS]
     wh.execute(f"CREATE TEMP TABLE {COUPONS} (coupon_id text, scope_id bigint, usable_from timestamptz, "
-               "usable_to timestamptz, value decimal(18, 2), min_spend decimal(18, 2))")
+               "usable_to timestamptz, value text, min_spend text)")  # money as text: exact through the frame
     wh.bulk_insert(COUPONS, _COUPON_COLS, coupons)
     wh.execute(f"CREATE TEMP TABLE {SCOPES} (scope_id bigint, field text, value text)")
     wh.bulk_insert(SCOPES, ["scope_id", "field", "value"], allowed)
@@ -84,7 +84,7 @@ def _redeeming_orders(wh: Warehouse, config: Redemptions, outstanding: pd.DataFr
 
 def _query(config: Redemptions, fields: list[str], dialect: str) -> str:
     """The first order per outstanding coupon (ties: the larger amount), and its note; `?`s: since, as-of.
-    A scope's values are compared as text."""
+    A scope's values are compared as text; money comes back as text (exact through the DataFrame)."""
     def q(name: str) -> str:
         return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
 
@@ -97,15 +97,16 @@ def _query(config: Redemptions, fields: list[str], dialect: str) -> str:
               f"h.f{i}) THEN {lit(f'out of scope: {f}=')} || coalesce(h.f{i}, 'NULL')" for i, f in enumerate(fields)]
     return f"""
 WITH h AS (
-  SELECT c.coupon_id, c.scope_id, c.usable_from, c.usable_to, c.value, c.min_spend,
+  SELECT c.coupon_id, c.scope_id, c.usable_from, c.usable_to, CAST(c.value AS decimal(18, 2)) AS value,
+    CAST(c.min_spend AS decimal(18, 2)) AS min_spend,
     o.{q(config.time_column)} AS order_at, o.{q(config.amount_column)} AS amount{picked},
     row_number() OVER (PARTITION BY c.coupon_id ORDER BY o.{q(config.time_column)},
                        o.{q(config.amount_column)} DESC NULLS LAST) AS n
   FROM {exp.to_table(config.table).sql(dialect=dialect)} o JOIN {COUPONS} c ON o.{q(config.coupon_column)} = c.coupon_id
   WHERE o.{q(config.time_column)} >= ? AND o.{q(config.time_column)} <= ?
 )
-SELECT coupon_id, order_at, amount,
-  CASE WHEN amount < value THEN amount ELSE value END AS discount,
+SELECT coupon_id, order_at, CAST(amount AS text) AS amount,
+  CAST(CASE WHEN amount < value THEN amount ELSE value END AS text) AS discount,
   CASE {' '.join(scoped)}
     WHEN order_at < usable_from OR order_at >= usable_to THEN 'outside validity'
     WHEN min_spend IS NOT NULL AND (amount IS NULL OR amount < min_spend) THEN 'below min spend'

@@ -24,9 +24,11 @@ _ISSUED = f"state = '{CouponState.ISSUED}'"
 class CouponLedger(Connection):
     def outstanding_coupons(self, as_of: datetime) -> pd.DataFrame:
         """(coupon_id, issued_at, usable_from, usable_to, value, min_spend, scope) of the coupons issued by
-        `as_of` and neither redeemed nor expired."""
-        return self.frame("SELECT coupon_id, issued_at, usable_from, usable_to, value, min_spend, scope FROM "
-                          f"camp_coupons WHERE {_ISSUED} AND issued_at <= ?", (as_of,))
+        `as_of` and neither redeemed nor expired. Money as text: exact through a DataFrame (DuckDB would hand
+        decimals over as floats)."""
+        return self.frame("SELECT coupon_id, issued_at, usable_from, usable_to, CAST(value AS text) AS value, "
+                          "CAST(min_spend AS text) AS min_spend, scope FROM camp_coupons "
+                          f"WHERE {_ISSUED} AND issued_at <= ?", (as_of,))
 
     def record_sync(self, found: pd.DataFrame, at: datetime, expire_before: datetime) -> tuple[list[OutcomeCount], int]:
         """One transaction: the coupons of `found` (FOUND_COLS) still issued become redeemed (redeemed_at =
@@ -35,13 +37,14 @@ class CouponLedger(Connection):
         with self.decision():
             known = self.one(f"SELECT count(*) FROM camp_coupons WHERE state = '{CouponState.REDEEMED}'")
             self.backend.fresh_temp_table(self.db.conn, FOUND, "coupon_id text, order_at timestamptz, "
-                                          "amount decimal(18, 2), discount decimal(18, 2), redemption text")
+                                          "amount text, discount text, redemption text")  # money as text: exact
             self.bulk_insert(FOUND, FOUND_COLS, found)
             counts = [OutcomeCount(*r) for r in self.rows(
                 f"SELECT f.redemption, count(*) FROM {FOUND} f JOIN camp_coupons c ON c.coupon_id = f.coupon_id "
                 f"WHERE c.{_ISSUED} GROUP BY f.redemption ORDER BY f.redemption")]
             self.execute(f"UPDATE camp_coupons SET state = '{CouponState.REDEEMED}', redeemed_at = ?, "
-                         "redeemed_order_at = f.order_at, order_amount = f.amount, discount = f.discount, "
+                         "redeemed_order_at = f.order_at, order_amount = CAST(f.amount AS decimal(18, 2)), "
+                         "discount = CAST(f.discount AS decimal(18, 2)), "
                          f"redemption = f.redemption FROM {FOUND} f WHERE camp_coupons.coupon_id = f.coupon_id "
                          f"AND camp_coupons.{_ISSUED}", (at,))
             expired = self.one(f"SELECT count(*) FROM camp_coupons WHERE {_ISSUED} AND usable_to < ?",

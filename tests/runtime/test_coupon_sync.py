@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from compiler.config import CouponsSection
+from dsl.diagnostics import Diagnostic
 from runtime.coupon_sync import SyncResult, sync_coupons
 from runtime.ledger import open_ledger
 from runtime.ledger.store import COUPON_COLS
@@ -294,3 +295,23 @@ def test_camp_sync_prints_the_counts_and_says_when_nothing_is_declared(tmp_path,
     again = camp("sync", ".", "--as-of", "2026-11-20T10:00:00+08:00", "--ledger", f"duckdb:///{ledger}",
                  "--data", f"duckdb:///{Path(shop)}", cwd=root)
     assert again.returncode == 0 and "already known: 1" in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.parametrize(("coupons", "code", "line", "says"), [
+    ('coupon_field = "coupon_code"', "E006", 10, "have no field `coupon_code`"),
+    ('coupon_field = "coupon_id"\namount_field = "brand"', "E006", 11, "`orders.brand` is text, but it must be money"),
+    ('redeemed_on = "order"\ncoupon_field = "coupon_id"', "E006", 10, "declares no events `order`"),
+    ('coupon_field = "coupon_id"\nlate_data = "3 days"', "E002", 11, "not a duration"),
+])
+def test_camp_check_locates_what_the_schema_cannot_back(tmp_path, coupons, code, line, says):
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+
+    root = make_workspace(tmp_path / "ws", {}, toml=f"[coupons]\n{coupons}\n")
+    ws = load_workspace(root)
+    assert not isinstance(ws, Diagnostic)
+    found = [d for d in check_workspace(ws).diagnostics if d.code == code]
+    assert [(Path(d.file).name, d.span.line) for d in found] == [("camp.toml", line)], found
+    assert says in found[0].message
+    ok = load_workspace(make_workspace(tmp_path / "ok", {}, toml='[coupons]\ncoupon_field = "coupon_id"\n'))
+    assert not isinstance(ok, Diagnostic) and check_workspace(ok).diagnostics == []
