@@ -46,12 +46,13 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         given = journey_coupons(ctx, users)
         budget = _budget(run)
         out, deliveries, coupon_rows, outbox = [], [], [], []
+        prefix, occ = ctx.key_prefix, ctx.occ
         render_s = 0.0
         now = datetime.now(UTC)
         for r in batch:
             if r.user_id in done:
                 continue
-            key = ctx.key_prefix + r.user_id
+            key = prefix + r.user_id
             if bad_zone(p, r):
                 n.unknown_zones += 1
             try:
@@ -107,7 +108,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 out = [o for o in out if o.key != key]
                 outbox = [o for o in outbox if o[0] != key]
             coupon_rows.extend(mine)
-            deliveries.append((key, *ctx.occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
+            deliveries.append((key, *occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
                                coupon_id, provider, ctx.plan_hash, ctx.run_id,
                                p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
