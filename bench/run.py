@@ -30,6 +30,7 @@ from compiler.check import check_workspace  # noqa: E402
 from compiler.plan import build_plan  # noqa: E402
 from compiler.workspace import load_workspace  # noqa: E402
 from runtime import engine  # noqa: E402
+from runtime.context import Run  # noqa: E402
 from runtime.demo_data import make_shop  # noqa: E402
 from runtime.ledger import open_ledger  # noqa: E402
 from runtime.warehouse import connect  # noqa: E402
@@ -84,7 +85,7 @@ def bare(plan, data_url: str, ledger_url: str, batch: int) -> float:
     """The same stages without Prefect."""
     t0 = time.perf_counter()
     lg = open_ledger(ledger_url)
-    run = engine.Run(plan, lg, data_url, AS_OF)
+    run = Run(plan, lg, data_url, AS_OF)
     engine.run_through(run, batch)
     lg.close()
     return time.perf_counter() - t0

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from compiler.plan import build_plan
-from runtime import engine
+from runtime.context import Run
 from runtime.decide import COUNTED
 from runtime.demo_data import make_shop
 from runtime.journey import due_occurrences
@@ -186,7 +186,7 @@ class Promises(RuleBasedStateMachine):
         c = self.env.program.campaigns[campaign]
         plan = build_plan(self.env.program, c, self.clock, "duckdb" if self.env.kind == "duckdb" else "postgres",
                           self.env.ws.template_dir, step, "machine", occurrence=occurrence)
-        run = engine.Run(plan, self.lg, self.data_url, self.clock, channel_config={
+        run = Run(plan, self.lg, self.data_url, self.clock, channel_config={
             n: s.model_dump() for n, s in self.env.ws.config.channels.items()})
         run_engine(run, 16)
 
