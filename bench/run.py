@@ -115,7 +115,11 @@ def start_server():
     os.environ["PREFECT_API_URL"] = url
     ctx = temporary_settings(updates={PREFECT_API_URL: url})
     ctx.__enter__()
+    _KEEP.append(ctx)  # a dropped generator context is closed by the collector, which undid the settings
     return proc
+
+
+_KEEP: list = []
 
 
 def main() -> None:
