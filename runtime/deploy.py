@@ -19,8 +19,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.plan import CRON_DAYS, PlanError, SchedulePlan, build_plan, schedule_plan
+from compiler.plan import PlanError, SchedulePlan
 from compiler.program import Program
+from compiler.schedule import CRON_DAYS, schedule_plan
+from compiler.step_plan import build_plan
 
 if TYPE_CHECKING:  # prefect is imported where it is used: `camp check` never loads it
     from prefect.events.schemas.automations import TriggerTypes

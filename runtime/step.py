@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from compiler.plan import EventRun, StepPlan, build_plan
+from compiler.plan import StepPlan
+from compiler.step_plan import build_plan
+from compiler.trigger import EventRun
 from runtime.warehouse import dialect_of, run_urls
 
 
