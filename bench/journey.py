@@ -30,7 +30,7 @@ import duckdb  # noqa: E402
 
 from bench.run import workspace  # noqa: E402
 from compiler.check import check_workspace  # noqa: E402
-from compiler.plan import build_plan  # noqa: E402
+from compiler.step_plan import build_plan  # noqa: E402
 from compiler.workspace import load_workspace  # noqa: E402
 from runtime import engine  # noqa: E402
 from runtime.context import Run  # noqa: E402

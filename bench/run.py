@@ -27,7 +27,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from compiler.check import check_workspace  # noqa: E402
-from compiler.plan import build_plan  # noqa: E402
+from compiler.step_plan import build_plan  # noqa: E402
 from compiler.workspace import load_workspace  # noqa: E402
 from runtime import engine  # noqa: E402
 from runtime.context import Run  # noqa: E402

@@ -202,7 +202,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     from prefect.runtime import flow_run
 
     from compiler.check import check_workspace
-    from compiler.plan import in_dates
+    from compiler.schedule import in_dates
     from compiler.workspace import load_workspace
     from dsl.diagnostics import Diagnostic
     from runtime.step import channels_of, runnable
@@ -232,7 +232,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     if event_id:
         from datetime import UTC, timedelta
 
-        from compiler.plan import EventRun
+        from compiler.trigger import EventRun
 
         at = datetime.fromisoformat(occurred.replace("Z", "+00:00")) if occurred else when
         delay = timedelta(minutes=c.schedule.delay.minutes()) if c.schedule and c.schedule.delay else timedelta(0)

@@ -111,8 +111,8 @@ def _shop() -> tuple[str, object]:
 def compile_and_dry_run(ws: Workspace, result: CheckResult, name: str) -> int:
     """Compile every campaign declared in `name` (SQL for every dialect, each step's plan) and dry-run
     each plan as `camp run --dry-run` does, minus Prefect. Returns how many plans ran."""
-    from compiler.plan import build_plan
     from compiler.sql import AudienceSQL
+    from compiler.step_plan import build_plan
     from runtime.context import Run
     from tests.runtime.steps import run_engine
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from compiler.check import check_workspace
-from compiler.plan import build_plan
+from compiler.step_plan import build_plan
 from compiler.workspace import Workspace, load_workspace
 from tests.conftest import CAMPAIGNS
 from tests.test_fuzz import compile_and_dry_run

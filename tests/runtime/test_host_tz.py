@@ -29,7 +29,7 @@ PROBE = r"""
 import json, sys
 from datetime import datetime
 from compiler.check import check_workspace
-from compiler.plan import occurrence_of, schedule_plan
+from compiler.schedule import occurrence_of, schedule_plan
 from compiler.workspace import load_workspace
 from runtime.deploy import schedules_of
 from pathlib import Path
@@ -88,7 +88,8 @@ def test_occurrences_are_prefects_fire_times_across_daylight_saving_changes():
 
     from prefect.server.schemas.schedules import RRuleSchedule
 
-    from compiler.plan import SchedulePlan, latest_fire
+    from compiler.plan import SchedulePlan
+    from compiler.schedule import latest_fire
     from runtime.deploy import schedules_of
 
     nights = {"America/New_York": [datetime(2026, 3, 7, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)],

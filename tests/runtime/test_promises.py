@@ -164,7 +164,7 @@ def test_a_fallback_after_a_permanent_failure_respects_the_sms_cap_against_histo
 
 
 def test_a_follow_up_reads_consent_and_addresses_at_its_own_time(tmp_path, prefect_api, hook, ledger):
-    from compiler.plan import build_plan
+    from compiler.step_plan import build_plan
     from runtime import flows
 
     h, url = hook

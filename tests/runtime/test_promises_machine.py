@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from compiler.plan import build_plan
+from compiler.step_plan import build_plan
 from runtime.context import Run
 from runtime.decide import COUNTED
 from runtime.demo_data import make_shop
@@ -214,7 +214,7 @@ class Promises(RuleBasedStateMachine):
     @rule()
     def run_reminder(self):
         c = self.env.program.campaigns["m_touch"]
-        from compiler.plan import journey_plan
+        from compiler.journey import journey_plan
 
         due = due_occurrences(self.lg, "m_touch", "reminder", journey_plan(c, c.steps[1]), self.clock,
                               self.env.program.timezone)
