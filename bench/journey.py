@@ -5,7 +5,7 @@
 The touch goes to every user of a demo shop (run once, through the engine). Then the follow-up
 `reminder after 3d unless any(orders since touch)` is resolved for the whole cohort, each time from a
 fresh copy of the ledger: camp reads the cohort from the ledger, loads it into a TEMP table of the
-warehouse session and runs the step's SQL (`engine.snapshot`). The peer is one hand-written DuckDB
+warehouse session and runs the step's SQL (`runtime.snapshot.snapshot`). The peer is one hand-written DuckDB
 query over both files attached: the anti-join of the touch's sent rows with the orders placed since
 each send. Both must find the same users. Reported: medians of --runs, and the ratio.
 The whole follow-up (decide and send to the outbox) is timed too. --stages also times the pieces of
@@ -30,11 +30,13 @@ import duckdb  # noqa: E402
 
 from bench.run import workspace  # noqa: E402
 from compiler.check import check_workspace  # noqa: E402
-from compiler.plan import build_plan  # noqa: E402
+from compiler.step_plan import build_plan  # noqa: E402
 from compiler.workspace import load_workspace  # noqa: E402
 from runtime import engine  # noqa: E402
+from runtime.context import Run  # noqa: E402
 from runtime.demo_data import make_shop  # noqa: E402
 from runtime.ledger import open_ledger  # noqa: E402
+from runtime.snapshot import snapshot  # noqa: E402
 
 TOUCH = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 REMIND = TOUCH + timedelta(days=3)
@@ -54,9 +56,9 @@ def run_step(plan, data_url: str, ledger_url: str, as_of: datetime, send: bool) 
     """(seconds to resolve the recipients, seconds in all, recipients)."""
     t0 = time.perf_counter()
     lg = open_ledger(ledger_url)
-    run = engine.Run(plan, lg, data_url, as_of)
+    run = Run(plan, lg, data_url, as_of)
     engine.start(run)
-    lo, hi = engine.snapshot(run)
+    lo, hi = snapshot(run)
     resolved = time.perf_counter() - t0
     if send:
         for a in range(lo, hi, 10_000):
@@ -108,9 +110,9 @@ def stages(plan, shop: Path, base: Path, tmp: Path) -> None:
     wh.execute(plan.recipients_sql).fetchall()
     sql_s = time.perf_counter() - t
     wh.close()
-    run = engine.Run(plan, lg, f"duckdb:///{shop}", REMIND)
+    run = Run(plan, lg, f"duckdb:///{shop}", REMIND)
     t = time.perf_counter()
-    engine.snapshot(run)  # all of it again, with the ledger write
+    snapshot(run)  # all of it again, with the ledger write
     total = time.perf_counter() - t
     run.close()
     lg.close()

@@ -27,9 +27,10 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from compiler.check import check_workspace  # noqa: E402
-from compiler.plan import build_plan  # noqa: E402
+from compiler.step_plan import build_plan  # noqa: E402
 from compiler.workspace import load_workspace  # noqa: E402
 from runtime import engine  # noqa: E402
+from runtime.context import Run  # noqa: E402
 from runtime.demo_data import make_shop  # noqa: E402
 from runtime.ledger import open_ledger  # noqa: E402
 from runtime.warehouse import connect  # noqa: E402
@@ -84,7 +85,7 @@ def bare(plan, data_url: str, ledger_url: str, batch: int) -> float:
     """The same stages without Prefect."""
     t0 = time.perf_counter()
     lg = open_ledger(ledger_url)
-    run = engine.Run(plan, lg, data_url, AS_OF)
+    run = Run(plan, lg, data_url, AS_OF)
     engine.run_through(run, batch)
     lg.close()
     return time.perf_counter() - t0
@@ -114,7 +115,11 @@ def start_server():
     os.environ["PREFECT_API_URL"] = url
     ctx = temporary_settings(updates={PREFECT_API_URL: url})
     ctx.__enter__()
+    _KEEP.append(ctx)  # a dropped generator context is closed by the collector, which undid the settings
     return proc
+
+
+_KEEP: list = []
 
 
 def main() -> None:

@@ -152,7 +152,7 @@ def _occurrence(c, when):
     step: the scheduled time `when` falls in (docs/runtime.md), so both commands count the same users."""
     from datetime import UTC
 
-    from compiler.plan import local_send_of, occurrence_of, schedule_plan
+    from compiler.schedule import local_send_of, occurrence_of, schedule_plan
 
     if c.schedule is None or c.schedule.kind == "event":
         return when, None, ""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def due_campaigns(lg: Ledger, campaigns: list, as_of: datetime) -> tuple[list, list[tuple[str, str]], list]:
     """(the campaigns due at `as_of`, [(campaign, why not)] for the others, the campaigns of those with deferred
     deliveries due by `as_of`: to release)."""
-    from compiler.plan import latest_fire, occurrence_of, schedule_plan
+    from compiler.schedule import latest_fire, occurrence_of, schedule_plan
 
     due, skipped, release = [], [], []
     for c in campaigns:

@@ -170,7 +170,8 @@ def _shown(occurrence: str, tz: str) -> str:
 def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: str) -> list[str] | list[None]:
     """[None] for a first step (the occurrence follows from the clock); for a follow-up, the journey
     occurrences with users due at `when` (or the one asked for)."""
-    from compiler.plan import PlanError, journey_plan
+    from compiler.journey import journey_plan
+    from compiler.plan import PlanError
     from runtime.journey import due_occurrences
 
     s = next((x for x in c.steps if x.name == step), None)

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from compiler.plan import latest_fire, schedule_plan
 from compiler.program import Campaign, Coupon, Program
+from compiler.schedule import latest_fire, schedule_plan
 
 
 @dataclass(frozen=True)

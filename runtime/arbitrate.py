@@ -27,8 +27,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-from compiler.plan import latest_fire, schedule_plan
 from compiler.rivals import Rival, rivals
+from compiler.schedule import latest_fire, schedule_plan
 from runtime.ledger import Ledger, open_ledger
 from runtime.ledger.backend import backend_for
 from runtime.warehouse import dialect_of

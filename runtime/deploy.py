@@ -7,26 +7,28 @@ schedules from WHEN in the campaign's time zone and date range.
 
 Every deployment runs the generic `camp-campaign` flow with the workspace path and the campaign
 name as parameters; the flow compiles the plan when it fires, so a deployment never carries a
-stale plan. Each spec carries a fingerprint of the campaign's plan (its hash at a fixed reference
-time), stored in the deployment's description, so an unchanged campaign is not redeployed.
+stale plan. Each spec carries a fingerprint: the hash of the campaign's time-independent plan
+(compiler.campaign_plan) and of each step's part of it, stored in the deployment's description, so an
+unchanged campaign is not redeployed and a changed one says which steps changed.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.plan import CRON_DAYS, PlanError, SchedulePlan, build_plan, schedule_plan
+from compiler.campaign_plan import campaign_plan
+from compiler.plan import SchedulePlan
 from compiler.program import Program
+from compiler.schedule import CRON_DAYS
 
 if TYPE_CHECKING:  # prefect is imported where it is used: `camp check` never loads it
     from prefect.events.schemas.automations import TriggerTypes
     from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
 
-REFERENCE = datetime(2000, 1, 3, tzinfo=UTC)  # fingerprints: a plan built at a fixed time
 ANCHOR = date(2026, 1, 1)  # DTSTART of schedules without a start date: fixed, so a redeploy changes nothing
 _RRULE_DAYS = {str(n): day[:2].upper() for day, n in CRON_DAYS.items()}  # cron day number -> RRULE BYDAY
 
@@ -39,7 +41,7 @@ class DeploymentSpec:
     schedules: list[dict]  # {"rrule"|"cron"|"interval", "timezone", ...}: plain data, comparable
     parameters: dict
     fingerprint: str
-    steps: dict[str, str] = field(default_factory=dict)  # step -> its plan's hash ("" when it cannot be planned)
+    steps: dict[str, str] = field(default_factory=dict)  # step -> the hash of its part of the campaign plan
     triggers: list[dict] = field(default_factory=list)  # {"event": name}: Prefect event triggers
     note: str = ""
 
@@ -85,32 +87,17 @@ def schedules_of(s: SchedulePlan) -> list[dict]:
 def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> list[DeploymentSpec]:
     out = []
     for c in sorted(program.campaigns.values(), key=lambda c: c.name):
-        steps: dict[str, str] = {}
-        for s in c.steps:
-            try:
-                steps[s.name] = build_plan(program, c, REFERENCE, "duckdb", template_dir, s.name, workspace,
-                                           occurrence="fingerprint").hash  # follow-ups: any occurrence will do
-            except PlanError:
-                steps[s.name] = ""  # fingerprinted with the campaign as a whole
-        fingerprint = _campaign_fingerprint(c, steps)
-        plan_s = schedule_plan(c.schedule) if c.schedule else None
-        schedules = schedules_of(plan_s) if plan_s else []
-        triggers = [{"event": plan_s.event}] if plan_s and plan_s.kind == "event" else []
-        note = "" if schedules or triggers or plan_s is None else "no schedule"
+        plan = campaign_plan(program, c, "duckdb", template_dir, workspace)
+        steps = {s.name: plan.step_hash(s.name) for s in plan.steps}
+        schedules = schedules_of(plan.schedule) if plan.schedule else []
+        triggers = [{"event": plan.schedule.event}] if plan.schedule and plan.schedule.kind == "event" else []
+        note = "" if schedules or triggers or plan.schedule is None else "no schedule"
         out.append(DeploymentSpec(
             name=c.name, campaign=c.name,
             tags=["camp", workspace_tag(workspace), f"camp-campaign:{c.name}"],
             schedules=schedules, parameters={"workspace": str(root.resolve()), "campaign": c.name},
-            fingerprint=fingerprint, steps=steps, triggers=triggers, note=note))
+            fingerprint=plan.hash, steps=steps, triggers=triggers, note=note))
     return out
-
-
-def _campaign_fingerprint(c, steps: dict[str, str]) -> str:
-    import hashlib
-
-    follow = [(s.name, str(s.after), repr(s.unless), repr(s.actions), repr(s.branches), repr(s.variants))
-              for s in c.steps if not steps.get(s.name)]
-    return hashlib.sha256(json.dumps([steps, follow], sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass

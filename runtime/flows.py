@@ -27,11 +27,17 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from compiler.plan import StepPlan
 from runtime import arbitrate, engine
+from runtime.context import Run
 from runtime.ledger import open_ledger
 from runtime.ledger.status import RunStatus
+from runtime.recover import recover
+from runtime.release import release
+from runtime.snapshot import snapshot
+from runtime.summary import release_summary
+from runtime.summary import summarize as summary_of
 
 progress: Callable[[str, int, int], None] | None = None  # set by the CLI: (stage, done, total)
-_RUNS: dict[str, engine.Run] = {}  # run id -> the run in this process. Tasks take the id, never the Run:
+_RUNS: dict[str, Run] = {}  # run id -> the run in this process. Tasks take the id, never the Run:
 # Prefect walks task parameters (to resolve futures), which would visit every snapshot row.
 
 
@@ -54,12 +60,12 @@ def _report(stage: str, done: int, total: int) -> None:
 
 @task(name="resolve-audience", cache_policy=NONE, persist_result=False)
 def resolve_audience(run_id: str) -> tuple[int, int]:
-    return engine.snapshot(_RUNS[run_id])
+    return snapshot(_RUNS[run_id])
 
 
 @task(name="recover-and-release", cache_policy=NONE, persist_result=False)
 def recover_and_release(run_id: str) -> tuple[int, int]:
-    return engine.recover(_RUNS[run_id]), engine.release(_RUNS[run_id])
+    return recover(_RUNS[run_id]), release(_RUNS[run_id])
 
 
 @task(name="send-batch", cache_policy=NONE, persist_result=False, task_run_name="send-batch-{lo}")
@@ -70,7 +76,7 @@ def send_batch(run_id: str, lo: int, hi: int) -> None:
 @task(name="summarize", cache_policy=NONE, persist_result=False)
 def summarize(run_id: str, audience: int) -> dict:
     run = _RUNS[run_id]
-    summary = engine.summarize(run, audience)
+    summary = summary_of(run, audience)
     rows = [{"status": k, "users": v} for k, v in sorted(summary["statuses"].items())]
     rows += [{"status": k, "users": v} for k, v in sorted(summary["reasons"].items())]
     key = artifact_key(run.plan.campaign, run.plan.step)
@@ -109,7 +115,7 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
     """Run one occurrence of one campaign step exactly as `plan` says."""
     step_plan = StepPlan.model_validate(plan)
     ledger = open_ledger(ledger_url)
-    run = engine.Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
+    run = Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
     try:
         ctx = get_run_context()
         engine.start(run, str(ctx.flow_run.id) if isinstance(ctx, FlowRunContext) and ctx.flow_run else None)
@@ -130,7 +136,7 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
     except BaseException as exc:
         if not dry_run:
             try:  # what was delivered before the failure, from the ledger: the run record and the caller say it
-                done = engine.summarize(run, run.counts.total())
+                done = summary_of(run, run.counters.counts.total())
                 done["error"] = f"{type(exc).__name__}: {exc}"
                 engine.finish(run, done, RunStatus.FAILED)
                 exc.camp_summary = done  # type: ignore[attr-defined]  # read by `camp run`
@@ -155,8 +161,8 @@ def release_step(campaign: str, data_url: str, ledger_url: str, as_of: str, chan
         try:
             ctx = get_run_context()
             engine.start(run, str(ctx.flow_run.id) if isinstance(ctx, FlowRunContext) and ctx.flow_run else None)
-            released = engine.release(run)
-            summary = engine.release_summary(run)
+            released = release(run)
+            summary = release_summary(run)
             get_run_logger().info("%s: released %s deferred deliveries", campaign, released)
             engine.finish(run, summary)
             return summary
@@ -196,7 +202,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     from prefect.runtime import flow_run
 
     from compiler.check import check_workspace
-    from compiler.plan import in_dates
+    from compiler.schedule import in_dates
     from compiler.workspace import load_workspace
     from dsl.diagnostics import Diagnostic
     from runtime.step import channels_of, runnable
@@ -226,7 +232,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     if event_id:
         from datetime import UTC, timedelta
 
-        from compiler.plan import EventRun
+        from compiler.trigger import EventRun
 
         at = datetime.fromisoformat(occurred.replace("Z", "+00:00")) if occurred else when
         delay = timedelta(minutes=c.schedule.delay.minutes()) if c.schedule and c.schedule.delay else timedelta(0)

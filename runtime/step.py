@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from compiler.plan import EventRun, StepPlan, build_plan
+from compiler.plan import StepPlan
+from compiler.step_plan import build_plan
+from compiler.trigger import EventRun
 from runtime.warehouse import dialect_of, run_urls
 
 
@@ -23,7 +25,7 @@ class Runnable:
 
 def runnable(ws, program, campaign, as_of: datetime, *, step: str | None = None, occurrence: str | None = None,
              event: EventRun | None = None, data: str | None = None, ledger: str | None = None) -> Runnable:
-    """The plan of one occurrence of one step of `campaign` (compiler.plan.build_plan: raises PlanError) with the
+    """The plan of one occurrence of one step of `campaign` (compiler.step_plan.build_plan: raises PlanError) with the
     warehouse, ledger and channels of the workspace it runs against."""
     data_url, ledger_url = run_urls(ws, data, ledger)
     plan = build_plan(program, campaign, as_of, dialect_of(data_url), ws.template_dir, step, ws.config.workspace.name,

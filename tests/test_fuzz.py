@@ -111,9 +111,9 @@ def _shop() -> tuple[str, object]:
 def compile_and_dry_run(ws: Workspace, result: CheckResult, name: str) -> int:
     """Compile every campaign declared in `name` (SQL for every dialect, each step's plan) and dry-run
     each plan as `camp run --dry-run` does, minus Prefect. Returns how many plans ran."""
-    from compiler.plan import build_plan
     from compiler.sql import AudienceSQL
-    from runtime import engine
+    from compiler.step_plan import build_plan
+    from runtime.context import Run
     from tests.runtime.steps import run_engine
 
     program = result.program
@@ -136,7 +136,7 @@ def compile_and_dry_run(ws: Workspace, result: CheckResult, name: str) -> int:
             plan = build_plan(program, c, AS_OF, "duckdb", ws.template_dir, s.name, ws.config.workspace.name,
                               occurrence=occurrence)
             assert len(plan.canonical()) < 1_000_000, "the plan is too large for Prefect's parameters"
-            run = engine.Run(plan, ledger, data_url, AS_OF, True, channels)
+            run = Run(plan, ledger, data_url, AS_OF, True, channels)
             run_engine(run, 100)
             ran += 1
     for seg in program.segments.values():

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from compiler.check import check_workspace
-from compiler.plan import build_plan
+from compiler.step_plan import build_plan
 from compiler.workspace import Workspace, load_workspace
 from tests.conftest import CAMPAIGNS
 from tests.test_fuzz import compile_and_dry_run
@@ -133,8 +133,13 @@ def test_cost_of_10_to_the_22_is_located(tmp_path):
 def test_largest_cost_is_spent_by_a_real_run(tmp_path):
     """The dry run passed with 10^22 and the real run failed on the ledger's DECIMAL(18,4): run it for real."""
     from runtime import engine
+    from runtime.context import Run
     from runtime.demo_data import make_shop
     from runtime.ledger import open_ledger
+    from runtime.recover import recover
+    from runtime.release import release
+    from runtime.snapshot import snapshot
+    from runtime.summary import summarize
 
     ws = workspace(tmp_path, case(how_much="cost push 999999.9999 CNY"))
     assert runs(ws) == 1
@@ -143,14 +148,14 @@ def test_largest_cost_is_spent_by_a_real_run(tmp_path):
     data = f"duckdb:///{tmp_path / 'shop.duckdb'}"
     make_shop(data, users=300)
     ledger = open_ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}")
-    run = engine.Run(plan, ledger, data, AS_OF, False, {})
+    run = Run(plan, ledger, data, AS_OF, False, {})
     try:
         engine.start(run)
-        lo, hi = engine.snapshot(run)
-        engine.recover(run)
-        engine.release(run)
+        lo, hi = snapshot(run)
+        recover(run)
+        release(run)
         engine.send_batch(run, lo, hi)
-        summary = engine.summarize(run, hi - lo)
+        summary = summarize(run, hi - lo)
         engine.finish(run, summary)
     finally:
         run.close()

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from compiler.check import check_workspace
-from compiler.plan import PlanError, StepPlan, build_plan, occurrence_of, schedule_plan
+from compiler.plan import PlanError, StepPlan
 from compiler.program import Schedule
+from compiler.schedule import occurrence_of, schedule_plan
+from compiler.step_plan import build_plan
 from compiler.workspace import load_workspace
 from tests.conftest import CAMPAIGNS
 from tests.test_golden import GOLDEN, _compare
@@ -75,7 +77,7 @@ def test_golden_follow_up_plan(bundled, name, step, update_golden):
 
 def test_goal_counts_since_the_journey_began(bundled):
     from compiler import ir as I
-    from compiler.plan import since_entry
+    from compiler.journey import since_entry
 
     c = bundled[1].campaigns["winback_high_value"]
     goal = since_entry(c.goal, "touch")

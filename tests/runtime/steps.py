@@ -6,7 +6,8 @@ from datetime import datetime
 from pathlib import Path
 
 from compiler.check import check_workspace
-from compiler.plan import StepPlan, build_plan
+from compiler.plan import StepPlan
+from compiler.step_plan import build_plan
 from compiler.workspace import load_workspace
 from runtime.warehouse import workspace_url
 

@@ -142,7 +142,7 @@ def test_email_goes_through_a_real_smtp_server_with_a_stable_message_id(tmp_path
 
 
 def test_a_provider_that_is_down_stops_the_run_and_the_rerun_delivers_everything_once(tmp_path, prefect_api, hook):
-    from runtime.engine import ChannelDown
+    from runtime.dispatch import ChannelDown
 
     h, url = hook
     toml = (f'[channels.push]\nkind = "webhook"\nsettings = {{ url = "{url}/push", retries = 1, backoff = 0.01 }}\n'

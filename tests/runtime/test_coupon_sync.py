@@ -237,8 +237,8 @@ campaign {name} {{
 
 
 def test_a_user_who_redeemed_gets_the_next_coupon_and_one_who_did_not_stays_capped(tmp_path, ledger):
+    from runtime.context import Run
     from runtime.demo_data import make_shop
-    from runtime.engine import Run
     from tests.runtime.steps import plan_for
 
     root = make_workspace(tmp_path / "ws", {"a.camp": CAPPED.format(name="cap_a", code="A10"),

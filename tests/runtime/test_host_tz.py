@@ -29,7 +29,7 @@ PROBE = r"""
 import json, sys
 from datetime import datetime
 from compiler.check import check_workspace
-from compiler.plan import occurrence_of, schedule_plan
+from compiler.schedule import occurrence_of, schedule_plan
 from compiler.workspace import load_workspace
 from runtime.deploy import schedules_of
 from pathlib import Path
@@ -79,7 +79,7 @@ def test_every_schedule_kind_is_the_same_on_every_host_zone(tmp_path):
 
 
 def test_occurrences_are_prefects_fire_times_across_daylight_saving_changes():
-    """The occurrence a run belongs to is computed by camp (compiler.plan.latest_fire); the fire times are
+    """The occurrence a run belongs to is computed by camp (compiler.schedule.latest_fire); the fire times are
     Prefect's (the RRule schedule `camp deploy` writes). They must agree on the nights clocks change: one
     occurrence per local day at the time Prefect fires it (a time that happens twice: its first; a time that
     does not exist: 02:30 -> 03:30), and every as-of minute of the day maps to that day's occurrence."""
@@ -88,7 +88,8 @@ def test_occurrences_are_prefects_fire_times_across_daylight_saving_changes():
 
     from prefect.server.schemas.schedules import RRuleSchedule
 
-    from compiler.plan import SchedulePlan, latest_fire
+    from compiler.plan import SchedulePlan
+    from compiler.schedule import latest_fire
     from runtime.deploy import schedules_of
 
     nights = {"America/New_York": [datetime(2026, 3, 7, tzinfo=UTC), datetime(2026, 10, 31, tzinfo=UTC)],

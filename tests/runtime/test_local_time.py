@@ -142,7 +142,9 @@ def test_one_occurrence_decides_everyone_once_and_releases_send_each_at_their_lo
 def test_two_releases_of_the_same_deliveries_at_once_send_each_message_once(tmp_path, hook, monkeypatch):
     """PostgreSQL ledger, two processes' worth of releases (threads, each with its own ledger session) that have
     both read the same deferred deliveries before either re-checks them (a barrier holds them there)."""
+    import runtime.release as release_stage
     from runtime import engine
+    from runtime.context import Run
     from runtime.demo_data import make_shop
     from runtime.ledger import open_ledger
     from tests.runtime.conftest import pg_schema
@@ -159,7 +161,7 @@ def test_two_releases_of_the_same_deliveries_at_once_send_each_message_once(tmp_
 
         ws, _ = program_of(root)
         channels = {n: s.model_dump() for n, s in ws.config.channels.items()}
-        first = engine.Run(plan_for(root, "t_local", FIRE, dialect="postgres"), lg, data_url, FIRE,
+        first = Run(plan_for(root, "t_local", FIRE, dialect="postgres"), lg, data_url, FIRE,
                            channel_config=channels)
         from tests.runtime.steps import run_engine
 
@@ -170,14 +172,14 @@ def test_two_releases_of_the_same_deliveries_at_once_send_each_message_once(tmp_
                                    "not_before <= ?", (at,))[0][0]
         assert due > 50
         barrier = threading.Barrier(2, timeout=60)
-        original = engine._recheck
+        original = release_stage.recheck
 
         def both_read_first(run, items, moment):
             if moment == "release":
                 barrier.wait()
             return original(run, items, moment)
 
-        monkeypatch.setattr(engine, "_recheck", both_read_first)
+        monkeypatch.setattr(release_stage, "recheck", both_read_first)
         errors: list[BaseException] = []
 
         def release():
@@ -185,7 +187,7 @@ def test_two_releases_of_the_same_deliveries_at_once_send_each_message_once(tmp_
             try:
                 r = engine.release_run(mine, "t_local", data_url, at, channels)
                 assert r is not None
-                engine.release(r)
+                release_stage.release(r)
                 r.close()
             except BaseException as exc:  # noqa: BLE001 (reported below)
                 errors.append(exc)

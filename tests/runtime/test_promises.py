@@ -164,7 +164,7 @@ def test_a_fallback_after_a_permanent_failure_respects_the_sms_cap_against_histo
 
 
 def test_a_follow_up_reads_consent_and_addresses_at_its_own_time(tmp_path, prefect_api, hook, ledger):
-    from compiler.plan import build_plan
+    from compiler.step_plan import build_plan
     from runtime import flows
 
     h, url = hook
@@ -193,7 +193,7 @@ def test_a_follow_up_reads_consent_and_addresses_at_its_own_time(tmp_path, prefe
 
 
 def _engine_run(root, ledger_url: str, as_of: datetime):
-    from runtime.engine import Run
+    from runtime.context import Run
     from runtime.ledger import open_ledger
 
     lg = open_ledger(ledger_url)
@@ -202,6 +202,7 @@ def _engine_run(root, ledger_url: str, as_of: datetime):
 
 def test_a_killed_run_is_marked_interrupted_by_the_next_run_and_a_live_one_is_not(tmp_path, ledger):
     from runtime import engine
+    from runtime import recover as recover_stage
 
     root = make_workspace(tmp_path / "ws", {"push.camp": PUSH_ELSE_SMS}, templates=TEMPLATES)
     at = datetime(2026, 12, 1, 10, 0, tzinfo=SH)
@@ -210,20 +211,20 @@ def test_a_killed_run_is_marked_interrupted_by_the_next_run_and_a_live_one_is_no
     alive = _engine_run(root, ledger, at)
     engine.start(alive)
     if ledger.startswith("postgresql"):
-        engine.recover(alive)  # the other run's session is open: it is alive, whatever its row says
+        recover_stage.recover(alive)  # the other run's session is open: it is alive, whatever its row says
         assert dict(_ledger_rows(ledger, "SELECT run_id, status FROM camp_runs"))[dead.run_id] == "running"
         dead.ledger.close()  # what a SIGKILL does to the process's session: its locks go with it
     # DuckDB: one process writes the ledger, so a `running` row of another run of the occurrence is dead
     deadline = time.monotonic() + 10  # the server ends a closed session's backend (and its locks) promptly
-    while not engine._interrupt_dead(alive) and time.monotonic() < deadline and ledger.startswith("postgresql"):
+    while not recover_stage._interrupt_dead(alive) and time.monotonic() < deadline and ledger.startswith("postgresql"):
         time.sleep(0.05)
-    engine.recover(alive)
+    recover_stage.recover(alive)
     statuses = dict(_ledger_rows(ledger, "SELECT run_id, status FROM camp_runs"))
     assert statuses == {dead.run_id: "interrupted", alive.run_id: "running"}
     engine.finish(alive, {"statuses": {}})
     other = _engine_run(root, ledger, datetime(2026, 12, 2, 10, 0, tzinfo=SH))  # another occurrence: not its work
     engine.start(other)
-    engine.recover(other)
+    recover_stage.recover(other)
     assert dict(_ledger_rows(ledger, "SELECT run_id, status FROM camp_runs"))[alive.run_id] == "finished"
     for r in (alive, other):
         r.ledger.close()

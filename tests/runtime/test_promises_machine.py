@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from compiler.plan import build_plan
-from runtime import engine
+from compiler.step_plan import build_plan
+from runtime.context import Run
 from runtime.decide import COUNTED
 from runtime.demo_data import make_shop
 from runtime.journey import due_occurrences
@@ -186,7 +186,7 @@ class Promises(RuleBasedStateMachine):
         c = self.env.program.campaigns[campaign]
         plan = build_plan(self.env.program, c, self.clock, "duckdb" if self.env.kind == "duckdb" else "postgres",
                           self.env.ws.template_dir, step, "machine", occurrence=occurrence)
-        run = engine.Run(plan, self.lg, self.data_url, self.clock, channel_config={
+        run = Run(plan, self.lg, self.data_url, self.clock, channel_config={
             n: s.model_dump() for n, s in self.env.ws.config.channels.items()})
         run_engine(run, 16)
 
@@ -214,7 +214,7 @@ class Promises(RuleBasedStateMachine):
     @rule()
     def run_reminder(self):
         c = self.env.program.campaigns["m_touch"]
-        from compiler.plan import journey_plan
+        from compiler.journey import journey_plan
 
         due = due_occurrences(self.lg, "m_touch", "reminder", journey_plan(c, c.steps[1]), self.clock,
                               self.env.program.timezone)

@@ -1,0 +1,196 @@
+"""Users seq lo..hi-1 of the snapshot -> their decisions, recorded in one locked ledger transaction (caps,
+coupons, exclusive group, budget); returns the deliveries to send now.
+
+Messages for transactional channels (the outbox) are rendered here and written in the same transaction;
+a user whose own row cannot be decided fails alone, the batch goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from compiler.clock import plus
+from compiler.plan import StepPlan
+from runtime.context import Pending, Run, RunContext
+from runtime.decide import Budget, HeldCoupon, Past, Recipient, bad_zone, decide
+from runtime.history import journey_coupons, ledger_budget, past_deliveries
+from runtime.ledger.status import Status
+from runtime.message import message, outbox_row
+from runtime.recipients import from_json, from_row
+from runtime.render import coupon_context
+
+
+def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
+    """Decide users seq lo..hi-1 in one locked transaction; returns those to send now."""
+    with run.counters.timing("decide"):
+        return _decide_batch(run, lo, hi)
+
+
+def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
+    batch = _recipients(run, lo, hi)
+    if not batch:
+        return []
+    ctx, n, caches = run.ctx, run.counters, run.caches
+    lg, p = ctx.ledger, ctx.plan
+    users = [r.user_id for r in batch]
+    with lg.decision():
+        done: set[str] = set()
+        if not ctx.dry_run:
+            done = lg.decided_users(ctx.occ, ctx.key_prefix, users)
+        past, coupons = _history(ctx, users)
+        given = journey_coupons(ctx, users)
+        budget = _budget(run)
+        out, deliveries, coupon_rows, outbox = [], [], [], []
+        prefix, occ = ctx.key_prefix, ctx.occ
+        render_s = 0.0
+        now = datetime.now(UTC)
+        for r in batch:
+            if r.user_id in done:
+                continue
+            key = prefix + r.user_id
+            if bad_zone(p, r):
+                n.unknown_zones += 1
+            try:
+                d = decide(p, r, past.get(r.user_id, []), coupons.get(r.user_id, []), budget, ctx.as_of)
+            except Exception as exc:  # noqa: BLE001 (one user's bad row fails that user's delivery, not the batch)
+                reason = f"data: {type(exc).__name__}"
+                n.fail(reason)
+                deliveries.append(_failed_row(ctx, key, r, reason, str(exc), now))
+                continue
+            n.counts[d.status] += 1
+            if d.reason:
+                n.reasons[f"{d.status}: {d.reason}"] += 1
+            if d.status == Status.BUDGET_EXHAUSTED and len(n.left_out) < 20:
+                n.left_out.append(r.user_id)
+            if d.status in (Status.PENDING, Status.DEFERRED):
+                n.cost += d.cost
+            coupon_id, mine = None, []
+            status, provider, sent_at, reason, error = d.status, None, None, d.reason, None
+            try:
+                for name in d.give:
+                    if p.resources[name].kind == "coupon":
+                        assert d.due_at is not None  # a decision that gives something says when it is due
+                        mine.append(_coupon_row(p, key, r.user_id, name, d.due_at))
+                        coupon_id = mine[-1][0]
+                if status == Status.PENDING:
+                    it = Pending(key, r.user_id, d.arm, d.channel, coupon_id, r)
+                    if not ctx.dry_run and (d.channel is None or caches.channels.get(d.channel).transactional):
+                        # the outbox (or a grant without a message) is written in this same transaction
+                        t0 = time.perf_counter()
+                        msg, err = message(p, ctx.plan_hash, caches, it, _coupon_of_row(p, mine[-1]) if coupon_id
+                                           else given.get(r.user_id))
+                        render_s += time.perf_counter() - t0
+                        if err is None:
+                            status, sent_at = Status.SENT, now
+                            if msg is not None:
+                                provider = "outbox:" + key
+                                outbox.append(outbox_row(msg, now))
+                            if coupon_id:
+                                mine[-1] = _issued(mine[-1])
+                            n.counts[Status.SENT] += 1
+                        elif _last_channel(p, d.arm, d.channel):  # no fallback to try: this delivery failed
+                            status, reason, error = Status.FAILED, err.reason, f"{d.channel}: {err}"
+                            mine = [_void(c) for c in mine]
+                            n.fail(reason)
+                        else:
+                            out.append(it)
+                    else:
+                        out.append(it)
+            except Exception as exc:  # noqa: BLE001 (as above: this user only)
+                status, reason, error, provider, sent_at = Status.FAILED, f"data: {type(exc).__name__}", str(exc), None, None
+                mine = [_void(c) for c in mine]
+                n.fail(reason)
+                out = [o for o in out if o.key != key]
+                outbox = [o for o in outbox if o[0] != key]
+            coupon_rows.extend(mine)
+            deliveries.append((key, *occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
+                               coupon_id, provider, ctx.plan_hash, ctx.run_id,
+                               p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
+                               d.not_before, now, sent_at, 1 if sent_at else 0, error))
+        if not ctx.dry_run:
+            lg.record_decisions(deliveries, coupon_rows, outbox)
+            for day, amount in budget.spent.items():
+                if amount:
+                    lg.add_spend(p.campaign, day, amount)
+    n.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
+    n.timings["decide"] -= render_s
+    return out
+
+
+def _recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
+    """Users seq lo..hi-1: from the rows this process fetched, else from the ledger's snapshot."""
+    cache, p = run.snapshot, run.ctx.plan
+    if cache.rows is not None:
+        return [from_row(p, cache.names, lo + i, row) for i, row in enumerate(cache.rows[lo - cache.lo:hi - cache.lo])]
+    return [from_json(p, *r) for r in run.ctx.ledger.recipient_rows(run.ctx.occ, lo, hi)]
+
+
+def _history(ctx: RunContext, users: list[str]) -> tuple[dict[str, list[Past]], dict[str, list[HeldCoupon]]]:
+    lg, p = ctx.ledger, ctx.plan
+    past: dict[str, list[Past]] = {}
+    for _, uid, d in past_deliveries(ctx, users, ctx.as_of):
+        past.setdefault(uid, []).append(d)
+    coupons: dict[str, list[HeldCoupon]] = {}
+    if any(p.resources[g].kind == "coupon" for a in p.arms for g in a.give):
+        for c in lg.held_coupons(users):
+            coupons.setdefault(c.user_id, []).append(HeldCoupon(c.code, c.campaign, c.reserved_at, c.usable_to))
+    return past, coupons
+
+
+def _budget(run: Run) -> Budget:
+    """The budget this batch reserves from: the ledger's spend; a dry run keeps reserving from one Budget."""
+    p = run.ctx.plan
+    if p.budget_total is None and p.budget_daily is None:
+        return Budget(None, None)
+    if run.ctx.dry_run:
+        if run.caches.dry_budget is None:
+            run.caches.dry_budget = ledger_budget(run.ctx)
+        return run.caches.dry_budget
+    return ledger_budget(run.ctx)
+
+
+def _coupon_row(plan: StepPlan, key: str, user: str, name: str, due: datetime) -> tuple:
+    r, tz = plan.resources[name], ZoneInfo(plan.timezone)
+    if r.usable_for is not None:
+        start, end = due, plus(due, r.usable_for.dur(), tz)
+    else:
+        start = datetime.combine(r.usable_from, datetime.min.time(), tzinfo=tz) if r.usable_from else due
+        end = datetime.combine(r.usable_to + timedelta(days=1), datetime.min.time(), tzinfo=tz) \
+            if r.usable_to else due + timedelta(days=3650)
+    cid = "C" + hashlib.sha256(f"{key}/{name}".encode()).hexdigest()[:20]
+    return (cid, key, plan.campaign, r.code, user, r.value, r.currency or plan.currency, r.min_spend,
+            json.dumps(r.scope, ensure_ascii=False, default=str), "reserved", due, None,
+            start.astimezone(UTC), end.astimezone(UTC), None)
+
+
+def _failed_row(ctx: RunContext, key: str, r: Recipient, reason: str, error: str, now: datetime) -> tuple:
+    """The ledger row of a recipient whose own data could not be decided on (the others go on)."""
+    return (key, *ctx.occ, r.user_id, None, None, Status.FAILED, reason, Decimal(0), ctx.plan.currency, None, None,
+            ctx.plan_hash, ctx.run_id, None, ctx.as_of, None, now, None, 0, error[:2000])
+
+
+def _last_channel(plan: StepPlan, arm: str | None, channel: str | None) -> bool:
+    """No channel follows this one in the arm's fallback chain."""
+    chain = [c.channel for a in plan.arms if a.name == arm for c in a.notify]
+    return channel not in chain or chain.index(channel) == len(chain) - 1
+
+
+def _void(row: tuple) -> tuple:
+    """A reserved coupon row whose message failed."""
+    return (*row[:9], "void", *row[10:])
+
+
+def _issued(row: tuple) -> tuple:
+    """A reserved coupon row, issued (its message went out in the same transaction)."""
+    return (*row[:9], "issued", row[10], row[10], *row[12:])
+
+
+def _coupon_of_row(plan: StepPlan, row: tuple) -> dict:
+    name = next(n for n, r in plan.resources.items() if r.kind == "coupon" and r.code == row[3])
+    return coupon_context({"name": name, "coupon_id": row[0], "issued_at": row[10], "usable_from": row[12],
+                           "usable_to": row[13]}, plan)

@@ -1,0 +1,75 @@
+"""Snapshot rows <-> Recipients: a fetched row to the JSON payload the ledger keeps (`payloads`), and back
+to a Recipient from the typed row this process fetched (`from_row`) or from the ledger's JSON
+(`from_json`, values decoded to their schema types: a rerun, a recovery, a release); the ledger's rows of
+deliveries still to send -> Pending deliveries (`pending`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from compiler.plan import StepPlan
+from runtime.context import Pending
+from runtime.decide import Recipient
+from runtime.ledger.rows import PendingRow
+
+
+def _encode(v):
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return str(v)
+    return v
+
+
+def _decode(kind: str, v):
+    if v is None:
+        return None
+    if kind == "date":
+        return date.fromisoformat(v)
+    if kind == "timestamp":
+        return datetime.fromisoformat(v)
+    if kind in ("money", "number"):
+        return Decimal(v)
+    return v
+
+
+def payloads(names: list[str], rows: list) -> list[str]:
+    """Each row's columns other than user_id and held_out, as the JSON the ledger's snapshot keeps."""
+    idx = {n: i for i, n in enumerate(names)}
+    extra = [n for n in names if n not in ("user_id", "held_out")]
+    return [json.dumps({n: _encode(row[idx[n]]) for n in extra}, ensure_ascii=False, separators=(",", ":"))
+            for row in rows]
+
+
+def _make(plan: StepPlan, seq: int, user_id: str, held_out: bool, get: Callable[[str], Any]) -> Recipient:
+    """A recipient from its snapshot columns; `get(column)` reads one (None when absent)."""
+    return Recipient(seq=seq, user_id=user_id, held_out=held_out,
+                     fields={f: get(f"u_{f}") for f in plan.user_fields},
+                     labels={c: get(f"class_{c}") for c in plan.labels},
+                     consent={ch: bool(get(f"consent_{ch}")) for ch in (plan.consent_channels or [])},
+                     branch=get("branch"), skip=get("skip"))
+
+
+def from_json(plan: StepPlan, seq: int, user_id: str, held_out: bool, data: str) -> Recipient:
+    """From the snapshot's JSON in the ledger: values decoded to their schema types."""
+    d = json.loads(data)
+    kinds = {f"u_{f}": k for f, k in plan.user_fields.items()}
+    return _make(plan, seq, user_id, held_out, lambda col: _decode(kinds[col], d.get(col)) if col in kinds
+                 else d.get(col))
+
+
+def from_row(plan: StepPlan, names: dict[str, int], seq: int, row: tuple) -> Recipient:
+    """From a row this process fetched (already typed); names: column -> index in the row."""
+    return _make(plan, seq, str(row[0]), bool(row[names["held_out"]]),
+                 lambda col: row[names[col]] if col in names else None)
+
+
+def pending(plan: StepPlan, rows: list[PendingRow]) -> list[Pending]:
+    """Deliveries read back from the ledger (to recover or release), with their recipients."""
+    return [Pending(r.idempotency_key, r.user_id, r.arm, r.channel, r.coupon_id,
+                    from_json(plan, r.seq, r.user_id, r.held_out, r.data)) for r in rows]

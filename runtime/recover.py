@@ -1,0 +1,26 @@
+"""Deliveries an earlier, killed attempt at the occurrence left pending or dispatching -> dispatched again,
+with the same idempotency key (the earlier runs still recorded `running` whose process is gone are marked
+`interrupted` first: this run takes over their work)."""
+
+from __future__ import annotations
+
+from runtime.context import Run
+from runtime.dispatch import dispatch
+from runtime.ledger_sink import LedgerSink
+from runtime.recipients import pending
+
+
+def recover(run: Run) -> int:
+    """Sends again what killed runs of this occurrence left unsent; returns how many."""
+    if run.ctx.dry_run:
+        return 0
+    _interrupt_dead(run)
+    items = pending(run.ctx.plan, run.ctx.ledger.unsent(run.ctx.occ))
+    dispatch(items, run.caches, run.ctx.plan_hash, run.counters, LedgerSink(run))
+    return len(items)
+
+
+def _interrupt_dead(run: Run) -> list[str]:
+    """Mark `interrupted` the earlier runs of this occurrence still recorded `running` whose process is
+    gone (Ledger.interrupt_dead_runs)."""
+    return run.ctx.ledger.interrupt_dead_runs(run.ctx.occ, run.ctx.run_id)
