@@ -30,6 +30,8 @@ CASE = """campaign limits_case {{
 }}
 """
 AS_OF = datetime(2026, 12, 4, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+# lines of the bundled camp.toml: an appended "\n[channels.x]\nkind = ..." puts `kind` on BUNDLED_TOML + 3
+BUNDLED_TOML = len((CAMPAIGNS / "camp.toml").read_text(encoding="utf-8").splitlines())
 
 
 def workspace(tmp: Path, text: str = "", toml_extra: str = "", name: str = "case.camp") -> Workspace:
@@ -247,13 +249,13 @@ def test_sixteen_chained_segments_compile_small_and_fast(tmp_path):
 # ---------------------------------------------------------------- camp.toml
 def test_unimportable_channel_kind_is_located(tmp_path):
     toml = '\n[channels.push]\nkind = "no_such_package.sender:Push"\n'
-    d = located(workspace(tmp_path, toml_extra=toml), "E003", 20)
+    d = located(workspace(tmp_path, toml_extra=toml), "E003", BUNDLED_TOML + 3)
     assert "no_such_package.sender" in d.message
 
 
 def test_missing_class_in_an_importable_module_is_located(tmp_path):
     toml = '\n[channels.push]\nkind = "json:NoSuchSender"\n'
-    d = located(workspace(tmp_path, toml_extra=toml), "E003", 20)
+    d = located(workspace(tmp_path, toml_extra=toml), "E003", BUNDLED_TOML + 3)
     assert "NoSuchSender" in d.message
 
 
@@ -265,9 +267,9 @@ def test_importable_channel_kind_is_clean(tmp_path):
 def test_webhook_without_url_is_located(tmp_path):
     toml = '\n[channels.hook]\nkind = "webhook"\n\n[channels.hook.settings]\ntimeout = "soon"\n'
     ws = workspace(tmp_path, toml_extra=toml)
-    d = located(ws, "E004", 20)
+    d = located(ws, "E004", BUNDLED_TOML + 3)
     assert "`url`" in d.message
-    assert any(e.code == "E004" and "timeout" in e.message and e.span.line == 23 for e in errors(ws))
+    assert any(e.code == "E004" and "timeout" in e.message and e.span.line == BUNDLED_TOML + 6 for e in errors(ws))
 
 
 def test_webhook_with_url_is_clean(tmp_path):
