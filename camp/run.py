@@ -44,13 +44,19 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         return 1
     from compiler.plan import PlanError
     from runtime.step import redemptions_of, runnable
+    from runtime.warehouse import connect, run_urls
 
+    data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
-    stores = open_stores("camp run", ws, data, ledger, "create demo data with `camp demo init`, or set [data] url in "
-                         "camp.toml")
-    if stores is None:
+    try:
+        connect(data_url, read_only=True).close()
+    except Exception as exc:  # noqa: BLE001 (any driver's error)
+        print(f"camp run: cannot open the data {data_url}: {exc}", file=sys.stderr)
+        print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
         return 1
-    data_url, ledger_url, lg = stores
+    lg = _ledger_or_say("camp run", ledger_url)
+    if lg is None:
+        return 1
     plans = []
     to_release = []
     if release_only:
@@ -312,22 +318,6 @@ def _ledger_for(path: Path, ledger: str | None):
     from runtime.warehouse import run_urls
 
     return _ledger_or_say("camp", run_urls(ws, None, ledger)[1])
-
-
-def open_stores(cmd: str, ws, data: str | None, ledger: str | None, hint: str):
-    """(data_url, ledger_url, the ledger, migrated) for a command that reads the warehouse and writes the ledger;
-    None after saying which of the two cannot be opened (`hint`: how to point at the data)."""
-    from runtime.warehouse import connect, run_urls
-
-    data_url, ledger_url = run_urls(ws, data, ledger)
-    try:
-        connect(data_url, read_only=True).close()
-    except Exception as exc:  # noqa: BLE001 (any driver's error)
-        print(f"{cmd}: cannot open the data {data_url}: {exc}", file=sys.stderr)
-        print(f"  hint: {hint}", file=sys.stderr)
-        return None
-    lg = _ledger_or_say(cmd, ledger_url)
-    return None if lg is None else (data_url, ledger_url, lg)
 
 
 def _ledger_or_say(cmd: str, url: str):
