@@ -43,7 +43,7 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         print(f"camp run: {path} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
         return 1
     from compiler.plan import PlanError
-    from runtime.step import redemptions_of, runnable
+    from runtime.step import runnable
     from runtime.warehouse import connect, run_urls
 
     data_url, ledger_url = run_urls(ws, data, ledger)
@@ -104,11 +104,11 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
 
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         return _run_plans(flows, ws, plans, [] if dry_run else to_release, when, data_url, ledger_url, dry_run,
-                          batch_size, progress, redemptions_of(ws, program))
+                          batch_size, progress)
 
 
 def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: str, dry_run: bool, batch_size: int,
-               progress: bool, redemptions: dict | None) -> int:
+               progress: bool) -> int:
     from runtime.step import channels_of
 
     channels = channels_of(ws)
@@ -135,7 +135,7 @@ def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: st
             try:
                 with flows.run_settings():
                     summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
-                                             dry_run, batch_size, channels, redemptions)
+                                             dry_run, batch_size, channels)
             except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
                 done = getattr(exc, "camp_summary", None)
                 sent = (done or {}).get("this_run", {}).get("sent", 0)
@@ -266,10 +266,6 @@ def print_summary(s: dict) -> None:
             print(f"                  {v:>10,} {k} (consent, address or a cap no longer allowed it)")
     if s.get("unknown_time_zones"):
         print(f"  users with an unknown time zone (workspace zone used): {s['unknown_time_zones']:,}")
-    synced = s.get("coupon_sync") or {}
-    if synced.get("redeemed") or synced.get("expired"):  # before deciding: caps saw the coupons' real state
-        print(f"  coupons         {synced['redeemed']:>10,} redeemed and {synced.get('expired', 0):,} expired since the "
-              "last sync (the shop's orders; `camp sync` shows the details)")
     if not s.get("release"):
         basis = s.get("forecast") or {}
         rates = ", ".join(f"{name} at {(Decimal(rate) * 100).normalize():f}% redemption" for name, rate in basis.items())
