@@ -39,9 +39,11 @@ def _ledger(root, sql, params=()):
     raise AssertionError("the ledger stayed locked for a minute")
 
 
-def wait_served(env: dict, serve: subprocess.Popen, names: list[str], timeout: float = 180) -> None:
-    """Until `camp serve` has registered these campaigns' deployments (seconds when idle, far longer on a busy
-    machine: a fixed sleep was not enough)."""
+def wait_served(env: dict, serve: subprocess.Popen, names: list[str], root, timeout: float = 180) -> None:
+    """Until `camp serve` has registered these campaigns' deployments for this workspace (seconds when idle, far
+    longer on a busy machine: a fixed sleep was not enough). The session's server keeps earlier tests' deployments
+    of the same campaigns (test_deploy's, another serve test's), so a deployment of that name is not enough: it
+    must carry this workspace, or an event emitted now would start a run of the other workspace."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -52,10 +54,13 @@ def wait_served(env: dict, serve: subprocess.Popen, names: list[str], timeout: f
         while True:
             assert serve.poll() is None, serve.stdout.read() if serve.stdout else "camp serve stopped"
             try:
-                for name in names:
-                    client.read_deployment_by_name(f"camp-campaign/{name}")
-                time.sleep(2)  # and its runner is polling
-                return
+                mine = [client.read_deployment_by_name(f"camp-campaign/{name}").parameters.get("workspace")
+                        == str(root.resolve()) for name in names]
+                if all(mine):
+                    time.sleep(2)  # and its runner is polling
+                    return
+                assert time.time() < deadline, f"camp serve did not take over {names} within {timeout:.0f} s"
+                time.sleep(1)
             except ObjectNotFound:
                 if time.time() > deadline:
                     raise
@@ -119,7 +124,7 @@ def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_
     serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_served(env, serve, ["first_order_activation"])  # the deployments and their triggers are registered
+        wait_served(env, serve, ["first_order_activation"], root)  # the deployments and their triggers are registered
         ids = {}
         for user in (keeps, buys_again, old_user):
             ids[user] = str(uuid.uuid4())
@@ -164,7 +169,7 @@ def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_
         serve.wait(30)
         serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        wait_served(env, serve, ["first_order_activation"])
+        wait_served(env, serve, ["first_order_activation"], root)
         welcome = next(r for r in _flow_runs(env) if (r.parameters or {}).get("event_id") == ids[keeps]
                        and not r.parameters.get("step"))
         from prefect.deployments import run_deployment

@@ -108,7 +108,7 @@ def test_releases_go_out_on_time_through_scheduled_release_runs(tmp_path, prefec
     serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        wait_served(env, serve, ["t_daily_london", "t_birthday_local"])
+        wait_served(env, serve, ["t_daily_london", "t_birthday_local"], root)
         ten = datetime.combine(DAY, datetime.min.time().replace(hour=10), tzinfo=SH)
         fire = datetime.combine(DAY, datetime.min.time().replace(hour=9), tzinfo=ZoneInfo("Etc/GMT-14"))
         _start(env, "t_daily_london", ten, root)
