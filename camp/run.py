@@ -43,20 +43,14 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
         print(f"camp run: {path} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
         return 1
     from compiler.plan import PlanError
-    from runtime.step import runnable
-    from runtime.warehouse import connect, run_urls
+    from runtime.step import redemptions_of, runnable
 
-    data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
-    try:
-        connect(data_url, read_only=True).close()
-    except Exception as exc:  # noqa: BLE001 (any driver's error)
-        print(f"camp run: cannot open the data {data_url}: {exc}", file=sys.stderr)
-        print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
+    stores = open_stores("camp run", ws, data, ledger, "create demo data with `camp demo init`, or set [data] url in "
+                         "camp.toml")
+    if stores is None:
         return 1
-    lg = _ledger_or_say("camp run", ledger_url)
-    if lg is None:
-        return 1
+    data_url, ledger_url, lg = stores
     plans = []
     to_release = []
     if release_only:
@@ -104,11 +98,11 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
 
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         return _run_plans(flows, ws, plans, [] if dry_run else to_release, when, data_url, ledger_url, dry_run,
-                          batch_size, progress)
+                          batch_size, progress, redemptions_of(ws, program))
 
 
 def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: str, dry_run: bool, batch_size: int,
-               progress: bool) -> int:
+               progress: bool, redemptions: dict | None) -> int:
     from runtime.step import channels_of
 
     channels = channels_of(ws)
@@ -135,7 +129,7 @@ def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: st
             try:
                 with flows.run_settings():
                     summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
-                                             dry_run, batch_size, channels)
+                                             dry_run, batch_size, channels, redemptions)
             except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
                 done = getattr(exc, "camp_summary", None)
                 sent = (done or {}).get("this_run", {}).get("sent", 0)
@@ -266,6 +260,10 @@ def print_summary(s: dict) -> None:
             print(f"                  {v:>10,} {k} (consent, address or a cap no longer allowed it)")
     if s.get("unknown_time_zones"):
         print(f"  users with an unknown time zone (workspace zone used): {s['unknown_time_zones']:,}")
+    synced = s.get("coupon_sync") or {}
+    if synced.get("redeemed") or synced.get("expired"):  # before deciding: caps saw the coupons' real state
+        print(f"  coupons         {synced['redeemed']:>10,} redeemed and {synced.get('expired', 0):,} expired since the "
+              "last sync (the shop's orders; `camp sync` shows the details)")
     if not s.get("release"):
         basis = s.get("forecast") or {}
         rates = ", ".join(f"{name} at {(Decimal(rate) * 100).normalize():f}% redemption" for name, rate in basis.items())
@@ -314,6 +312,22 @@ def _ledger_for(path: Path, ledger: str | None):
     from runtime.warehouse import run_urls
 
     return _ledger_or_say("camp", run_urls(ws, None, ledger)[1])
+
+
+def open_stores(cmd: str, ws, data: str | None, ledger: str | None, hint: str):
+    """(data_url, ledger_url, the ledger, migrated) for a command that reads the warehouse and writes the ledger;
+    None after saying which of the two cannot be opened (`hint`: how to point at the data)."""
+    from runtime.warehouse import connect, run_urls
+
+    data_url, ledger_url = run_urls(ws, data, ledger)
+    try:
+        connect(data_url, read_only=True).close()
+    except Exception as exc:  # noqa: BLE001 (any driver's error)
+        print(f"{cmd}: cannot open the data {data_url}: {exc}", file=sys.stderr)
+        print(f"  hint: {hint}", file=sys.stderr)
+        return None
+    lg = _ledger_or_say(cmd, ledger_url)
+    return None if lg is None else (data_url, ledger_url, lg)
 
 
 def _ledger_or_say(cmd: str, url: str):

@@ -3,7 +3,6 @@ ledger (runtime.coupon_sync), and their counts printed."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from camp.audience import checked, parse_as_of
@@ -21,21 +20,14 @@ def run_sync(path: Path, as_of: str | None, data: str | None, ledger: str | None
         print("camp sync: camp.toml declares no [coupons] coupon_field: nothing to sync (name the orders' field "
               "that carries the coupon id camp issued, e.g. coupon_field = \"coupon_id\")")
         return 0
-    from camp.run import _ledger_or_say
+    from camp.run import open_stores
     from runtime.coupon_sync import sync_coupons
-    from runtime.warehouse import connect, run_urls
 
-    data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
-    try:
-        connect(data_url, read_only=True).close()
-    except Exception as exc:  # noqa: BLE001 (any driver's error)
-        print(f"camp sync: cannot open the data {data_url}: {exc}", file=sys.stderr)
-        print("  hint: check [data] url in camp.toml, --data or $CAMP_DATA_URL", file=sys.stderr)
+    stores = open_stores("camp sync", ws, data, ledger, "check [data] url in camp.toml, --data or $CAMP_DATA_URL")
+    if stores is None:
         return 1
-    lg = _ledger_or_say("camp sync", ledger_url)
-    if lg is None:
-        return 1
+    data_url, _, lg = stores
     try:
         result = sync_coupons(lg, data_url, source, when)
     finally:

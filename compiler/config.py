@@ -94,16 +94,18 @@ class CouponsSection(_Strict):
                            late_data_minutes=_late_minutes(self.late_data) or 0)
 
 
-_LATE_UNITS = {"m": 1, "h": 60, "d": 1440, "w": 10080}
-
-
 def _late_minutes(text: str) -> int | None:
     """"12h", "3d", "1w" -> minutes (0 to 365 days); None when it is not such a duration."""
-    m = re.fullmatch(r"\s*(\d{1,6})\s*([mhdw])\s*", text)
-    if not m:
+    return _count_of(text, {"m": 1, "h": 60, "d": 1440, "w": 10080}, 365 * 1440)
+
+
+def _count_of(text: str, units: dict[str, int], most: int) -> int | None:
+    """"<digits><unit>" -> digits times the unit's size, at most `most`; None when it is not such a text."""
+    m = re.fullmatch(r"\s*(\d{1,6})\s*([a-z])\s*", text)
+    if not m or m.group(2) not in units:
         return None
-    minutes = int(m.group(1)) * _LATE_UNITS[m.group(2)]
-    return minutes if minutes <= 365 * 1440 else None
+    n = int(m.group(1)) * units[m.group(2)]
+    return n if n <= most else None
 
 
 def check_coupons(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
@@ -153,16 +155,9 @@ class RuntimeSection(_Strict):
         return wait_seconds(self.arbitration_wait) or 0
 
 
-_WAIT_UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
 def wait_seconds(text: str) -> int | None:
     """"90s", "10m", "1h" -> seconds (0 to 24 hours); None when it is not such a duration."""
-    m = re.fullmatch(r"\s*(\d{1,6})\s*([smh])\s*", text)
-    if not m:
-        return None
-    seconds = int(m.group(1)) * _WAIT_UNITS[m.group(2)]
-    return seconds if seconds <= 24 * 3600 else None
+    return _count_of(text, {"s": 1, "m": 60, "h": 3600}, 24 * 3600)
 
 
 class ChannelSection(_Strict):

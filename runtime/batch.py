@@ -138,7 +138,8 @@ def _history(ctx: RunContext, users: list[str]) -> tuple[dict[str, list[Past]], 
     coupons: dict[str, list[HeldCoupon]] = {}
     if any(p.resources[g].kind == "coupon" for a in p.arms for g in a.give):
         for c in lg.held_coupons(users):
-            coupons.setdefault(c.user_id, []).append(HeldCoupon(c.code, c.campaign, c.reserved_at, c.usable_to))
+            coupons.setdefault(c.user_id, []).append(HeldCoupon(c.code, c.campaign, c.reserved_at, c.usable_to,
+                                                                     bool(c.unused)))
     return past, coupons
 
 

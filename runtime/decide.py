@@ -50,6 +50,7 @@ class HeldCoupon:
     campaign: str
     reserved_at: datetime
     usable_to: datetime
+    unused: bool = True  # False once an order redeemed it or it expired (`camp sync`): still counts in coupon caps
 
 
 @dataclass
@@ -205,7 +206,7 @@ def _coupon_block(plan: StepPlan, arm: ArmPlan, coupons: list[HeldCoupon], as_of
     codes = [plan.resources[g].code for g in arm.give if plan.resources[g].kind == "coupon"]
     if not codes:
         return None
-    valid = [c for c in coupons if c.usable_to > as_of]
+    valid = [c for c in coupons if c.unused and c.usable_to > as_of]
     for code in codes:
         if any(c.code == code for c in valid):
             return f"coupon:already holds an unused {code}"

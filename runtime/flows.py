@@ -12,6 +12,7 @@ records and artifacts summarise.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -25,9 +26,11 @@ from prefect.cache_policies import NONE
 from prefect.context import FlowRunContext, get_run_context
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+from compiler.config import Redemptions
 from compiler.plan import StepPlan
 from runtime import arbitrate, engine
 from runtime.context import Run
+from runtime.coupon_sync import sync_coupons
 from runtime.ledger import open_ledger
 from runtime.ledger.status import RunStatus
 from runtime.recover import recover
@@ -56,6 +59,18 @@ def run_settings():
 def _report(stage: str, done: int, total: int) -> None:
     if progress is not None:
         progress(stage, done, total)
+
+
+@task(name="sync-coupons", cache_policy=NONE, persist_result=False)
+def sync_coupon_states(ledger_url: str, data_url: str, redemptions: dict, as_of: str) -> dict:
+    """The shop's redemptions and expiries up to as-of -> the ledger's coupons (runtime.coupon_sync), in its own
+    ledger session: what `camp sync` does, before every run decides."""
+    lg = open_ledger(ledger_url)
+    try:
+        result = sync_coupons(lg, data_url, Redemptions.model_validate(redemptions), datetime.fromisoformat(as_of))
+    finally:
+        lg.close()
+    return dataclasses.asdict(result)
 
 
 @task(name="resolve-audience", cache_policy=NONE, persist_result=False)
@@ -111,14 +126,17 @@ def markdown(s: dict) -> str:
 
 @flow(name="camp-step", log_prints=False, validate_parameters=False, persist_result=False)
 def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bool = False,
-             batch_size: int = 10000, channels: dict | None = None) -> dict:
-    """Run one occurrence of one campaign step exactly as `plan` says."""
+             batch_size: int = 10000, channels: dict | None = None, redemptions: dict | None = None) -> dict:
+    """Run one occurrence of one campaign step exactly as `plan` says. With `redemptions` (camp.toml's
+    [coupons] source), the shop's redemptions and expiries are synced first, so unused-coupon caps decide on
+    the coupons' real state (runtime.coupon_sync); a dry run syncs nothing."""
     step_plan = StepPlan.model_validate(plan)
     ledger = open_ledger(ledger_url)
     run = Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
     try:
         ctx = get_run_context()
         engine.start(run, str(ctx.flow_run.id) if isinstance(ctx, FlowRunContext) and ctx.flow_run else None)
+        synced = sync_coupon_states(ledger_url, data_url, redemptions, as_of) if redemptions and not dry_run else None
         _report("audience", 0, 1)
         _RUNS[run.run_id] = run
         lo, hi = resolve_audience(run.run_id)
@@ -131,6 +149,8 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
             send_batch(run.run_id, a, min(a + batch_size, hi))
             _report("send", min(a + batch_size, hi) - lo, audience)
         summary = summarize(run.run_id, audience)
+        if synced is not None:
+            summary["coupon_sync"] = synced
         engine.finish(run, summary)
         return summary
     except BaseException as exc:
@@ -257,7 +277,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
                                    occurrence)) is None:
         return None  # rivals of higher priority decide first: re-queued (docs/runtime.md, "Arbitration")
     summary = run_step(step_run.plan.model_dump(mode="json"), step_run.data_url, step_run.ledger_url,
-                       when.isoformat(), False, batch_size, step_run.channels)
+                       when.isoformat(), False, batch_size, step_run.channels, step_run.redemptions)
     summary = arbitrate.noted(step_run.ledger_url, summary, ruling)
     assert summary is not None  # noted returns the summary it is given
     _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))

@@ -21,6 +21,7 @@ class Runnable:
     data_url: str  # the warehouse: --data, else $CAMP_DATA_URL, else camp.toml
     ledger_url: str  # the ledger: --ledger, else $CAMP_LEDGER_URL, else camp.toml
     channels: dict  # camp.toml's channel settings, as the flow takes them
+    redemptions: dict | None = None  # where the shop's orders redeem coupons ([coupons]), synced before deciding
 
 
 def runnable(ws, program, campaign, as_of: datetime, *, step: str | None = None, occurrence: str | None = None,
@@ -30,7 +31,13 @@ def runnable(ws, program, campaign, as_of: datetime, *, step: str | None = None,
     data_url, ledger_url = run_urls(ws, data, ledger)
     plan = build_plan(program, campaign, as_of, dialect_of(data_url), ws.template_dir, step, ws.config.workspace.name,
                       event, occurrence)
-    return Runnable(plan, data_url, ledger_url, channels_of(ws))
+    return Runnable(plan, data_url, ledger_url, channels_of(ws), redemptions_of(ws, program))
+
+
+def redemptions_of(ws, program) -> dict | None:
+    """camp.toml's [coupons] redemption source as plain data (None: nothing to sync), as the flow takes it."""
+    source = ws.config.coupons.redemptions(program.schema)
+    return source.model_dump() if source is not None else None
 
 
 def channels_of(ws) -> dict:

@@ -69,13 +69,14 @@ class CountedRow(NamedTuple):
 
 
 class CouponRow(NamedTuple):
-    """A coupon a user holds (reserved or issued)."""
+    """A coupon given to a user (not void); `unused`: reserved or issued, not redeemed nor expired."""
 
     user_id: str
     code: str
     campaign: str
     reserved_at: datetime
     usable_to: datetime
+    unused: bool
 
 
 class KeyedCouponRow(NamedTuple):

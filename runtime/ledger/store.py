@@ -137,11 +137,13 @@ class Ledger(CouponLedger):
             f"{self.in_list('user_id')} AND status IN ({listed}) AND due_at >= ?", (users, since))]
 
     def held_coupons(self, users: list[str]) -> list[CouponRow]:
-        """The coupons these users hold, reserved or issued (any campaign): not the ones an order redeemed
-        (`camp sync`), nor expired or void ones."""
+        """The coupons given to these users (any campaign; not void ones, whose message never went out), each
+        with whether it is still unused: reserved or issued, not redeemed by an order (`camp sync`) nor expired.
+        Unused-coupon caps count the unused ones; `cap N coupons per user per D` counts every one given."""
         return [CouponRow(*r) for r in self.rows(
-            f"SELECT user_id, code, campaign, reserved_at, usable_to FROM camp_coupons WHERE "
-            f"{self.in_list('user_id')} AND state IN ('{CouponState.RESERVED}', '{CouponState.ISSUED}')", (users,))]
+            f"SELECT user_id, code, campaign, reserved_at, usable_to, state IN ('{CouponState.RESERVED}', "
+            f"'{CouponState.ISSUED}') FROM camp_coupons WHERE {self.in_list('user_id')} AND "
+            f"state <> '{CouponState.VOID}'", (users,))]
 
     def spend(self, campaign: str) -> dict[date, Decimal]:
         """What the campaign spent, per day."""

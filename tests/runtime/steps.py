@@ -29,8 +29,9 @@ def run(root: Path, campaign: str, as_of: datetime, *, step: str | None = None, 
         batch_size: int = 100, ledger_url: str | None = None, data_url: str | None = None,
         channels: dict | None = None) -> dict:
     from runtime import flows
+    from runtime.step import redemptions_of
 
-    ws, _ = program_of(root)
+    ws, program = program_of(root)
     plan = plan_for(root, campaign, as_of, step)
     data_url = data_url or workspace_url(ws.config.data.url, root)
     ledger_url = ledger_url or workspace_url(ws.config.ledger.url, root)
@@ -38,7 +39,7 @@ def run(root: Path, campaign: str, as_of: datetime, *, step: str | None = None, 
         channels = {n: s.model_dump() for n, s in ws.config.channels.items()}
     with flows.run_settings():
         return flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, as_of.isoformat(), dry_run,
-                              batch_size, channels)
+                              batch_size, channels, redemptions_of(ws, program))
 
 
 def run_engine(run, batch: int) -> dict:

@@ -157,7 +157,7 @@ def test_late_orders_are_matched_within_late_data_then_coupons_expire(world, sch
     assert [rows[c][0] for c in "abc"] == ["redeemed", "expired", "issued"]
     assert rows["b"][6] == after and rows["a"][6] is None
     lg = open_ledger(world[0])
-    assert [c.user_id for c in lg.held_coupons(["1", "2", "3"])] == ["3"]  # neither redeemed nor expired ones
+    assert [c.user_id for c in lg.held_coupons(["1", "2", "3"]) if c.unused] == ["3"]  # neither redeemed nor expired
     lg.close()
 
 
@@ -273,6 +273,43 @@ def test_a_user_who_redeemed_gets_the_next_coupon_and_one_who_did_not_stays_capp
     third = step("cap_b", 3)
     assert third[sent[0]] == "sent"  # redeemed: holds nothing unused, gets B10
     assert {third[u] for u in sent[1:]} == {"suppressed"}  # still holds an unused A10
+
+
+def test_every_run_syncs_before_deciding_so_the_redeemer_gets_the_next_coupon(tmp_path, prefect_api):
+    """The same story through the flow `camp run` and deployments run (runtime.flows.run_step): with
+    `[coupons] coupon_field` declared, no `camp sync` by hand; the run syncs first and its summary says so."""
+    from runtime.demo_data import make_shop
+    from tests.runtime.steps import run
+
+    root = make_workspace(tmp_path / "ws", {"a.camp": CAPPED.format(name="cap_a", code="A10"),
+                                            "b.camp": CAPPED.format(name="cap_b", code="B10")},
+                          templates={"t/push.j2": "{{ coupon.code }}"},
+                          toml='[coupons]\ncoupon_field = "coupon_id"\n')
+    shop, ledger = f"duckdb:///{root / 'shop.duckdb'}", f"duckdb:///{root / 'ledger.duckdb'}"
+    make_shop(shop, 60, seed=5)
+
+    def step(campaign: str, day: int) -> tuple[dict[str, str], dict]:
+        at = datetime(2026, 12, day, 10, 0, tzinfo=UTC) - timedelta(hours=8)
+        summary = run(root, campaign, at, ledger_url=ledger, data_url=shop)
+        lg = open_ledger(ledger)
+        rows = dict(lg.rows("SELECT user_id, status FROM camp_deliveries WHERE campaign = ? AND due_at = ?",
+                            (campaign, at)))
+        lg.close()
+        return rows, summary
+
+    first, summary = step("cap_a", 1)
+    assert summary["coupon_sync"]["redeemed"] == 0
+    sent = sorted(u for u, s in first.items() if s == "sent")
+    assert len(sent) >= 2
+    assert {step("cap_b", 2)[0][u] for u in sent} == {"suppressed"}  # everyone holds an unused A10
+    lg = open_ledger(ledger)
+    coupon = lg.one("SELECT coupon_id FROM camp_coupons WHERE user_id = ? AND code = 'A10'", (sent[0],))
+    lg.close()
+    _orders(shop, [_order(int(sent[0]), datetime(2026, 12, 2, 12, 0, tzinfo=UTC), "80", coupon)])
+    third, summary = step("cap_b", 3)
+    assert summary["coupon_sync"]["redeemed"] == 1
+    assert third[sent[0]] == "sent"  # the run saw the redemption: holds nothing unused, gets B10
+    assert {third[u] for u in sent[1:]} == {"suppressed"}
 
 
 def test_camp_sync_prints_the_counts_and_says_when_nothing_is_declared(tmp_path, schema):

@@ -3,6 +3,7 @@ exclusive groups, variants, and the budget (a property: reservations never excee
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -87,6 +88,21 @@ def test_tiered_caps_follow_the_users_label_and_campaign_caps_count_only_the_cam
     assert decide(mine, who(), one, [], Budget(None, None), NOW).status == "pending"
     assert decide(mine, who(), [Past("c", "sms", NOW - timedelta(days=1), None)], [], Budget(None, None),
                   NOW).status == "suppressed"
+
+
+def test_a_redeemed_coupon_frees_the_unused_cap_and_the_same_code_but_still_counts_in_a_coupon_cap():
+    """`camp sync` marks coupons redeemed or expired (unused=False): `cap N unused coupons` and "already holds an
+    unused CODE" stop counting them; `cap N coupons per user per D` counts every coupon given in its window."""
+    coupon = ResourcePlan(name="T", kind="coupon", code="T10", value=Decimal(10), forecast_cost=Decimal(3))
+    arms = [ArmPlan(kind="all", name="all", give=["T"], notify=[ChannelPlan(channel="push")])]
+    valid = NOW + timedelta(days=3)
+    used = [HeldCoupon("T10", "c", NOW - timedelta(days=1), valid, unused=False)]
+    unused_cap = plan(resources={"T": coupon}, caps=[cap("coupon", 1, unused=True, scope="campaign")], arms=arms)
+    assert decide(unused_cap, who(), [], used, Budget(None, None), NOW).status == "pending"
+    assert decide(unused_cap, who(), [], [dataclasses.replace(used[0], unused=True)], Budget(None, None),
+                  NOW).reason == "coupon:already holds an unused T10"
+    window_cap = plan(resources={"T": coupon}, caps=[cap("coupon", 1, per_days=7, scope="campaign")], arms=arms)
+    assert decide(window_cap, who(), [], used, Budget(None, None), NOW).reason == "cap:coupon 1"
 
 
 def test_coupons_unused_cap_same_code_and_exclusive_groups():
