@@ -339,6 +339,22 @@ class Ledger(CouponLedger):
                         "e.campaign = d.campaign AND e.step = ? AND e.occurrence = d.occurrence AND "
                         "e.user_id = d.user_id)", (campaign, before, step)) or 0
 
+    # ------------------------------------------------------------ outcomes
+    def exposures_frame(self) -> pd.DataFrame:
+        """(campaign, occurrence, user_id, sent, t0): every user a campaign's occurrence decided on, whether it sent
+        them anything, and from when (their first send; unsent: when they would have been sent)."""
+        return self.frame(f"SELECT campaign, occurrence, user_id, max(CASE WHEN status = '{Status.SENT}' THEN 1 "
+                          f"ELSE 0 END) AS sent, coalesce(min(sent_at), min(due_at)) AS t0 FROM camp_deliveries "
+                          f"WHERE status NOT IN ('{Status.SKIPPED}') GROUP BY campaign, occurrence, user_id")
+
+    def issued_coupons_frame(self) -> pd.DataFrame:
+        """(coupon_id, campaign, occurrence, user_id, min_spend, scope, usable_from, usable_to) of the coupons
+        issued, whatever became of them since (redeemed, expired). Money as text: exact through a DataFrame."""
+        states = ", ".join(f"'{s}'" for s in (CouponState.ISSUED, CouponState.REDEEMED, CouponState.EXPIRED))
+        return self.frame("SELECT c.coupon_id, c.campaign, d.occurrence, c.user_id, CAST(c.min_spend AS text) AS "
+                          "min_spend, c.scope, c.usable_from, c.usable_to FROM camp_coupons c JOIN camp_deliveries d "
+                          f"ON d.idempotency_key = c.idempotency_key WHERE c.state IN ({states})")
+
     # ------------------------------------------------------------ journeys
     def sent_untaken_frame(self, campaign: str, previous: str, occurrence: str, latest: datetime,
                            step: str) -> pd.DataFrame:
