@@ -59,7 +59,7 @@ def settle(ws, program, campaign: str, when: datetime, ledger_url: str, step: st
     names = [r.campaign for r in ahead]
     pending = unfinished(ledger_url, ahead)
     if pending and now() < deadline:
-        if _one_writer(ledger_url) and _requeue(campaign, slot, ahead[0].occurrence, pending, now):
+        if _one_writer(ledger_url) and _requeue(ws.config.workspace.name, campaign, slot, ahead[0].occurrence, pending, now):
             return None
         log.info("%s: waiting for %s to decide first at %s (until %s)", campaign,
                  ", ".join(r.campaign for r in pending), ahead[0].occurrence, deadline.isoformat())
@@ -106,8 +106,9 @@ def wait(ledger_url: str, pending: list[Rival], deadline: datetime, now) -> list
             lg.close()
 
 
-def _requeue(campaign: str, slot: datetime, occurrence: str, pending: list[Rival], now) -> bool:
-    """Schedule this deployment's run again a little later, for the same slot; False outside a deployment."""
+def _requeue(workspace: str, campaign: str, slot: datetime, occurrence: str, pending: list[Rival], now) -> bool:
+    """Schedule this deployment's run again a little later, for the same slot; False outside a deployment. The
+    idempotency key names the workspace: Prefect keeps keys per flow, and every workspace runs the same flow."""
     from prefect.context import FlowRunContext
 
     ctx = FlowRunContext.get()
@@ -116,7 +117,7 @@ def _requeue(campaign: str, slot: datetime, occurrence: str, pending: list[Rival
         return False
     from prefect.deployments import run_deployment
 
-    prefix = f"{campaign}:{occurrence}:arbitration:"
+    prefix = f"{workspace}:{campaign}:{occurrence}:arbitration:"
     done = re.fullmatch(re.escape(prefix) + r"(\d+)", run.idempotency_key or "")
     n = int(done.group(1)) + 1 if done else 1
     at = now() + timedelta(seconds=REQUEUE_SECONDS)

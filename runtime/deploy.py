@@ -35,7 +35,7 @@ _RRULE_DAYS = {str(n): day[:2].upper() for day, n in CRON_DAYS.items()}  # cron 
 
 @dataclass
 class DeploymentSpec:
-    name: str  # the campaign's name: stable across deploys
+    name: str  # deployment_name(workspace, campaign): stable across deploys
     campaign: str
     tags: list[str]
     schedules: list[dict]  # {"rrule"|"cron"|"interval", "timezone", ...}: plain data, comparable
@@ -54,6 +54,16 @@ class DeploymentSpec:
 
 def workspace_tag(name: str) -> str:
     return f"camp-workspace:{name}"
+
+
+_BANNED = str.maketrans(dict.fromkeys("/%&<>", "_"))  # characters Prefect refuses in a deployment name
+
+
+def deployment_name(workspace: str, campaign: str) -> str:
+    """The campaign's deployment, named with its workspace: Prefect names deployments per flow, and every
+    campaign runs the one `camp-campaign` flow, so a bare campaign name would let a second workspace on the same
+    server (staging beside production, a colleague's copy) take over the first's deployment and its runs."""
+    return f"{campaign}@{workspace}".translate(_BANNED)
 
 
 def schedules_of(s: SchedulePlan) -> list[dict]:
@@ -93,7 +103,7 @@ def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> l
         triggers = [{"event": plan.schedule.event}] if plan.schedule and plan.schedule.kind == "event" else []
         note = "" if schedules or triggers or plan.schedule is None else "no schedule"
         out.append(DeploymentSpec(
-            name=c.name, campaign=c.name,
+            name=deployment_name(workspace, c.name), campaign=c.name,
             tags=["camp", workspace_tag(workspace), f"camp-campaign:{c.name}"],
             schedules=schedules, parameters={"workspace": str(root.resolve()), "campaign": c.name},
             fingerprint=plan.hash, steps=steps, triggers=triggers, note=note))
@@ -103,7 +113,7 @@ def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> l
 @dataclass
 class Change:
     action: str  # create | update | delete | unchanged
-    name: str
+    name: str  # the campaign's (its deployment is named deployment_name(workspace, campaign))
     spec: DeploymentSpec | None = None
     deployment_id: str | None = None
     changed_steps: list[str] = field(default_factory=list)
@@ -117,17 +127,17 @@ def diff(wanted: list[DeploymentSpec], deployed: list[dict]) -> list[Change]:
     for spec in wanted:
         d = have.pop(spec.name, None)
         if d is None:
-            out.append(Change("create", spec.name, spec))
+            out.append(Change("create", spec.campaign, spec))
             continue
         old = _described(d.get("description"))
         same = old.get("fingerprint") == spec.fingerprint and _canon(d.get("schedules")) == _canon(spec.schedules) \
             and old.get("triggers", []) == spec.triggers
         changed = sorted(step for step, fp in old.get("steps", {}).items() if spec.steps.get(step) != fp)
-        out.append(Change("unchanged" if same else "update", spec.name, spec, d["id"], changed,
+        out.append(Change("unchanged" if same else "update", spec.campaign, spec, d["id"], changed,
                           old.get("order") or list(spec.steps)))
     for name, d in sorted(have.items()):
         old = _described(d.get("description"))
-        out.append(Change("delete", name, None, d["id"], sorted(old.get("steps", {})),
+        out.append(Change("delete", old.get("campaign") or name, None, d["id"], sorted(old.get("steps", {})),
                           old.get("order") or sorted(old.get("steps", {}))))
     return out
 

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
 from prefect import flow, get_run_logger, task
@@ -207,15 +208,15 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
 
     Event triggers pass `user_id`, `event_id` and `occurred`: the run is for that user, at the event's
     time plus the trigger's delay; when that is still ahead, a run of this deployment is scheduled for
-    it (idempotency key campaign:event, so a repeated event or a retry does not schedule twice).
+    it (idempotency key workspace:campaign:event, so a repeated event or a retry does not schedule twice).
 
     Journeys: after a step, each fire time of the next step (its delay past each send) gets a run of
-    this deployment with `step`, `occurrence` and `as_of`, idempotency key campaign:step:occurrence:time,
+    this deployment with `step`, `occurrence` and `as_of`, idempotency key workspace:campaign:step:occurrence:time,
     so a retry or a second run of the same step schedules nothing twice. A follow-up runs even when
     its time falls after the campaign's last date: the journey began inside them.
 
     Deferred deliveries (quiet hours, `tz user` local-time sends): after every run, each distinct time
-    they fall due gets a run of this deployment with `release` (idempotency key campaign:release:time),
+    they fall due gets a run of this deployment with `release` (idempotency key workspace:campaign:release:time),
     which sends them and decides nothing (`release_step`)."""
     from pathlib import Path
 
@@ -241,12 +242,13 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
                                  "journey)", campaign, f"step {step}" if c else "the campaign", workspace)
         return None
     when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
+    target = _Target.of(ws.config.workspace.name, campaign)
     if release:
         data_url, ledger_url = run_urls(ws)
         summary = release_step(campaign, data_url, ledger_url, when.isoformat(), channels_of(ws))
         if summary is not None:
-            _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
-            _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
+            _schedule_follow_ups(target, workspace, campaign, batch_size, summary.get("follow_ups", []))
+            _schedule_releases(target, workspace, campaign, batch_size, summary.get("releases", []))
         return summary
     event = None
     if event_id:
@@ -260,8 +262,8 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
         if as_of is None and when > datetime.now(UTC) + timedelta(seconds=5):
             from prefect.deployments import run_deployment
 
-            run_deployment(f"camp-campaign/{campaign}", timeout=0, scheduled_time=when,
-                           idempotency_key=f"{campaign}:{event_id}",
+            run_deployment(target.deployment, timeout=0, scheduled_time=when,
+                           idempotency_key=f"{target.key}:{event_id}",
                            parameters={"workspace": workspace, "campaign": campaign, "step": step,
                                        "as_of": when.isoformat(), "batch_size": batch_size, "user_id": user_id,
                                        "event_id": event_id, "occurred": at.isoformat()})
@@ -280,12 +282,31 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
                        when.isoformat(), False, batch_size, step_run.channels, step_run.redemptions)
     summary = arbitrate.noted(step_run.ledger_url, summary, ruling)
     assert summary is not None  # noted returns the summary it is given
-    _schedule_follow_ups(workspace, campaign, batch_size, summary.get("follow_ups", []))
-    _schedule_releases(workspace, campaign, batch_size, summary.get("releases", []))
+    _schedule_follow_ups(target, workspace, campaign, batch_size, summary.get("follow_ups", []))
+    _schedule_releases(target, workspace, campaign, batch_size, summary.get("releases", []))
     return summary
 
 
-def _schedule_releases(workspace: str, campaign: str, batch_size: int, due: list[str]) -> None:
+@dataclass(frozen=True)
+class _Target:
+    """Where a run schedules its campaign's later runs: this run's own deployment (by id; by the workspace's
+    deployment name when the flow runs outside one), and the prefix of their idempotency keys, which Prefect keeps
+    per flow, not per deployment: it names the workspace, so two workspaces' journeys never share a key."""
+
+    deployment: str
+    key: str
+
+    @staticmethod
+    def of(workspace_name: str, campaign: str) -> _Target:
+        from runtime.deploy import deployment_name
+
+        ctx = FlowRunContext.get()
+        own = ctx.flow_run.deployment_id if ctx is not None and ctx.flow_run is not None else None
+        return _Target(str(own) if own else f"camp-campaign/{deployment_name(workspace_name, campaign)}",
+                       f"{workspace_name}:{campaign}")
+
+
+def _schedule_releases(target: _Target, workspace: str, campaign: str, batch_size: int, due: list[str]) -> None:
     """A run of the deployment with `release` at each time deferred deliveries fall due. The idempotency key
     names the minute, so runs that defer users to the same time schedule it once; when that key's run has
     already finished (users deferred to a past minute by a late run), a fresh key schedules another."""
@@ -293,9 +314,9 @@ def _schedule_releases(workspace: str, campaign: str, batch_size: int, due: list
 
     for text in due:
         at = datetime.fromisoformat(text)
-        base = f"{campaign}:release:{at:%Y-%m-%dT%H:%MZ}"
+        base = f"{target.key}:release:{at:%Y-%m-%dT%H:%MZ}"
         for n in range(5):
-            fr = run_deployment(f"camp-campaign/{campaign}", timeout=0, scheduled_time=at,
+            fr = run_deployment(target.deployment, timeout=0, scheduled_time=at,
                                 idempotency_key=base if n == 0 else f"{base}:{n}",
                                 parameters={"workspace": workspace, "campaign": campaign, "release": True,
                                             "as_of": at.isoformat(), "batch_size": batch_size})
@@ -306,13 +327,13 @@ def _schedule_releases(workspace: str, campaign: str, batch_size: int, due: list
         get_run_logger().info("%s: deferred deliveries released at %s", campaign, at)
 
 
-def _schedule_follow_ups(workspace: str, campaign: str, batch_size: int, due: list[dict]) -> None:
+def _schedule_follow_ups(target: _Target, workspace: str, campaign: str, batch_size: int, due: list[dict]) -> None:
     from prefect.deployments import run_deployment
 
     for f in due:
         at = datetime.fromisoformat(f["at"])
-        key = f"{campaign}:{f['step']}:{f['occurrence']}:{at:%Y-%m-%dT%H:%MZ}"
-        run_deployment(f"camp-campaign/{campaign}", timeout=0, scheduled_time=at, idempotency_key=key,
+        key = f"{target.key}:{f['step']}:{f['occurrence']}:{at:%Y-%m-%dT%H:%MZ}"
+        run_deployment(target.deployment, timeout=0, scheduled_time=at, idempotency_key=key,
                        parameters={"workspace": workspace, "campaign": campaign, "step": f["step"],
                                    "occurrence": f["occurrence"], "as_of": at.isoformat(), "batch_size": batch_size})
         get_run_logger().info("%s: step %s of %s scheduled for %s", campaign, f["step"], f["occurrence"], at)

@@ -133,3 +133,15 @@ def pg_schema(name: str) -> Iterator[str]:
     finally:
         pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         pg.close()
+
+
+def workspace_name(root: Path) -> str:
+    """[workspace] name of the workspace at `root`."""
+    import tomllib
+
+    return tomllib.loads((root / "camp.toml").read_text(encoding="utf-8"))["workspace"]["name"]
+
+
+def deployment_of(root: Path, campaign: str) -> str:
+    """The campaign's deployment as `run_deployment` names it: `camp-campaign/CAMPAIGN@WORKSPACE`."""
+    return f"camp-campaign/{campaign}@{workspace_name(root)}"

@@ -6,7 +6,7 @@ only after its higher-priority rivals of the same slot have, whatever order thei
   * The window: a rival that never runs is waited for until `arbitration_wait` after the slot, then the
     run goes ahead and its summary (and its ledger row) names the rival it did not wait for.
   * DuckDB, a deployment: the run re-queues itself (a run of its deployment a few seconds later, as_of
-    pinned to the slot, key campaign:occurrence:arbitration:N) and decides nothing; the re-queued run
+    pinned to the slot, key workspace:campaign:occurrence:arbitration:N) and decides nothing; the re-queued run
     decides after the rival.
 """
 
@@ -26,7 +26,7 @@ import pytest
 
 from runtime.demo_data import make_shop
 from tests.conftest import PG_URL, require_postgres
-from tests.runtime.conftest import make_workspace
+from tests.runtime.conftest import make_workspace, workspace_name
 
 TEMPLATE = "hello {{ user.id }}"
 
@@ -203,7 +203,7 @@ def test_on_duckdb_a_deployed_run_requeues_itself_until_its_rival_has_decided(tm
     slot = recent_slot()
     ws = workspace(tmp_path / "requeue", pair_files("q_high", "q_low", slot), ["g"])
     _, specs = _wanted(ws)
-    ids = {s.name: _deployment(s).apply() for s in specs}
+    ids = {s.campaign: _deployment(s).apply() for s in specs}
     occ = occurrence(slot)
     with get_client(sync_client=True) as client:
         low = _flow_run(client, ids["q_low"], slot)
@@ -212,7 +212,7 @@ def test_on_duckdb_a_deployed_run_requeues_itself_until_its_rival_has_decided(tm
         assert _execute(client, low.id) is None  # the rival has not decided: nothing decided, re-queued
         assert not (ws / "ledger.duckdb").exists() or not duckdb.connect(
             str(ws / "ledger.duckdb"), read_only=True).execute("SELECT count(*) FROM camp_runs").fetchone()[0]
-        key = f"q_low:{occ}:arbitration:1"
+        key = f"{workspace_name(ws)}:q_low:{occ}:arbitration:1"
         [again] = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])))
         assert str(again.deployment_id) == str(ids["q_low"])
@@ -221,7 +221,7 @@ def test_on_duckdb_a_deployed_run_requeues_itself_until_its_rival_has_decided(tm
         # still before the rival: it re-queues again, with the next key
         assert _execute(client, again.id) is None
         [third] = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            idempotency_key=FlowRunFilterIdempotencyKey(any_=[f"q_low:{occ}:arbitration:2"])))
+            idempotency_key=FlowRunFilterIdempotencyKey(any_=[f"{workspace_name(ws)}:q_low:{occ}:arbitration:2"])))
         assert third.parameters == again.parameters
         high_summary = _execute(client, high.id)
         assert "arbitration" not in high_summary

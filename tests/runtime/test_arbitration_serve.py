@@ -23,7 +23,7 @@ import duckdb
 import pytest
 
 from tests.conftest import PG_URL, require_postgres
-from tests.runtime.conftest import BIN
+from tests.runtime.conftest import BIN, deployment_of, workspace_name
 from tests.runtime.test_arbitration import check_high_won, occurrence, pair_files, recent_slot, workspace
 
 PAIRS = int(os.environ.get("CAMP_ARB_PAIRS", "4"))
@@ -60,20 +60,23 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _deployments(client, names: list[str], serves: list[subprocess.Popen], timeout: float = 90) -> dict:
-    """name -> deployment id, once `camp serve` has registered them all."""
+def _deployments(client, wanted: dict[str, str], serves: list[subprocess.Popen], timeout: float = 90) -> dict:
+    """campaign -> deployment id, once `camp serve` has registered them all (`wanted`: campaign -> deployment
+    name)."""
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
+    names = list(wanted.values())
+    campaign = {v: k for k, v in wanted.items()}
     deadline = time.time() + timeout
     while True:
-        found = {d.name: d.id for d in client.read_deployments(deployment_filter=DeploymentFilter(
+        found = {campaign[d.name]: d.id for d in client.read_deployments(deployment_filter=DeploymentFilter(
             name=DeploymentFilterName(any_=names)))}
         if len(found) == len(names):
             time.sleep(2)  # the runner starts polling for their runs
             return found
         for s in serves:
             assert s.poll() is None, s.stdout.read()
-        assert time.time() < deadline, f"deployments not registered: {sorted(set(names) - set(found))}"
+        assert time.time() < deadline, f"deployments not registered: {sorted(set(wanted) - set(found))}"
         time.sleep(0.5)
 
 
@@ -106,11 +109,11 @@ def _race(client, deps: dict, pairs: list[tuple[str, str]], slot: datetime, low_
     return first
 
 
-def _requeued_done(client, campaign: str, slot: datetime) -> None:
-    """Wait for the re-queued runs of a DuckDB race (keys campaign:occurrence:arbitration:N) to complete."""
+def _requeued_done(client, workspace: str, campaign: str, slot: datetime) -> None:
+    """Wait for the re-queued runs of a DuckDB race (keys workspace:campaign:occurrence:arbitration:N) to complete."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
 
-    keys = [f"{campaign}:{occurrence(slot)}:arbitration:{n}" for n in range(1, 40)]
+    keys = [f"{workspace}:{campaign}:{occurrence(slot)}:arbitration:{n}" for n in range(1, 40)]
     deadline = time.time() + 120
     while True:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
@@ -167,7 +170,8 @@ def test_the_higher_priority_wins_every_race_whatever_order_the_flow_runs_start_
     won = []
     try:
         with _client(env) as client:
-            names = [n for p in pairs + duck_pairs for n in p]
+            names = {n: deployment_of(ws, n).split("/", 1)[1] for ws, ps in ((pg_ws, pairs), (duck_ws, duck_pairs))
+                     for p in ps for n in p}
             deps = _deployments(client, names, serves)
             print(f"{time.monotonic() - t0:.1f}s deployments registered")
             # DuckDB, lower priority first: it re-queues itself while the higher one runs, then loses
@@ -192,7 +196,7 @@ def test_the_higher_priority_wins_every_race_whatever_order_the_flow_runs_start_
                                f"WHERE campaign IN ('{high}', '{low}')")
                 won.append(("pg high first", high, check_high_won(rows, high, low, f"g{i}")))
             # DuckDB, higher priority first; and the re-queued run of the first DuckDB race has decided
-            _requeued_done(client, "d0_low", slot)
+            _requeued_done(client, workspace_name(duck_ws), "d0_low", slot)
             _race(client, deps, duck_pairs[1:], slot, low_first=False)
             for i, (high, low) in enumerate(duck_pairs):
                 rows = _duck("SELECT campaign, user_id, status, reason FROM camp_deliveries WHERE campaign IN (?, ?)",

@@ -34,7 +34,8 @@ def _deployments(env, workspace: str) -> dict:
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as c:
         found = c.read_deployments(deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(
             all_=[f"camp-workspace:{workspace}"])))
-        return {d.name: d for d in found}
+        assert all(d.name == f"{d.name.split('@')[0]}@{workspace}" for d in found)  # named with their workspace
+        return {d.name.split("@")[0]: d for d in found}
 
 
 def _runs(env, deployment_id) -> list[datetime]:

@@ -17,7 +17,7 @@ def _specs(root: Path) -> dict[str, DeploymentSpec]:
     ws = load_workspace(root)
     program = check_workspace(ws).program
     assert program is not None
-    return {s.name: s for s in specs(root, program, "demo-shop", ws.template_dir)}
+    return {s.campaign: s for s in specs(root, program, "demo-shop", ws.template_dir)}
 
 
 def test_fingerprints_are_the_campaign_plans_hashes():
@@ -38,9 +38,22 @@ def test_a_template_change_updates_its_campaign_and_names_its_step(tmp_path):
     push = tmp_path / "ws" / "templates" / "winback" / "push.j2"
     push.write_text(push.read_text(encoding="utf-8") + " ", encoding="utf-8")
     after = _specs(tmp_path / "ws")
-    deployed = [{"id": n, "name": n, "description": s.description, "schedules": s.schedules}
+    deployed = [{"id": n, "name": s.name, "description": s.description, "schedules": s.schedules}
                 for n, s in before.items()]
     changes = {ch.name: ch for ch in diff(list(after.values()), deployed)}
     assert changes["winback_high_value"].action == "update"
     assert changes["winback_high_value"].changed_steps == ["touch"]
     assert {n for n, ch in changes.items() if ch.action == "unchanged"} == set(before) - {"winback_high_value"}
+
+
+def test_two_workspaces_never_share_a_deployment():
+    """Every campaign runs the one `camp-campaign` flow and Prefect names deployments per flow: the workspace is
+    part of the name, so staging beside production on one server never takes over the other's deployment."""
+    ws = load_workspace(CAMPAIGNS)
+    program = check_workspace(ws).program
+    assert program is not None
+    prod = {s.campaign: s.name for s in specs(CAMPAIGNS, program, "shop", ws.template_dir)}
+    staging = {s.campaign: s.name for s in specs(CAMPAIGNS, program, "shop/staging", ws.template_dir)}
+    assert prod["winback_high_value"] == "winback_high_value@shop"
+    assert staging["winback_high_value"] == "winback_high_value@shop_staging"  # Prefect refuses '/' in a name
+    assert not set(prod.values()) & set(staging.values())

@@ -18,7 +18,7 @@ import duckdb
 
 from runtime.demo_data import make_shop
 from tests.conftest import CAMPAIGNS
-from tests.runtime.conftest import BIN, camp
+from tests.runtime.conftest import BIN, camp, deployment_of, workspace_name
 
 
 def _ledger(root, sql, params=()):
@@ -54,8 +54,7 @@ def wait_served(env: dict, serve: subprocess.Popen, names: list[str], root, time
         while True:
             assert serve.poll() is None, serve.stdout.read() if serve.stdout else "camp serve stopped"
             try:
-                mine = [client.read_deployment_by_name(f"camp-campaign/{name}").parameters.get("workspace")
-                        == str(root.resolve()) for name in names]
+                mine = [client.read_deployment_by_name(deployment_of(root, name)).parameters.get("workspace") == str(root.resolve()) for name in names]
                 if all(mine):
                     time.sleep(2)  # and its runner is polling
                     return
@@ -72,7 +71,7 @@ def _quiet(at: datetime, zone: str | None) -> bool:
     return hour >= 22 or hour < 8
 
 
-def _flow_runs(env: dict, deployments: tuple[str, ...] = ("first_order_activation",)) -> list:
+def _flow_runs(env: dict, root, campaigns: tuple[str, ...] = ("first_order_activation",)) -> list:
     """The server's flow runs of these deployments (the session's server holds other tests' runs too: a month of
     scheduled runs from test_deploy alone fills more than a page)."""
     from prefect.client.orchestration import get_client
@@ -82,12 +81,12 @@ def _flow_runs(env: dict, deployments: tuple[str, ...] = ("first_order_activatio
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), \
             get_client(sync_client=True) as client:
         return list(client.read_flow_runs(limit=200, deployment_filter=DeploymentFilter(
-            name=DeploymentFilterName(any_=list(deployments)))))
+            name=DeploymentFilterName(any_=[deployment_of(root, c).split("/", 1)[1] for c in campaigns]))))
 
 
-def _nudge_runs(env: dict) -> list:
+def _nudge_runs(env: dict, root) -> list:
     """The server's flow runs of the first-order campaign's follow-up step."""
-    return [r for r in _flow_runs(env) if (r.parameters or {}).get("step") == "nudge"]
+    return [r for r in _flow_runs(env, root) if (r.parameters or {}).get("step") == "nudge"]
 
 
 def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_qualifies(tmp_path, prefect_env):
@@ -153,13 +152,13 @@ def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_
         body = _ledger(root, "SELECT body FROM camp_outbox WHERE step = 'nudge'")
         assert len(body) == 1 and "¥10.00" in body[0][0]  # the welcome's coupon, spoken of by the reminder
         deadline = time.time() + 60  # the ledger is done; Prefect hears of the end a moment later
-        nudges = _nudge_runs(env)
+        nudges = _nudge_runs(env, root)
         while time.time() < deadline and not all(r.state.is_final() for r in nudges):
             time.sleep(1)
-            nudges = _nudge_runs(env)
+            nudges = _nudge_runs(env, root)
         assert len(nudges) == 2, nudges  # one per journey, though the event came twice
         assert {r.idempotency_key.rsplit(":", 2)[0] for r in nudges} == {
-            f"first_order_activation:nudge:event-{ids[u]}" for u in (keeps, buys_again)}
+            f"{workspace_name(root)}:first_order_activation:nudge:event-{ids[u]}" for u in (keeps, buys_again)}
         assert all(r.state.is_completed() for r in nudges), [r.state for r in nudges]
 
         # a redeploy (serve starts again and applies the deployments), then the welcome of one journey
@@ -170,16 +169,16 @@ def test_an_order_event_starts_a_journey_whose_follow_up_reaches_only_who_still_
         serve = subprocess.Popen([str(BIN / "camp"), "serve", str(root)], cwd=root, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True, start_new_session=True)
         wait_served(env, serve, ["first_order_activation"], root)
-        welcome = next(r for r in _flow_runs(env) if (r.parameters or {}).get("event_id") == ids[keeps]
+        welcome = next(r for r in _flow_runs(env, root) if (r.parameters or {}).get("event_id") == ids[keeps]
                        and not r.parameters.get("step"))
         from prefect.deployments import run_deployment
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
-            again = run_deployment("camp-campaign/first_order_activation", parameters=welcome.parameters,
+            again = run_deployment(deployment_of(root, "first_order_activation"), parameters=welcome.parameters,
                                    timeout=120, poll_interval=1)
         assert again.state.is_completed(), again.state
-        assert len(_nudge_runs(env)) == 2
+        assert len(_nudge_runs(env, root)) == 2
         assert len(_ledger(root, "SELECT 1 FROM camp_deliveries WHERE campaign = 'first_order_activation'")) == 4
     finally:
         os.killpg(serve.pid, signal.SIGTERM)

@@ -23,7 +23,7 @@ import duckdb
 
 from runtime.demo_data import make_shop
 from tests.conftest import CAMPAIGNS
-from tests.runtime.conftest import BIN
+from tests.runtime.conftest import BIN, deployment_of, workspace_name
 from tests.runtime.test_serve import _flow_runs, _ledger, wait_served
 
 DAY = (datetime.now(UTC) - timedelta(days=3)).date()  # local date D of both occurrences
@@ -96,7 +96,7 @@ def _start(env: dict, name: str, as_of: datetime, root) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
-        run_deployment(f"camp-campaign/{name}", timeout=0, parameters={
+        run_deployment(deployment_of(root, name), timeout=0, parameters={
             "workspace": str(root.resolve()), "campaign": name, "as_of": as_of.isoformat()})
 
 
@@ -158,15 +158,15 @@ def test_releases_go_out_on_time_through_scheduled_release_runs(tmp_path, prefec
         sent = [(c, u) for c, u, s, _, _ in rows if s == "sent"]
         assert len(h.raw) == len(h.delivered) == len(sent)
         # Prefect's side: one release flow run per distinct time, each with its idempotency key, all completed
-        flow_runs = _flow_runs(env, DEPLOYMENTS)
+        flow_runs = _flow_runs(env, root, DEPLOYMENTS)
         releases = [r for r in flow_runs if (r.parameters or {}).get("release")]
         assert sorted(r.idempotency_key for r in releases) == sorted(
-            [f"t_daily_london:release:{release_at:%Y-%m-%dT%H:%MZ}"]
-            + [f"t_birthday_local:release:{t:%Y-%m-%dT%H:%MZ}" for t in nine])
+            [f"{workspace_name(root)}:t_daily_london:release:{release_at:%Y-%m-%dT%H:%MZ}"]
+            + [f"{workspace_name(root)}:t_birthday_local:release:{t:%Y-%m-%dT%H:%MZ}" for t in nine])
         deadline = time.time() + 60
         while time.time() < deadline and not all(r.state.is_final() for r in releases):
             time.sleep(1)
-            releases = [r for r in _flow_runs(env, DEPLOYMENTS) if (r.parameters or {}).get("release")]
+            releases = [r for r in _flow_runs(env, root, DEPLOYMENTS) if (r.parameters or {}).get("release")]
         assert all(r.state.is_completed() for r in releases), [r.state for r in releases]
         assert len([r for r in flow_runs if not (r.parameters or {}).get("release")
                     and r.flow_id == releases[0].flow_id
