@@ -77,6 +77,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                  data: str | None = None) -> int:
     from camp.literals import absent_literals
     from compiler.sql import AudienceSQL
+    from runtime.redeemed import load_redeemed
     from runtime.warehouse import compare_schema, connect, run_urls
 
     loaded = checked(file)
@@ -103,10 +104,15 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                 print(f"  - {p}", file=sys.stderr)
             return 1
         when = parse_as_of(as_of, program.timezone)
+        ledger = None  # opened when an audience asks `redeemed(CODE)`; False: there is none
         for c in campaigns:
             at, today, said = _occurrence(c, when)
             compiler = AudienceSQL(program, at, wh.dialect, today=today)
-            rows = wh.rows(compiler.sql(compiler.campaign(c), pretty=False))
+            query = compiler.campaign(c)
+            if compiler.redeemed_codes():
+                ledger = ledger or _ledger(ws, data)
+                load_redeemed(wh, ledger or None, c.name, compiler.redeemed_codes(), at)
+            rows = wh.rows(compiler.sql(query, pretty=False))
             matched = len(rows)
             excluded = sum(1 for r in rows if r[1])
             held = sum(1 for r in rows if r[2] and not r[1])
@@ -124,6 +130,20 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
     finally:
         wh.close()
     return 0
+
+
+def _ledger(ws, data: str | None):
+    """The workspace's ledger for `redeemed(CODE)`, or False when there is none yet (a DuckDB file not created:
+    nobody redeemed anything, and `camp audience` creates no ledger)."""
+    from pathlib import Path
+
+    from runtime.ledger import open_ledger
+    from runtime.warehouse import run_urls
+
+    url = run_urls(ws, data)[1]
+    if url.startswith("duckdb:///") and not Path(url.removeprefix("duckdb://")).exists():
+        return False
+    return open_ledger(url)
 
 
 def run_demo_init(users: int, seed: int, url: str | None, workspace: Path) -> int:

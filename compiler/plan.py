@@ -157,6 +157,7 @@ class StepPlan(BaseModel):
     journey: JourneyPlan | None = None
     next: NextStep | None = None
     local_send: str | None = None  # `tz user`: the wall-clock time (ISO, no zone) each user gets it in their zone
+    redeemed: list[str] = []  # coupon codes whose redemptions recipients_sql reads (camp_redeemed, from the ledger)
 
     def canonical(self) -> str:
         return _canonical_json(self)

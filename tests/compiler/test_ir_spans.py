@@ -66,6 +66,8 @@ def _words(n) -> list[str]:
             return [n.classification]
         case I.HasTag():
             return [n.tag]
+        case I.Redeemed():
+            return ["redeemed", n.code]
         case I.TextMatch():
             return [n.pattern]
         case I.Win():
