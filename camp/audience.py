@@ -96,6 +96,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
         print(f"camp audience: cannot open the database {url}: {exc}".strip(), file=sys.stderr)
         print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
         return 1
+    ledger = None  # opened when an audience asks `redeemed(CODE)`; False: there is none
     try:
         problems = compare_schema(wh, program.schema)
         if problems:
@@ -104,7 +105,6 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                 print(f"  - {p}", file=sys.stderr)
             return 1
         when = parse_as_of(as_of, program.timezone)
-        ledger = None  # opened when an audience asks `redeemed(CODE)`; False: there is none
         for c in campaigns:
             at, today, said = _occurrence(c, when)
             compiler = AudienceSQL(program, at, wh.dialect, today=today)
@@ -129,6 +129,8 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                 print(f"camp audience: warning: {warning}", file=sys.stderr)
     finally:
         wh.close()
+        if ledger:
+            ledger.close()
     return 0
 
 

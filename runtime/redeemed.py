@@ -18,11 +18,12 @@ from runtime.warehouse import Warehouse
 
 def load_redeemed(wh: Warehouse, lg: Ledger | None, campaign: str, codes: list[str], as_of: datetime,
                   occurrence: str | None = None) -> int:
-    """Fill `camp_redeemed` in this (fresh) warehouse session when the query reads it (`codes` not empty);
-    returns how many (user, code) pairs it holds."""
+    """Fill `camp_redeemed` in this warehouse session when the query reads it (`codes` not empty), replacing
+    what an earlier query of the session (another campaign's) left there; returns how many (user, code) pairs
+    it holds."""
     if not codes:
         return 0
-    wh.execute(f"CREATE TEMP TABLE {REDEEMED} (user_id text, code text)")
+    wh.backend.fresh_temp_table(wh.conn, REDEEMED, "user_id text, code text")
     pairs = lg.redeemed_pairs(campaign, codes, as_of, occurrence) if lg is not None else []
     if pairs:
         wh.bulk_insert(REDEEMED, ["user_id", "code"], pairs)

@@ -81,7 +81,9 @@ def _audience(root, at: datetime, env: dict[str, str]) -> dict[str, int]:
     out = camp("audience", "rd.camp", "--as-of", at.astimezone(UTC).isoformat(), cwd=root, env={**os.environ, **env})
     assert out.returncode == 0, out.stderr
     words = [line.split() for line in out.stdout.splitlines()]
-    return {w[0]: int(w[1].replace(",", "")) for w in words if w and w[0] in ("matched", "final")}
+    counts = [(w[0], int(w[1].replace(",", ""))) for w in words if w and w[0] in ("matched", "final")]
+    assert len({n for _, n in counts[::2]}) == 1 and len(counts) == 2 * out.stdout.count("campaign rd")
+    return dict(counts)
 
 
 def _coupons(ledger: str) -> dict[tuple[str, int], str]:
@@ -145,7 +147,8 @@ def test_a_reminder_skips_those_who_redeemed_in_this_journey_and_the_audience_le
 
 
 def test_camp_audience_without_a_ledger_reads_nobody_as_redeemed(tmp_path):
-    root = make_workspace(tmp_path / "ws", {"rd.camp": CAMPAIGN}, templates={"t/push.j2": "{{ coupon.code }}"})
+    twice = CAMPAIGN + CAMPAIGN.replace("campaign rd", "campaign rd_2")  # one session, the table filled twice
+    root = make_workspace(tmp_path / "ws", {"rd.camp": twice}, templates={"t/push.j2": "{{ coupon.code }}"})
     wh = connect(f"duckdb:///{root / 'shop.duckdb'}")
     create_tables(wh, program_of(root)[1].schema)
     wh.insert("users", ["user_id", "member_level"], [(u, "normal") for u in USERS])
