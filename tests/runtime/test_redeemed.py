@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from compiler.plan import StepPlan
 from compiler.step_plan import build_plan
 from runtime.context import Run
 from runtime.coupon_sync import sync_coupons
@@ -67,6 +68,8 @@ def _run(world, at: datetime, step: str | None = None, occurrence: str | None = 
         plan = build_plan(program, program.campaigns["rd"], at, "duckdb", ws.template_dir, step,
                           ws.config.workspace.name, occurrence=occurrence)
     assert plan.redeemed == ["X10"]  # the runtime is told to fill camp_redeemed
+    plan = StepPlan.model_validate(plan.model_dump(mode="json"))  # as a flow receives it
+    assert plan.redeemed == ["X10"]
     run_engine(Run(plan, open_ledger(ledger), shop, at), 50)
     lg = open_ledger(ledger)
     try:
