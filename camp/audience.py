@@ -77,6 +77,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                  data: str | None = None) -> int:
     from camp.literals import absent_literals
     from compiler.sql import AudienceSQL
+    from runtime.redeemed import load_redeemed
     from runtime.warehouse import compare_schema, connect, run_urls
 
     loaded = checked(file)
@@ -95,6 +96,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
         print(f"camp audience: cannot open the database {url}: {exc}".strip(), file=sys.stderr)
         print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
         return 1
+    ledger = None  # opened when an audience asks `redeemed(CODE)`; False: there is none
     try:
         problems = compare_schema(wh, program.schema)
         if problems:
@@ -106,7 +108,11 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
         for c in campaigns:
             at, today, said = _occurrence(c, when)
             compiler = AudienceSQL(program, at, wh.dialect, today=today)
-            rows = wh.rows(compiler.sql(compiler.campaign(c), pretty=False))
+            query = compiler.campaign(c)
+            if compiler.redeemed_codes():
+                ledger = ledger or _ledger(ws, data)
+                load_redeemed(wh, ledger or None, c.name, compiler.redeemed_codes(), at)
+            rows = wh.rows(compiler.sql(query, pretty=False))
             matched = len(rows)
             excluded = sum(1 for r in rows if r[1])
             held = sum(1 for r in rows if r[2] and not r[1])
@@ -123,7 +129,23 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                 print(f"camp audience: warning: {warning}", file=sys.stderr)
     finally:
         wh.close()
+        if ledger:
+            ledger.close()
     return 0
+
+
+def _ledger(ws, data: str | None):
+    """The workspace's ledger for `redeemed(CODE)`, or False when there is none yet (a DuckDB file not created:
+    nobody redeemed anything, and `camp audience` creates no ledger)."""
+    from pathlib import Path
+
+    from runtime.ledger import open_ledger
+    from runtime.warehouse import run_urls
+
+    url = run_urls(ws, data)[1]
+    if url.startswith("duckdb:///") and not Path(url.removeprefix("duckdb://")).exists():
+        return False
+    return open_ledger(url)
 
 
 def run_demo_init(users: int, seed: int, url: str | None, workspace: Path) -> int:

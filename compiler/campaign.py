@@ -68,6 +68,19 @@ def check_campaign(decl: A.CampaignDecl, ctx: CampaignContext) -> P.Campaign:
     how = seen.get("how")
     step_names = [s.name.name for s in how.steps] if isinstance(how, A.How) else []
     ctx.templates = []
+    what = seen.get("what")
+    ctx.checker.coupons = tuple(res.code.name for res in what.resources if isinstance(res, A.Coupon)) \
+        if isinstance(what, A.What) else ()
+    try:
+        _sections(c, decl, seen, how, step_names, ctx)
+    finally:
+        ctx.checker.coupons = None  # `redeemed(...)` is about one campaign's coupons
+    return c
+
+
+def _sections(c: P.Campaign, decl: A.CampaignDecl, seen: dict[str, A.Section], how: A.Section | None, step_names: list[str],
+              ctx: CampaignContext) -> None:
+    r = ctx.report
     for section in seen.values():
         match section:
             case A.Owner():
@@ -96,7 +109,6 @@ def check_campaign(decl: A.CampaignDecl, ctx: CampaignContext) -> P.Campaign:
         r("E214", f"the campaign has no {', '.join('`' + m + '`' for m in missing)} section", decl.name.span,
           ["every campaign says who it is for, when it runs and how it plays"])
     _money_consistency(c, ctx)
-    return c
 
 
 def _why(w: A.Why, c: P.Campaign, ctx: CampaignContext, steps: list[str]) -> None:

@@ -187,6 +187,16 @@ class InSegment:
 
 
 @dataclass(frozen=True)
+class Redeemed:
+    """`redeemed(CODE)`: the user redeemed a coupon of that code issued by this campaign (in a follow-up: in
+    this journey) by the as-of time. The runtime lists those (user, code) pairs in a TEMP table
+    (compiler.sql.REDEEMED) from the ledger."""
+
+    code: str
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
+
+
+@dataclass(frozen=True)
 class LabelIs:
     """`lifecycle = silent`, `lifecycle in (silent, churned)`: the user's first-matching label is one of these."""
 
@@ -205,7 +215,7 @@ class Label:
 
 
 Expr = Union[Const, UserAttr, EventField, Agg, Cmp, InSet, Between, IsNull, TextMatch, IsToday, InWindow,
-             Arith, Neg, And, Or, Not, HasTag, InSegment, LabelIs, Label]
+             Arith, Neg, And, Or, Not, HasTag, InSegment, Redeemed, LabelIs, Label]
 
 
 def children(n) -> list:

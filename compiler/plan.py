@@ -23,7 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from compiler.ir import Dur
 
@@ -157,6 +157,9 @@ class StepPlan(BaseModel):
     journey: JourneyPlan | None = None
     next: NextStep | None = None
     local_send: str | None = None  # `tz user`: the wall-clock time (ISO, no zone) each user gets it in their zone
+    # coupon codes whose redemptions recipients_sql reads (camp_redeemed, filled from the ledger); left out of the
+    # JSON when empty, so a plan without `redeemed(CODE)` keeps its JSON and hash
+    redeemed: list[str] = Field(default_factory=list, exclude_if=lambda codes: not codes)
 
     def canonical(self) -> str:
         return _canonical_json(self)

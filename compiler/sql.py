@@ -36,6 +36,7 @@ from compiler.program import Campaign, Program
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
 COHORT = "camp_cohort"  # a journey follow-up's cohort: user_id text, since_<step> timestamptz (filled by the runtime)
+REDEEMED = "camp_redeemed"  # (user_id text, code text): who redeemed which of the campaign's coupons (filled by the runtime)
 REACH = "camp_reach"  # users a release or a fallback re-checks: user_id text (filled by the runtime)
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
@@ -92,6 +93,7 @@ class _Facts:
     consent: list[str] = field(default_factory=list)  # channels whose consent flag is selected
     local_today: bool = False  # a column with each user's local date at the as-of time
     since: set[str] = field(default_factory=set)  # steps whose send time `base` carries (`since STEP` on user fields)
+    redeemed: set[str] = field(default_factory=set)  # coupon codes `redeemed(CODE)` reads from the REDEEMED table
 
     def agg_alias(self, a: I.Agg) -> str:
         key = repr((a.func, a.event, a.field, a.where, a.window))  # the same fact is computed once
@@ -257,6 +259,11 @@ class AudienceSQL:
     def sql(self, query: exp.Expr, pretty: bool = True) -> str:
         return query.sql(dialect=self.dialect, pretty=pretty)
 
+    def redeemed_codes(self) -> list[str]:
+        """The coupon codes the last query compiled reads from the REDEEMED table (`redeemed(CODE)`): the
+        runtime fills that table before running the query; none, and the query never names it."""
+        return sorted(self.facts.redeemed)
+
     # ------------------------------------------------------------ predicates (never NULL)
     def pred(self, e: I.Expr) -> exp.Expr:
         if isinstance(e, I.And):
@@ -292,6 +299,12 @@ class AudienceSQL:
             alias = self.facts.tags.setdefault(e.tag, f"tag_{len(self.facts.tags)}")
             return exp.EQ(this=exp.func("COALESCE", _col("l", alias), exp.Literal.number(0)),
                           expression=exp.Literal.number(1))
+        if isinstance(e, I.Redeemed):
+            self.facts.redeemed.add(e.code)
+            listed = exp.select(exp.Literal.number(1)).from_(exp.alias_(_table(REDEEMED), "r", quoted=True)).where(
+                exp.and_(exp.EQ(this=_col("r", "user_id"), expression=exp.cast(_col("l", "user_id"), "text")),
+                         exp.EQ(this=_col("r", "code"), expression=exp.Literal.string(e.code))))
+            return exp.Exists(this=listed)
         if isinstance(e, I.InSegment):  # computed once, as a column of `labeled`: never expanded in place
             self._use("segment", e.name)
             return _col("l", f"seg_{e.name}")

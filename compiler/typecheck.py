@@ -44,6 +44,7 @@ class ExprChecker:
         self.report = report
         self.tz = tz
         self.refs: list[str] = []  # segments and classifications referred to, for cycle detection
+        self.coupons: tuple[str, ...] | None = None  # the codes of the coupons the campaign being checked gives
 
     # ------------------------------------------------------------ entry points
     def condition(self, expr: A.Expr, scope: Scope = Scope()) -> I.Expr | None:
@@ -88,6 +89,8 @@ class ExprChecker:
                 return self._tagged(e, scope)
             case A.SegmentRef():
                 return self._segment_ref(e, scope)
+            case A.Redeemed():
+                return self._redeemed(e, scope)
             case A.Compare():
                 return self._compare(e, scope)
             case A.InList():
@@ -322,6 +325,24 @@ class ExprChecker:
             return None
         self.refs.append(n)
         return I.InSegment(n, span=e.span)
+
+    def _redeemed(self, e: A.Redeemed, scope) -> I.Expr | None:
+        code = e.code.name
+        if scope.event is not None:
+            return self._per_user(f"`redeemed({code})`", scope, e.span)
+        if self.coupons is None:
+            self.report("E418", f"`redeemed({code})` asks about a coupon a campaign gave; outside a campaign "
+                                "there is none", e.span,
+                        ["test it in a campaign that gives the coupon (`who`, `exclude`, a step's `unless` or `if`)"])
+            return None
+        if code not in self.coupons:
+            known = ", ".join(f"`{c}`" for c in self.coupons)
+            close = did_you_mean(code, self.coupons)
+            self.report("E418", f"this campaign gives no coupon `{code}`", e.code.span,
+                        [f"{close} Its coupons: {known}" if close else f"its coupons: {known}"] if self.coupons else
+                        ["this campaign gives no coupon: add one, e.g. `what coupon SAVE10 { value 10 CNY }`"])
+            return None
+        return I.Redeemed(code, span=e.span)
 
     # ------------------------------------------------------------ comparisons
     def _compare(self, e: A.Compare, scope) -> I.Expr | None:

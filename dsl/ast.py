@@ -194,6 +194,13 @@ class SegmentRef(Node):
     name: Ident
 
 
+class Redeemed(Node):
+    """`redeemed(HIGHEND20)`: the user redeemed a coupon of that code the campaign issued."""
+
+    kind: Literal["redeemed"] = "redeemed"
+    code: Ident
+
+
 class Aggregate(Node):
     """`count(orders where ... within 7d)`, `sum(orders.amount within 365d)` ..."""
 
@@ -224,7 +231,7 @@ Expr = Annotated[
     Union[
         Name, StringLit, NumberLit, MoneyLit, PercentLit, DateLit, DateTimeLit, BoolLit,
         Neg, Arith, Compare, InList, Between, IsNull, TextMatch, IsToday, RelTime,
-        Tagged, SegmentRef, Aggregate, And, Or, Not,
+        Tagged, SegmentRef, Redeemed, Aggregate, And, Or, Not,
     ],
     Field(discriminator="kind"),
 ]

@@ -18,7 +18,7 @@ INDENT = "  "
 WIDE = 88
 # precedence: or 1, and 2, not 3, comparison 4, sum 5, product 6, unary 7, atom 8
 _PREC = {"or": 1, "and": 2, "not": 3, "compare": 4, "in": 4, "between": 4, "is_null": 4, "text_match": 4,
-         "is_today": 4, "rel_time": 4, "tagged": 4, "segment_ref": 4, "neg": 7}
+         "is_today": 4, "rel_time": 4, "tagged": 4, "segment_ref": 4, "redeemed": 4, "neg": 7}
 
 
 def format_module(module: A.Module) -> str:
@@ -127,6 +127,8 @@ def _expr(e: A.Expr) -> str:
             return f"tagged {_str(e.tag)}"
         case A.SegmentRef():
             return f"segment {e.name.name}"
+        case A.Redeemed():
+            return f"redeemed({e.code.name})"
         case A.And():
             return " and ".join(expr(i, 3) for i in e.items)
         case A.Or():

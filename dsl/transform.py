@@ -511,6 +511,9 @@ class ToAst:
     def segment_ref(self, meta, name):
         return _make(A.SegmentRef, name=self._ident(name), span=self._span(meta))
 
+    def redeemed(self, meta, code):
+        return _make(A.Redeemed, code=self._ident(code), span=self._span(meta))
+
     def arith(self, meta, left, op, right):
         return _make(A.Arith, op=str(op), left=left, right=right, span=self._span(meta))
 

@@ -16,6 +16,7 @@ from runtime import journey
 from runtime.context import Run
 from runtime.ledger import Ledger
 from runtime.recipients import payloads
+from runtime.redeemed import load_redeemed
 from runtime.warehouse import connect
 
 
@@ -59,9 +60,11 @@ def _snapshot(run: Run) -> tuple[int, int]:
 def _fetch(run: Run, cohort) -> tuple[list[str], list]:
     wh = connect(run.ctx.data_url, read_only=True)
     try:
+        p = run.ctx.plan
         if cohort is not None:
-            journey.load_cohort(wh, run.ctx.plan, cohort)
-        cur = wh.execute(run.ctx.plan.recipients_sql)
+            journey.load_cohort(wh, p, cohort)
+        load_redeemed(wh, run.ctx.ledger, p.campaign, p.redeemed, p.audience_as_of, p.occurrence if p.journey else None)
+        cur = wh.execute(p.recipients_sql)
         return [d[0] for d in cur.description], cur.fetchall()
     finally:
         wh.close()

@@ -24,6 +24,8 @@ class Data:
     events: dict[str, list[dict]] = field(default_factory=dict)
     tags: list[tuple] = field(default_factory=list)  # (user_id, tag)
     since: dict[str, dict] = field(default_factory=dict)  # step -> user id -> when that step was sent to them
+    redeemed: list[tuple] = field(default_factory=list)  # (user_id, code): coupons of the campaign the user redeemed
+    # by the as-of time (in a follow-up: issued in this journey), as the runtime lists them from the ledger
 
 
 class Reference:
@@ -135,6 +137,8 @@ class Reference:
             return v is not None and self.in_window(v, e.window, user)
         if isinstance(e, I.HasTag):
             return (user[self.key], e.tag) in self.__dict__.setdefault("_tags", set(self.data.tags))
+        if isinstance(e, I.Redeemed):
+            return (user[self.key], e.code) in set(self.data.redeemed)
         if isinstance(e, I.InSegment):
             return self.holds(self.p.segments[e.name].expr, user)
         if isinstance(e, I.LabelIs):

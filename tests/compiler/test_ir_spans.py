@@ -66,6 +66,8 @@ def _words(n) -> list[str]:
             return [n.classification]
         case I.HasTag():
             return [n.tag]
+        case I.Redeemed():
+            return ["redeemed", n.code]
         case I.TextMatch():
             return [n.pattern]
         case I.Win():
@@ -194,3 +196,22 @@ def test_w101_points_at_the_first_count_or_the_who_section(case, tmp_path):
     assert not isinstance(ws, Exception)
     hits = [d for d in check_workspace(ws).diagnostics if d.code == "W101" or d.is_error]
     assert [(d.code, d.span.line, d.span.column) for d in hits] == [("W101", line, column)]
+
+
+def test_redeemed_points_at_its_text(tmp_path: Path):
+    import shutil
+
+    from tests.codes.examples import BASE, example_path
+
+    root = tmp_path / "ws"
+    shutil.copytree(BASE, root)
+    good = example_path("E418", "good")
+    assert good is not None
+    shutil.copy(good, root / "example.camp")
+    ws = load_workspace(root)
+    assert not isinstance(ws, Exception)
+    program = check_workspace(ws).program
+    unless = program.campaigns["ex"].steps[1].unless
+    assert isinstance(unless, I.Redeemed) and unless.code == "HIGH20"
+    text = ws.sources[program.campaigns["ex"].file]
+    assert unless.span is not None and text[unless.span.start:unless.span.end] == "redeemed(HIGH20)"

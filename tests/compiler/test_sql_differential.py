@@ -27,7 +27,7 @@ from compiler import ir as I
 from compiler import types as T
 from compiler.check import check_workspace
 from compiler.clock import minus
-from compiler.sql import AudienceSQL
+from compiler.sql import REDEEMED, AudienceSQL
 from compiler.workspace import load_workspace
 from runtime.warehouse import connect, create_tables, tables
 from tests.conftest import CAMPAIGNS, require_postgres
@@ -61,6 +61,7 @@ TEXTS = ["北京", "上海", "it's", "a\\b", ";--", "", "Ünïcode", "京", "x')
 ZONES = ["Asia/Shanghai", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago", None]
 BRANDS = ["Shiseido", "Lancôme", "雅诗兰黛", "o'neil", None]
 TAGS = ["vip", "complained", "it's", "标签"]
+CODES = ["X10", "HIGH20", "券20"]  # coupon codes of `redeemed(CODE)`
 
 
 def user_attr(name: str) -> I.UserAttr:
@@ -121,7 +122,9 @@ def datasets(draw):
                "source": draw(st.sampled_from(["web", "app", "mini_program", None])), "seconds": Decimal(5)}
               for _ in range(draw(st.integers(0, 5)))]
     tags = sorted({(draw(st.integers(1, n)), draw(st.sampled_from(TAGS))) for _ in range(draw(st.integers(0, 4)))})
-    return as_of, Data(users=users, events={"orders": orders, "visits": visits}, tags=tags), zone
+    redeemed = sorted({(draw(st.integers(1, n + 1)), draw(st.sampled_from(CODES)))  # n + 1: a user who is gone
+                       for _ in range(draw(st.integers(0, 5)))})
+    return as_of, Data(users=users, events={"orders": orders, "visits": visits}, tags=tags, redeemed=redeemed), zone
 
 
 # ------------------------------------------------------------------ conditions
@@ -182,6 +185,7 @@ def conditions_over(windows):
         st.builds(I.IsToday, subject=st.just(user_attr("birthday")), anniversary=st.booleans()),
         st.builds(I.IsToday, subject=st.just(user_attr("registered")), anniversary=st.booleans()),
         st.sampled_from(TAGS).map(I.HasTag),
+        st.sampled_from(CODES).map(I.Redeemed),
         st.builds(lambda f, w, win: I.Agg(f, "orders", None, w, win, T.BOOL), st.sampled_from(["any", "none"]),
                   st.none() | event_conds, st.none() | windows),
         st.builds(I.Cmp, op=ops, left=counts, right=small_number),
@@ -222,6 +226,9 @@ def _load(wh, data: Data) -> None:
     put(SCHEMA.events["orders"].table, data.events.get("orders", []))
     put(SCHEMA.events["visits"].table, data.events.get("visits", []))
     wh.insert(SCHEMA.tags.table, ["user_id", "tag"], data.tags)
+    wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {REDEEMED} (user_id text, code text)")  # as runtime.redeemed does
+    wh.execute(f"DELETE FROM {REDEEMED}")
+    wh.insert(REDEEMED, ["user_id", "code"], [(str(u), code) for u, code in data.redeemed])
 
 
 @pytest.fixture(scope="module")

@@ -50,7 +50,8 @@ window = st.one_of(
 
 
 def expressions(max_leaves: int = 12):
-    leaves = st.one_of(literal, name_expr, st.builds(A.Tagged, tag=text), st.builds(A.SegmentRef, name=ident))
+    leaves = st.one_of(literal, name_expr, st.builds(A.Tagged, tag=text), st.builds(A.SegmentRef, name=ident),
+                       st.builds(A.Redeemed, code=ident))
 
     def extend(children):
         agg = st.one_of(
