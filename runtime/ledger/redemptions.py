@@ -33,13 +33,14 @@ class CouponLedger(Connection):
     def redeemed_pairs(self, campaign: str, codes: list[str], as_of: datetime,
                        occurrence: str | None = None) -> list[tuple[str, str]]:
         """(user_id, code) of the campaign's coupons of these codes redeemed by `as_of` (what `redeemed(CODE)`
-        reads); with an occurrence, only coupons issued in that journey (their delivery's occurrence)."""
+        reads): the redeeming order's time, not when a sync learnt of it, so a late-synced order placed before
+        `as_of` counts; with an occurrence, only coupons issued in that journey (their delivery's occurrence)."""
         journey = ("JOIN camp_deliveries d ON d.idempotency_key = c.idempotency_key AND d.occurrence = ? "
                    if occurrence is not None else "")
         params = (*((occurrence,) if occurrence is not None else ()), campaign, codes, as_of)
         return [(str(u), str(c)) for u, c in self.rows(
             f"SELECT DISTINCT c.user_id, c.code FROM camp_coupons c {journey}WHERE c.campaign = ? AND "
-            f"{self.in_list('c.code')} AND c.state = '{CouponState.REDEEMED}' AND c.redeemed_at <= ? "
+            f"{self.in_list('c.code')} AND c.state = '{CouponState.REDEEMED}' AND coalesce(c.redeemed_order_at, c.redeemed_at) <= ? "
             "ORDER BY c.user_id, c.code", params)]
 
     def record_sync(self, found: pd.DataFrame, at: datetime, expire_before: datetime) -> tuple[list[OutcomeCount], int]:

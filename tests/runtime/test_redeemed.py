@@ -138,7 +138,9 @@ def test_a_reminder_skips_those_who_redeemed_in_this_journey_and_the_audience_le
         assert lg.redeemed_pairs("rd", ["X10"], T + 3 * D) == [("1", "X10"), ("2", "X10")]
         assert lg.redeemed_pairs("rd", ["X10"], T + 3 * D, occ1) == [("1", "X10"), ("2", "X10")]
         assert lg.redeemed_pairs("rd", ["X10"], T + 3 * D, "2026-11-30T02:00Z") == []  # another journey
-        assert lg.redeemed_pairs("rd", ["X10"], T + 2 * D - timedelta(seconds=1)) == []  # not learnt yet
+        # by the order's time, not the sync's: a late-synced order placed before the as-of time counts
+        assert lg.redeemed_pairs("rd", ["X10"], T + D - timedelta(seconds=1)) == []  # not ordered yet
+        assert lg.redeemed_pairs("rd", ["X10"], T + D) == [("1", "X10")]
         assert lg.redeemed_pairs("rd", ["Y10"], T + 3 * D) == [] and lg.redeemed_pairs("other", ["X10"], T + 3 * D) == []
     finally:
         lg.close()
