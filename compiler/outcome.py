@@ -5,8 +5,8 @@ goal's window from the exposure's t0, and what did the user order there.
 
 The query reads the EXPOSURE table (compiler.sql: exposure_id, user_id, t0) the runtime loads into the
 warehouse session and returns, per exposure whose user is in the users table: `exposure_id`, `converted`,
-`orders` and `amount` (the count and the summed amount of the goal's order events in the window, whatever
-the goal says), `window_open` (the window has not ended at the as-of time). Aggregates of the goal without a
+`orders` and `amount` (the count and the summed `amount` of the goal's order events in the window, whatever
+the goal says; 0 without such events), `window_open` (the window has not ended at the as-of time). Aggregates of the goal without a
 window of their own count the window [t0, t0 + goal window) (as `since_entry` does for journeys); every window
 is cut at the as-of time.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from compiler import ir as I
@@ -30,12 +31,15 @@ def outcome_sql(program: Program, campaign: Campaign, as_of: datetime, dialect: 
     window = I.Win("from", start=campaign.goal_window)
     goal = _from_t0(campaign.goal, window)
     event = _orders_event(program, campaign.goal)
-    values: list[tuple[str, I.Expr]] = []
+    zero = I.Const(Decimal(0), T.NUMBER)
+    orders: I.Expr = zero
+    amount: I.Expr = zero
     if event is not None:
-        name, amount = event
-        values.append(("orders", I.Agg("count", name, None, None, window, T.NUMBER)))
-        if amount is not None:
-            values.append(("amount", I.Agg("sum", name, amount, None, window, amount.type)))
+        name, money = event
+        orders = I.Agg("count", name, None, None, window, T.NUMBER)
+        if money is not None:
+            amount = I.Agg("sum", name, money, None, window, money.type)
+    values = [("orders", orders), ("amount", amount)]
     compiler = AudienceSQL(program, as_of, dialect, exposure=True)
     return compiler.sql(compiler.per_exposure(goal, values, campaign.goal_window), pretty=False)
 
