@@ -65,7 +65,7 @@ def _expected(world: World, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
                                                                                       suffixes=("", "_c"))
     given["issued"] = given["issued_at"] < as_of
     given["redeemed"] = (given["state"] == "redeemed") & (given["redeemed_at"] < as_of)
-    given["discount_now"] = [x if r else Decimal(0) for x, r in zip(given["discount"], given["redeemed"])]
+    given["discount_now"] = [x if r else Decimal(0) for x, r in zip(given["discount"], given["redeemed"], strict=True)]
     cp = given.groupby(["occurrence", "user_id"]).agg(issued=("issued", "sum"), redeemed=("redeemed", "sum"),
                                                       discounts=("discount_now", _money))
     e = e.join(cp)
