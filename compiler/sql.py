@@ -729,6 +729,8 @@ class AudienceSQL:
                 exp.alias_(_table(ev.table), "e", quoted=True)).join(
                 exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True), join_type="inner", copy=False,
                 on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"), expression=_col("x", "user_id")))
+            if facts and all(a.window is not None and a.window.op == "from" for _, a in facts.values()):
+                scope = exp.and_(exp.GTE(this=time.copy(), expression=_col("x", "t0")), scope)  # only from t0 on
             return query.where(scope, copy=False).group_by(_col("x", "exposure_id"), copy=False)
         return query.where(scope, copy=False).group_by(_col("e", ev.user_column), copy=False)
 
