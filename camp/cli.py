@@ -259,6 +259,23 @@ def demo_init(users: int, seed: int, url: str | None, workspace: Path) -> None:
     sys.exit(run_demo_init(users, seed, url, workspace))
 
 
+@demo.command("respond")
+@click.option("--days", default=14, show_default=True, help="How many days of orders after each send.")
+@click.option("--seed", default=1, show_default=True, help="The same ledger and seed give the same orders.")
+@click.option("--effect", "effects", multiple=True, metavar="CAMPAIGN=T%:H%",
+              help="Planted conversion of a campaign's treated and holdout (default 8%:5%); repeatable.")
+@click.option("--data", help="Data URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+@click.option("--workspace", default=".", show_default=True, type=click.Path(exists=True, path_type=Path))
+def demo_respond(days: int, seed: int, effects: tuple[str, ...], data: str | None, ledger: str | None,
+                 workspace: Path) -> None:
+    """After runs: append the shop's next days of orders, converters at a planted rate per campaign (treated vs
+    holdout, some redeeming their coupons) on top of organic orders; then `camp sync` and `camp report`."""
+    from camp.report import run_demo_respond
+
+    sys.exit(run_demo_respond(workspace, days, seed, effects, data, ledger))
+
+
 EXIT_INTERNAL = 3
 
 

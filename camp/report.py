@@ -65,6 +65,40 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
     return 0
 
 
+def run_demo_respond(path: Path, days: int, seed: int, effects: tuple[str, ...], data: str | None,
+                     ledger: str | None) -> int:
+    """`camp demo respond`: 0 written, 1 errors in the workspace; a bad --effect or --days is a usage error."""
+    import click
+
+    loaded = checked(path)
+    if loaded is None:
+        return 1
+    ws, program, _, _ = loaded
+    from compiler.config import percent_fraction
+    from runtime.demo_respond import respond
+    from runtime.warehouse import run_urls
+
+    planted: dict[str, tuple[Decimal, Decimal]] = {}
+    for text in effects:
+        name, _, rates = text.partition("=")
+        treated, _, held = rates.partition(":")
+        t, h = percent_fraction(treated), percent_fraction(held)
+        if name not in program.campaigns or t is None or h is None:
+            raise click.BadParameter(f"{text!r} is not CAMPAIGN=T%:H% with a campaign of the workspace "
+                                     "(e.g. winback_high_value=8%:5%)", param_hint="--effect")
+        planted[name] = (t, h)
+    data_url, ledger_url = run_urls(ws, data, ledger)
+    entry = {c.name: c.steps[0].name for c in program.campaigns.values() if c.steps}
+    try:
+        done = respond(data_url, ledger_url, entry, days, seed, planted)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    print(f"camp demo respond: {done.planted:,} orders of converters ({done.redeemed:,} with a coupon) and "
+          f"{done.organic:,} organic orders for {done.exposures:,} exposures over {days} days into {data_url} "
+          f"in {done.seconds:.1f} s (seed {seed})")
+    return 0
+
+
 # ------------------------------------------------------------------ JSON
 def _dec(v: Decimal | None) -> str | None:
     return None if v is None else format(v, "f")
