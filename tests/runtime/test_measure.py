@@ -3,6 +3,7 @@ PostgreSQL), and a planted uplift recovered by its 95% interval (and no effect: 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import timedelta
 from decimal import Decimal
@@ -167,3 +168,21 @@ def test_a_planted_uplift_is_recovered_and_no_effect_covers_zero():
     none = sum(_covers(100 + seed, 0.05, 0.05) for seed in seeds)
     assert planted * 20 >= 19 * len(seeds), planted
     assert none * 20 >= 19 * len(seeds), none
+
+
+def test_without_a_holdout_or_a_goal_nothing_is_made_up():
+    """No holdout: conversion, but no uplift, no incremental numbers, no ROI; no goal: nobody converts."""
+    world = make_world(5, 500, 0.1, 0.1, holdout=0.0)
+    wh = connect("duckdb:///:memory:")
+    create_tables(wh, PROGRAM.schema)
+    lg = load_world(world, "duckdb:///:memory:", wh)
+    m = measure(PROGRAM, C, lg, wh, T0 + timedelta(days=30), Decimal("0.3"))
+    assert m.total is not None and m.total.holdout == 0 and m.total.treated == 500
+    assert m.total.conversion.value is not None and m.total.conversion.value > 0
+    assert m.total.uplift.value is None and m.total.incremental_conversions is None
+    assert m.total.incremental_sales is None and m.total.roi is None and m.total.cost_per_incremental_conversion is None
+    no_goal = dataclasses.replace(C, goal=None, goal_window=None)
+    m = measure(PROGRAM, no_goal, lg, wh, T0 + timedelta(days=30))
+    assert m.total is not None and m.total.converted == 0 and m.total.sales == 0 and m.total.treated == 500
+    lg.close()
+    wh.close()
