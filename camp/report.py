@@ -147,8 +147,9 @@ def _pct(v: float | None) -> str:
 def _ci(i, points: bool = False) -> str:
     if i.low is None or i.high is None:
         return "-"
-    unit = " pts" if points else "%"
-    return f"[{i.low * 100:+.2f}, {i.high * 100:+.2f}]{unit}" if points else f"[{i.low * 100:.2f}, {i.high * 100:.2f}]{unit}"
+    if points:  # an uplift: percentage points, signed
+        return f"[{i.low * 100:+.2f}, {i.high * 100:+.2f}] pts"
+    return f"[{i.low * 100:.2f}, {i.high * 100:.2f}]%"
 
 
 def _money(v: Decimal | None) -> str:
