@@ -514,3 +514,24 @@ def test_from_t0_boundaries_across_daylight_saving(duck, pg, zone):
                 _load(wh, data)
                 _load_exposures(wh, data)
                 assert _exposed(wh, program, late, cond) == expected, (wh.dialect, zone, d, as_of)
+
+
+@settings(max_examples=examples(max(EXAMPLES // 5, 20)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(exposures(), exposures(), outcome_conditions)
+def test_each_exposure_of_a_user_counts_from_its_own_t0(duck, pg, case, other, cond):
+    """A user in two occurrences has two exposures, each with its own t0: each row equals the reference
+    evaluated with that t0 (the second occurrence's t0s are drawn from another data set's)."""
+    as_of, data, zone = case
+    t0s = [min(t, as_of) for t in other[1].t0.values()]
+    later = dataclasses.replace(data, t0=dict(zip(sorted(data.t0), t0s, strict=False)))
+    expected = ({("x", u) for u in Reference(PROGRAMS[zone], data, as_of).users_where(cond, set(data.t0))}
+                | {("y", u) for u in Reference(PROGRAMS[zone], later, as_of).users_where(cond, set(later.t0))})
+    for wh in (duck, pg):
+        _load(wh, data)
+        _load_exposures(wh, data)
+        wh.insert("camp_exposure", ["exposure_id", "user_id", "t0"],
+                  [(f"y{u}", str(u), t) for u, t in sorted(later.t0.items())])
+        compiler = AudienceSQL(PROGRAMS[zone], as_of, wh.dialect, exposure=True)
+        rows = wh.rows(compiler.sql(compiler.per_exposure(cond, [], None), pretty=False))
+        assert {(x[0], int(x[1:])) for x, converted, _ in rows if converted} == expected, (wh.dialect, zone)
