@@ -134,6 +134,9 @@ def _campaign_json(m) -> dict:
                    "suppressed": s.suppressed, "cost": _dec(s.cost)} for s in m.steps],
         "total": _group_json(m.total) if m.total else None,
         "arms": [_group_json(g) for g in m.arms],
+        "daily": [{"day": d.day.isoformat(), "treated": d.treated, "reached": d.reached, "converted": d.converted,
+                   "holdout": d.holdout, "holdout_converted": d.holdout_converted, "sales": _dec(d.sales)}
+                  for d in m.daily],
         "targets": [{"metric": t.metric, "op": t.op, "value": _dec(t.value), "actual": _interval(t.actual),
                      "status": t.status, "sure": t.sure} for t in m.targets],
     }

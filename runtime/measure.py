@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from compiler.outcome import outcome_sql
@@ -84,6 +84,19 @@ class Group:
 
 
 @dataclass
+class Day:
+    """Exposures whose t0 falls on one local date (the workspace's zone), all arms together."""
+
+    day: date
+    treated: int
+    reached: int
+    converted: int
+    holdout: int
+    holdout_converted: int
+    sales: Decimal  # of the treated converters
+
+
+@dataclass
 class Target:
     metric: str
     op: str
@@ -106,6 +119,7 @@ class Measurement:
     total: Group | None = None
     arms: list[Group] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    daily: list[Day] = field(default_factory=list)
 
 
 _EXPOSURES = """
@@ -170,7 +184,13 @@ def measure(program: Program, campaign: Campaign, ledger: Connection, warehouse:
                for step, arm, n, sent, held, sup, cost in ledger.rows(_STEPS, [c.name, as_of])]
     if m.entry_step is None:
         return m
-    outcomes = _outcomes(program, c, ledger, warehouse, as_of, m.entry_step)
+    rows = _outcomes(program, c, ledger, warehouse, as_of, m.entry_step)
+    outcomes = {key: _sum([t for (grp, arm, _), t in rows.items() if (grp, arm) == key])
+                for key in sorted({(grp, arm) for grp, arm, _ in rows})}
+    for day in sorted({d for _, _, d in rows}):
+        t = _sum([v for (grp, _, d), v in rows.items() if d == day and grp == "treated"])
+        h = _sum([v for (grp, _, d), v in rows.items() if d == day and grp == "holdout"])
+        m.daily.append(Day(day, t[0], t[2], t[1], h[0], h[1], t[4]))
     spend = {arm: _money(cost) for arm, cost in ledger.rows(_SPEND, [c.name, m.entry_step, as_of, as_of, c.name])}
     coupons = {arm: (int(i or 0), int(r or 0), _money(d)) for arm, i, r, d in ledger.rows(
         _COUPONS, [c.name, m.entry_step, as_of, c.name, as_of, as_of, as_of])}
@@ -203,8 +223,9 @@ def _sum(rows: list[_Totals]) -> _Totals:
 
 
 def _outcomes(program: Program, c: Campaign, ledger: Connection, warehouse: Warehouse, as_of: datetime,
-              entry: str) -> dict[tuple[str, str], _Totals]:
-    """Exposures from the ledger into the warehouse session (EXPOSURE), then the goal counted per group and arm."""
+              entry: str) -> dict[tuple[str, str, date], _Totals]:
+    """Exposures from the ledger into the warehouse session (EXPOSURE), then the goal counted per group, arm and
+    local date of t0."""
     frame = ledger.frame(_EXPOSURES, [c.name, as_of, c.name, entry, as_of])
     warehouse.backend.fresh_temp_table(warehouse.conn, EXPOSURE, "exposure_id text, user_id text, t0 timestamptz, "
                                        "grp text, arm text, reached integer")
@@ -220,11 +241,14 @@ def _outcomes(program: Program, c: Campaign, ledger: Connection, warehouse: Ware
         revenue = "o.amount"
     else:
         joined, conv, open_, orders, sales, revenue = "", "0", "0", "0", "0", "0"
-    sql = (f"SELECT x.grp, x.arm, COUNT(*), SUM({conv}), SUM(x.reached), COALESCE(SUM({orders}), 0), "
+    zone = "'" + program.timezone.replace("'", "''") + "'"
+    day = f"CAST((x.t0 AT TIME ZONE {zone}) AS DATE)"
+    sql = (f"SELECT x.grp, x.arm, {day}, COUNT(*), SUM({conv}), SUM(x.reached), COALESCE(SUM({orders}), 0), "
            f"COALESCE(SUM({sales}), 0), COALESCE(SUM({revenue}), 0), SUM({open_}) "
-           f"FROM {EXPOSURE} x {joined} GROUP BY x.grp, x.arm")
-    return {(grp, arm or ""): (int(n), int(cv or 0), int(r or 0), int(o or 0), _money(s), _money(rv), int(op or 0))
-            for grp, arm, n, cv, r, o, s, rv, op in warehouse.rows(sql)}
+           f"FROM {EXPOSURE} x {joined} GROUP BY x.grp, x.arm, {day}")
+    return {(grp, arm or "", d): (int(n), int(cv or 0), int(r or 0), int(o or 0), _money(s), _money(rv),
+                                  int(op or 0))
+            for grp, arm, d, n, cv, r, o, s, rv, op in warehouse.rows(sql)}
 
 
 def _money(v) -> Decimal:

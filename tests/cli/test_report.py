@@ -51,6 +51,9 @@ def test_report_json_and_text(tmp_path):
     low, value, high = (total["uplift"][k] for k in ("low", "value", "high"))
     assert low < value < high
     assert {s["step"] for s in c["steps"]} == {"touch", "reminder"}
+    assert [d["day"] for d in c["daily"]] == ["2026-12-01", "2026-12-02"]  # the world's two occurrences
+    assert sum(d["treated"] for d in c["daily"]) == total["treated"]
+    assert sum(Decimal(d["sales"]) for d in c["daily"]) == Decimal(total["sales"])
     [target] = c["targets"]
     assert target["metric"] == "conversion" and target["status"] in ("met", "missed")
 

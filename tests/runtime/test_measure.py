@@ -137,6 +137,14 @@ def test_every_metric_equals_pandas_from_the_raw_tables(urls, days):
     got = sorted(((s.step, s.arm, s.assigned, s.reached, s.holdout, s.suppressed, s.cost) for s in m.steps),
                  key=lambda r: (r[0], r[1] or ""))
     assert got == want
+    e["day"] = e["t0"].dt.tz_convert(PROGRAM.timezone).dt.date
+    want_days = []
+    for day, rows in e.groupby("day"):
+        t, h = rows[rows["grp"] == "treated"], rows[rows["grp"] == "holdout"]
+        want_days.append((day, len(t), int(t["reached"].sum()), int(t["converted"].sum()), len(h),
+                          int(h["converted"].sum()), _money(t.loc[t["converted"], "amount"])))
+    assert [(x.day, x.treated, x.reached, x.converted, x.holdout, x.holdout_converted, x.sales)
+            for x in m.daily] == want_days
     [target] = m.targets
     assert (target.metric, target.status) == ("conversion", "met" if m.total.conversion.value >= 0.08 else "missed")
     lg.close()
