@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlglot import exp
@@ -287,7 +288,8 @@ class AudienceSQL:
         """`t0 + d` in SQL, as compiler.clock.plus: minutes and hours absolute; days, weeks and months on the
         workspace's wall clock (a month's end clamped), a wall time the clocks skip read with the offset
         before the change (what both engines do), one they repeat as its first occurrence (the engines
-        take the second: step back an hour, or half an hour, when that reads the same wall time)."""
+        take the second: step back by the size of a change the zone's clocks ever made, the largest first,
+        when that reads the same wall time; a zone whose clocks never changed needs no such step)."""
         if d.unit not in ("d", "w", "mo"):
             return exp.Add(this=t0, expression=exp.Interval(this=exp.Literal.string(str(d.minutes())),
                                                             unit=exp.var("MINUTE")))
@@ -297,12 +299,14 @@ class AudienceSQL:
             this=exp.Literal.string(str(count)), unit=exp.var(unit))))
         at = exp.Paren(this=exp.AtTimeZone(this=moved, zone=zone.copy()))
         case = exp.Case()
-        for minutes in (60, 30):
+        for minutes in _clock_changes(self.p.timezone):
             earlier = exp.Paren(this=exp.Sub(this=at.copy(), expression=exp.Interval(
                 this=exp.Literal.string(str(minutes)), unit=exp.var("MINUTE"))))
             case = case.when(exp.EQ(this=exp.Paren(this=exp.AtTimeZone(this=earlier, zone=zone.copy())),
                                     expression=moved.copy()),
                              earlier.copy(), copy=False)
+        if not case.args.get("ifs"):
+            return at
         return case.else_(at, copy=False)
 
     def sql(self, query: exp.Expr, pretty: bool = True) -> str:
@@ -756,6 +760,23 @@ class AudienceSQL:
         if a.window is not None:
             parts.append(self._window(_col("e", ev.time_column), T.TIMESTAMP, a.window, "e"))
         return exp.and_(*parts) if parts else None
+
+
+@lru_cache(maxsize=32)
+def _clock_changes(zone: str) -> tuple[int, ...]:
+    """The sizes in minutes of the changes of the zone's UTC offset from 1970 to 2100 (daylight saving, new
+    standard offsets), largest first: the steps by which a repeated wall time can have an earlier instant."""
+    z = ZoneInfo(zone)
+    sizes: set[int] = set()
+    t = datetime(1970, 1, 1, tzinfo=UTC)
+    before = t.astimezone(z).utcoffset()
+    while t.year < 2100:
+        t += timedelta(days=1)
+        now = t.astimezone(z).utcoffset()
+        if now != before and now is not None and before is not None:
+            sizes.add(abs(int((now - before).total_seconds())) // 60)
+        before = now
+    return tuple(sorted(sizes, reverse=True))
 
 
 def _has_nul(e) -> bool:
