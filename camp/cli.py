@@ -171,6 +171,28 @@ def runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> None:
     sys.exit(run_runs(path, ledger, limit, as_json))
 
 
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--campaign", help="Only this campaign (default: every campaign with deliveries).")
+@click.option("--as-of", "as_of", help="Measure as of this ISO time (default: now); windows not ended are cut here.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json", "html")), default="text", show_default=True,
+              help="text: tables for people; json: the stable document for tools (docs/report.md); html: one "
+                   "self-contained page with charts (`> report.html`).")
+@click.option("--data", help="Data URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def report(path: Path, campaign: str | None, as_of: str | None, fmt: str, data: str | None,
+           ledger: str | None) -> None:
+    """Outcomes: reach per step and arm, conversion of the treated vs the holdout with 95% intervals, uplift,
+    sales, redemptions, subsidy, cost per incremental conversion, ROI, targets met or missed.
+
+    Exit status: 0 reported, 1 errors in the workspace or a database that cannot be opened, 2 usage (an
+    unknown campaign, no camp.toml), 3 internal error.
+    """
+    from camp.report import run_report
+
+    sys.exit(run_report(path, campaign, as_of, fmt, data, ledger))
+
+
 @cli.command("ledger")
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--ledger", "url", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -18,13 +18,12 @@ _UNIT = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days
 
 
 def rate(text: str, what: str) -> Decimal:
-    """'8%' or '0.08' as a fraction in [0, 1]."""
-    try:
-        value = Decimal(text[:-1]) / 100 if text.endswith("%") else Decimal(text)
-    except InvalidOperation:
-        raise click.BadParameter(f"{what} {text!r} is not a rate: write e.g. 8% or 0.08") from None
-    if not 0 <= value <= 1:
-        raise click.BadParameter(f"{what} {text!r} is not between 0% and 100%")
+    """'8%' as a fraction (camp.toml's percentages: 0% to 100%, compiler.config.percent_fraction)."""
+    from compiler.config import percent_fraction
+
+    value = percent_fraction(text)
+    if value is None:
+        raise click.BadParameter(f"{what} {text!r} is not a percentage from 0% to 100%: write e.g. 8%")
     return value
 
 
@@ -62,7 +61,7 @@ def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organ
         return 1
     data_url, _, lg = stores
     try:
-        exposures, coupons = lg.exposures_frame(), lg.issued_coupons_frame()
+        exposures, coupons = lg.respond_exposures_frame(), lg.issued_coupons_frame()
     finally:
         lg.close()
     wh = connect(data_url)

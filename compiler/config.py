@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,6 +161,24 @@ def wait_seconds(text: str) -> int | None:
     return _count_of(text, {"s": 1, "m": 60, "h": 3600}, 24 * 3600)
 
 
+class ReportSection(_Strict):
+    # the gross margin of sales, for ROI in `camp report` (docs/report.md); checked by compiler.runconfig (E007)
+    margin: str | None = None
+
+    @property
+    def margin_fraction(self) -> Decimal | None:
+        return percent_fraction(self.margin) if self.margin is not None else None
+
+
+def percent_fraction(text: str) -> Decimal | None:
+    """"30%" -> Decimal("0.3"); None unless it is a percentage from 0% to 100% (at most 4 decimals)."""
+    m = re.fullmatch(r"\s*(\d{1,3}(?:\.\d{1,4})?)\s*%\s*", text)
+    if not m:
+        return None
+    value = Decimal(m.group(1))
+    return value / 100 if value <= 100 else None
+
+
 class ChannelSection(_Strict):
     kind: str
     settings: dict[str, str | int | float | bool] = {}
@@ -172,6 +191,7 @@ class WorkspaceConfig(_Strict):
     templates: TemplatesSection = TemplatesSection()
     coupons: CouponsSection = CouponsSection()
     runtime: RuntimeSection = RuntimeSection()
+    report: ReportSection = ReportSection()
     channels: dict[str, ChannelSection] = {}
 
     def channel_names(self) -> list[str]:

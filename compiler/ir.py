@@ -41,7 +41,9 @@ class Win:
     """A half-open time window, relative to the as-of time or a step's send time.
 
     op within: [asof - start, asof); after: [asof - start, +inf); before: (-inf, asof - start);
-    between: [asof - start, asof - end); since: [sent_at(step), asof).
+    between: [asof - start, asof - end); since: [sent_at(step), asof);
+    from: [t0, t0 + start) and before asof, t0 an exposure's (outcome measurement: a user's first send in one
+    occurrence; no start: until asof).
     """
 
     op: str

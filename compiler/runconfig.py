@@ -50,6 +50,10 @@ def check_run_config(config: WorkspaceConfig, text: str, root: Path, display: st
             if key in settings and not _number(settings[key]):
                 report("E004", f"camp.toml: channel `{name}`: `{key}` must be a number, not {settings[key]!r}",
                        _line(text, f"{table}.settings", key), f"e.g. {key} = 5")
+    margin = config.report.margin
+    if margin is not None and config.report.margin_fraction is None:
+        report("E007", f"camp.toml: `report.margin` {margin!r} is not a percentage from 0% to 100%",
+               _line(text, "report", "margin"), "the gross margin of sales, e.g. margin = \"30%\"")
     data, ledger = _resolve(config.data.url, root), _resolve(config.ledger.url, root)
     # one DuckDB file cannot be the read-only warehouse and the written ledger at once (one writer per file);
     # on PostgreSQL the ledger's camp_ tables may share the warehouse's database and schema

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from sqlglot import exp
@@ -38,6 +39,9 @@ DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
 COHORT = "camp_cohort"  # a journey follow-up's cohort: user_id text, since_<step> timestamptz (filled by the runtime)
 REDEEMED = "camp_redeemed"  # (user_id text, code text): who redeemed which of the campaign's coupons (filled by the runtime)
 REACH = "camp_reach"  # users a release or a fallback re-checks: user_id text (filled by the runtime)
+# outcome measurement: one row per exposure (a user in one occurrence): exposure_id text, user_id text,
+# t0 timestamptz (the user's first send, or when a held-out user would have been sent; filled by the runtime)
+EXPOSURE = "camp_exposure"
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
@@ -94,6 +98,10 @@ class _Facts:
     local_today: bool = False  # a column with each user's local date at the as-of time
     since: set[str] = field(default_factory=set)  # steps whose send time `base` carries (`since STEP` on user fields)
     redeemed: set[str] = field(default_factory=set)  # coupon codes `redeemed(CODE)` reads from the REDEEMED table
+    ends: dict[I.Dur, str] = field(default_factory=dict)  # per exposure: t0 + each window length read -> column
+
+    def end_alias(self, d: I.Dur) -> str:
+        return self.ends.setdefault(d, f"t_end_{len(self.ends)}")
 
     def agg_alias(self, a: I.Agg) -> str:
         key = repr((a.func, a.event, a.field, a.where, a.window))  # the same fact is computed once
@@ -107,11 +115,13 @@ class AudienceSQL:
     """Compiles audiences of one program for one as-of time and dialect."""
 
     def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb", cohort: bool = False,
-                 today: date | None = None):
+                 today: date | None = None, exposure: bool = False):
         """cohort: compile for a journey's follow-up step: only the users of the COHORT table, whose
         `since_<step>` columns hold when each earlier step was sent to them (`since STEP` windows).
         today: a local-time send (`tz user`): `today` is this date for every user (the day each receives
-        it), not each user's local date at the as-of time."""
+        it), not each user's local date at the as-of time.
+        exposure: compile per row of the EXPOSURE table (`per_exposure`), not per user: `from t0` windows
+        start at each row's t0."""
         if as_of.tzinfo is None:
             raise ValueError("the as-of time must carry a time zone")
         if dialect not in DIALECTS:
@@ -122,6 +132,9 @@ class AudienceSQL:
         self.tz = ZoneInfo(program.timezone)
         self.cohort = cohort
         self.today = today
+        self.exposure = exposure
+        if exposure and cohort:
+            raise ValueError("a query is either over a journey's cohort or over exposures")
         self.facts = _Facts()
 
     # ------------------------------------------------------------ public
@@ -255,6 +268,48 @@ class AudienceSQL:
         query = exp.select(exp.alias_(_col("l", "user_id"), "user_id", quoted=True)).from_(
             exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(where)
         return self._with_ctes(query)
+
+    def per_exposure(self, converted: I.Expr, values: Sequence[tuple[str, I.Expr]], window: I.Dur | None
+                     ) -> exp.Select:
+        """One row per row of the EXPOSURE table whose user is in the users table: `exposure_id`,
+        `converted` (the condition, whose `from t0` windows start at the row's t0), each named value, and
+        `window_open`: the window [t0, t0 + window) has not ended at the as-of time (always, without one)."""
+        if not self.exposure:
+            raise CompileError("per-exposure outcomes are compiled with exposure=True")
+        self.facts = _Facts()
+        cols: list[exp.Expr] = [exp.alias_(_col("l", "exposure_id"), "exposure_id", quoted=True),
+                                exp.alias_(self.pred(converted), "converted", quoted=True)]
+        cols += [exp.alias_(self.val(v), name, quoted=True) for name, v in values]
+        opened = (exp.GT(this=_col("l", self.facts.end_alias(window)), expression=_lit(self.as_of, T.TIMESTAMP))
+                  if window is not None else exp.true())
+        cols.append(exp.alias_(opened, "window_open", quoted=True))
+        query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
+        return self._with_ctes(query)
+
+    def _after(self, t0: exp.Expr, d: I.Dur) -> exp.Expr:
+        """`t0 + d` in SQL, as compiler.clock.plus: minutes and hours absolute; days, weeks and months on the
+        workspace's wall clock (a month's end clamped), a wall time the clocks skip read with the offset
+        before the change (what both engines do), one they repeat as its first occurrence (the engines
+        take the second: step back by the size of a change the zone's clocks ever made, the largest first,
+        when that reads the same wall time; a zone whose clocks never changed needs no such step)."""
+        if d.unit not in ("d", "w", "mo"):
+            return exp.Add(this=t0, expression=exp.Interval(this=exp.Literal.string(str(d.minutes())),
+                                                            unit=exp.var("MINUTE")))
+        zone = exp.Literal.string(self.p.timezone)
+        count, unit = (d.value * 7, "DAY") if d.unit == "w" else (d.value, "DAY" if d.unit == "d" else "MONTH")
+        moved = exp.Paren(this=exp.Add(this=exp.Paren(this=exp.AtTimeZone(this=t0, zone=zone)), expression=exp.Interval(
+            this=exp.Literal.string(str(count)), unit=exp.var(unit))))
+        at = exp.Paren(this=exp.AtTimeZone(this=moved, zone=zone.copy()))
+        case = exp.Case()
+        for minutes in _clock_changes(self.p.timezone):
+            earlier = exp.Paren(this=exp.Sub(this=at.copy(), expression=exp.Interval(
+                this=exp.Literal.string(str(minutes)), unit=exp.var("MINUTE"))))
+            case = case.when(exp.EQ(this=exp.Paren(this=exp.AtTimeZone(this=earlier, zone=zone.copy())),
+                                    expression=moved.copy()),
+                             earlier.copy(), copy=False)
+        if not case.args.get("ifs"):
+            return at
+        return case.else_(at, copy=False)
 
     def sql(self, query: exp.Expr, pretty: bool = True) -> str:
         return query.sql(dialect=self.dialect, pretty=pretty)
@@ -417,6 +472,8 @@ class AudienceSQL:
         if w.op == "between":
             return exp.and_(exp.GTE(this=subject, expression=bound(w.start)),
                             exp.LT(this=subject.copy(), expression=bound(w.end)))
+        if w.op == "from":
+            return self._from_t0(subject, t, w, table, upper_asof)
         if not self.cohort:
             raise CompileError("`since STEP` is only known for the cohort of a journey's follow-up step")
         assert w.step is not None  # `since STEP`
@@ -427,6 +484,22 @@ class AudienceSQL:
             subject, sent = exp.cast(subject, "timestamp"), exp.AtTimeZone(this=sent, zone=exp.Literal.string(
                 self.p.timezone))
         return exp.and_(exp.GTE(this=subject, expression=sent), exp.LT(this=subject.copy(), expression=upper_asof))
+
+    def _from_t0(self, subject: exp.Expr, t, w: I.Win, table: str, upper_asof: exp.Expr) -> exp.Expr:
+        """[t0, t0 + start) and before the as-of time; t0 is the exposure row's (the whole future without a start)."""
+        if not self.exposure:
+            raise CompileError("`from t0` windows are only known per exposure (outcome measurement)")
+        t0 = _col("x" if table == "e" else "l", "t0")
+        end = _col("x" if table == "e" else "l", self.facts.end_alias(w.start)) if w.start is not None else None
+        if t.kind == "date":  # a day counts when it starts (workspace zone) inside the window
+            subject = exp.cast(subject, "timestamp")
+            zone = exp.Literal.string(self.p.timezone)
+            t0 = exp.AtTimeZone(this=t0, zone=zone)
+            end = exp.AtTimeZone(this=end, zone=zone.copy()) if end is not None else None
+        parts = [exp.GTE(this=subject, expression=t0), exp.LT(this=subject.copy(), expression=upper_asof)]
+        if end is not None:
+            parts.append(exp.LT(this=subject.copy(), expression=end))
+        return exp.and_(*parts)
 
     def _first_day_at_or_after(self, instant: datetime) -> date:
         local = instant.astimezone(self.tz)
@@ -549,6 +622,16 @@ class AudienceSQL:
                              on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("c", "user_id")))
             for step in sorted(self.facts.since):
                 base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
+        if self.exposure:  # one row per exposure of a user, with its t0 and window ends
+            exposures = exp.select(_col("x", "exposure_id"), _col("x", "user_id"), _col("x", "t0"), *[
+                exp.alias_(self._after(_col("x", "t0"), d), alias, quoted=True)
+                for d, alias in self.facts.ends.items()]).from_(exp.alias_(_table(EXPOSURE), "x", quoted=True))
+            ctes.insert(0, ("exposure_", exposures))
+            base = base.join(exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True),
+                             join_type="inner", copy=False,
+                             on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("x", "user_id")))
+            base = base.select(*[exp.alias_(_col("x", c), c, quoted=True)
+                                 for c in ["exposure_id", "t0", *self.facts.ends.values()]], copy=False)
         if self.facts.local_today:
             today = (exp.cast(_lit(self.today, T.DATE), "date") if self.today is not None
                      else exp.cast(self._local(_lit(self.as_of, T.TIMESTAMP), table="u"), "date"))
@@ -556,8 +639,10 @@ class AudienceSQL:
         for event, facts in sorted(self.facts.by_event.items()):
             cte = f"ev_{event}"
             ctes.append((cte, passes[event]))
+            on = (exp.EQ(this=_col(cte, "exposure_id"), expression=_col("x", "exposure_id")) if self.exposure
+                  else exp.EQ(this=_col(cte, "user_id"), expression=_col("u", users.key)))
             base = base.join(exp.alias_(exp.to_identifier(cte, quoted=True), cte, quoted=True), join_type="left", copy=False,
-                             on=exp.EQ(this=_col(cte, "user_id"), expression=_col("u", users.key)))
+                             on=on)
             for alias, _ in facts.values():
                 base = base.select(_col(cte, alias), copy=False)
         if self.facts.tags:
@@ -656,6 +741,14 @@ class AudienceSQL:
             query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
                                on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"),
                                          expression=_col("c", "user_id")))
+        if self.exposure:  # each event beside every exposure of its user, counted per exposure
+            query = exp.select(exp.alias_(_col("x", "exposure_id"), "exposure_id", quoted=True), *cols).from_(
+                exp.alias_(_table(ev.table), "e", quoted=True)).join(
+                exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True), join_type="inner", copy=False,
+                on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"), expression=_col("x", "user_id")))
+            if facts and all(a.window is not None and a.window.op == "from" for _, a in facts.values()):
+                scope = exp.and_(exp.GTE(this=time.copy(), expression=_col("x", "t0")), scope)  # only from t0 on
+            return query.where(scope, copy=False).group_by(_col("x", "exposure_id"), copy=False)
         return query.where(scope, copy=False).group_by(_col("e", ev.user_column), copy=False)
 
     def _earliest_bound(self, facts: dict[str, tuple[str, I.Agg]]) -> datetime | None:
@@ -680,6 +773,23 @@ class AudienceSQL:
         if a.window is not None:
             parts.append(self._window(_col("e", ev.time_column), T.TIMESTAMP, a.window, "e"))
         return exp.and_(*parts) if parts else None
+
+
+@lru_cache(maxsize=32)
+def _clock_changes(zone: str) -> tuple[int, ...]:
+    """The sizes in minutes of the changes of the zone's UTC offset from 1970 to 2100 (daylight saving, new
+    standard offsets), largest first: the steps by which a repeated wall time can have an earlier instant."""
+    z = ZoneInfo(zone)
+    sizes: set[int] = set()
+    t = datetime(1970, 1, 1, tzinfo=UTC)
+    before = t.astimezone(z).utcoffset()
+    while t.year < 2100:
+        t += timedelta(days=1)
+        now = t.astimezone(z).utcoffset()
+        if now != before and now is not None and before is not None:
+            sizes.add(abs(int((now - before).total_seconds())) // 60)
+        before = now
+    return tuple(sorted(sizes, reverse=True))
 
 
 def _has_nul(e) -> bool:

@@ -142,8 +142,9 @@ def _with_coupons(buyers: Any, coupons: pd.DataFrame, seed: int, redeem: Decimal
         lo = pd.to_datetime(held.loc[uses, "usable_from"], utc=True) + _HOUR
         hi = pd.to_datetime(held.loc[uses, "usable_to"], utc=True) - _HOUR
         at.loc[uses] = at.loc[uses].clip(lower=lo, upper=hi)
-    floor = np.array([float(m) if u and m is not None and str(m) != "None" else 0.0
-                      for u, m in zip(uses, held["min_spend"], strict=True)])
+    spend_text: Any = pd.to_numeric(held["min_spend"], errors="coerce")
+    spend = np.nan_to_num(np.asarray(spend_text, dtype=np.float64), nan=0.0)
+    floor = np.where(uses.to_numpy(), spend, 0.0)
     return _orders(held["user_id"], at, floor, seed, held["scope"].where(uses), held["coupon_id"], held["key"])
 
 
@@ -153,19 +154,26 @@ def _orders(users: Any, at: Any, floor: np.ndarray, seed: int, scopes: Any,
     u = _uniform(keys, seed, "amount")
     frame = pd.DataFrame({
         "user_id": users.to_numpy(), "created_at": pd.to_datetime(at, utc=True).to_numpy(),
-        "amount": _amounts(u, floor), "brand": [_BRANDS[int(x * len(_BRANDS))] for x in _uniform(keys, seed, "b")],
-        "category": [_CATS[int(x * len(_CATS))] for x in _uniform(keys, seed, "c")],
-        "shop": ["shop_" + str(int(x * 12)) for x in _uniform(keys, seed, "s")],
+        "amount": _amounts(u, floor), "brand": _pick(_BRANDS, _uniform(keys, seed, "b")),
+        "category": _pick(_CATS, _uniform(keys, seed, "c")),
+        "shop": _pick([f"shop_{i}" for i in range(12)], _uniform(keys, seed, "s")),
         "coupon_used": False if coupon_ids is None else coupon_ids.notna().to_numpy(),
         "coupon_id": None if coupon_ids is None else coupon_ids.to_numpy()})
     if scopes is not None:  # a redeeming order keeps to its coupon's scope: the first allowed value of each field
-        for i, text in enumerate(scopes):
-            if isinstance(text, str) and text:
-                for field, values in json.loads(text).items():
-                    if field in frame.columns and values:
-                        frame.loc[frame.index[i], field] = str(values[0])
+        texts = pd.Series(scopes).reset_index(drop=True)
+        for text in texts.dropna().unique():  # a few distinct scopes: one per campaign's code
+            if not text:
+                continue
+            rows = (texts == text).to_numpy()
+            for field, values in json.loads(text).items():
+                if field in frame.columns and values:
+                    frame.loc[rows, field] = str(values[0])
     frame["amount"] = [Decimal(f"{a:.2f}") for a in frame["amount"]]
     return frame
+
+
+def _pick(values: list[str], u: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=object)[(u * len(values)).astype(np.int64)]
 
 
 def _forget(wh: Warehouse) -> None:

@@ -26,6 +26,7 @@ class Data:
     since: dict[str, dict] = field(default_factory=dict)  # step -> user id -> when that step was sent to them
     redeemed: list[tuple] = field(default_factory=list)  # (user_id, code): coupons of the campaign the user redeemed
     # by the as-of time (in a follow-up: issued in this journey), as the runtime lists them from the ledger
+    t0: dict = field(default_factory=dict)  # user id -> the exposure's t0 (outcomes: `from` windows)
 
 
 class Reference:
@@ -75,6 +76,22 @@ class Reference:
         wall = datetime.combine(wall_day, local.time().replace(tzinfo=None))
         return wall.replace(tzinfo=self.ws_tz).astimezone(UTC)
 
+    def later(self, t0: datetime, d: I.Dur) -> datetime:
+        """Minutes and hours on the UTC line; days, weeks and months forward on the workspace's calendar (the
+        same wall-clock time, a month's end clamped); a wall time the clocks skip or repeat takes the offset
+        before the change (its first occurrence)."""
+        if d.unit in ("m", "h"):
+            return t0 + timedelta(minutes=d.value * (60 if d.unit == "h" else 1))
+        local = t0.astimezone(self.ws_tz)
+        if d.unit == "mo":
+            months = local.year * 12 + (local.month - 1) + d.value
+            year, month = divmod(months, 12)
+            wall_day = date(year, month + 1, min(local.day, calendar.monthrange(year, month + 1)[1]))
+        else:
+            wall_day = local.date() + timedelta(days=d.value * (7 if d.unit == "w" else 1))
+        wall = datetime.combine(wall_day, local.time().replace(tzinfo=None))
+        return wall.replace(tzinfo=self.ws_tz, fold=0).astimezone(UTC)
+
     def instant(self, v):
         """Dates are the moment their day starts in the workspace time zone."""
         if isinstance(v, datetime):
@@ -86,6 +103,9 @@ class Reference:
         if w.op == "since":
             sent = self.data.since.get(w.step, {}).get(user[self.key])
             return sent is not None and sent <= t < self.as_of
+        if w.op == "from":
+            t0 = self.data.t0.get(user[self.key])
+            return t0 is not None and t0 <= t < self.as_of and (w.start is None or t < self.later(t0, w.start))
         if w.op == "within":
             return self.ago(w.start) <= t < self.as_of
         if w.op == "after":

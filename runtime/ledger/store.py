@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from runtime.ledger.outcomes import OutcomeLedger
 from runtime.ledger.redemptions import CouponLedger
 from runtime.ledger.rows import (
     CountedRow,
@@ -52,7 +53,7 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger):
+class Ledger(CouponLedger, OutcomeLedger):
     """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's."""
 
     # ------------------------------------------------------------ a run's record (the engine)
@@ -338,22 +339,6 @@ class Ledger(CouponLedger):
                         f"d.status = '{Status.SENT}' AND NOT EXISTS (SELECT 1 FROM camp_deliveries e WHERE "
                         "e.campaign = d.campaign AND e.step = ? AND e.occurrence = d.occurrence AND "
                         "e.user_id = d.user_id)", (campaign, before, step)) or 0
-
-    # ------------------------------------------------------------ outcomes
-    def exposures_frame(self) -> pd.DataFrame:
-        """(campaign, occurrence, user_id, sent, t0): every user a campaign's occurrence decided on, whether it sent
-        them anything, and from when (their first send; unsent: when they would have been sent)."""
-        return self.frame(f"SELECT campaign, occurrence, user_id, max(CASE WHEN status = '{Status.SENT}' THEN 1 "
-                          f"ELSE 0 END) AS sent, coalesce(min(sent_at), min(due_at)) AS t0 FROM camp_deliveries "
-                          f"WHERE status NOT IN ('{Status.SKIPPED}') GROUP BY campaign, occurrence, user_id")
-
-    def issued_coupons_frame(self) -> pd.DataFrame:
-        """(coupon_id, campaign, occurrence, user_id, min_spend, scope, usable_from, usable_to) of the coupons
-        issued, whatever became of them since (redeemed, expired). Money as text: exact through a DataFrame."""
-        states = ", ".join(f"'{s}'" for s in (CouponState.ISSUED, CouponState.REDEEMED, CouponState.EXPIRED))
-        return self.frame("SELECT c.coupon_id, c.campaign, d.occurrence, c.user_id, CAST(c.min_spend AS text) AS "
-                          "min_spend, c.scope, c.usable_from, c.usable_to FROM camp_coupons c JOIN camp_deliveries d "
-                          f"ON d.idempotency_key = c.idempotency_key WHERE c.state IN ({states})")
 
     # ------------------------------------------------------------ journeys
     def sent_untaken_frame(self, campaign: str, previous: str, occurrence: str, latest: datetime,

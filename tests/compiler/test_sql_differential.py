@@ -449,3 +449,96 @@ def test_one_compiler_gives_each_campaign_the_query_a_fresh_one_gives():
                 c = program.campaigns[n]
                 assert one.sql(one.final(c)) == fresh.sql(fresh.final(c)), n
                 assert one.sql(one.condition(c.audience)) == fresh.sql(fresh.condition(c.audience)), n
+
+
+# ------------------------------------------------------------------ outcomes: `from t0` windows per exposure
+
+from_windows = st.one_of(st.just(I.Win("from")), st.sampled_from(DURS).map(lambda d: I.Win("from", start=d)))
+outcome_conditions = conditions_over(st.one_of(windows, from_windows))
+
+
+@st.composite
+def exposures(draw):
+    """A data set and its exposures: some users, each with a t0 on an event time, or a window's length before
+    one (the event then lands on the window's end), a second either side, or anywhere in the last 400 days."""
+    as_of, data, zone = draw(datasets())
+    times = [o["created_at"] for o in data.events.get("orders", [])] + [as_of]
+    on_event = st.sampled_from(times)
+    before_event = st.tuples(st.sampled_from(times), st.sampled_from(DURS)).map(lambda p: minus(p[0], p[1], zone))
+    t0 = st.one_of(on_event, before_event, instants(as_of, zone)).flatmap(
+        lambda t: st.sampled_from([t - timedelta(seconds=1), t, t + timedelta(seconds=1)]))
+    for uid in sorted(draw(st.sets(st.sampled_from([u["user_id"] for u in data.users])))):
+        data.t0[uid] = min(draw(t0), as_of)
+    return as_of, data, zone
+
+
+def _load_exposures(wh, data: Data) -> None:
+    wh.execute("CREATE TEMP TABLE IF NOT EXISTS camp_exposure (exposure_id text, user_id text, t0 timestamptz)")
+    wh.execute("DELETE FROM camp_exposure")
+    wh.insert("camp_exposure", ["exposure_id", "user_id", "t0"],
+              [(f"x{u}", str(u), t) for u, t in sorted(data.t0.items())])
+
+
+def _exposed(wh, program, as_of, cond) -> set:
+    compiler = AudienceSQL(program, as_of, wh.dialect, exposure=True)
+    rows = wh.rows(compiler.sql(compiler.per_exposure(cond, [], None), pretty=False))
+    return {int(x.removeprefix("x")) for x, converted, _ in rows if converted}
+
+
+@settings(max_examples=examples(max(EXAMPLES // 2, 50)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(exposures(), outcome_conditions)
+def test_from_t0_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond):
+    """An outcome's conditions (`from t0` windows beside ordinary windows), one row per exposure."""
+    as_of, data, zone = case
+    expected = Reference(PROGRAMS[zone], data, as_of).users_where(cond, set(data.t0))
+    for wh in (duck, pg):
+        _load(wh, data)
+        _load_exposures(wh, data)
+        assert _exposed(wh, PROGRAMS[zone], as_of, cond) == expected, (wh.dialect, zone)
+
+
+@pytest.mark.parametrize("zone", sorted(PROGRAMS))
+def test_from_t0_boundaries_across_daylight_saving(duck, pg, zone):
+    """Orders exactly at t0 (count), a second before t0 and exactly at t0 + 1d / 1mo (do not), a second before
+    the end (counts), for t0 the day and the month before every DST as-of time, whose wall clock the engines
+    read in a skipped or repeated hour."""
+    program = PROGRAMS[zone]
+    for d in (I.Dur(1, "d"), I.Dur(1, "mo"), I.Dur(2, "h")):
+        for as_of in DST_AS_OFS:
+            t0 = minus(as_of, d, zone)
+            ref_end = Reference(program, Data(users=[]), as_of + timedelta(days=40)).later(t0, d)
+            offsets = [timedelta(seconds=-1), timedelta(0), ref_end - t0 - timedelta(seconds=1), ref_end - t0]
+            users = [{"user_id": i} for i in range(1, 5)]
+            orders = [{"user_id": i, "created_at": t0 + off, "amount": Decimal(1)}
+                      for i, off in enumerate(offsets, start=1)]
+            data = Data(users=users, events={"orders": orders}, t0={i: t0 for i in range(1, 5)})
+            late = as_of + timedelta(days=40)
+            cond = I.Agg("any", "orders", None, None, I.Win("from", start=d), T.BOOL)
+            expected = Reference(program, data, late).users_where(cond, set(data.t0))
+            assert expected == {2, 3}, (zone, d, as_of)
+            for wh in (duck, pg):
+                _load(wh, data)
+                _load_exposures(wh, data)
+                assert _exposed(wh, program, late, cond) == expected, (wh.dialect, zone, d, as_of)
+
+
+@settings(max_examples=examples(max(EXAMPLES // 5, 20)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(exposures(), exposures(), outcome_conditions)
+def test_each_exposure_of_a_user_counts_from_its_own_t0(duck, pg, case, other, cond):
+    """A user in two occurrences has two exposures, each with its own t0: each row equals the reference
+    evaluated with that t0 (the second occurrence's t0s are drawn from another data set's)."""
+    as_of, data, zone = case
+    t0s = [min(t, as_of) for t in other[1].t0.values()]
+    later = dataclasses.replace(data, t0=dict(zip(sorted(data.t0), t0s, strict=False)))
+    expected = ({("x", u) for u in Reference(PROGRAMS[zone], data, as_of).users_where(cond, set(data.t0))}
+                | {("y", u) for u in Reference(PROGRAMS[zone], later, as_of).users_where(cond, set(later.t0))})
+    for wh in (duck, pg):
+        _load(wh, data)
+        _load_exposures(wh, data)
+        wh.insert("camp_exposure", ["exposure_id", "user_id", "t0"],
+                  [(f"y{u}", str(u), t) for u, t in sorted(later.t0.items())])
+        compiler = AudienceSQL(PROGRAMS[zone], as_of, wh.dialect, exposure=True)
+        rows = wh.rows(compiler.sql(compiler.per_exposure(cond, [], None), pretty=False))
+        assert {(x[0], int(x[1:])) for x, converted, _ in rows if converted} == expected, (wh.dialect, zone)

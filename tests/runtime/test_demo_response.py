@@ -136,7 +136,7 @@ def test_the_ledger_exposures_are_who_the_runs_decided_on(tmp_path):
         coupon[1], coupon[2] = "k/1", "c"
         with lg.decision():
             lg.record_decisions(deliveries, [tuple(coupon)], [])
-        ex = lg.exposures_frame().sort_values("user_id").reset_index(drop=True)
+        ex = lg.respond_exposures_frame().sort_values("user_id").reset_index(drop=True)
         assert list(ex["user_id"]) == ["1", "2", "3"]
         assert list(ex["sent"]) == [1, 0, 0]
         assert pd.to_datetime(ex["t0"], utc=True).tolist() == [
@@ -164,4 +164,4 @@ def test_the_command_says_what_it_planted_and_refuses_a_bad_effect(tmp_path):
     bad = camp("demo", "respond", str(root), "--effect", "winback_high_value=8%", cwd=root)
     assert bad.returncode == 2 and "CAMPAIGN=TREATED:HOLDOUT" in bad.stderr and "Traceback" not in bad.stderr
     worse = camp("demo", "respond", str(root), "--effect", "winback_high_value=180%:5%", cwd=root)
-    assert worse.returncode == 2 and "not between 0% and 100%" in worse.stderr
+    assert worse.returncode == 2 and "not a percentage from 0% to 100%" in worse.stderr

@@ -1,0 +1,79 @@
+"""A campaign's goal -> its outcome query: per exposure (a user in one occurrence), did the goal hold in the
+goal's window from the exposure's t0, and what did the user order there.
+
+    outcome_sql(program, campaign, as_of, dialect) -> SQL text
+
+The query reads the EXPOSURE table (compiler.sql: exposure_id, user_id, t0) the runtime loads into the
+warehouse session and returns, per exposure whose user is in the users table: `exposure_id`, `converted`,
+`orders` and `amount` (the count and the summed `amount` of the goal's order events in the window, whatever
+the goal says; 0 without such events), `window_open` (the window has not ended at the as-of time). Aggregates of the goal without a
+window of their own count the window [t0, t0 + goal window) (as `since_entry` does for journeys); every window
+is cut at the as-of time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from compiler import ir as I
+from compiler import types as T
+from compiler.program import Campaign, Program
+from compiler.sql import AudienceSQL, CompileError
+
+
+def outcome_sql(program: Program, campaign: Campaign, as_of: datetime, dialect: str = "duckdb") -> str:
+    """The outcome query of `campaign`'s goal (see the module docstring)."""
+    if campaign.goal is None:
+        raise CompileError(f"campaign {campaign.name} has no goal")
+    window = I.Win("from", start=campaign.goal_window)
+    goal = _from_t0(campaign.goal, window)
+    event = _orders_event(program, campaign.goal)
+    zero = I.Const(Decimal(0), T.NUMBER)
+    orders: I.Expr = zero
+    amount: I.Expr = zero
+    if event is not None:
+        name, money = event
+        orders = I.Agg("count", name, None, None, window, T.NUMBER)
+        if money is not None:
+            amount = I.Agg("sum", name, money, None, window, money.type)
+    values = [("orders", orders), ("amount", amount)]
+    compiler = AudienceSQL(program, as_of, dialect, exposure=True)
+    return compiler.sql(compiler.per_exposure(goal, values, campaign.goal_window), pretty=False)
+
+
+def _orders_event(program: Program, goal: I.Expr) -> tuple[str, I.EventField | None] | None:
+    """The event whose count and `amount` the report sums: the first the goal reads that has a money field
+    `amount`, else the first it reads, else the schema's `orders`."""
+    read = [n.event for n in I.walk(goal) if isinstance(n, I.Agg)]
+    names = list(dict.fromkeys(read + (["orders"] if "orders" in program.schema.events else [])))
+    fields = [(name, _amount(program, name)) for name in names]
+    for name, amount in fields:
+        if amount is not None:
+            return name, amount
+    return fields[0] if fields else None
+
+
+def _amount(program: Program, event: str) -> I.EventField | None:
+    f = program.schema.events[event].field("amount")
+    if f is None or f.type.kind != "money":
+        return None
+    return I.EventField(event, "amount", f.column, f.type)
+
+
+def _from_t0(e: Any, window: I.Win) -> Any:
+    """Aggregates without a window of their own count `window`; everything else is kept."""
+    if isinstance(e, I.Agg):
+        return dataclasses.replace(e, window=window) if e.window is None else e
+    if not dataclasses.is_dataclass(e) or isinstance(e, (type, I.Win, I.Const, T.Type)):
+        return e
+    changes = {}
+    for f in dataclasses.fields(e):
+        v = getattr(e, f.name)
+        if isinstance(v, tuple):
+            changes[f.name] = tuple(_from_t0(x, window) for x in v)
+        elif dataclasses.is_dataclass(v):
+            changes[f.name] = _from_t0(v, window)
+    return dataclasses.replace(e, **changes)
