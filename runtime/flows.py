@@ -29,6 +29,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from compiler.config import Redemptions
 from compiler.plan import StepPlan
+from dsl.diagnostics import Diagnostic
 from runtime import arbitrate, engine
 from runtime.context import Run
 from runtime.coupon_sync import sync_coupons
@@ -101,6 +102,72 @@ def summarize(run_id: str, audience: int) -> dict:
     return summary
 
 
+@task(name="outcomes", cache_policy=NONE, persist_result=False)
+def outcome_artifact(workspace: str, campaign: str, step: str, data_url: str, ledger_url: str, as_of: str) -> None:
+    """The campaign's current numbers as of the run (runtime.measure: conversion of the treated against the
+    holdout, uplift, redemptions, subsidy, ROI, targets) as a markdown artifact, key camp-<campaign>-outcomes. A
+    failure here is logged and the run stays finished: it has delivered, and `camp report` can say the rest."""
+    from pathlib import Path
+
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+    from runtime.measure import measure
+    from runtime.warehouse import connect
+
+    try:
+        ws = load_workspace(Path(workspace))
+        program = check_workspace(ws).program if not isinstance(ws, Diagnostic) else None
+        if program is None or campaign not in program.campaigns or isinstance(ws, Diagnostic):
+            return
+        lg, wh = open_ledger(ledger_url), connect(data_url, read_only=True)
+        try:
+            m = measure(program, program.campaigns[campaign], lg, wh, datetime.fromisoformat(as_of),
+                        ws.config.report.margin_fraction)
+        finally:
+            wh.close()
+            lg.close()
+        create_markdown_artifact(outcome_markdown(m), key=artifact_key(campaign, "outcomes"),
+                                 description=f"{campaign} outcomes as of {as_of} (after {step})")
+    except Exception as exc:  # noqa: BLE001 (the run has delivered; its record must not say it failed)
+        get_run_logger().warning("%s: its outcomes could not be measured (%s: %s); `camp report` shows them",
+                                 campaign, type(exc).__name__, exc)
+
+
+def outcome_markdown(m) -> str:
+    """The headline of a runtime.measure Measurement, for the artifact."""
+    def rate(i) -> str:
+        if i is None or i.value is None:
+            return "–"
+        band = "" if i.low is None or i.high is None else f" [{i.low:.1%}, {i.high:.1%}]"
+        return f"{i.value:.1%}{band}"
+
+    def points(i) -> str:
+        if i is None or i.value is None:
+            return "– (no holdout to compare with yet)"
+        band = "" if i.low is None or i.high is None else f" [{i.low * 100:+.1f}, {i.high * 100:+.1f}] pp"
+        return f"{i.value * 100:+.1f} pp{band}"
+
+    t = m.total
+    lines = [f"# {m.campaign}: outcomes as of {m.as_of:%Y-%m-%d %H:%M} UTC", "",
+             f"goal window {m.goal_window or '–'} from each user's first send; intention to treat against the holdout",
+             ""]
+    if t is None:
+        return "\n".join(lines + ["nobody exposed yet"])
+    lines += ["| | |", "| --- | ---: |",
+              f"| treated (reached) | {t.treated:,} ({t.reached:,}) |",
+              f"| conversion, treated | {rate(t.conversion)} |",
+              f"| conversion, holdout ({t.holdout:,}) | {rate(t.holdout_conversion)} |",
+              f"| uplift | {points(t.uplift)} |",
+              f"| coupons redeemed / issued | {t.redeemed:,} / {t.issued:,} |",
+              f"| sales of converters | {t.sales} {m.currency} |",
+              f"| subsidy | {t.subsidy} {m.currency} |",
+              f"| ROI | {t.roi if t.roi is not None else '–'} |"]
+    lines += [f"| target {g.metric} {g.op} {g.value:.1%} | {g.status}: {rate(g.actual)} |" for g in m.targets]
+    if t.open_windows:
+        lines += ["", f"window open for {t.open_windows:,} exposures: the numbers still move"]
+    return "\n".join(lines)
+
+
 def artifact_key(campaign: str, step: str) -> str:
     """A Prefect artifact key (lowercase ASCII letters, digits and dashes only) for any campaign and step name
     the language accepts: the ASCII part of the names, plus a short hash of both whenever anything was dropped
@@ -127,10 +194,12 @@ def markdown(s: dict) -> str:
 
 @flow(name="camp-step", log_prints=False, validate_parameters=False, persist_result=False)
 def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bool = False,
-             batch_size: int = 10000, channels: dict | None = None, redemptions: dict | None = None) -> dict:
+             batch_size: int = 10000, channels: dict | None = None, redemptions: dict | None = None,
+             workspace: str | None = None) -> dict:
     """Run one occurrence of one campaign step exactly as `plan` says. With `redemptions` (camp.toml's
     [coupons] source), the shop's redemptions and expiries are synced first, so unused-coupon caps decide on
-    the coupons' real state (runtime.coupon_sync); a dry run syncs nothing."""
+    the coupons' real state (runtime.coupon_sync); a dry run syncs nothing. With `workspace` (its path), the run
+    ends with an artifact of the campaign's current outcomes (what `camp report` shows)."""
     step_plan = StepPlan.model_validate(plan)
     ledger = open_ledger(ledger_url)
     run = Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
@@ -153,6 +222,8 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         if synced is not None:
             summary["coupon_sync"] = synced
         engine.finish(run, summary)
+        if workspace is not None and not dry_run:
+            outcome_artifact(workspace, step_plan.campaign, step_plan.step, data_url, ledger_url, as_of)
         return summary
     except BaseException as exc:
         if not dry_run:
@@ -279,7 +350,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
                                    occurrence)) is None:
         return None  # rivals of higher priority decide first: re-queued (docs/runtime.md, "Arbitration")
     summary = run_step(step_run.plan.model_dump(mode="json"), step_run.data_url, step_run.ledger_url,
-                       when.isoformat(), False, batch_size, step_run.channels, step_run.redemptions)
+                       when.isoformat(), False, batch_size, step_run.channels, step_run.redemptions, workspace)
     summary = arbitrate.noted(step_run.ledger_url, summary, ruling)
     assert summary is not None  # noted returns the summary it is given
     _schedule_follow_ups(target, workspace, campaign, batch_size, summary.get("follow_ups", []))

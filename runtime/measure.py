@@ -146,7 +146,7 @@ def measure(program: Program, campaign: Campaign, ledger: OutcomeLedger, warehou
                for arm, i, r, d in ledger.entry_coupons(c.name, m.entry_step, as_of)}
     held = _sum([v for (grp, _), v in outcomes.items() if grp == "holdout"])
     arms = sorted({arm for grp, arm in outcomes if grp == "treated"})
-    for arm in arms:
+    for arm in arms if len(arms) > 1 else []:  # one arm (the runtime's `all`) is the total: nothing to compare
         m.arms.append(_group(arm or None, outcomes[("treated", arm)], held, spend.get(arm, Decimal(0)),
                              coupons.get(arm, (0, 0, Decimal(0))), margin))
     treated = _sum([outcomes[("treated", arm)] for arm in arms])

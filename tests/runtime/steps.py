@@ -27,7 +27,8 @@ def plan_for(root: Path, campaign: str, as_of: datetime, step: str | None = None
 
 def run(root: Path, campaign: str, as_of: datetime, *, step: str | None = None, dry_run: bool = False,
         batch_size: int = 100, ledger_url: str | None = None, data_url: str | None = None,
-        channels: dict | None = None) -> dict:
+        channels: dict | None = None, outcomes: bool = False) -> dict:
+    """outcomes: end with the artifact of the campaign's outcomes, as `camp run` and deployments do."""
     from runtime import flows
     from runtime.step import redemptions_of
 
@@ -39,7 +40,7 @@ def run(root: Path, campaign: str, as_of: datetime, *, step: str | None = None, 
         channels = {n: s.model_dump() for n, s in ws.config.channels.items()}
     with flows.run_settings():
         return flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, as_of.isoformat(), dry_run,
-                              batch_size, channels, redemptions_of(ws, program))
+                              batch_size, channels, redemptions_of(ws, program), str(root) if outcomes else None)
 
 
 def run_engine(run, batch: int) -> dict:

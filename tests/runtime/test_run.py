@@ -203,3 +203,19 @@ def test_each_run_leaves_table_and_markdown_artifacts_on_the_prefect_server(shop
     assert kinds == {"camp-t-coupon-touch": "table", "camp-t-coupon-touch-summary": "markdown"}
     text = next(a.data for a in found if a.type == "markdown" and summary["run_id"] in a.data)
     assert "t_coupon / touch @ 2026-12-03T02:00Z" in text and summary["plan_hash"][:16] in text
+
+
+def test_a_run_ends_with_an_artifact_of_the_campaigns_outcomes(shop, prefect_api):
+    """`camp run` and deployments pass the workspace: the run's last task measures the campaign as of the run
+    (what `camp report` shows) into the markdown artifact camp-<campaign>-outcomes."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    run(shop, "t_coupon", datetime(2026, 12, 4, 10, 0, tzinfo=SH), outcomes=True)
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(
+            any_=["camp-t-coupon-outcomes"])))
+    assert found and all(a.type == "markdown" for a in found)
+    text = max(found, key=lambda a: a.created).data
+    assert text.startswith("# t_coupon: outcomes as of 2026-12-04 02:00 UTC")
+    assert "| treated (reached) |" in text and "| conversion, holdout" in text
