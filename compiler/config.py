@@ -1,13 +1,15 @@
 """camp.toml -> WorkspaceConfig (validated; unknown keys are errors, so typos are caught).
 
 `check_coupons` then checks what `[coupons]` names against the schema (`camp check` calls it once the schema
-is built): where the shop's orders say which camp coupon they used, read by `camp sync`.
+is built): where the shop's orders say which camp coupon they used, read by `camp sync`. `check_points` checks
+`[points]`: the cost of a point (budgets count it) and the channel that issues points.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,6 +139,44 @@ def _coupon_problems(section: CouponsSection, schema: Schema) -> list[tuple[str,
     return out
 
 
+class PointsSection(_Strict):
+    """`[points]`: what one point costs the shop (counted in budgets: a grant of N points reserves N x
+    cost_per_point) and the channel of `[channels]` that issues them to the shop's points system (a webhook),
+    or the outbox (camp_points, which the shop reads) by default. `check_points` validates both (E007)."""
+
+    cost_per_point: str = "0"
+    issue_with: str = "outbox"
+
+    def unit_cost(self) -> Decimal | None:
+        """The cost of one point; None when `cost_per_point` is not a price (`check_points` reports it)."""
+        return point_cost(self.cost_per_point)
+
+
+def point_cost(text: str) -> Decimal | None:
+    """"0.01" -> Decimal("0.01"): a number from 0 to 1000 with at most 4 decimals; None otherwise."""
+    if not re.fullmatch(r"\s*\d{1,4}(\.\d{1,4})?\s*", text):
+        return None
+    value = Decimal(text.strip())
+    return value if value <= 1000 else None
+
+
+def check_points(config: WorkspaceConfig, text: str, display: str) -> list[Diagnostic]:
+    """E007 for a `[points]` cost that is not a price, or an issuing channel camp.toml does not configure."""
+    out = []
+    if config.points.unit_cost() is None:
+        out.append(diagnostic("E007", f"camp.toml: `points.cost_per_point`: {config.points.cost_per_point!r} is not "
+                              "a price per point", Span.point(_find_key_line(text, ["points", "cost_per_point"]), 1),
+                              display, ['a number from 0 to 1000 with at most 4 decimals, quoted: "0.01"']))
+    issuer = config.points.issue_with
+    if issuer != "outbox" and issuer not in config.channels:
+        out.append(diagnostic("E007", f"camp.toml: `points.issue_with`: no channel `{issuer}` in [channels]",
+                              Span.point(_find_key_line(text, ["points", "issue_with"]), 1), display,
+                              [did_you_mean(issuer, ["outbox", *config.channels], '"{}"') or
+                               f'configure it: [channels.{issuer}] kind = "webhook" with settings.url, or write '
+                               '"outbox"']))
+    return out
+
+
 class RuntimeSection(_Strict):
     # how long after its slot a deployed run waits for higher-priority rivals (docs/runtime.md, "Arbitration")
     arbitration_wait: str = "10m"
@@ -176,6 +216,7 @@ class WorkspaceConfig(_Strict):
     ledger: LedgerSection = LedgerSection()
     templates: TemplatesSection = TemplatesSection()
     coupons: CouponsSection = CouponsSection()
+    points: PointsSection = PointsSection()
     runtime: RuntimeSection = RuntimeSection()
     channels: dict[str, ChannelSection] = {}
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from runtime.ledger.redemptions import CouponLedger
+from runtime.ledger.resources import ResourceLedger
 from runtime.ledger.rows import (
     CountedRow,
     CouponRow,
@@ -52,8 +53,9 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger):
-    """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's."""
+class Ledger(CouponLedger, ResourceLedger):
+    """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's, points, red packets
+    and actual spend ResourceLedger's."""
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
