@@ -111,6 +111,10 @@ class ResourceLedger(Connection):
         return PacketGrant(k, c, p, Decimal(v), cur, Decimal(d) if d is not None else None,
                            Decimal(f) if f is not None else None, int(n) if n is not None else None, Decimal(r))
 
+    def first_grant_at(self) -> datetime | None:
+        """When the earliest red packet was granted; None before any."""
+        return self.one("SELECT min(granted_at) FROM camp_red_packets")
+
     def known_shares(self, ids: list[str]) -> set[str]:
         if not ids:
             return set()

@@ -281,3 +281,46 @@ def test_redeemed_discounts_beyond_the_forecast_come_off_the_budget(tmp_path, le
     assert D(second["budget_left"]["total"]) == 1000 - 2 * n - 8 * n
     assert D(second["spend"]["actual"]["coupons"]) == 10 * n
     assert D(second["spend"]["forecast"]) == 2 * n
+
+
+def test_camp_sync_pays_the_shops_share_events_once(tmp_path, ledger):
+    """The shop's `shares` events ([red_packets] in camp.toml) are paid by `camp sync`, each once; one that reaches
+    the warehouse late is paid by the next sync; shares after as-of wait."""
+    from runtime.share_sync import sync_shares
+    from runtime.warehouse import connect
+
+    root, shop = _workspace(tmp_path, {"r.camp": PACKET.format(budget="100000 CNY total", rate=60)}, toml=(
+        '[red_packets]\nshared_on = "shares"\nshare_field = "share_id"\npacket_field = "packet"\n'))
+    _run(root, shop, ledger, "share_packet", 1)
+    a, b = [u for (u,) in _rows(ledger, "SELECT user_id FROM camp_red_packets ORDER BY user_id LIMIT 2")]
+    ws, program = program_of(root)
+    source = ws.config.red_packets.shares(program.schema)
+    assert source is not None
+
+    def share(sid: str, user: str, hours: int, packet: str | None = "SHARE10") -> tuple:
+        return (int(user), _at(1) + timedelta(hours=hours), sid, packet)
+
+    def add(rows: list[tuple]) -> None:
+        wh = connect(shop)
+        wh.insert("shares", ["user_id", "shared_at", "share_id", "packet"], rows)
+        wh.close()
+
+    def sync(day: int) -> list:
+        lg = open_ledger(ledger)
+        try:
+            return sync_shares(lg, shop, source, _at(day), _budgets(root))
+        finally:
+            lg.close()
+
+    add([share("a1", a, 1), share("a2", a, 2), share("b1", b, 3, None), share("a3", a, 30), share("x", a, 2, "NOPE"),
+         share("old", a, -48)])
+    first = sync(2)
+    assert [(p.share_id, p.nth, p.amount, p.state) for p in first] == [
+        ("a1", 1, D("10.00"), "paid"), ("a2", 2, D("5.00"), "paid"), ("x", 0, D(0), "refused"),
+        ("b1", 1, D("10.00"), "paid")]  # a3 is after as-of; "old" was before any packet was granted
+    assert sync(2) == []
+    add([share("a0", a, 2)])  # a late share, made at the same time as a2
+    assert [(p.share_id, p.nth, p.amount) for p in sync(3)] == [("a0", 3, D("2.00")), ("a3", 4, D("2.00"))]
+    out = camp("sync", ".", "--as-of", "2026-12-03T10:00:00+08:00", "--ledger", ledger, cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert "new shares: 0" in out.stdout
