@@ -131,6 +131,18 @@ def test_points_are_credited_once_per_delivery_through_the_outbox_and_counted_in
     assert f"user {user}: 400 points issued" in balance.stdout
 
 
+def test_points_stop_at_the_budget_and_cost_what_they_reserved(tmp_path, ledger):
+    """50 CNY, 2.10 per delivery (push 0.10, 200 points at 0.01): 23 deliveries get points, the rest are left out
+    by the budget; the points actually issued cost no more than the budget."""
+    root, shop = _workspace(tmp_path, {"p.camp": POINTS.replace("100000 CNY total", "50 CNY total")},
+                            toml='[points]\ncost_per_point = "0.01"\n')
+    summary = _run(root, shop, ledger, "gift_points", 1)
+    assert summary["statuses"]["sent"] == 23 and summary["statuses"]["budget_exhausted"] > 0
+    assert len(_rows(ledger, "SELECT * FROM camp_points WHERE state = 'issued'")) == 23
+    assert D(summary["spend"]["actual"]["points"]) == 46 <= 50
+    assert D(summary["budget_left"]["total"]) == 50 - 23 * D("2.10")
+
+
 def test_points_through_a_webhook_are_issued_exactly_once_after_a_crash(tmp_path, ledger, hook, monkeypatch):
     from runtime import engine
     from runtime.batch import decide_batch
