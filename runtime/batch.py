@@ -110,7 +110,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 outbox = [o for o in outbox if o[0] != key]
             coupon_rows.extend(mine)
             if status in (Status.PENDING, Status.DEFERRED, Status.SENT) and not ctx.dry_run:
-                _grants(run, key, r.user_id, d.give, d.due_at or now, now, grants)
+                _grants(run, key, r.user_id, d.give, d.due_at or now, now, status == Status.SENT, grants)
             deliveries.append((key, *occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
                                coupon_id, provider, ctx.plan_hash, ctx.run_id,
                                p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
@@ -172,17 +172,18 @@ def _coupon_row(plan: StepPlan, key: str, user: str, name: str, due: datetime) -
             start.astimezone(UTC), end.astimezone(UTC), None)
 
 
-def _grants(run: Run, key: str, user: str, give: list[str], due: datetime, now: datetime,
+def _grants(run: Run, key: str, user: str, give: list[str], due: datetime, now: datetime, sent: bool,
             out: tuple[list[tuple], list[tuple]]) -> None:
-    """A counted delivery's points credit (issued at once when its issuer is the outbox) and red packet grant
-    (its payout rule and the forecast it reserved), appended to `out` (POINTS_COLS, PACKET_COLS)."""
+    """A counted delivery's points credit (issued at once when the delivery is sent in this transaction and the
+    issuer is the outbox; else pending, runtime.points) and red packet grant (its payout rule and the forecast it
+    reserved), appended to `out` (POINTS_COLS, PACKET_COLS)."""
     ctx = run.ctx
     p = ctx.plan
     for name in give:
         res = p.resources[name]
         if res.kind == "points":
             issuer = res.issuer or "outbox"
-            at_once = run.caches.channels.get(issuer).transactional
+            at_once = sent and run.caches.channels.get(issuer).transactional
             out[0].append((key, *ctx.occ, user, int(res.value or 0), res.forecast_cost, p.currency, issuer,
                            PointsState.ISSUED if at_once else PointsState.PENDING, now, now if at_once else None,
                            f"outbox:{key}" if at_once else None, None))

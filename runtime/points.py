@@ -1,11 +1,13 @@
-"""Points credits of an occurrence still pending -> their issuer (camp.toml `[points] issue_with`): a channel
+"""A campaign's points credits still pending whose delivery was sent -> their issuer (camp.toml `[points]
+issue_with`): the outbox (camp_points is the outbox the shop's points system reads: marked issued), or a channel
 adapter such as a webhook to the shop's points system, each credit sent as a Message with the delivery's
 idempotency key (`KEY/points`), the same on every retry, so a receiver that honours it credits once.
 
-The outbox issuer never leaves a credit pending: the batch writes it issued in the decision's transaction
-(camp_points is the outbox the shop reads). A crash after the decision and before the issue leaves credits
-pending; the next run of the occurrence issues them (`runtime.recover`), never a second credit in the ledger.
-A permanent failure voids the credit; a transient one leaves it pending for the next run.
+A credit whose delivery was sent in the decision's own transaction (the outbox channel) is written issued there
+when the outbox issues it. A crash after the send and before the issue leaves credits pending; the next run of
+the campaign issues them (after its batches, `recover` and `release`), never a second credit in the ledger.
+Credits whose delivery was not sent after all (failed, suppressed at a re-check) become void: their reservation
+was given back. A permanent failure of the issuer voids the credit; a transient one leaves it pending.
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ from runtime.context import Run
 
 
 def issue_points(run: Run) -> int:
-    """Issue the occurrence's pending credits; returns how many were issued now."""
+    """Issue the campaign's pending credits of sent deliveries, void those of deliveries never sent; returns how
+    many were issued now."""
     ctx = run.ctx
     if ctx.dry_run or not any(r.kind == "points" for r in ctx.plan.resources.values()):
         return 0
+    ctx.ledger.void_unsent_points(ctx.plan.campaign)
     issued = 0
-    for c in ctx.ledger.unissued_points(ctx.occ):
+    for c in ctx.ledger.unissued_points(ctx.plan.campaign):
         key = f"{c.idempotency_key}/points"
         msg = Message(key=key, campaign=c.campaign, step=c.step, occurrence=c.occurrence, user_id=c.user_id,
                       channel=c.issuer, address=None, subject=None, body=f"{c.points} points",
                       plan_hash=ctx.plan_hash, data={"kind": "points", "points": c.points})
+        channel = run.caches.channels.get(c.issuer)
+        if channel.transactional:  # the outbox: the row itself is what the shop reads
+            ctx.ledger.points_issued(c.idempotency_key, datetime.now(UTC), f"outbox:{c.idempotency_key}")
+            issued += 1
+            continue
         try:
-            provider = run.caches.channels.get(c.issuer).send(msg)
+            provider = channel.send(msg)
         except PermanentFailure as exc:
             ctx.ledger.points_failed(c.idempotency_key, f"{c.issuer}: {exc}", void=True)
             run.counters.reasons["points: refused by the issuer"] += 1

@@ -2,11 +2,13 @@
 balance, the red packet grants and one transaction recording share payouts, and a campaign's actual spend.
 
 Points: one `camp_points` row per delivery that gives points, keyed by the delivery's idempotency key, written
-in the decision's transaction; `pending` until its issuer took it (the outbox issues in that same transaction),
-so a crash in between leaves it pending and the next run of the occurrence issues it again with the same key.
+in the decision's transaction; `pending` until its delivery is sent and its issuer took it (the outbox issues in
+the transaction that sends), so a crash in between leaves it pending and a later run issues it with the same key;
+`void` when its delivery is not sent after all.
 
 Red packets: one `camp_red_packets` row per delivery that gives one (its payout rule and the forecast it
-reserved); one `camp_red_packet_shares` row per share event id, paid or refused, never twice.
+reserved), payable once that delivery is sent; one `camp_red_packet_shares` row per share event id, paid or
+refused, never twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from runtime.ledger.connection import Connection
-from runtime.ledger.status import CouponState, PointsState, ShareState
+from runtime.ledger.status import CouponState, PointsState, ShareState, Status
 
 Occurrence = tuple[str, str, str]
 POINTS_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "points", "cost", "currency", "issuer",
@@ -74,12 +76,25 @@ class ResourceLedger(Connection):
         self.bulk_insert("camp_points", POINTS_COLS, points)
         self.bulk_insert("camp_red_packets", PACKET_COLS, packets)
 
-    def unissued_points(self, occ: Occurrence) -> list[PointsCredit]:
-        """The occurrence's credits still pending (decided, not yet taken by their issuer)."""
+    def unissued_points(self, campaign: str) -> list[PointsCredit]:
+        """The campaign's credits still pending whose delivery was sent (any step or occurrence)."""
         return [PointsCredit(k, c, s, o, u, int(n), i) for k, c, s, o, u, n, i in self.rows(
-            "SELECT idempotency_key, campaign, step, occurrence, user_id, points, issuer FROM camp_points WHERE "
-            f"campaign = ? AND step = ? AND occurrence = ? AND state = '{PointsState.PENDING}' "
-            "ORDER BY idempotency_key", occ)]
+            "SELECT p.idempotency_key, p.campaign, p.step, p.occurrence, p.user_id, p.points, p.issuer FROM camp_points "
+            f"p JOIN camp_deliveries d ON d.idempotency_key = p.idempotency_key WHERE p.campaign = ? AND "
+            f"p.state = '{PointsState.PENDING}' AND d.status = '{Status.SENT}' ORDER BY p.idempotency_key",
+            (campaign,))]
+
+    def void_unsent_points(self, campaign: str) -> int:
+        """Pending credits whose delivery will never be sent (failed, or suppressed at a re-check) become void,
+        as their reservation was given back; how many."""
+        gone = f"('{Status.FAILED}', '{Status.SUPPRESSED}')"
+        where = (f"campaign = ? AND state = '{PointsState.PENDING}' AND idempotency_key IN (SELECT idempotency_key "
+                 f"FROM camp_deliveries WHERE campaign = ? AND status IN {gone})")
+        n = int(self.one(f"SELECT count(*) FROM camp_points WHERE {where}", (campaign, campaign)))
+        if n:
+            self.execute(f"UPDATE camp_points SET state = '{PointsState.VOID}', error = 'its delivery was not sent' "
+                         f"WHERE {where}", (campaign, campaign))
+        return n
 
     def points_issued(self, key: str, at: datetime, provider_id: str) -> None:
         self.execute(f"UPDATE camp_points SET state = '{PointsState.ISSUED}', issued_at = ?, provider_id = ?, "
@@ -99,12 +114,14 @@ class ResourceLedger(Connection):
 
     # ------------------------------------------------------------ red packets
     def packet_grant(self, user: str, packet: str | None, at: datetime) -> PacketGrant | None:
-        """The user's latest red packet granted at or before `at` (of that packet when named)."""
-        named = " AND packet = ?" if packet else ""
+        """The user's latest red packet granted at or before `at` (of that packet when named) whose delivery was
+        sent."""
+        named = " AND g.packet = ?" if packet else ""
         rows = self.rows(
-            "SELECT idempotency_key, campaign, packet, value, currency, decay, floor, fixed_after, reserved FROM "
-            f"camp_red_packets WHERE user_id = ? AND granted_at <= ?{named} ORDER BY granted_at DESC, "
-            "idempotency_key DESC LIMIT 1", (user, at, packet) if packet else (user, at))
+            "SELECT g.idempotency_key, g.campaign, g.packet, g.value, g.currency, g.decay, g.floor, g.fixed_after, "
+            "g.reserved FROM camp_red_packets g JOIN camp_deliveries d ON d.idempotency_key = g.idempotency_key "
+            f"WHERE g.user_id = ? AND g.granted_at <= ? AND d.status = '{Status.SENT}'{named} "
+            "ORDER BY g.granted_at DESC, g.idempotency_key DESC LIMIT 1", (user, at, packet) if packet else (user, at))
         if not rows:
             return None
         k, c, p, v, cur, d, f, n, r = rows[0]

@@ -143,6 +143,41 @@ def test_points_stop_at_the_budget_and_cost_what_they_reserved(tmp_path, ledger)
     assert D(summary["budget_left"]["total"]) == 50 - 23 * D("2.10")
 
 
+def test_points_wait_for_their_delivery_released_after_quiet_hours_or_void_when_it_is_not_sent(tmp_path, ledger):
+    from runtime.warehouse import connect
+
+    quiet = POINTS.replace("cost push 0.10 CNY", "cost push 0.10 CNY\n    quiet 22:00-08:00")
+    root, shop = _workspace(tmp_path, {"p.camp": quiet}, toml='[points]\ncost_per_point = "0.01"\n')
+    ws, _ = program_of(root)
+
+    def run_at(at: datetime) -> dict:
+        lg = open_ledger(ledger)
+        try:
+            return run_engine(Run(plan_for(root, "gift_points", at), lg, shop, at, channel_config=channels_of(ws)), 25)
+        finally:
+            lg.close()
+
+    run_at(datetime(2026, 12, 1, 15, 0, tzinfo=UTC))  # 23:00 in Shanghai: users there wait for the morning
+    status = dict(_rows(ledger, "SELECT user_id, status FROM camp_deliveries"))
+    deferred = sorted((u for u, s in status.items() if s == "deferred"), key=int)
+    assert len(deferred) >= 10
+    states = dict(_rows(ledger, "SELECT user_id, state FROM camp_points"))
+    assert {states[u] for u in deferred} == {"pending"}  # not sent yet: not issued
+    assert {states[u] for u, s in status.items() if s == "sent"} == {"issued"}  # users in other zones
+    withdrawn, kept = deferred[:5], deferred[5:]
+    wh = connect(shop)
+    wh.execute(f"DELETE FROM consent WHERE user_id IN ({', '.join(withdrawn)})")
+    wh.close()
+    summary = run_at(datetime(2026, 12, 2, 0, 30, tzinfo=UTC))  # 08:30: the release of the same occurrence
+    states = dict(_rows(ledger, "SELECT user_id, state FROM camp_points"))
+    assert {states[u] for u in kept} == {"issued"} and {states[u] for u in withdrawn} == {"void"}
+    sent = [u for (u,) in _rows(ledger, "SELECT user_id FROM camp_deliveries WHERE status = 'sent'")]
+    assert set(kept) <= set(sent) and not set(withdrawn) & set(sent)
+    assert D(summary["spend"]["actual"]["points"]) == 2 * len(sent)
+    # the withdrawn users' reservations (push and points) went back: spend is what the sent deliveries cost
+    assert D(summary["spend"]["forecast"]) == len(sent) * D("2.10")
+
+
 def test_points_through_a_webhook_are_issued_exactly_once_after_a_crash(tmp_path, ledger, hook, monkeypatch):
     from runtime import engine
     from runtime.batch import decide_batch
