@@ -6,8 +6,8 @@ idempotency key (`KEY/points`), the same on every retry, so a receiver that hono
 A credit whose delivery was sent in the decision's own transaction (the outbox channel) is written issued there
 when the outbox issues it. A crash after the send and before the issue leaves credits pending; the next run of
 the campaign issues them (after its batches, `recover` and `release`), never a second credit in the ledger.
-Credits whose delivery was not sent after all (failed, suppressed at a re-check) become void: their reservation
-was given back. A permanent failure of the issuer voids the credit; a transient one leaves it pending.
+Credits whose delivery was not sent after all (failed, or suppressed at a re-check, which gives the delivery's
+reservation back) become void. A permanent failure of the issuer voids the credit; a transient one leaves it pending.
 """
 
 from __future__ import annotations
@@ -24,28 +24,30 @@ def issue_points(run: Run) -> int:
     ctx = run.ctx
     if ctx.dry_run or not any(r.kind == "points" for r in ctx.plan.resources.values()):
         return 0
-    ctx.ledger.void_unsent_points(ctx.plan.campaign)
-    issued = 0
-    for c in ctx.ledger.unissued_points(ctx.plan.campaign):
-        key = f"{c.idempotency_key}/points"
-        msg = Message(key=key, campaign=c.campaign, step=c.step, occurrence=c.occurrence, user_id=c.user_id,
-                      channel=c.issuer, address=None, subject=None, body=f"{c.points} points",
-                      plan_hash=ctx.plan_hash, data={"kind": "points", "points": c.points})
+    lg, campaign = ctx.ledger, ctx.plan.campaign
+    lg.void_unsent_points(campaign)
+    issuers = {r.issuer or "outbox" for r in ctx.plan.resources.values() if r.kind == "points"}
+    issued = sum(lg.issue_in_outbox(campaign, i, datetime.now(UTC)) for i in sorted(issuers)
+                 if run.caches.channels.get(i).transactional)
+    for c in lg.unissued_points(campaign):
         channel = run.caches.channels.get(c.issuer)
-        if channel.transactional:  # the outbox: the row itself is what the shop reads
-            ctx.ledger.points_issued(c.idempotency_key, datetime.now(UTC), f"outbox:{c.idempotency_key}")
+        if channel.transactional:  # an outbox issuer the plan no longer names: the row is what the shop reads
+            lg.points_issued(c.idempotency_key, datetime.now(UTC), f"outbox:{c.idempotency_key}")
             issued += 1
             continue
+        msg = Message(key=f"{c.idempotency_key}/points", campaign=c.campaign, step=c.step, occurrence=c.occurrence,
+                      user_id=c.user_id, channel=c.issuer, address=None, subject=None, body=f"{c.points} points",
+                      plan_hash=ctx.plan_hash, data={"kind": "points", "points": c.points})
         try:
             provider = channel.send(msg)
         except PermanentFailure as exc:
-            ctx.ledger.points_failed(c.idempotency_key, f"{c.issuer}: {exc}", void=True)
+            lg.points_failed(c.idempotency_key, f"{c.issuer}: {exc}", void=True)
             run.counters.reasons["points: refused by the issuer"] += 1
             continue
         except TransientFailure as exc:
-            ctx.ledger.points_failed(c.idempotency_key, f"{c.issuer}: {exc}", void=False)
+            lg.points_failed(c.idempotency_key, f"{c.issuer}: {exc}", void=False)
             run.counters.reasons["points: issuer down, left pending"] += 1
             continue
-        ctx.ledger.points_issued(c.idempotency_key, datetime.now(UTC), provider)
+        lg.points_issued(c.idempotency_key, datetime.now(UTC), provider)
         issued += 1
     return issued

@@ -96,6 +96,17 @@ class ResourceLedger(Connection):
                          f"WHERE {where}", (campaign, campaign))
         return n
 
+    def issue_in_outbox(self, campaign: str, issuer: str, at: datetime) -> int:
+        """One statement: the campaign's pending credits of `issuer` (the outbox: camp_points is what the shop's
+        points system reads) whose delivery was sent become issued; how many."""
+        where = (f"campaign = ? AND issuer = ? AND state = '{PointsState.PENDING}' AND idempotency_key IN "
+                 f"(SELECT idempotency_key FROM camp_deliveries WHERE campaign = ? AND status = '{Status.SENT}')")
+        n = int(self.one(f"SELECT count(*) FROM camp_points WHERE {where}", (campaign, issuer, campaign)))
+        if n:
+            self.execute(f"UPDATE camp_points SET state = '{PointsState.ISSUED}', issued_at = ?, provider_id = "
+                         f"'outbox:' || idempotency_key, error = NULL WHERE {where}", (at, campaign, issuer, campaign))
+        return n
+
     def points_issued(self, key: str, at: datetime, provider_id: str) -> None:
         self.execute(f"UPDATE camp_points SET state = '{PointsState.ISSUED}', issued_at = ?, provider_id = ?, "
                      f"error = NULL WHERE idempotency_key = ? AND state = '{PointsState.PENDING}'",

@@ -371,3 +371,27 @@ def test_camp_sync_pays_the_shops_share_events_once(tmp_path, ledger):
     out = camp("sync", ".", "--as-of", "2026-12-03T10:00:00+08:00", "--ledger", ledger, cwd=root)
     assert out.returncode == 0, out.stderr
     assert "new shares: 0" in out.stdout
+
+
+def test_points_the_issuer_refuses_are_void_and_those_it_could_not_take_are_issued_by_the_next_run(tmp_path, ledger,
+                                                                                                    hook):
+    h, url = hook
+    root, shop = _workspace(tmp_path, {"p.camp": POINTS}, toml=(
+        f'[points]\ncost_per_point = "0.01"\nissue_with = "shop_points"\n[channels.shop_points]\nkind = "webhook"\n'
+        f'settings = {{ url = "{url}/points", retries = 0 }}\n'))
+    # users 1 and 3 order (the shop's seed 5); the points system rejects user 1, is down for user 3 for this run
+    # (each batch tries the credits still pending again)
+    h.reject.add(("/points", "1"))
+    h.fail_times["3"] = 100
+    _run(root, shop, ledger, "gift_points", 1)
+    states = dict(_rows(ledger, "SELECT user_id, state FROM camp_points"))
+    assert states["1"] == "void" and states["3"] == "pending"
+    assert {s for u, s in states.items() if u not in ("1", "3")} == {"issued"}
+    h.fail_times["3"] = 0
+    _run(root, shop, ledger, "gift_points", 1)  # the same occurrence again: user 3's credit goes through
+    states = dict(_rows(ledger, "SELECT user_id, state FROM camp_points"))
+    assert states["1"] == "void" and states["3"] == "issued"
+    assert "1" not in {p["user_id"] for p in h.delivered.values()}
+    lg = open_ledger(ledger)
+    assert lg.points_balance("1") == (0, 0) and lg.points_balance("3") == (200, 0)
+    lg.close()
