@@ -270,6 +270,8 @@ def print_summary(s: dict) -> None:
         basis = s.get("forecast") or {}
         rates = ", ".join(f"{name} at {(Decimal(rate) * 100).normalize():f}% redemption" for name, rate in basis.items())
         what = f"a forecast: message costs plus {rates}" if rates else "message costs"
+        if "points_cost" in s:
+            what += f", points at {s['points_cost']} {s['currency']} each"
         print(f"  cost            {_money(s['cost']):>10} {s['currency']}   ({what})")
     if "spend" in s:
         sp, act = s["spend"], s["spend"]["actual"]

@@ -68,6 +68,9 @@ def _summarize(run: Run, audience: int) -> dict:
     out["currency"] = p.currency
     out["timezone"] = p.timezone
     out["forecast"] = _forecast_basis(p)
+    points = [r for r in p.resources.values() if r.kind == "points"]
+    if points:
+        out["points_cost"] = str(points[0].unit_cost or Decimal(0))  # what one point costs (camp.toml [points])
     out["timings"] = {k: round(v, 3) for k, v in n.timings.items()}
     return out
 
