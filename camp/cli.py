@@ -235,12 +235,31 @@ def serve(path: Path) -> None:
 @click.option("--occurred", help="When it happened, ISO 8601 (default: now, UTC).")
 @click.option("--field", "fields", multiple=True, help="NAME=VALUE of the event's payload; repeatable.")
 @click.option("--id", "event_id", help="The event's id, a UUID (default: a new one). Sending an id again is a "
-                                      "retry: it runs and schedules nothing twice.")
-def emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...], event_id: str | None) -> None:
-    """Emit a shop event (e.g. `orders`) to Prefect: campaigns triggered `on EVENT` run for the user."""
+                                      "retry: it runs and schedules nothing twice. For `share`, any text.")
+@click.option("--packet", help="share: the red packet shared (default: the user's latest).")
+@click.option("--ledger", help="share: ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def emit(event: str, user: str, occurred: str | None, fields: tuple[str, ...], event_id: str | None,
+         packet: str | None, ledger: str | None) -> None:
+    """Emit a shop event (e.g. `orders`) to Prefect: campaigns triggered `on EVENT` run for the user.
+    `share` records a share of the user's red packet in the ledger instead, paid per the packet's decay."""
+    if event == "share":
+        from camp.resources import run_share
+
+        sys.exit(run_share(Path("."), user, occurred, event_id, packet, ledger))
     from camp.deploy import run_emit
 
     sys.exit(run_emit(event, user, occurred, fields, event_id))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--user", required=True, help="The user whose balance to show.")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def points(path: Path, user: str, ledger: str | None) -> None:
+    """A user's points balance: the points camp issued to them (and those still to issue)."""
+    from camp.resources import run_points
+
+    sys.exit(run_points(path, user, ledger))
 
 
 @cli.group()

@@ -268,7 +268,14 @@ def print_summary(s: dict) -> None:
         basis = s.get("forecast") or {}
         rates = ", ".join(f"{name} at {(Decimal(rate) * 100).normalize():f}% redemption" for name, rate in basis.items())
         what = f"a forecast: message costs plus {rates}" if rates else "message costs"
+        if "points_cost" in s:
+            what += f", points at {s['points_cost']} {s['currency']} each"
         print(f"  cost            {_money(s['cost']):>10} {s['currency']}   ({what})")
+    if "spend" in s:
+        sp, act = s["spend"], s["spend"]["actual"]
+        print(f"  campaign spend  {_money(sp['forecast']):>10} {s['currency']}   reserved (forecast); actual "
+              f"{_money(act['total'])}: coupons redeemed {_money(act['coupons'])}, points issued "
+              f"{_money(act['points'])}, red packets paid {_money(act['red_packets'])}")
     if s.get("releases"):
         more = f" and {len(s['releases']) - 1} later times" if len(s["releases"]) > 1 else ""
         print(f"  next release    {_at(s['releases'][0], zone)}{more}: deployed, a release run is scheduled; by "

@@ -34,7 +34,7 @@ def campaign_plan(program: Program, c: Campaign, dialect: str, templates: Path, 
     return CampaignPlan(
         workspace=workspace, campaign=c.name, title=c.title, owner=c.owner, timezone=program.timezone,
         currency=program.currency, dialect=dialect, audience=audience, holdout=c.holdout,
-        resources={n: _resource(n, r, c.redemption) for n, r in c.resources.items()},
+        resources={n: _resource(n, r, c.redemption, program) for n, r in c.resources.items()},
         budget_total=_money(c.budget_total), budget_daily=_money(c.budget_daily),
         caps=[_cap(r, "campaign") for r in c.caps] + [_cap(r, "policy") for r in program.policy.caps],
         quiet=list(dict.fromkeys(quiet)), priority=c.priority, exclusive=c.exclusive,
@@ -113,7 +113,7 @@ def _money(m: MoneyAmount | None) -> Decimal | None:
     return m.amount if m is not None else None
 
 
-def _resource(name: str, r: Coupon | Points | RedPacket, redemption: Decimal | None) -> ResourcePlan:
+def _resource(name: str, r: Coupon | Points | RedPacket, redemption: Decimal | None, program: Program) -> ResourcePlan:
     if isinstance(r, Coupon):
         value = _money(r.value)
         return ResourcePlan(
@@ -124,11 +124,14 @@ def _resource(name: str, r: Coupon | Points | RedPacket, redemption: Decimal | N
             usable_from=r.usable_from, usable_to=r.usable_to,
             forecast_cost=(value or Decimal(0)) * (redemption if redemption is not None else 1))
     if isinstance(r, Points):
-        return ResourcePlan(name=name, kind="points", value=r.amount)
+        return ResourcePlan(name=name, kind="points", value=r.amount, currency=program.currency,
+                            unit_cost=program.point_cost, issuer=program.points_issuer,
+                            forecast_cost=r.amount * program.point_cost)  # points are certain: no redemption rate
     value = _money(r.value)
     return ResourcePlan(name=name, kind="red_packet", code=r.name, title=r.title, value=value,
                         currency=r.value.currency if r.value else None,
-                        forecast_cost=(value or Decimal(0)) * (redemption if redemption is not None else 1))
+                        forecast_cost=(value or Decimal(0)) * (redemption if redemption is not None else 1),
+                        decay=r.decay, floor=_money(r.floor), fixed_after=r.fixed_after)
 
 
 def _cap(rule: CapRule, scope: Literal["campaign", "policy"]) -> CapPlan:

@@ -7,13 +7,14 @@ Stages: schema -> names (duplicates) -> segments and classifications (types, cyc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from compiler import program as P
 from compiler.bounds import check_bounds
 from compiler.campaign import CampaignContext, check_campaign
-from compiler.config import check_coupons
+from compiler.config import check_coupons, check_points, check_red_packets
 from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_cap
 from compiler.lint import lint_program
 from compiler.report import Report
@@ -45,7 +46,10 @@ def check_workspace(ws: Workspace) -> CheckResult:
     schema = build_schema(ws.modules, report)
     cfg = display_path(ws.root / "camp.toml")
     report.items += check_coupons(ws.config, schema, ws.sources.get(cfg, ""), cfg)
-    program = P.Program(schema=schema, currency=ws.config.workspace.currency, timezone=ws.config.workspace.timezone)
+    report.items += check_points(ws.config, ws.sources.get(cfg, ""), cfg)
+    report.items += check_red_packets(ws.config, schema, ws.sources.get(cfg, ""), cfg)
+    program = P.Program(schema=schema, currency=ws.config.workspace.currency, timezone=ws.config.workspace.timezone,
+                        point_cost=ws.config.points.unit_cost() or Decimal(0), points_issuer=ws.config.points.issue_with)
     decls = _collect(ws.modules, report)
     for module in ws.modules:
         report.file = module.path

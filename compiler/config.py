@@ -1,7 +1,9 @@
 """camp.toml -> WorkspaceConfig (validated; unknown keys are errors, so typos are caught).
 
 `check_coupons` then checks what `[coupons]` names against the schema (`camp check` calls it once the schema
-is built): where the shop's orders say which camp coupon they used, read by `camp sync`.
+is built): where the shop's orders say which camp coupon they used, read by `camp sync`. `check_points` checks
+`[points]`: the cost of a point (budgets count it) and the channel that issues points; `check_red_packets` what
+`[red_packets]` names: where the shop's red packet shares are, read by `camp sync`.
 """
 
 from __future__ import annotations
@@ -140,6 +142,103 @@ def _coupon_problems(section: CouponsSection, schema: Schema) -> list[tuple[str,
     return out
 
 
+class Shares(BaseModel):
+    """Where `camp sync` reads red packet shares: the `shared_on` events' table and columns (resolved against the
+    schema). Plain data, like Redemptions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    user_column: str
+    time_column: str
+    id_column: str  # the share event's id: a share is paid once whatever replays it
+    packet_column: str | None  # the red packet shared; None: the user's latest
+
+
+class RedPacketsSection(_Strict):
+    """`[red_packets]`: where the shop's share events are (`camp sync` pays them, runtime.shares)."""
+
+    shared_on: str = "shares"  # the event table of shares
+    share_field: str | None = None  # a text field of those events: the share's id; none: shares are not synced
+    packet_field: str | None = None  # a text field naming the red packet shared; none: the user's latest packet
+
+    def shares(self, schema: Schema) -> Shares | None:
+        """Where the schema keeps the shares; None without a share_field or when a name does not resolve
+        (`check_red_packets` reports it)."""
+        event = schema.events.get(self.shared_on)
+        if self.share_field is None or event is None or _share_problems(self, schema):
+            return None
+        return Shares(table=event.table, user_column=event.user_column, time_column=event.time_column,
+                      id_column=event.fields[self.share_field].column,
+                      packet_column=event.fields[self.packet_field].column if self.packet_field else None)
+
+
+def check_red_packets(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
+    """E008 for each `[red_packets]` setting the schema cannot back: the events, the share id and packet fields
+    (text). Nothing to check without a share_field: then shares are not synced."""
+    return [diagnostic("E008", f"camp.toml: `red_packets.{key}`: {message}",
+                       Span.point(_find_key_line(text, ["red_packets", key]), 1), display, [hint])
+            for key, message, hint in _share_problems(config.red_packets, schema)]
+
+
+def _share_problems(section: RedPacketsSection, schema: Schema) -> list[tuple[str, str, str]]:
+    if section.share_field is None:
+        return []
+    event = schema.events.get(section.shared_on)
+    if event is None:
+        return [("shared_on", f"the schema declares no events `{section.shared_on}`",
+                 did_you_mean(section.shared_on, list(schema.events)) or
+                 "declare them: `events shares from table shares user user_id time shared_at { share_id text }`")]
+    out = []
+    for key, name in (("share_field", section.share_field), ("packet_field", section.packet_field)):
+        field = event.fields.get(name) if name else None
+        if name and field is None:
+            out.append((key, f"the events `{event.name}` have no field `{name}`",
+                        did_you_mean(name, list(event.fields)) or f"declare it in `events {event.name}`: `{name} text`"))
+        elif field is not None and field.type.kind != "text":
+            out.append((key, f"`{event.name}.{name}` is {field.type}, but it must be text",
+                        f"name a text field of `{event.name}`"))
+    return out
+
+
+class PointsSection(_Strict):
+    """`[points]`: what one point costs the shop (counted in budgets: a grant of N points reserves N x
+    cost_per_point) and the channel of `[channels]` that issues them to the shop's points system (a webhook),
+    or the outbox (camp_points, which the shop reads) by default. `check_points` validates both (E009)."""
+
+    cost_per_point: str = "0"
+    issue_with: str = "outbox"
+
+    def unit_cost(self) -> Decimal | None:
+        """The cost of one point; None when `cost_per_point` is not a price (`check_points` reports it)."""
+        return point_cost(self.cost_per_point)
+
+
+def point_cost(text: str) -> Decimal | None:
+    """"0.01" -> Decimal("0.01"): a number from 0 to 1000 with at most 4 decimals; None otherwise."""
+    if not re.fullmatch(r"\s*\d{1,4}(\.\d{1,4})?\s*", text):
+        return None
+    value = Decimal(text.strip())
+    return value if value <= 1000 else None
+
+
+def check_points(config: WorkspaceConfig, text: str, display: str) -> list[Diagnostic]:
+    """E009 for a `[points]` cost that is not a price, or an issuing channel camp.toml does not configure."""
+    out = []
+    if config.points.unit_cost() is None:
+        out.append(diagnostic("E009", f"camp.toml: `points.cost_per_point`: {config.points.cost_per_point!r} is not "
+                              "a price per point", Span.point(_find_key_line(text, ["points", "cost_per_point"]), 1),
+                              display, ['a number from 0 to 1000 with at most 4 decimals, quoted: "0.01"']))
+    issuer = config.points.issue_with
+    if issuer != "outbox" and issuer not in config.channels:
+        out.append(diagnostic("E009", f"camp.toml: `points.issue_with`: no channel `{issuer}` in [channels]",
+                              Span.point(_find_key_line(text, ["points", "issue_with"]), 1), display,
+                              [did_you_mean(issuer, ["outbox", *config.channels], '"{}"') or
+                               f'configure it: [channels.{issuer}] kind = "webhook" with settings.url, or write '
+                               '"outbox"']))
+    return out
+
+
 class RuntimeSection(_Strict):
     # how long after its slot a deployed run waits for higher-priority rivals (docs/runtime.md, "Arbitration")
     arbitration_wait: str = "10m"
@@ -190,6 +289,8 @@ class WorkspaceConfig(_Strict):
     ledger: LedgerSection = LedgerSection()
     templates: TemplatesSection = TemplatesSection()
     coupons: CouponsSection = CouponsSection()
+    points: PointsSection = PointsSection()
+    red_packets: RedPacketsSection = RedPacketsSection()
     runtime: RuntimeSection = RuntimeSection()
     report: ReportSection = ReportSection()
     channels: dict[str, ChannelSection] = {}

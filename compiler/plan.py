@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field
 
 from compiler.ir import Dur
 
-PLAN_VERSION = 4  # 2: journeys (follow-up steps over a cohort, the next step to schedule); 3: reach_sql; 4: local_send
+PLAN_VERSION = 5  # 2: journeys (follow-up steps over a cohort, the next step to schedule); 3: reach_sql; 4: local_send;
+# 5: red packet share rule (decay, floor, fixed_after), points cost and issuer
 EXCLUSIVE_HOLD = Dur(7, "d")  # a user stays with one campaign of an exclusive group this long after a send
 
 
@@ -68,7 +69,12 @@ class ResourcePlan(BaseModel):
     usable_for: Duration | None = None
     usable_from: date | None = None
     usable_to: date | None = None
-    forecast_cost: Decimal = Decimal(0)  # value x expected redemption
+    forecast_cost: Decimal = Decimal(0)  # coupons, red packets: value x expected redemption; points: amount x cost
+    decay: Decimal | None = None  # red packets: the fraction each repeated share pays less (0.5)
+    floor: Decimal | None = None  # red packets: never less per share; exactly this from share `fixed_after` on
+    fixed_after: int | None = None
+    unit_cost: Decimal | None = None  # points: what one point costs (camp.toml [points] cost_per_point)
+    issuer: str | None = None  # points: the channel that issues them (camp.toml [points] issue_with)
 
 
 class ArmPlan(BaseModel):

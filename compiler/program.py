@@ -210,3 +210,5 @@ class Program:
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     currency: str = "CNY"
     timezone: str = "UTC"
+    point_cost: Decimal = Decimal(0)  # camp.toml [points] cost_per_point: what one point costs the shop
+    points_issuer: str = "outbox"  # camp.toml [points] issue_with: the channel that issues points

@@ -35,6 +35,8 @@ CODES: dict[str, Code] = {
     "E005": _e("ledger is the data", "The ledger URL in camp.toml names the same database as the data URL; the ledger is written while the warehouse is read, so each needs its own."),
     "E006": _e("coupon redemptions not in the schema", "`[coupons]` in camp.toml names where the shop's orders say which camp coupon they used (`redeemed_on` events, `coupon_field`, `amount_field`); each must be declared in the schema: the coupon field as text, the amount field as money."),
     "E007": _e("report margin not a percentage", "`[report] margin` in camp.toml is the gross margin of sales `camp report` turns incremental sales into profit with (ROI); it is a percentage from 0% to 100%, like \"30%\"."),
+    "E008": _e("red packet shares not in the schema", "`[red_packets]` in camp.toml names where the shop's share events are (`shared_on` events, `share_field` carrying each share's id, optionally `packet_field` naming the red packet); each must be declared in the schema as text."),
+    "E009": _e("points setting wrong", "`[points]` in camp.toml gives the cost of one point (`cost_per_point`, a quoted number with at most 4 decimals, counted in budgets) and the channel that issues points (`issue_with`: \"outbox\" or a channel of `[channels]`, e.g. a webhook to the shop's points system)."),
     "E100": _e("file cannot be read", "The file could not be opened or read."),
     "E101": _e("not UTF-8", "Campaign files are UTF-8 text; save the file as UTF-8."),
     "E102": _e("binary file", "The file contains NUL bytes: it is not a text file."),

@@ -1,5 +1,5 @@
 """Users seq lo..hi-1 of the snapshot -> their decisions, recorded in one locked ledger transaction (caps,
-coupons, exclusive group, budget); returns the deliveries to send now.
+coupons, exclusive group, budget, points credits and red packet grants); returns the deliveries to send now.
 
 Messages for transactional channels (the outbox) are rendered here and written in the same transaction;
 a user whose own row cannot be decided fails alone, the batch goes on.
@@ -19,7 +19,7 @@ from compiler.plan import StepPlan
 from runtime.context import Pending, Run, RunContext
 from runtime.decide import Budget, HeldCoupon, Past, Recipient, bad_zone, decide
 from runtime.history import journey_coupons, ledger_budget, past_deliveries
-from runtime.ledger.status import Status
+from runtime.ledger.status import PointsState, Status
 from runtime.message import message, outbox_row
 from runtime.recipients import from_json, from_row
 from runtime.render import coupon_context
@@ -46,6 +46,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         given = journey_coupons(ctx, users)
         budget = _budget(run)
         out, deliveries, coupon_rows, outbox = [], [], [], []
+        grants: tuple[list[tuple], list[tuple]] = ([], [])  # points credits, red packet grants
         prefix, occ = ctx.key_prefix, ctx.occ
         render_s = 0.0
         now = datetime.now(UTC)
@@ -108,12 +109,15 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 out = [o for o in out if o.key != key]
                 outbox = [o for o in outbox if o[0] != key]
             coupon_rows.extend(mine)
+            if status in (Status.PENDING, Status.DEFERRED, Status.SENT) and not ctx.dry_run:
+                _grants(run, key, r.user_id, d.give, d.due_at or now, now, status == Status.SENT, grants)
             deliveries.append((key, *occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
                                coupon_id, provider, ctx.plan_hash, ctx.run_id,
                                p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not ctx.dry_run:
             lg.record_decisions(deliveries, coupon_rows, outbox)
+            lg.record_grants(*grants)
             for day, amount in budget.spent.items():
                 if amount:
                     lg.add_spend(p.campaign, day, amount)
@@ -167,6 +171,26 @@ def _coupon_row(plan: StepPlan, key: str, user: str, name: str, due: datetime) -
     return (cid, key, plan.campaign, r.code, user, r.value, r.currency or plan.currency, r.min_spend,
             json.dumps(r.scope, ensure_ascii=False, default=str), "reserved", due, None,
             start.astimezone(UTC), end.astimezone(UTC), None)
+
+
+def _grants(run: Run, key: str, user: str, give: list[str], due: datetime, now: datetime, sent: bool,
+            out: tuple[list[tuple], list[tuple]]) -> None:
+    """A counted delivery's points credit (issued at once when the delivery is sent in this transaction and the
+    issuer is the outbox; else pending, runtime.points) and red packet grant (its payout rule and the forecast it
+    reserved), appended to `out` (POINTS_COLS, PACKET_COLS)."""
+    ctx = run.ctx
+    p = ctx.plan
+    for name in give:
+        res = p.resources[name]
+        if res.kind == "points":
+            issuer = res.issuer or "outbox"
+            at_once = sent and run.caches.channels.get(issuer).transactional
+            out[0].append((key, *ctx.occ, user, int(res.value or 0), res.forecast_cost, p.currency, issuer,
+                           PointsState.ISSUED if at_once else PointsState.PENDING, now, now if at_once else None,
+                           f"outbox:{key}" if at_once else None, None))
+        elif res.kind == "red_packet":
+            out[1].append((key, p.campaign, res.code or name, user, res.value or Decimal(0),
+                           res.currency or p.currency, res.decay, res.floor, res.fixed_after, res.forecast_cost, due))
 
 
 def _failed_row(ctx: RunContext, key: str, r: Recipient, reason: str, error: str, now: datetime) -> tuple:

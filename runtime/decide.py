@@ -3,7 +3,8 @@
 Stages, in order; the first that stops the user gives the status and reason:
   holdout -> arm (variant by hash, branch by SQL) -> coupons (unused cap, same code held, coupon caps)
   -> exclusive group -> channel fallback chain (consent, address, caps per channel and window, tiered)
-  -> quiet hours (deferred with not_before, never dropped) -> budget (total and per day, reserved).
+  -> quiet hours (deferred with not_before, never dropped) -> budget (total and per day, reserved: the forecast
+  of messages and resources, plus what actual spend went beyond its forecast).
 """
 
 from __future__ import annotations
@@ -61,11 +62,13 @@ class Budget:
     daily_limit: Decimal | None
     before: dict[date, Decimal] = field(default_factory=dict)  # spent per local day before this batch
     spent: dict[date, Decimal] = field(default_factory=dict)  # reserved by this batch, per local day
+    over: Decimal = Decimal(0)  # actual spend beyond its forecast (redeemed coupons' discounts), reconciled
 
     def total_left(self) -> Decimal | None:
         if self.total_limit is None:
             return None
-        return self.total_limit - sum(self.before.values(), Decimal(0)) - sum(self.spent.values(), Decimal(0))
+        return (self.total_limit - sum(self.before.values(), Decimal(0)) - sum(self.spent.values(), Decimal(0))
+                - self.over)
 
     def daily_left(self, day: date) -> Decimal | None:
         if self.daily_limit is None:

@@ -5,7 +5,8 @@
     snapshot   : recipients SQL in the warehouse -> camp_recipients (runtime.snapshot)
     recover    : deliveries a killed run left pending/dispatching -> dispatched again (runtime.recover)
     release    : deferred deliveries whose quiet hours are over -> dispatched (runtime.release)
-    send_batch : decide (runtime.batch) -> dispatch with fallback and breaker (runtime.dispatch)
+    send_batch : decide (runtime.batch) -> dispatch with fallback and breaker (runtime.dispatch) -> points
+                 credits to their issuer (runtime.points)
     summarize  : counts by status and reason, cost, budget left (runtime.summary)
     finish     : the run's record closed with its summary
 
@@ -24,6 +25,7 @@ from runtime.dispatch import dispatch
 from runtime.ledger import Ledger
 from runtime.ledger.status import RunStatus
 from runtime.ledger_sink import LedgerSink
+from runtime.points import issue_points
 from runtime.recover import recover
 from runtime.release import release
 from runtime.snapshot import snapshot
@@ -50,6 +52,7 @@ def send_batch(run: Run, lo: int, hi: int) -> None:
     with run.counters.timing("dispatch"):
         if not run.ctx.dry_run:
             dispatch(pending, run.caches, run.ctx.plan_hash, run.counters, LedgerSink(run))
+            issue_points(run)
 
 
 def release_run(lg: Ledger, campaign: str, data_url: str, as_of: datetime, channels: dict) -> Run | None:

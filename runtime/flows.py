@@ -189,6 +189,10 @@ def markdown(s: dict) -> str:
     lines += ["", f"cost: {s['cost']} {s['currency']}"]
     if "budget_left" in s:
         lines.append(f"budget left: total {s['budget_left']['total']}, today {s['budget_left']['today']}")
+    if "spend" in s:
+        a = s["spend"]["actual"]
+        lines.append(f"spend: forecast {s['spend']['forecast']} reserved; actual {a['total']} (coupons redeemed "
+                     f"{a['coupons']}, points issued {a['points']}, red packets paid {a['red_packets']})")
     return "\n".join(lines)
 
 

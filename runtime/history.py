@@ -1,11 +1,13 @@
 """The ledger -> what a decision, a re-check and a message read of the past: counted deliveries a cap or an
-exclusive hold can see (`past_deliveries`), the campaign's budget as spent so far (`ledger_budget`), and
+exclusive hold can see (`past_deliveries`), the campaign's budget as spent so far, reconciled with actual spend
+(`ledger_budget`), and
 the coupons messages speak of (`coupon_contexts` by delivery, `journey_coupons` from earlier steps).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from compiler.clock import minus
 from runtime.context import RunContext
@@ -28,9 +30,24 @@ def past_deliveries(ctx: RunContext, users: list[str], at: datetime) -> list[tup
 
 
 def ledger_budget(ctx: RunContext) -> Budget:
-    """The campaign's budget with what the ledger says it spent, per day."""
+    """The campaign's budget with what the ledger says it reserved, per day, reconciled with actual spend: what
+    redeemed coupons' discounts went beyond the forecast reserved for the campaign's coupons counts too."""
     spent = ctx.ledger.spend(ctx.plan.campaign)
-    return Budget(ctx.plan.budget_total, ctx.plan.budget_daily, before=spent)
+    return Budget(ctx.plan.budget_total, ctx.plan.budget_daily, before=spent, over=coupons_over(ctx))
+
+
+def coupons_over(ctx: RunContext) -> Decimal:
+    """Redeemed discounts beyond the forecast their coupons reserved (value x the plan's expected redemption),
+    summed over the campaign's codes; 0 while redemptions stay within it. Points cost what they reserved and
+    red packet payouts beyond their reservation are reserved as they are paid (runtime.shares)."""
+    p = ctx.plan
+    if p.budget_total is None:
+        return Decimal(0)
+    rates = {r.code: r.forecast_cost / r.value for r in p.resources.values() if r.kind == "coupon" and r.value}
+    over = Decimal(0)
+    for code, value, discounts in ctx.ledger.coupon_money(p.campaign):
+        over += max(Decimal(0), discounts - value * rates.get(code, Decimal(1)))
+    return over
 
 
 def coupon_contexts(ctx: RunContext, keys: list[str]) -> dict[str, dict]:

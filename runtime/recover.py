@@ -1,12 +1,14 @@
 """Deliveries an earlier, killed attempt at the occurrence left pending or dispatching -> dispatched again,
 with the same idempotency key (the earlier runs still recorded `running` whose process is gone are marked
-`interrupted` first: this run takes over their work)."""
+`interrupted` first: this run takes over their work); points credits they decided and did not issue -> issued
+(runtime.points)."""
 
 from __future__ import annotations
 
 from runtime.context import Run
 from runtime.dispatch import dispatch
 from runtime.ledger_sink import LedgerSink
+from runtime.points import issue_points
 from runtime.recipients import pending
 
 
@@ -17,6 +19,7 @@ def recover(run: Run) -> int:
     _interrupt_dead(run)
     items = pending(run.ctx.plan, run.ctx.ledger.unsent(run.ctx.occ))
     dispatch(items, run.caches, run.ctx.plan_hash, run.counters, LedgerSink(run))
+    issue_points(run)  # credits a killed run decided and did not issue: same key, issued once
     return len(items)
 
 

@@ -1,6 +1,7 @@
 """Deferred deliveries of a campaign (any step or occurrence) whose quiet hours or local send time are over
 at the run's as-of time -> re-checked (runtime.recheck) and dispatched, rendered with the plan they were
-decided under. A user whose zone is quiet again at this time keeps waiting, with a new not_before."""
+decided under. A user whose zone is quiet again at this time keeps waiting, with a new not_before. Then the
+points credits of the deliveries sent are issued (runtime.points)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from runtime.context import Run
 from runtime.decide import quiet_until, user_zone
 from runtime.dispatch import dispatch
 from runtime.ledger_sink import LedgerSink
+from runtime.points import issue_points
 from runtime.recheck import recheck
 from runtime.recipients import pending
 
@@ -40,4 +42,5 @@ def release(run: Run) -> int:
         n.counts["released"] += len(go)
         n.reasons.update(sub.counters.reasons)
         released += len(go)
+    issue_points(run)  # the points of deliveries sent now, and void those suppressed at release
     return released

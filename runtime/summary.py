@@ -1,6 +1,6 @@
 """A run's counters and the ledger -> the run's summary (what `camp run`, the run record and the Prefect
-artifacts show): counts by status and reason, cost, budget left, the follow-ups and releases the run
-made due. `summarize` for a step's run, `release_summary` for a release-only run.
+artifacts show): counts by status and reason, cost, budget left, forecast and actual spend, the follow-ups and
+releases the run made due. `summarize` for a step's run, `release_summary` for a release-only run.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def _summarize(run: Run, audience: int) -> dict:
         day = ctx.as_of.astimezone(ZoneInfo(p.timezone)).date()
         out["budget_left"] = {"total": str(b.total_left()) if b.total_left() is not None else None,
                               "today": str(b.daily_left(day)) if b.daily_left(day) is not None else None}
+    if not ctx.dry_run:
+        out["spend"] = _spend(ctx.ledger, p.campaign)
     if n.left_out:
         out["left_out_by_budget"] = {"first_users": n.left_out,
                                      "rule": "recipients are served in user id order; those after the budget "
@@ -66,6 +68,9 @@ def _summarize(run: Run, audience: int) -> dict:
     out["currency"] = p.currency
     out["timezone"] = p.timezone
     out["forecast"] = _forecast_basis(p)
+    points = [r for r in p.resources.values() if r.kind == "points"]
+    if points:
+        out["points_cost"] = str(points[0].unit_cost or Decimal(0))  # what one point costs (camp.toml [points])
     out["timings"] = {k: round(v, 3) for k, v in n.timings.items()}
     return out
 
@@ -91,6 +96,16 @@ def _releases(lg: Ledger, campaign: str, after: datetime) -> list[datetime]:
     """When this campaign's deferred deliveries (quiet hours, local-time sends) fall due after `after`: one
     time per distinct minute (rounded up: runs are scheduled to the minute), for release runs."""
     return sorted({max(ceil_minute(t), after.astimezone(UTC)) for t in lg.deferred_times(campaign)})
+
+
+def _spend(lg: Ledger, campaign: str) -> dict:
+    """The campaign's money so far: `forecast`, what its decisions reserved (messages and resources at their
+    forecast, and red packet payouts beyond their reservation), against `actual`, what its resources cost:
+    redeemed coupons' discounts, points issued, red packet shares paid (`camp sync` and shares bring them)."""
+    s = lg.actual_spend(campaign)
+    return {"forecast": str(s.forecast),
+            "actual": {"coupons": str(s.coupons), "points": str(s.points), "red_packets": str(s.red_packets),
+                       "total": str(s.actual)}}
 
 
 def _forecast_basis(p: StepPlan) -> dict[str, str]:

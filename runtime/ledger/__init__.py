@@ -2,11 +2,13 @@
 
     store.py       Ledger: the named queries, typed rows in and out; open_ledger(url) opens and migrates
     redemptions.py CouponLedger (Ledger's base): the outstanding coupons and a sync's record (`camp sync`)
+    resources.py   ResourceLedger (Ledger's base): points credits and their issue, red packet grants and share
+                   payouts, a campaign's forecast and actual spend
     connection.py  Connection: one session (DuckDB file or PostgreSQL), `?` statements, transactions, the
                    decision lock, migrations
     backend.py     DuckDB, Postgres: every difference between the engines (the warehouse session's too)
     migrations.py  the versioned schema (MIGRATIONS), CHECK constraints built from the enums
-    status.py      Status (a delivery's), RunStatus, CouponState: StrEnums, the only spelling of each
+    status.py      Status (a delivery's), RunStatus, CouponState, PointsState, ShareState: StrEnums, the only spelling of each
     rows.py        the typed rows the store returns
 
 Names are loaded on first use, so `from runtime.ledger.status import Status` (the CLI's option choices)

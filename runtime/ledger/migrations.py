@@ -17,13 +17,15 @@ transaction under an advisory lock (`Ledger.migrate`): a numbered list does that
 
 from __future__ import annotations
 
-from runtime.ledger.status import CouponState, Status, check_list
+from runtime.ledger.status import CouponState, PointsState, ShareState, Status, check_list
 
 DELIVERY_STATUSES_1 = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT, Status.FAILED,
                        Status.HOLDOUT, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)
 DELIVERY_STATUSES_2 = (*DELIVERY_STATUSES_1, Status.SKIPPED)  # 2: a journey's follow-up skipped the user
 COUPON_STATES_1 = (CouponState.RESERVED, CouponState.ISSUED, CouponState.REDEEMED, CouponState.VOID)
 COUPON_STATES_3 = (*COUPON_STATES_1, CouponState.EXPIRED)  # 3: unused past its validity and the late-data allowance
+POINTS_STATES_4 = (PointsState.PENDING, PointsState.ISSUED, PointsState.VOID)
+SHARE_STATES_4 = (ShareState.PAID, ShareState.REFUSED)
 _DELIVERY_STATUSES = check_list(DELIVERY_STATUSES_1)
 _DELIVERY_STATUSES_2 = check_list(DELIVERY_STATUSES_2)
 
@@ -121,5 +123,28 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
         ("duckdb", "ALTER TABLE camp_coupons_3 RENAME TO camp_coupons"),
         # `camp sync` reads the outstanding (issued) coupons; expiry reads them by usable_to
         ("postgres", "CREATE INDEX camp_coupons_outstanding ON camp_coupons (state, usable_to)"),
+    ]),
+    (4, "points credits, red packet grants and their shares' payouts", [
+        # one credit per delivery that gives points, keyed by the delivery's idempotency key
+        (None, f"""CREATE TABLE camp_points (
+            idempotency_key text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
+            user_id text NOT NULL, points bigint NOT NULL, cost decimal(18, 4) NOT NULL, currency text NOT NULL,
+            issuer text NOT NULL, state text NOT NULL CHECK (state IN {check_list(POINTS_STATES_4, ', ')}),
+            created_at timestamptz NOT NULL, issued_at timestamptz, provider_id text, error text)"""),
+        ("postgres", "CREATE INDEX camp_points_user ON camp_points (user_id, state)"),
+        ("postgres", "CREATE INDEX camp_points_occurrence ON camp_points (campaign, step, occurrence, state)"),
+        # one grant per delivery that gives a red packet, with the payout rule it was decided under
+        (None, """CREATE TABLE camp_red_packets (
+            idempotency_key text PRIMARY KEY, campaign text NOT NULL, packet text NOT NULL, user_id text NOT NULL,
+            value decimal(18, 2) NOT NULL, currency text NOT NULL, decay decimal(9, 6), floor decimal(18, 2),
+            fixed_after integer, reserved decimal(18, 4) NOT NULL, granted_at timestamptz NOT NULL)"""),
+        ("postgres", "CREATE INDEX camp_red_packets_user ON camp_red_packets (user_id, granted_at)"),
+        # one payout (or refusal) per share event, keyed by the event's id
+        (None, f"""CREATE TABLE camp_red_packet_shares (
+            share_id text PRIMARY KEY, grant_key text, campaign text, packet text, user_id text NOT NULL,
+            nth integer NOT NULL, amount decimal(18, 2) NOT NULL, currency text,
+            state text NOT NULL CHECK (state IN {check_list(SHARE_STATES_4, ', ')}), reason text,
+            budget_extra decimal(18, 4) NOT NULL, shared_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL)"""),
+        ("postgres", "CREATE INDEX camp_red_packet_shares_grant ON camp_red_packet_shares (grant_key)"),
     ]),
 ]

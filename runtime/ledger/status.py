@@ -1,4 +1,4 @@
-"""The statuses the ledger stores, one enum each: a delivery's, a run's, a coupon's.
+"""The statuses the ledger stores, one enum each: a delivery's, a run's, a coupon's, a points credit's, a share's.
 
 They are `StrEnum`s, so a member *is* its text: it compares equal to what the database returns, goes into
 SQL parameters and JSON as that text, and `f"{Status.SENT}"` is `sent`. The migrations build their CHECK
@@ -44,6 +44,21 @@ class CouponState(StrEnum):
     REDEEMED = "redeemed"  # an order of the shop used it (`camp sync`: runtime.coupon_sync)
     VOID = "void"  # its message never will
     EXPIRED = "expired"  # unused when its validity and the late-data allowance were over (migration 3)
+
+
+class PointsState(StrEnum):
+    """A points credit's (camp_points, migration 4)."""
+
+    PENDING = "pending"  # decided with its delivery; to issue (a crash here is recovered, same key)
+    ISSUED = "issued"  # the outbox row is written, or the points system took it
+    VOID = "void"  # its issuer refused it for good
+
+
+class ShareState(StrEnum):
+    """A red packet share's payout (camp_red_packet_shares, migration 4)."""
+
+    PAID = "paid"
+    REFUSED = "refused"  # no packet to pay for, or the budget would be exceeded
 
 
 def check_list(members: Iterable[StrEnum], sep: str = ",") -> str:

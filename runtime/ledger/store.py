@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from runtime.ledger.outcomes import OutcomeLedger
 from runtime.ledger.redemptions import CouponLedger
+from runtime.ledger.resources import ResourceLedger
 from runtime.ledger.rows import (
     CountedRow,
     CouponRow,
@@ -53,8 +54,9 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger, OutcomeLedger):
-    """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's."""
+class Ledger(CouponLedger, OutcomeLedger, ResourceLedger):
+    """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's, outcomes (`camp
+    report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's."""
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,

@@ -4,7 +4,9 @@ refuses a second row for one idempotency key and an unknown status."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -91,7 +93,8 @@ def test_the_check_constraints_come_from_the_enums_and_keep_their_released_text(
     latest = [sql for _, _, statements in MIGRATIONS for _, sql in statements if "CHECK (status IN" in sql][-1]
     allowed = set(re.findall(r"'(\w+)'", latest.split("CHECK (status IN", 1)[1]))
     assert allowed == {s.value for s in Status}
-    coupons = [sql for _, _, statements in MIGRATIONS for _, sql in statements if "CHECK (state IN" in sql][-1]
+    coupons = [sql for _, _, statements in MIGRATIONS for _, sql in statements if "CHECK (state IN" in sql
+               and "camp_coupons" in sql][-1]
     assert set(re.findall(r"'(\w+)'", coupons.split("CHECK (state IN", 1)[1])) == {s.value for s in CouponState}
     assert {s.value for s in CouponState} == {"reserved", "issued", "redeemed", "void", "expired"}
 
@@ -110,7 +113,7 @@ def test_a_version_2_ledger_keeps_its_coupons_through_migration_3(ledger_url, mo
     with pytest.raises(Exception, match="(?i)check|constraint"):
         old.execute("UPDATE camp_coupons SET state = 'expired'")
     old.close()
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:3])
     lg = open_ledger(ledger_url)
     assert lg.version() == 3
     assert lg.rows("SELECT coupon_id, state, redeemed_order_at, order_amount, discount, redemption, expired_at "
@@ -121,3 +124,37 @@ def test_a_version_2_ledger_keeps_its_coupons_through_migration_3(ledger_url, mo
     with pytest.raises(Exception, match="(?i)duplicate|unique|constraint"):
         lg.bulk_insert("camp_coupons", COUPON_COLS, [coupon])
     lg.close()
+
+
+def test_a_version_3_ledger_gains_points_and_red_packets_through_migration_4(ledger_url, monkeypatch):
+    """A ledger made before points and red packets: migration 4 adds their tables, with the states the enums
+    allow and nothing else, and keeps what the ledger held."""
+    import runtime.ledger as ledger_module
+    from runtime.ledger.resources import POINTS_COLS, SHARE_COLS
+    from runtime.ledger.status import PointsState, ShareState
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:3])
+    old = open_ledger(ledger_url)
+    old.add_spend("c", at.date(), Decimal("1.50"))
+    old.close()
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    lg = open_ledger(ledger_url)
+    assert lg.version() == 4
+    assert lg.spend("c") == {at.date(): Decimal("1.50")}
+    credit = ("c/s/o/1", "c", "s", "o", "1", 200, Decimal("2"), "CNY", "outbox", "issued", at, at, "outbox:x", None)
+    lg.bulk_insert("camp_points", POINTS_COLS, [credit])
+    with pytest.raises(Exception, match="(?i)duplicate|unique|constraint"):
+        lg.bulk_insert("camp_points", POINTS_COLS, [credit])  # one credit per delivery
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        lg.execute("UPDATE camp_points SET state = 'lost'")
+    share = ("e1", None, None, None, "1", 0, Decimal(0), None, "refused", "no red packet granted", Decimal(0), at, at)
+    lg.bulk_insert("camp_red_packet_shares", SHARE_COLS, [share])
+    with pytest.raises(Exception, match="(?i)duplicate|unique|constraint"):
+        lg.bulk_insert("camp_red_packet_shares", SHARE_COLS, [share])  # one row per share event
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        lg.execute("UPDATE camp_red_packet_shares SET state = 'pending'")
+    lg.close()
+    for members, table in ((PointsState, "camp_points"), (ShareState, "camp_red_packet_shares")):
+        sql = next(sql for _, _, st in MIGRATIONS for _, sql in st if f"CREATE TABLE {table} " in sql)
+        assert set(re.findall(r"'(\w+)'", sql.split("CHECK (state IN", 1)[1])) == {m.value for m in members}
