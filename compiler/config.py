@@ -123,20 +123,28 @@ def _coupon_problems(section: CouponsSection, schema: Schema) -> list[tuple[str,
     """(key, message, hint) per setting of the section the schema does not back."""
     if section.coupon_field is None:
         return []
-    event = schema.events.get(section.redeemed_on)
+    return _event_problems(schema, "redeemed_on", section.redeemed_on,
+                           "`events orders from table orders user user_id time created_at { ... }`",
+                           [("coupon_field", section.coupon_field, "text", "the coupon id camp issued"),
+                            ("amount_field", section.amount_field, "money", "the order's amount")])
+
+
+def _event_problems(schema: Schema, events_key: str, events: str, example: str,
+                    fields: list[tuple[str, str | None, str, str]]) -> list[tuple[str, str, str]]:
+    """(key, message, hint) for the events camp.toml names (`events_key` = `events`) and for each of their fields
+    (key, name or None when optional and unset, the kind it must have, what it carries) the schema lacks."""
+    event = schema.events.get(events)
     if event is None:
-        return [("redeemed_on", f"the schema declares no events `{section.redeemed_on}`",
-                 did_you_mean(section.redeemed_on, list(schema.events)) or
-                 "declare them: `events orders from table orders user user_id time created_at { ... }`")]
+        return [(events_key, f"the schema declares no events `{events}`",
+                 did_you_mean(events, list(schema.events)) or f"declare them: {example}")]
     out = []
-    for key, name, kind, what in (("coupon_field", section.coupon_field, "text", "the coupon id camp issued"),
-                                  ("amount_field", section.amount_field, "money", "the order's amount")):
-        field = event.fields.get(name)
-        if field is None:
+    for key, name, kind, what in fields:
+        field = event.fields.get(name) if name else None
+        if name and field is None:
             out.append((key, f"the events `{event.name}` have no field `{name}`",
                         did_you_mean(name, list(event.fields)) or
                         f"declare it in `events {event.name}`: `{name} {'text' if kind == 'text' else 'money(CNY)'}`"))
-        elif field.type.kind != kind:
+        elif field is not None and field.type.kind != kind:
             out.append((key, f"`{event.name}.{name}` is {field.type}, but it must be {kind}: it carries {what}",
                         f"name a {kind} field of `{event.name}`"))
     return out
@@ -184,21 +192,10 @@ def check_red_packets(config: WorkspaceConfig, schema: Schema, text: str, displa
 def _share_problems(section: RedPacketsSection, schema: Schema) -> list[tuple[str, str, str]]:
     if section.share_field is None:
         return []
-    event = schema.events.get(section.shared_on)
-    if event is None:
-        return [("shared_on", f"the schema declares no events `{section.shared_on}`",
-                 did_you_mean(section.shared_on, list(schema.events)) or
-                 "declare them: `events shares from table shares user user_id time shared_at { share_id text }`")]
-    out = []
-    for key, name in (("share_field", section.share_field), ("packet_field", section.packet_field)):
-        field = event.fields.get(name) if name else None
-        if name and field is None:
-            out.append((key, f"the events `{event.name}` have no field `{name}`",
-                        did_you_mean(name, list(event.fields)) or f"declare it in `events {event.name}`: `{name} text`"))
-        elif field is not None and field.type.kind != "text":
-            out.append((key, f"`{event.name}.{name}` is {field.type}, but it must be text",
-                        f"name a text field of `{event.name}`"))
-    return out
+    return _event_problems(schema, "shared_on", section.shared_on,
+                           "`events shares from table shares user user_id time shared_at { share_id text }`",
+                           [("share_field", section.share_field, "text", "each share's id"),
+                            ("packet_field", section.packet_field, "text", "the red packet's name")])
 
 
 class PointsSection(_Strict):

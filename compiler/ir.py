@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Union
+from typing import Any, Union
 
 from compiler.types import Type
 from dsl.span import Span
@@ -242,6 +242,23 @@ def walk(e) -> Iterator:
             continue
         yield n
         stack.extend(children(n))
+
+
+def with_window(e: Any, window: Win) -> Any:
+    """e with `window` given to every aggregate that has no window of its own (the others keep theirs): a goal
+    counted since a journey's entry step, or over an outcome's attribution window from each user's t0."""
+    if isinstance(e, Agg):
+        return dataclasses.replace(e, window=window) if e.window is None else e
+    if not dataclasses.is_dataclass(e) or isinstance(e, (type, Win, Const, Type)):
+        return e
+    changes = {}
+    for f in dataclasses.fields(e):
+        v = getattr(e, f.name)
+        if isinstance(v, tuple):
+            changes[f.name] = tuple(with_window(x, window) for x in v)
+        elif dataclasses.is_dataclass(v):
+            changes[f.name] = with_window(v, window)
+    return dataclasses.replace(e, **changes)
 
 
 def type_of(e: Expr) -> Type:

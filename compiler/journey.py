@@ -9,11 +9,7 @@ excludes).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 from compiler import ir as I
-from compiler import types as T
 from compiler.plan import JourneyPlan, dur_plan
 from compiler.program import Campaign, Step
 
@@ -21,23 +17,7 @@ from compiler.program import Campaign, Step
 def since_entry(goal: I.Expr, entry: str) -> I.Expr:
     """The goal as a journey exit test: facts without a window of their own count only what happened
     since the journey's first step was sent to the user (an order before the touch is no conversion)."""
-    return _since_entry(goal, entry)
-
-
-def _since_entry(goal: Any, entry: str) -> Any:
-    """since_entry on any IR dataclass (expressions and the windows and types inside them)."""
-    if isinstance(goal, I.Agg):
-        return dataclasses.replace(goal, window=I.Win("since", step=entry)) if goal.window is None else goal
-    if not dataclasses.is_dataclass(goal) or isinstance(goal, (type, I.Win, I.Const, T.Type)):
-        return goal
-    changes = {}
-    for f in dataclasses.fields(goal):
-        v = getattr(goal, f.name)
-        if isinstance(v, tuple):
-            changes[f.name] = tuple(_since_entry(x, entry) for x in v)
-        elif dataclasses.is_dataclass(v):
-            changes[f.name] = _since_entry(v, entry)
-    return dataclasses.replace(goal, **changes)
+    return I.with_window(goal, I.Win("since", step=entry))
 
 
 def journey_skips(c: Campaign, s: Step) -> list[tuple[str, I.Expr]]:

@@ -13,10 +13,8 @@ is cut at the as-of time.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from compiler import ir as I
 from compiler import types as T
@@ -29,7 +27,7 @@ def outcome_sql(program: Program, campaign: Campaign, as_of: datetime, dialect: 
     if campaign.goal is None:
         raise CompileError(f"campaign {campaign.name} has no goal")
     window = I.Win("from", start=campaign.goal_window)
-    goal = _from_t0(campaign.goal, window)
+    goal = I.with_window(campaign.goal, window)
     event = _orders_event(program, campaign.goal)
     zero = I.Const(Decimal(0), T.NUMBER)
     orders: I.Expr = zero
@@ -61,19 +59,3 @@ def _amount(program: Program, event: str) -> I.EventField | None:
     if f is None or f.type.kind != "money":
         return None
     return I.EventField(event, "amount", f.column, f.type)
-
-
-def _from_t0(e: Any, window: I.Win) -> Any:
-    """Aggregates without a window of their own count `window`; everything else is kept."""
-    if isinstance(e, I.Agg):
-        return dataclasses.replace(e, window=window) if e.window is None else e
-    if not dataclasses.is_dataclass(e) or isinstance(e, (type, I.Win, I.Const, T.Type)):
-        return e
-    changes = {}
-    for f in dataclasses.fields(e):
-        v = getattr(e, f.name)
-        if isinstance(v, tuple):
-            changes[f.name] = tuple(_from_t0(x, window) for x in v)
-        elif dataclasses.is_dataclass(v):
-            changes[f.name] = _from_t0(v, window)
-    return dataclasses.replace(e, **changes)
