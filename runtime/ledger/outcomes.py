@@ -86,4 +86,4 @@ GROUP BY e.arm""", (campaign, entry_step, as_of, campaign, as_of, as_of, as_of))
         states = ", ".join(f"'{s}'" for s in (CouponState.ISSUED, CouponState.REDEEMED, CouponState.EXPIRED))
         return self.frame("SELECT c.coupon_id, c.campaign, d.occurrence, c.user_id, CAST(c.min_spend AS text) AS "
                           "min_spend, c.scope, c.usable_from, c.usable_to FROM camp_coupons c JOIN camp_deliveries d "
-                          f"ON d.idempotency_key = c.idempotency_key WHERE c.state IN ({states})")
+                          f"ON d.coupon_id = c.coupon_id WHERE c.state IN ({states})")

@@ -122,12 +122,12 @@ def test_the_ledger_exposures_are_who_the_runs_decided_on(tmp_path):
 
     lg = open_ledger(f"duckdb:///{tmp_path / 'ledger.duckdb'}")
     try:
-        def row(key, user, step, status, sent_at, due):
-            return (key, "c", step, "occ1", user, None, "push", status, None, Decimal("0"), "CNY", None, None, "h",
+        def row(key, user, step, status, sent_at, due, coupon=None):
+            return (key, "c", step, "occ1", user, None, "push", status, None, Decimal("0"), "CNY", coupon, None, "h",
                     "r", None, due, None, due, sent_at, 1, None)
 
         due = T0
-        deliveries = [row("k/1", "1", "touch", "sent", due + timedelta(minutes=5), due),
+        deliveries = [row("k/1", "1", "touch", "sent", due + timedelta(minutes=5), due, "C1"),
                       row("k/2", "2", "touch", "holdout", None, due),
                       row("k/3", "3", "touch", "suppressed", None, due),
                       row("k/1b", "1", "reminder", "sent", due + timedelta(days=3), due + timedelta(days=3)),
