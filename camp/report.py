@@ -92,12 +92,18 @@ def _group_json(g) -> dict:
         "send_cost": _dec(g.send_cost), "subsidy": _dec(g.subsidy),
         "cost_per_incremental_conversion": _dec(g.cost_per_incremental_conversion), "roi": _dec(g.roi),
         "open_windows": g.open_windows,
+        "recall": {"ordered": g.ordered, "holdout_ordered": g.holdout_ordered, "rate": _interval(g.recall),
+                   "holdout_rate": _interval(g.holdout_recall), "uplift": _interval(g.recall_uplift)},
+        "new_customers": {"count": g.new_customers, "holdout_count": g.holdout_new_customers,
+                          "rate": _interval(g.new_customer_rate),
+                          "holdout_rate": _interval(g.holdout_new_customer_rate),
+                          "uplift": _interval(g.new_customer_uplift)},
     }
 
 
 def _campaign_json(m) -> dict:
     return {
-        "campaign": m.campaign, "entry_step": m.entry_step, "goal_window": m.goal_window,
+        "campaign": m.campaign, "objective": m.objective, "entry_step": m.entry_step, "goal_window": m.goal_window,
         "holdout_share": _dec(m.holdout_share),
         "window_open": bool(m.total and m.total.open_windows),
         "steps": [{"step": s.step, "arm": s.arm, "assigned": s.assigned, "reached": s.reached, "holdout": s.holdout,
@@ -161,6 +167,7 @@ def _print_campaign(m) -> None:
     out.add_row("holdout", f"{t.holdout:,}", f"{t.holdout_converted:,}", _pct(t.holdout_conversion.value),
                 _ci(t.holdout_conversion), "", "", "", "", "", "", "", "", "", "")
     _print_table(out)
+    _print_customers(m)
     for target in m.targets:
         sure = "" if target.sure or target.status == "not measured" else " (the interval straddles the target)"
         print(f"target {target.metric} {target.op} {_pct(float(target.value))}: {target.status}, "
@@ -168,3 +175,31 @@ def _print_campaign(m) -> None:
     if m.margin is None:
         print("ROI: set [report] margin in camp.toml (e.g. margin = \"30%\")")
     print()
+
+
+def _print_customers(m) -> None:
+    """Recall rate (reactivation campaigns) and new customers (every campaign) of each group against the holdout."""
+    from camp.run import _print_table, _table
+
+    recall = m.objective == "reactivation"
+    head = ["group", "users"]
+    if recall:
+        head += ["ordered", "recall", "95% CI", "recall uplift", "95% CI"]
+    head += ["new customers", "new rate", "95% CI", "new uplift", "95% CI"]
+    table = _table(head, right=set(range(1, len(head))))
+    t = m.total
+    for g in [t, *m.arms]:
+        row = [f"treated {g.arm}" if g.arm else "treated", f"{g.treated:,}"]
+        if recall:
+            row += [f"{g.ordered:,}", _pct(g.recall.value), _ci(g.recall), _pct(g.recall_uplift.value),
+                    _ci(g.recall_uplift, True)]
+        row += [f"{g.new_customers:,}", _pct(g.new_customer_rate.value), _ci(g.new_customer_rate),
+                _pct(g.new_customer_uplift.value), _ci(g.new_customer_uplift, True)]
+        table.add_row(*row)
+    row = ["holdout", f"{t.holdout:,}"]
+    if recall:
+        row += [f"{t.holdout_ordered:,}", _pct(t.holdout_recall.value), _ci(t.holdout_recall), "", ""]
+    row += [f"{t.holdout_new_customers:,}", _pct(t.holdout_new_customer_rate.value), _ci(t.holdout_new_customer_rate),
+            "", ""]
+    table.add_row(*row)
+    _print_table(table)

@@ -163,10 +163,21 @@ th:first-child,td:first-child{text-align:left} .kpi td:first-child{color:#46516a
 {% for c in doc.campaigns %}{% set t = c.total or {} %}
 <section class="campaign" id="c-{{ loop.index }}">
 <h2>{{ c.campaign }}</h2>
-<p class="note">entry step {{ c.entry_step }} · goal window {{ c.goal_window or "–" }} · holdout
+<p class="note">{% if c.objective %}why {{ c.objective }} · {% endif %}entry step {{ c.entry_step }} · goal window {{ c.goal_window or "–" }} · holdout
 {{ pct(c.holdout_share|float) if c.holdout_share is not none else "–" }}{% if c.window_open %} ·
 <b>window open</b> for {{ "{:,}".format(t.open_windows or 0) }} exposures: numbers still move{% endif %}</p>
 <table class="kpi">
+{% set nc = t.new_customers or {} %}{% set rc = t.recall or {} %}
+{% set new_first = c.objective in ("acquisition", "activation") %}
+{% macro new_rows(nc) %}{% if nc %}<tr><td>new customers, treated</td><td>{{ "{:,}".format(nc.count or 0) }}
+({{ interval(nc.rate) }})</td></tr>
+<tr><td>new customers, holdout</td><td>{{ "{:,}".format(nc.holdout_count or 0) }} ({{ interval(nc.holdout_rate) }})</td></tr>
+<tr><td>new customers uplift</td><td>{{ pp(nc.uplift) }}</td></tr>{% endif %}{% endmacro %}
+{% if c.objective == "reactivation" and rc %}<tr><td>recall rate, treated</td><td>{{ "{:,}".format(rc.ordered or 0) }}
+({{ interval(rc.rate) }})</td></tr>
+<tr><td>recall rate, holdout</td><td>{{ "{:,}".format(rc.holdout_ordered or 0) }} ({{ interval(rc.holdout_rate) }})</td></tr>
+<tr><td>recall uplift</td><td>{{ pp(rc.uplift) }}</td></tr>{% endif %}
+{% if new_first %}{{ new_rows(nc) }}{% endif %}
 <tr><td>treated (reached)</td><td>{{ "{:,}".format(t.treated or 0) }} ({{ "{:,}".format(t.reached or 0) }})</td></tr>
 <tr><td>conversion, treated</td><td>{{ interval(t.conversion) }}</td></tr>
 <tr><td>conversion, holdout ({{ "{:,}".format(t.holdout or 0) }})</td><td>{{ interval(t.holdout_conversion) }}</td></tr>
@@ -180,6 +191,7 @@ th:first-child,td:first-child{text-align:left} .kpi td:first-child{color:#46516a
 <tr><td>subsidy (discounts + sends)</td><td>{{ t.subsidy or "–" }}</td></tr>
 <tr><td>cost per incremental conversion</td><td>{{ t.cost_per_incremental_conversion or "–" }}</td></tr>
 <tr><td>ROI</td><td>{{ t.roi or "–" }}</td></tr>
+{% if not new_first %}{{ new_rows(nc) }}{% endif %}
 {% for g in c.targets or [] %}<tr><td>target {{ g.metric }} {{ g.op }} {{ pct(g.value|float) }}</td>
 <td class="{{ g.status }}">{{ g.status }}{% if g.sure %} (the whole interval){% endif %}: {{ interval(g.actual) }}</td></tr>{% endfor %}
 </table>

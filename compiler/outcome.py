@@ -6,7 +6,9 @@ goal's window from the exposure's t0, and what did the user order there.
 The query reads the EXPOSURE table (compiler.sql: exposure_id, user_id, t0) the runtime loads into the
 warehouse session and returns, per exposure whose user is in the users table: `exposure_id`, `converted`,
 `orders` and `amount` (the count and the summed `amount` of the goal's order events in the window, whatever
-the goal says; 0 without such events), `window_open` (the window has not ended at the as-of time). Aggregates of the goal without a
+the goal says; 0 without such events), `first_order` (the time of the user's first such event before the as-of
+time, whatever the window: NULL without one; the report's new customers are those whose first order is at or
+after t0), `window_open` (the window has not ended at the as-of time). Aggregates of the goal without a
 window of their own count the window [t0, t0 + goal window) (as `since_entry` does for journeys); every window
 is cut at the as-of time.
 """
@@ -32,12 +34,16 @@ def outcome_sql(program: Program, campaign: Campaign, as_of: datetime, dialect: 
     zero = I.Const(Decimal(0), T.NUMBER)
     orders: I.Expr = zero
     amount: I.Expr = zero
+    first: I.Expr = I.Const(None, T.TIMESTAMP)
     if event is not None:
         name, money = event
         orders = I.Agg("count", name, None, None, window, T.NUMBER)
         if money is not None:
             amount = I.Agg("sum", name, money, None, window, money.type)
-    values = [("orders", orders), ("amount", amount)]
+        time = program.schema.events[name].field("time")
+        assert time is not None  # every event has its time
+        first = I.Agg("first", name, I.EventField(name, "time", time.column, time.type), None, None, T.TIMESTAMP)
+    values = [("orders", orders), ("amount", amount), ("first_order", first)]
     compiler = AudienceSQL(program, as_of, dialect, exposure=True)
     return compiler.sql(compiler.per_exposure(goal, values, campaign.goal_window), pretty=False)
 

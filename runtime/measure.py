@@ -1,5 +1,6 @@
 """A campaign's outcomes, by SQL on the ledger and the warehouse: reach per step and arm, conversion of the
-treated against the holdout with its 95% interval, uplift, sales, redemptions, subsidy, ROI, targets.
+treated against the holdout with its 95% interval, uplift, sales, redemptions, subsidy, ROI, targets, recall rate
+and new customers.
 
     measure(program, campaign, ledger, warehouse, as_of, margin) -> Measurement
 
@@ -12,6 +13,8 @@ Definitions (docs/report.md):
 - converted: the goal holds counted from t0 over the goal's window (compiler.outcome), cut at the as-of time; an
   exposure whose window has not ended is counted as it stands and reported as open.
 - sales and orders: the goal's order events of converters in their window; revenue: every exposure's.
+- recall rate: exposures that placed at least one of those order events in their window, whatever the goal;
+  new customers: those of them whose user had none before t0 (their first order is at or after t0).
 - subsidy: discounts of coupons redeemed before the as-of time plus the cost of the sends.
 - incremental conversions: (treated rate - holdout rate) x treated; incremental sales: treated revenue - holdout
   revenue per holdout exposure x treated; ROI: (margin x incremental sales - subsidy) / subsidy.
@@ -81,6 +84,16 @@ class Group:
     cost_per_incremental_conversion: Decimal | None
     roi: Decimal | None
     open_windows: int
+    ordered: int  # exposures with at least one order in the window (recall), whatever the goal
+    holdout_ordered: int
+    recall: Interval
+    holdout_recall: Interval
+    recall_uplift: Interval
+    new_customers: int  # ordered in the window and never before t0
+    holdout_new_customers: int
+    new_customer_rate: Interval
+    holdout_new_customer_rate: Interval
+    new_customer_uplift: Interval
 
 
 @dataclass
@@ -111,6 +124,7 @@ class Measurement:
     campaign: str
     as_of: datetime
     currency: str
+    objective: str | None  # the campaign's `why`
     entry_step: str | None
     goal_window: str | None
     holdout_share: Decimal
@@ -127,7 +141,7 @@ def measure(program: Program, campaign: Campaign, ledger: OutcomeLedger, warehou
     """The campaign's numbers as of `as_of` (see the module docstring); `margin` (camp.toml [report]) for ROI."""
     as_of = as_of.astimezone(UTC)
     c = campaign
-    m = Measurement(campaign=c.name, as_of=as_of, currency=program.currency,
+    m = Measurement(campaign=c.name, as_of=as_of, currency=program.currency, objective=c.objective,
                     entry_step=c.steps[0].name if c.steps else None,
                     goal_window=str(c.goal_window) if c.goal_window else None, holdout_share=c.holdout, margin=margin)
     m.steps = [StepCount(step, arm or None, int(n), int(sent or 0), int(held or 0), int(sup or 0), _money(cost))
@@ -160,16 +174,17 @@ def measure(program: Program, campaign: Campaign, ledger: OutcomeLedger, warehou
     return m
 
 
-# (exposures, converted, reached, orders, sales, revenue, open windows) of one group and arm
-_Totals = tuple[int, int, int, int, Decimal, Decimal, int]
-_NONE: _Totals = (0, 0, 0, 0, Decimal(0), Decimal(0), 0)
+# (exposures, converted, reached, orders, sales, revenue, open windows, ordered, new customers) of one group and arm
+_Totals = tuple[int, int, int, int, Decimal, Decimal, int, int, int]
+_NONE: _Totals = (0, 0, 0, 0, Decimal(0), Decimal(0), 0, 0, 0)
 
 
 def _sum(rows: list[_Totals]) -> _Totals:
     if not rows:
         return _NONE
     return (sum(r[0] for r in rows), sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
-            sum((r[4] for r in rows), Decimal(0)), sum((r[5] for r in rows), Decimal(0)), sum(r[6] for r in rows))
+            sum((r[4] for r in rows), Decimal(0)), sum((r[5] for r in rows), Decimal(0)), sum(r[6] for r in rows),
+            sum(r[7] for r in rows), sum(r[8] for r in rows))
 
 
 def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: Warehouse, as_of: datetime,
@@ -189,16 +204,18 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
         orders = "CASE WHEN o.converted THEN o.orders ELSE 0 END"
         sales = "CASE WHEN o.converted THEN o.amount ELSE 0 END"
         revenue = "o.amount"
+        ordered = "CASE WHEN o.orders > 0 THEN 1 ELSE 0 END"
+        new = "CASE WHEN o.orders > 0 AND o.first_order >= x.t0 THEN 1 ELSE 0 END"
     else:
-        joined, conv, open_, orders, sales, revenue = "", "0", "0", "0", "0", "0"
+        joined, conv, open_, orders, sales, revenue, ordered, new = "", "0", "0", "0", "0", "0", "0", "0"
     zone = "'" + program.timezone.replace("'", "''") + "'"
     day = f"CAST((x.t0 AT TIME ZONE {zone}) AS DATE)"
     sql = (f"SELECT x.grp, x.arm, {day}, COUNT(*), SUM({conv}), SUM(x.reached), COALESCE(SUM({orders}), 0), "
-           f"COALESCE(SUM({sales}), 0), COALESCE(SUM({revenue}), 0), SUM({open_}) "
+           f"COALESCE(SUM({sales}), 0), COALESCE(SUM({revenue}), 0), SUM({open_}), SUM({ordered}), SUM({new}) "
            f"FROM {EXPOSURE} x {joined} GROUP BY x.grp, x.arm, {day}")
     return {(grp, arm or "", d): (int(n), int(cv or 0), int(r or 0), int(o or 0), _money(s), _money(rv),
-                                  int(op or 0))
-            for grp, arm, d, n, cv, r, o, s, rv, op in warehouse.rows(sql)}
+                                  int(op or 0), int(od or 0), int(nw or 0))
+            for grp, arm, d, n, cv, r, o, s, rv, op, od, nw in warehouse.rows(sql)}
 
 
 def _money(v) -> Decimal:
@@ -236,8 +253,8 @@ def _compare(k1: int, n1: int, k2: int, n2: int, how: str) -> Interval:
 
 def _group(arm: str | None, t: _Totals, h: _Totals, send_cost: Decimal, coupons: tuple[int, int, Decimal],
            margin: Decimal | None) -> Group:
-    n, conv, reached, orders, sales, revenue, opened = t
-    hn, hconv, _, _, _, hrevenue, hopen = h
+    n, conv, reached, orders, sales, revenue, opened, ordered, new = t
+    hn, hconv, _, _, _, hrevenue, hopen, hordered, hnew = h
     uplift = _compare(conv, n, hconv, hn, "diff")
     incremental = uplift.value * n if uplift.value is not None else None
     issued, redeemed, discounts = coupons
@@ -254,7 +271,11 @@ def _group(arm: str | None, t: _Totals, h: _Totals, send_cost: Decimal, coupons:
         orders=orders, sales=sales, aov=(sales / orders).quantize(CENT) if orders else None, revenue=revenue,
         incremental_sales=inc_sales, issued=issued, redeemed=redeemed, redemption_rate=_rate(redeemed, issued),
         discounts=discounts, send_cost=send_cost, subsidy=subsidy, cost_per_incremental_conversion=per_conv, roi=roi,
-        open_windows=opened + hopen)
+        open_windows=opened + hopen,
+        ordered=ordered, holdout_ordered=hordered, recall=_rate(ordered, n), holdout_recall=_rate(hordered, hn),
+        recall_uplift=_compare(ordered, n, hordered, hn, "diff"),
+        new_customers=new, holdout_new_customers=hnew, new_customer_rate=_rate(new, n),
+        holdout_new_customer_rate=_rate(hnew, hn), new_customer_uplift=_compare(new, n, hnew, hn, "diff"))
 
 
 _OPS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,

@@ -56,14 +56,26 @@ def test_report_json_and_text(tmp_path):
     assert sum(Decimal(d["sales"]) for d in c["daily"]) == Decimal(total["sales"])
     [target] = c["targets"]
     assert target["metric"] == "conversion" and target["status"] in ("met", "missed")
+    assert c["objective"] == "reactivation"
+    recall, new = total["recall"], total["new_customers"]
+    assert recall["ordered"] == total["converted"]  # the goal is any(orders): recall is the conversion
+    assert recall["rate"] == total["conversion"] and recall["holdout_rate"] == total["holdout_conversion"]
+    assert recall["uplift"] == total["uplift"]
+    assert 0 < new["count"] < recall["ordered"] and new["holdout_count"] <= recall["holdout_ordered"]
+    assert new["rate"]["value"] == new["count"] / total["treated"]
+    assert new["rate"]["low"] < new["rate"]["value"] < new["rate"]["high"]
+    assert new["uplift"]["value"] == new["rate"]["value"] - new["holdout_rate"]["value"]
+    assert sum(a["new_customers"]["count"] for a in c["arms"]) == new["count"]
 
     r = camp("report", ".", "--campaign", CAMPAIGN, "--as-of", as_of, cwd=ws)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert f"{CAMPAIGN} as of" in out and "goal window 14d" in out and "window open" not in out
-    for word in ("treated A", "treated B", "holdout", "uplift 95% CI", "ROI", "target conversion >= 8.00%"):
+    for word in ("treated A", "treated B", "holdout", "uplift 95% CI", "ROI", "target conversion >= 8.00%",
+                 "recall uplift", "new customers", "new uplift"):
         assert word in out, word
     assert f"{total['treated']:,}" in out and f"{total['holdout']:,}" in out
+    assert f"{new['rate']['value'] * 100:.2f}%" in out and f"{recall['rate']['value'] * 100:.2f}%" in out
 
     early = (T0 + timedelta(days=5)).isoformat()
     r = camp("report", ".", "--campaign", CAMPAIGN, "--as-of", early, cwd=ws)

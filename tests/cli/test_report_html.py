@@ -86,6 +86,11 @@ def test_the_html_report_draws_its_charts_in_chromium(tmp_path):
     assert drawn["funnel"][0] == max(drawn["funnel"])  # sent is the widest
     assert drawn["estimates"] == 2 and drawn["intervals"] == 6  # arms A and B, each with its interval
     assert f"{total['treated']:,}" in drawn["text"] and total["sales"] in drawn["text"]
+    new, recall = total["new_customers"], total["recall"]  # a reactivation campaign: recall, then new customers
+    assert f"recall rate, treated\t{recall['ordered']:,} ({recall['rate']['value'] * 100:.1f}%" in drawn["text"]
+    assert f"new customers, treated\t{new['count']:,} ({new['rate']['value'] * 100:.1f}%" in drawn["text"]
+    assert drawn["text"].index("recall rate") < drawn["text"].index("treated (reached)") < drawn["text"].index(
+        "new customers, treated")
     assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -40,8 +40,9 @@ def _money(values) -> Decimal:
 
 
 def _expected(world: World, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per exposure (occurrence, user): group, arm, t0, window end, converted, orders, amount, reached, send
-    cost, coupons issued and redeemed, discounts; and the deliveries due before the as-of time."""
+    """Per exposure (occurrence, user): group, arm, t0, window end, converted, orders, amount, ordered (at least
+    once in the window), new (ordered in the window, never before t0), reached, send cost, coupons issued and
+    redeemed, discounts; and the deliveries due before the as-of time."""
     d = world.deliveries[world.deliveries["due_at"] < as_of]
     sent = d[(d["status"] == "sent") & (d["sent_at"] < as_of)]
     first = sent.groupby(["occurrence", "user_id"])["sent_at"].min().rename("first")
@@ -57,7 +58,11 @@ def _expected(world: World, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
     e = e.join(per)
     e["orders"] = e["orders"].fillna(0).astype(int)
     e["amount"] = [a if isinstance(a, Decimal) else Decimal(0) for a in e["amount"]]
-    e["converted"] = e["orders"] > 0
+    e["converted"] = e["orders"] > 0  # the goal is any(orders)
+    e["ordered"] = e["orders"] > 0  # recall: whatever the goal
+    first = orders[orders["created_at"] < as_of].groupby("user_id")["created_at"].min().rename("first_order")
+    e = e.join(first, on="user_id")
+    e["new"] = e["ordered"] & (e["first_order"] >= e["t0"])
     e["reached"] = (e["grp"] == "treated") & e["first"].notna()
     cost = sent.groupby(["occurrence", "user_id"])["cost"].agg(_money).rename("send_cost")
     e = e.join(cost)
@@ -107,6 +112,17 @@ def _check_group(g: Group, t: pd.DataFrame, h: pd.DataFrame, as_of, margin: Deci
     subsidy = discounts + cost
     assert g.roi == ((margin * inc_sales - subsidy) / subsidy).quantize(Decimal("0.0001"))
     assert g.open_windows == int((t["end"] > as_of).sum() + (h["end"] > as_of).sum())
+    for key, got, hgot, rate, hrate, uplift in (
+            ("ordered", g.ordered, g.holdout_ordered, g.recall, g.holdout_recall, g.recall_uplift),
+            ("new", g.new_customers, g.holdout_new_customers, g.new_customer_rate, g.holdout_new_customer_rate,
+             g.new_customer_uplift)):
+        k, hk = int(t[key].sum()), int(h[key].sum())
+        assert (got, hgot) == (k, hk), key
+        for r, kk, nn in ((rate, k, n), (hrate, hk, hn)):
+            low, high = proportion_confint(kk, nn, method="wilson")
+            assert (r.value, r.low, r.high) == pytest.approx((kk / nn, low, high)), key
+        low, high = confint_proportions_2indep(k, n, hk, hn, compare="diff")
+        assert (uplift.value, uplift.low, uplift.high) == pytest.approx((k / n - hk / hn, low, high)), key
 
 
 @pytest.mark.parametrize("days", [30, 8])
@@ -143,6 +159,7 @@ def test_every_metric_equals_pandas_from_the_raw_tables(urls, days):
         t, h = rows[rows["grp"] == "treated"], rows[rows["grp"] == "holdout"]
         want_days.append((day, len(t), int(t["reached"].sum()), int(t["converted"].sum()), len(h),
                           int(h["converted"].sum()), _money(t.loc[t["converted"], "amount"])))
+    assert 0 < m.total.new_customers < m.total.ordered  # some converters had ordered before t0: not new
     assert [(x.day, x.treated, x.reached, x.converted, x.holdout, x.holdout_converted, x.sales)
             for x in m.daily] == want_days
     [target] = m.targets
