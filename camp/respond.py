@@ -112,10 +112,9 @@ def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organ
                 a = arms.get((c, arm), e)
                 print(f"    arm {arm}: sent {at:,}, {atc:,} ordered (planted {a.treated:.0%}); not sent {ar:,}, "
                       f"{arc:,} ordered (planted {a.holdout:.0%})")
-    if shared is None:
-        if len(grants):
-            print("  no shares written: camp.toml [red_packets] names no share_field")
-    else:
+    if shared is None and len(grants):
+        print("  no shares written: camp.toml [red_packets] names no share_field")
+    elif shared is not None and len(grants):
         print(f"  {shared:,} red packet shares of {len(grants):,} sent packets (planted {sharing:.0%} share, "
               "then 0 to 4 more times)")
     print("  next: `camp sync` learns the redemptions and pays the shares")

@@ -257,6 +257,21 @@ def test_camp_sync_pays_the_planted_shares_per_the_decay(tmp_path):
         assert sync_shares(lg, shop, source, later, _budgets(root)) == []
     finally:
         lg.close()
+    from tests.runtime.conftest import camp
+
+    out = camp("demo", "respond", ".", "--ledger", ledger, "--days", "2", "--seed", "3", "--share", "100%", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert f"{written:,} red packet shares of {len(grants):,} sent packets" in out.stdout
+    wh = connect(shop)
+    try:  # the command wrote the same shares again (same seed): nothing new to pay
+        assert wh.rows("SELECT count(*) FROM shares")[0][0] == written
+    finally:
+        wh.close()
+    lg = open_ledger(ledger)
+    try:
+        assert sync_shares(lg, shop, source, later, _budgets(root)) == []
+    finally:
+        lg.close()
 
 
 def test_the_command_says_what_it_planted_and_refuses_a_bad_effect(tmp_path):
