@@ -284,18 +284,22 @@ def demo_init(users: int, seed: int, url: str | None, workspace: Path) -> None:
 @click.option("--days", default=14, show_default=True, type=click.IntRange(1, 365),
               help="How many days of the shop's response to write after each user's first send.")
 @click.option("--seed", default=1, show_default=True, help="The same seed gives the same orders.")
-@click.option("--effect", multiple=True, metavar="CAMPAIGN=TREATED:HOLDOUT",
-              help="A campaign's planted conversion rates, e.g. winback_high_value=8%:5% (default 8%:5%).")
+@click.option("--effect", multiple=True, metavar="CAMPAIGN[:ARM]=TREATED:HOLDOUT",
+              help="A campaign's (or one arm's of its entry step) planted conversion rates, e.g. "
+                   "winback_high_value=8%:5% or winback_high_value:b=10%:5% (default 8%:5%).")
 @click.option("--organic", default="3%", show_default=True, help="Users no campaign touched who order.")
 @click.option("--redeem", default="60%", show_default=True, help="Treated converters holding a coupon who use it.")
+@click.option("--share", default="30%", show_default=True,
+              help="Users holding a sent red packet who share it (then 0 to 4 more times).")
 @click.option("--data", help="Warehouse URL (default: [data] url, $CAMP_DATA_URL).")
 @click.option("--ledger", help="Ledger URL (default: [ledger] url, $CAMP_LEDGER_URL).")
 def demo_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organic: str, redeem: str,
-                 data: str | None, ledger: str | None) -> None:
-    """After runs: write the shop's next days of orders with a planted effect per campaign (treated vs not)."""
+                 share: str, data: str | None, ledger: str | None) -> None:
+    """After runs: write the shop's next days of orders with a planted effect per campaign and arm (treated vs
+    not), and its red packet shares."""
     from camp.respond import main_respond
 
-    main_respond(path, days, seed, effect, organic, redeem, data, ledger)
+    main_respond(path, days, seed, effect, organic, redeem, share, data, ledger)
 
 
 EXIT_INTERNAL = 3

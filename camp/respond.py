@@ -1,5 +1,6 @@
-"""`camp demo respond`: after runs, the demo shop's next days of orders with a planted effect per campaign
-(runtime.demo_response), so `camp sync` and `camp report` have something true to find."""
+"""`camp demo respond`: after runs, the demo shop's next days of orders with a planted effect per campaign and
+arm (runtime.demo_response), and its red packet shares (runtime.demo_shares), so `camp sync` and `camp report`
+have something true to find."""
 
 from __future__ import annotations
 
@@ -27,33 +28,58 @@ def rate(text: str, what: str) -> Decimal:
     return value
 
 
-def effects_of(given: tuple[str, ...], campaigns: list[str]):
-    """`CAMPAIGN=TREATED:HOLDOUT` options over the default for every campaign."""
+def effects_of(given: tuple[str, ...], campaigns: dict[str, list[str]]):
+    """`CAMPAIGN=TREATED:HOLDOUT` and `CAMPAIGN:ARM=TREATED:HOLDOUT` options over the default for every campaign
+    (`campaigns`: name -> the arms of its entry step): (per campaign, per (campaign, arm))."""
     from runtime.demo_response import Effect
 
     out = {c: Effect(DEFAULT_TREATED, DEFAULT_HOLDOUT) for c in campaigns}
+    arms = {}
     for item in given:
-        name, _, rates = item.partition("=")
+        target, _, rates = item.partition("=")
+        name, colon, arm = target.partition(":")
         treated, _, held = rates.partition(":")
         if name not in out or not held:
             known = ", ".join(sorted(out))
-            raise click.BadParameter(f"--effect {item!r}: write CAMPAIGN=TREATED:HOLDOUT (e.g. "
-                                     f"winback_high_value=8%:5%); campaigns: {known}")
-        out[name] = Effect(rate(treated, "treated rate"), rate(held, "holdout rate"))
-    return out
+            raise click.BadParameter(f"--effect {item!r}: write CAMPAIGN=TREATED:HOLDOUT or "
+                                     f"CAMPAIGN:ARM=TREATED:HOLDOUT (e.g. winback_high_value=8%:5%); campaigns: {known}")
+        effect = Effect(rate(treated, "treated rate"), rate(held, "holdout rate"))
+        if not colon:
+            out[name] = effect
+        elif arm in campaigns[name]:
+            arms[(name, arm)] = effect
+        else:
+            raise click.BadParameter(f"--effect {item!r}: campaign {name} has no arm {arm!r} in its entry step; "
+                                     f"its arms: {', '.join(campaigns[name])}")
+    return out, arms
+
+
+def _arms(c) -> list[str]:
+    """The names the entry step's arms carry in the ledger (compiler.arms: variants, branches, else `all`)."""
+    s = c.steps[0] if c.steps else None
+    if s is None:
+        return []
+    if s.variants:
+        return [n for n, _, _ in s.variants]
+    if s.branches:
+        return [f"branch{i + 1}" if cond is not None else "otherwise" for i, (cond, _) in enumerate(s.branches)]
+    return ["all"]
 
 
 def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organic: str, redeem: str,
-                data: str | None, ledger: str | None) -> int:
+                share: str, data: str | None, ledger: str | None) -> int:
     loaded = checked(path)
     if loaded is None:
         return 1
     ws, program, _, _ = loaded
-    effects = effects_of(effect, sorted(program.campaigns))
+    effects, arms = effects_of(effect, {n: _arms(c) for n, c in sorted(program.campaigns.items())})
+    sharing = float(rate(share, "--share"))
+    shares = ws.config.red_packets.shares(program.schema)
     windows = {c.name: c.goal_window.value * _UNIT[c.goal_window.unit] for c in program.campaigns.values()
                if c.goal_window is not None}
     from camp.run import open_stores
     from runtime.demo_response import respond
+    from runtime.demo_shares import plant_shares
     from runtime.warehouse import connect
 
     stores = open_stores("camp demo respond", ws, data, ledger, "run `camp demo init` first, or check [data] url")
@@ -61,14 +87,15 @@ def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organ
         return 1
     data_url, _, lg = stores
     try:
-        exposures, coupons = lg.respond_exposures_frame(), lg.issued_coupons_frame()
+        exposures, coupons, grants = lg.respond_exposures_frame(), lg.issued_coupons_frame(), lg.sent_grants_frame()
     finally:
         lg.close()
     wh = connect(data_url)
     try:
         users = wh.frame("SELECT user_id FROM users")["user_id"]
         done = respond(wh, exposures, coupons, users, days, seed, effects, windows, rate(organic, "--organic"),
-                       rate(redeem, "--redeem"))
+                       rate(redeem, "--redeem"), arms)
+        shared = plant_shares(wh, grants, shares, days, seed, sharing) if shares is not None else None
     finally:
         wh.close()
     span = f" from {done.start:%Y-%m-%d %H:%M} to {done.end:%Y-%m-%d %H:%M} UTC" if done.start and done.end else ""
@@ -80,7 +107,17 @@ def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organ
         e = effects[name]
         print(f"  {name}: sent {treated:,}, {tc:,} ordered (planted {e.treated:.0%}); not sent {rest:,}, "
               f"{rc:,} ordered (planted {e.holdout:.0%})")
-    print("  next: `camp sync` learns the redemptions")
+        for (c, arm), (at, atc, ar, arc) in sorted(done.by_arm.items()):
+            if c == name and arm:
+                a = arms.get((c, arm), e)
+                print(f"    arm {arm}: sent {at:,}, {atc:,} ordered (planted {a.treated:.0%}); not sent {ar:,}, "
+                      f"{arc:,} ordered (planted {a.holdout:.0%})")
+    if shared is None and len(grants):
+        print("  no shares written: camp.toml [red_packets] names no share_field")
+    elif shared is not None and len(grants):
+        print(f"  {shared:,} red packet shares of {len(grants):,} sent packets (planted {sharing:.0%} share, "
+              "then 0 to 4 more times)")
+    print("  next: `camp sync` learns the redemptions and pays the shares")
     return 0
 
 

@@ -1,11 +1,13 @@
 """After runs, the demo shop's response: the next days of orders, with a planted effect per campaign, so that
 `camp sync` and `camp report` have something true to find.
 
-    respond(wh, exposures, coupons, users, days, seed, effects, windows) -> Responded
+    respond(wh, exposures, coupons, users, days, seed, effects, windows, organic, redeem, arms) -> Responded
 
 Who converts is planted, not simulated: each exposure (a user of a campaign's occurrence, from the ledger)
 converts with the campaign's planted rate, `treated` for users the campaign sent to and `holdout` for everyone
-else it decided on (the holdout, and those it could not reach: they behave as if untouched). A converter orders
+else it decided on (the holdout, and those it could not reach: they behave as if untouched). An arm's own
+rates (`arms`, by campaign and A/B variant or branch of the entry delivery) replace the campaign's for the users
+of that arm; the holdout has no arm and keeps the campaign's. A converter orders
 once, at a uniformly drawn time inside both the goal's window and the response days, so a report read after the
 window ends sees the planted rates (within sampling error). A treated converter who holds an issued coupon of
 the campaign redeems it with probability `redeem`: the order carries the coupon's id, spends at least its
@@ -53,6 +55,7 @@ class Effect:
 class Responded:
     orders: int  # orders written
     converted: dict[str, tuple[int, int, int, int]]  # campaign -> (treated, treated converters, others, converters)
+    by_arm: dict[tuple[str, str], tuple[int, int, int, int]]  # (campaign, arm): the same; arm '': no arm
     redeemed: int  # orders that carry a coupon id
     organic: int  # orders of users no campaign touched
     start: datetime | None
@@ -73,22 +76,27 @@ def _amounts(u: np.ndarray, floor: np.ndarray) -> np.ndarray:
 
 def respond(wh: Warehouse, exposures: pd.DataFrame, coupons: pd.DataFrame, users: Any, days: int, seed: int,
             effects: dict[str, Effect], windows: dict[str, timedelta], organic: Decimal,
-            redeem: Decimal) -> Responded:
-    """`exposures`: (campaign, occurrence, user_id, sent, t0) one row per user and occurrence; `coupons`: issued
-    coupons (coupon_id, campaign, occurrence, user_id, min_spend, scope, usable_from, usable_to); `users`: every
-    user id of the shop; `windows`: each campaign's goal window (a campaign without a goal gets `days`)."""
+            redeem: Decimal, arms: dict[tuple[str, str], Effect] | None = None) -> Responded:
+    """`exposures`: (campaign, occurrence, user_id, sent, t0[, arm]) one row per user and occurrence; `coupons`:
+    issued coupons (coupon_id, campaign, occurrence, user_id, min_spend, scope, usable_from, usable_to); `users`:
+    every user id of the shop; `windows`: each campaign's goal window (a campaign without a goal gets `days`);
+    `arms`: (campaign, arm) -> that arm's rates over the campaign's."""
+    arms = arms or {}
     _forget(wh)
     span = timedelta(days=days)
     out: list[Any] = []
     converted: dict[str, tuple[int, int, int, int]] = {}
+    by_arm: dict[tuple[str, str], tuple[int, int, int, int]] = {}
     redeemed = 0
     ex: Any = exposures.copy()
     if not ex.empty:
         ex["t0"] = pd.to_datetime(ex["t0"], utc=True)
         ex["key"] = ex["campaign"] + "/" + ex["occurrence"].astype(str) + "/" + ex["user_id"].astype(str)
         sent = ex["sent"].astype(bool).to_numpy()
-        treated = np.array([float(effects[c].treated) for c in ex["campaign"]])
-        held = np.array([float(effects[c].holdout) for c in ex["campaign"]])
+        ex["arm"] = ex["arm"].fillna("").astype(str) if "arm" in ex.columns else ""
+        planted = [arms.get((c, a), effects[c]) for c, a in zip(ex["campaign"], ex["arm"], strict=True)]
+        treated = np.array([float(e.treated) for e in planted])
+        held = np.array([float(e.holdout) for e in planted])
         conv = _uniform(ex["key"], seed, "convert") < np.where(sent, treated, held)
         reach = np.array([min(windows.get(c, span), span) for c in ex["campaign"]], dtype="timedelta64[us]")
         # inside the window with an hour to spare at each end (a wall-clock window moves by an hour across DST)
@@ -97,8 +105,9 @@ def respond(wh: Warehouse, exposures: pd.DataFrame, coupons: pd.DataFrame, users
         ex["at"] = ex["t0"] + pd.to_timedelta(offset + np.timedelta64(1, "h"))
         ex["conv"] = conv
         for c, g in ex.groupby("campaign"):
-            s = g["sent"].astype(bool)
-            converted[str(c)] = (int(s.sum()), int((g["conv"] & s).sum()), int((~s).sum()), int((g["conv"] & ~s).sum()))
+            converted[str(c)] = _counts(g)
+        for (c, a), g in ex.groupby(["campaign", "arm"]):
+            by_arm[(str(c), str(a))] = _counts(g)
         buyers: Any = _with_coupons(ex[ex["conv"]].copy(), coupons, seed, redeem)
         redeemed = int(buyers["coupon_id"].notna().sum())
         out.append(buyers[ORDER_COLS])
@@ -118,9 +127,14 @@ def respond(wh: Warehouse, exposures: pd.DataFrame, coupons: pd.DataFrame, users
         wh.bulk_insert("orders", ORDER_COLS, orders[ORDER_COLS])
         wh.bulk_insert(MARK, ["user_id", "created_at"], orders[["user_id", "created_at"]])
     end = orders["created_at"].max() if len(orders) else None
-    return Responded(orders=len(orders), converted=converted, redeemed=redeemed, organic=int(len(quiet)),
+    return Responded(orders=len(orders), converted=converted, by_arm=by_arm, redeemed=redeemed, organic=int(len(quiet)),
                      start=None if start is None else start.to_pydatetime(),
                      end=None if end is None else datetime.fromisoformat(pd.Timestamp(end).isoformat()))
+
+
+def _counts(g: Any) -> tuple[int, int, int, int]:
+    s = g["sent"].astype(bool)
+    return int(s.sum()), int((g["conv"] & s).sum()), int((~s).sum()), int((g["conv"] & ~s).sum())
 
 
 def _with_coupons(buyers: Any, coupons: pd.DataFrame, seed: int, redeem: Decimal) -> pd.DataFrame:

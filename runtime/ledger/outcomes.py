@@ -74,11 +74,26 @@ JOIN camp_coupons c ON c.coupon_id = g.coupon_id
 GROUP BY e.arm""", (campaign, entry_step, as_of, campaign, as_of, as_of, as_of))
 
     def respond_exposures_frame(self) -> pd.DataFrame:
-        """(campaign, occurrence, user_id, sent 0|1, t0) of every user any campaign's occurrence decided on
-        (journey skips aside): whether it sent them anything, and from when (first send, else due time)."""
-        return self.frame(f"SELECT campaign, occurrence, user_id, max(CASE WHEN status = {_SENT} THEN 1 ELSE 0 END) "
-                          "AS sent, coalesce(min(sent_at), min(due_at)) AS t0 FROM camp_deliveries "
-                          f"WHERE status <> '{Status.SKIPPED}' GROUP BY campaign, occurrence, user_id")
+        """(campaign, occurrence, user_id, sent 0|1, t0, arm) of every user any campaign's occurrence decided on
+        (journey skips aside): whether it sent them anything, from when (first send, else due time), and the arm
+        of their entry delivery (the earliest due: the entry step is the first; of several, the sent one; ''
+        for the holdout, which has no arm)."""
+        return self.frame(f"""
+WITH d AS (
+    SELECT campaign, occurrence, user_id, status, arm, sent_at, due_at,
+           ROW_NUMBER() OVER (PARTITION BY campaign, occurrence, user_id
+                              ORDER BY due_at, CASE WHEN status = {_SENT} THEN 0 ELSE 1 END, arm) AS rk
+    FROM camp_deliveries WHERE status <> '{Status.SKIPPED}')
+SELECT campaign, occurrence, user_id, max(CASE WHEN status = {_SENT} THEN 1 ELSE 0 END) AS sent,
+       coalesce(min(sent_at), min(due_at)) AS t0, coalesce(max(CASE WHEN rk = 1 THEN arm END), '') AS arm
+FROM d GROUP BY campaign, occurrence, user_id""")
+
+    def sent_grants_frame(self) -> pd.DataFrame:
+        """(campaign, occurrence, user_id, packet, at) of the red packets granted with a delivery that was sent;
+        `at`: the later of the grant and the send (a share pays from then on)."""
+        return self.frame("SELECT g.campaign, d.occurrence, g.user_id, g.packet, CASE WHEN d.sent_at > g.granted_at "
+                          "THEN d.sent_at ELSE g.granted_at END AS at FROM camp_red_packets g JOIN camp_deliveries d "
+                          f"ON d.idempotency_key = g.idempotency_key WHERE d.status = {_SENT}")
 
     def issued_coupons_frame(self) -> pd.DataFrame:
         """(coupon_id, campaign, occurrence, user_id, min_spend, scope, usable_from, usable_to) of the coupons
