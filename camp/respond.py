@@ -54,25 +54,14 @@ def effects_of(given: tuple[str, ...], campaigns: dict[str, list[str]]):
     return out, arms
 
 
-def _arms(c) -> list[str]:
-    """The names the entry step's arms carry in the ledger (compiler.arms: variants, branches, else `all`)."""
-    s = c.steps[0] if c.steps else None
-    if s is None:
-        return []
-    if s.variants:
-        return [n for n, _, _ in s.variants]
-    if s.branches:
-        return [f"branch{i + 1}" if cond is not None else "otherwise" for i, (cond, _) in enumerate(s.branches)]
-    return ["all"]
-
-
 def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organic: str, redeem: str,
                 share: str, data: str | None, ledger: str | None) -> int:
     loaded = checked(path)
     if loaded is None:
         return 1
     ws, program, _, _ = loaded
-    effects, arms = effects_of(effect, {n: _arms(c) for n, c in sorted(program.campaigns.items())})
+    entry_arms = {n: c.steps[0].arm_names() if c.steps else [] for n, c in sorted(program.campaigns.items())}
+    effects, arms = effects_of(effect, entry_arms)
     sharing = float(rate(share, "--share"))
     shares = ws.config.red_packets.shares(program.schema)
     windows = {c.name: c.goal_window.value * _UNIT[c.goal_window.unit] for c in program.campaigns.values()

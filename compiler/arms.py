@@ -21,11 +21,12 @@ ADDRESS_FIELDS = {"email": "email", "sms": "phone"}  # channel -> user field hol
 def step_arms(program: Program, c: Campaign, s: Step, templates: Path) -> tuple[list[ArmPlan], list[str]]:
     """The step's arms (all / branches / variants) and the sorted user fields their templates read."""
     costs = {**program.policy.costs, **c.costs}
+    names = s.arm_names()
     if s.variants:
-        arms = [_arm("variant", n, acts, c, costs, templates, share=pct) for n, pct, acts in s.variants]
+        arms = [_arm("variant", n, acts, c, costs, templates, share=pct)
+                for n, (_, pct, acts) in zip(names, s.variants, strict=True)]
     elif s.branches:
-        arms = [_arm("branch", f"branch{i + 1}" if cond is not None else "otherwise", acts, c, costs, templates)
-                for i, (cond, acts) in enumerate(s.branches)]
+        arms = [_arm("branch", n, acts, c, costs, templates) for n, (_, acts) in zip(names, s.branches, strict=True)]
     else:
         arms = [_arm("all", "all", s.actions, c, costs, templates)]
     if not any(a.give or a.notify for a in arms):

@@ -166,6 +166,15 @@ class Step:
     def sends(self) -> bool:
         return any(a.notify for a in self.all_actions())
 
+    def arm_names(self) -> list[str]:
+        """The names its arms carry in the plan and the ledger: the variants', else `branch1`… and `otherwise`,
+        else `all`."""
+        if self.variants:
+            return [n for n, _, _ in self.variants]
+        if self.branches:
+            return [f"branch{i + 1}" if cond is not None else "otherwise" for i, (cond, _) in enumerate(self.branches)]
+        return ["all"]
+
 
 @dataclass
 class Campaign:
