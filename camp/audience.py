@@ -12,14 +12,15 @@ import click
 from dsl.diagnostics import Diagnostic, render_text
 
 
-def parse_as_of(text: str | None, tz: str) -> datetime:
+def parse_as_of(text: str | None, tz: str, option: str = "--as-of") -> datetime:
+    """An ISO time (the workspace zone when it names none); None: now. A usage error names `option`."""
     if text is None:
         return datetime.now(UTC).replace(microsecond=0)
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not an ISO 8601 time like 2026-12-01T10:00 or 2026-12-01 10:00+08:00",
-                                 param_hint="--as-of") from None
+                                 param_hint=option) from None
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
 
 

@@ -26,7 +26,7 @@ def run_share(path: Path, user: str, occurred: str | None, share_id: str | None,
     from runtime.shares import Share, pay_shares
     from runtime.warehouse import run_urls
 
-    when = parse_as_of(occurred, program.timezone)
+    when = parse_as_of(occurred, program.timezone, "--occurred")
     lg = _ledger_or_say("camp emit share", run_urls(ws, None, ledger)[1])
     if lg is None:
         return 1
