@@ -291,15 +291,17 @@ def demo_init(users: int, seed: int, url: str | None, workspace: Path) -> None:
 @click.option("--redeem", default="60%", show_default=True, help="Treated converters holding a coupon who use it.")
 @click.option("--share", default="30%", show_default=True,
               help="Users holding a sent red packet who share it (then 0 to 4 more times).")
+@click.option("--click", default="20%", show_default=True,
+              help="Users sent a campaign's message who click it (once, in the goal window; camp.toml [clicks]).")
 @click.option("--data", help="Warehouse URL (default: [data] url, $CAMP_DATA_URL).")
 @click.option("--ledger", help="Ledger URL (default: [ledger] url, $CAMP_LEDGER_URL).")
 def demo_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organic: str, redeem: str,
-                 share: str, data: str | None, ledger: str | None) -> None:
+                 share: str, click: str, data: str | None, ledger: str | None) -> None:
     """After runs: write the shop's next days of orders with a planted effect per campaign and arm (treated vs
-    not), and its red packet shares."""
+    not), its red packet shares and the clicks on the messages."""
     from camp.respond import main_respond
 
-    main_respond(path, days, seed, effect, organic, redeem, share, data, ledger)
+    main_respond(path, days, seed, effect, organic, redeem, share, click, data, ledger)
 
 
 EXIT_INTERNAL = 3

@@ -47,7 +47,8 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
     margin = ws.config.report.margin_fraction
     names = [campaign] if campaign is not None else list(program.campaigns)
     try:
-        results = [measure(program, program.campaigns[n], lg, wh, when, margin) for n in names]
+        clicks = ws.config.clicks.clicks(program.schema)
+        results = [measure(program, program.campaigns[n], lg, wh, when, margin, clicks) for n in names]
     finally:
         lg.close()
         wh.close()
@@ -98,6 +99,7 @@ def _group_json(g) -> dict:
                           "rate": _interval(g.new_customer_rate),
                           "holdout_rate": _interval(g.holdout_new_customer_rate),
                           "uplift": _interval(g.new_customer_uplift)},
+        "clicks": None if g.clicked is None else {"clicked": g.clicked, "rate": _interval(g.click_rate)},
     }
 
 
@@ -167,6 +169,10 @@ def _print_campaign(m) -> None:
     out.add_row("holdout", f"{t.holdout:,}", f"{t.holdout_converted:,}", _pct(t.holdout_conversion.value),
                 _ci(t.holdout_conversion), "", "", "", "", "", "", "", "", "", "")
     _print_table(out)
+    for g in [m.total, *m.arms] if m.total.clicked is not None else []:
+        label = f"treated {g.arm}" if g.arm else "treated"
+        print(f"clicks, {label}: {g.clicked:,} of {g.reached:,} reached clicked: {_pct(g.click_rate.value)} "
+              f"{_ci(g.click_rate)}")
     _print_customers(m)
     for target in m.targets:
         sure = "" if target.sure or target.status == "not measured" else " (the interval straddles the target)"

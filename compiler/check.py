@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from compiler import program as P
 from compiler.bounds import check_bounds
 from compiler.campaign import CampaignContext, check_campaign
-from compiler.config import check_coupons, check_points, check_red_packets
+from compiler.config import check_clicks, check_coupons, check_points, check_red_packets
 from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_cap
 from compiler.lint import lint_program
 from compiler.report import Report
@@ -48,6 +48,7 @@ def check_workspace(ws: Workspace) -> CheckResult:
     report.items += check_coupons(ws.config, schema, ws.sources.get(cfg, ""), cfg)
     report.items += check_points(ws.config, ws.sources.get(cfg, ""), cfg)
     report.items += check_red_packets(ws.config, schema, ws.sources.get(cfg, ""), cfg)
+    report.items += check_clicks(ws.config, schema, ws.sources.get(cfg, ""), cfg)
     program = P.Program(schema=schema, currency=ws.config.workspace.currency, timezone=ws.config.workspace.timezone,
                         point_cost=ws.config.points.unit_cost() or Decimal(0), points_issuer=ws.config.points.issue_with)
     decls = _collect(ws.modules, report)

@@ -3,7 +3,8 @@
 `check_coupons` then checks what `[coupons]` names against the schema (`camp check` calls it once the schema
 is built): where the shop's orders say which camp coupon they used, read by `camp sync`. `check_points` checks
 `[points]`: the cost of a point (budgets count it) and the channel that issues points; `check_red_packets` what
-`[red_packets]` names: where the shop's red packet shares are, read by `camp sync`.
+`[red_packets]` names: where the shop's red packet shares are, read by `camp sync`; `check_clicks` what `[clicks]`
+names: where clicks on camp's messages are, read by `camp report`.
 """
 
 from __future__ import annotations
@@ -198,6 +199,46 @@ def _share_problems(section: RedPacketsSection, schema: Schema) -> list[tuple[st
                             ("packet_field", section.packet_field, "text", "the red packet's name")])
 
 
+class Clicks(BaseModel):
+    """Where `camp report` reads clicks on camp's messages: the `clicked_on` events (resolved against the schema)
+    and their field naming the campaign of the message clicked. Plain data, like Redemptions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: str
+    campaign_field: str
+
+
+class ClicksSection(_Strict):
+    """`[clicks]`: the shop's (or its providers') click events on camp's messages: the click rate of `camp report`
+    and `target click_rate`. Without a campaign_field clicks are not measured."""
+
+    clicked_on: str = "clicks"  # the event table of clicks
+    campaign_field: str | None = None  # a text field of those events: the campaign of the message clicked
+
+    def clicks(self, schema: Schema) -> Clicks | None:
+        """Where the schema keeps the clicks; None without a campaign_field or when a name does not resolve
+        (`check_clicks` reports it)."""
+        if self.campaign_field is None or _click_problems(self, schema):
+            return None
+        return Clicks(event=self.clicked_on, campaign_field=self.campaign_field)
+
+
+def check_clicks(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
+    """E010 for a `[clicks]` setting the schema cannot back: the events and their campaign field (text)."""
+    return [diagnostic("E010", f"camp.toml: `clicks.{key}`: {message}",
+                       Span.point(_find_key_line(text, ["clicks", key]), 1), display, [hint])
+            for key, message, hint in _click_problems(config.clicks, schema)]
+
+
+def _click_problems(section: ClicksSection, schema: Schema) -> list[tuple[str, str, str]]:
+    if section.campaign_field is None:
+        return []
+    return _event_problems(schema, "clicked_on", section.clicked_on,
+                           "`events clicks from table clicks user user_id time clicked_at { campaign text }`",
+                           [("campaign_field", section.campaign_field, "text", "the campaign of the message")])
+
+
 class PointsSection(_Strict):
     """`[points]`: what one point costs the shop (counted in budgets: a grant of N points reserves N x
     cost_per_point) and the channel of `[channels]` that issues them to the shop's points system (a webhook),
@@ -288,6 +329,7 @@ class WorkspaceConfig(_Strict):
     coupons: CouponsSection = CouponsSection()
     points: PointsSection = PointsSection()
     red_packets: RedPacketsSection = RedPacketsSection()
+    clicks: ClicksSection = ClicksSection()
     runtime: RuntimeSection = RuntimeSection()
     report: ReportSection = ReportSection()
     channels: dict[str, ChannelSection] = {}

@@ -37,6 +37,7 @@ CODES: dict[str, Code] = {
     "E007": _e("report margin not a percentage", "`[report] margin` in camp.toml is the gross margin of sales `camp report` turns incremental sales into profit with (ROI); it is a percentage from 0% to 100%, like \"30%\"."),
     "E008": _e("red packet shares not in the schema", "`[red_packets]` in camp.toml names where the shop's share events are (`shared_on` events, `share_field` carrying each share's id, optionally `packet_field` naming the red packet); each must be declared in the schema as text."),
     "E009": _e("points setting wrong", "`[points]` in camp.toml gives the cost of one point (`cost_per_point`, a quoted number with at most 4 decimals, counted in budgets) and the channel that issues points (`issue_with`: \"outbox\" or a channel of `[channels]`, e.g. a webhook to the shop's points system)."),
+    "E010": _e("click events not in the schema", "`[clicks]` in camp.toml names where clicks on camp's messages are (`clicked_on` events, `campaign_field` naming the campaign of the message clicked, e.g. the link's utm_campaign); both must be declared in the schema, the field as text."),
     "E100": _e("file cannot be read", "The file could not be opened or read."),
     "E101": _e("not UTF-8", "Campaign files are UTF-8 text; save the file as UTF-8."),
     "E102": _e("binary file", "The file contains NUL bytes: it is not a text file."),

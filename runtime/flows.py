@@ -122,7 +122,7 @@ def outcome_artifact(workspace: str, campaign: str, step: str, data_url: str, le
         lg, wh = open_ledger(ledger_url), connect(data_url, read_only=True)
         try:
             m = measure(program, program.campaigns[campaign], lg, wh, datetime.fromisoformat(as_of),
-                        ws.config.report.margin_fraction)
+                        ws.config.report.margin_fraction, ws.config.clicks.clicks(program.schema))
         finally:
             wh.close()
             lg.close()
@@ -158,6 +158,8 @@ def outcome_markdown(m) -> str:
               f"| conversion, treated | {rate(t.conversion)} |",
               f"| conversion, holdout ({t.holdout:,}) | {rate(t.holdout_conversion)} |",
               f"| uplift | {points(t.uplift)} |",
+              *([f"| clicked / reached | {t.clicked:,} / {t.reached:,}: {rate(t.click_rate)} |"]
+                if t.clicked is not None else []),
               f"| coupons redeemed / issued | {t.redeemed:,} / {t.issued:,} |",
               f"| sales of converters | {t.sales} {m.currency} |",
               f"| subsidy | {t.subsidy} {m.currency} |",
