@@ -173,6 +173,26 @@ def runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--alert", "only", help="Only this alert (default: every alert of the workspace).")
+@click.option("--as-of", "as_of", help="The clock, ISO 8601 (default: now): each alert's latest occurrence at or "
+                                       "before it is evaluated.")
+@click.option("--dry-run", is_flag=True, help="Count and say what would be sent; record and send nothing.")
+@click.option("--data", help="Data URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def alert(path: Path, only: str | None, as_of: str | None, dry_run: bool, data: str | None, ledger: str | None) -> None:
+    """Alerts: count the users each alert is about, compare with its threshold, and send its team one message
+    per occurrence of its schedule when crossed.
+
+    Exit status: 0 evaluated, 1 workspace errors, a database that cannot be opened or a message that failed (the
+    next run of the occurrence tries again), 2 usage (an unknown alert), 3 internal error.
+    """
+    from camp.alert import run_alerts
+
+    sys.exit(run_alerts(path, only, as_of, dry_run, data, ledger))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--campaign", help="Only this campaign (default: every campaign with deliveries).")
 @click.option("--as-of", "as_of", help="Measure as of this ISO time (default: now); windows not ended are cut here.")
 @click.option("--format", "fmt", type=click.Choice(("text", "json", "html")), default="text", show_default=True,

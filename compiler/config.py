@@ -321,6 +321,33 @@ class ChannelSection(_Strict):
     settings: dict[str, str | int | float | bool] = {}
 
 
+class TeamSection(_Strict):
+    """`[teams.NAME]`: where an `alert ... to NAME` goes: a channel of `[channels]` (a webhook, smtp/email, the
+    console or the outbox) and, for email, the team's address. Alerts go to a team, never to customers: no
+    consent, caps or quiet hours apply."""
+
+    channel: str
+    address: str | None = None
+
+
+def check_teams(config: WorkspaceConfig, text: str, display: str) -> list[Diagnostic]:
+    """E012 for a team whose channel camp.toml does not configure, or an email channel without an address."""
+    out = []
+    for name, team in config.teams.items():
+        known = ["console", "outbox", *config.channels]
+        if team.channel not in known:
+            out.append(diagnostic("E012", f"camp.toml: `teams.{name}.channel`: no channel `{team.channel}`",
+                                  Span.point(_find_key_line(text, ["teams", name, "channel"]), 1), display,
+                                  [did_you_mean(team.channel, known, '"{}"') or
+                                   f'configure it: [channels.{team.channel}] kind = "webhook" with settings.url']))
+        elif team.channel in config.channels and config.channels[team.channel].kind in ("smtp", "email") \
+                and not team.address:
+            out.append(diagnostic("E012", f"camp.toml: `teams.{name}`: channel `{team.channel}` sends email but the "
+                                  "team has no address", Span.point(_find_key_line(text, ["teams", name]), 1),
+                                  display, ['add `address = "crm-ops@example.com"`']))
+    return out
+
+
 class WorkspaceConfig(_Strict):
     workspace: WorkspaceSection = WorkspaceSection()
     data: DataSection = DataSection()
@@ -333,6 +360,7 @@ class WorkspaceConfig(_Strict):
     runtime: RuntimeSection = RuntimeSection()
     report: ReportSection = ReportSection()
     channels: dict[str, ChannelSection] = {}
+    teams: dict[str, TeamSection] = {}
 
     def channel_names(self) -> list[str]:
         return list(BUILTIN_CHANNELS) + [c for c in self.channels if c not in BUILTIN_CHANNELS]

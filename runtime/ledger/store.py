@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from runtime.ledger.alerts import AlertLedger
 from runtime.ledger.outcomes import OutcomeLedger
 from runtime.ledger.redemptions import CouponLedger
 from runtime.ledger.resources import ResourceLedger
@@ -54,7 +55,7 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger, OutcomeLedger, ResourceLedger):
+class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger):
     """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's, outcomes (`camp
     report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's."""
 

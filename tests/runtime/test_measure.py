@@ -173,8 +173,9 @@ def test_every_metric_equals_pandas_from_the_raw_tables(urls, days):
     assert 0 < m.total.new_customers < m.total.ordered  # some converters had ordered before t0: not new
     assert [(x.day, x.treated, x.reached, x.converted, x.holdout, x.holdout_converted, x.sales)
             for x in m.daily] == want_days
-    [target] = m.targets
+    target, clicks = m.targets
     assert (target.metric, target.status) == ("conversion", "met" if m.total.conversion.value >= 0.08 else "missed")
+    assert (clicks.metric, clicks.actual) == ("click_rate", m.total.click_rate)
     lg.close()
     wh.close()
 
