@@ -35,7 +35,9 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text for people, json for tools, github for GitHub Actions annotations.")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-def check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+@click.option("--fix", is_flag=True, help="First apply the fixes that are certain (a misspelt name with exactly one "
+                                          "did-you-mean candidate), then check.")
+def check(paths: tuple[Path, ...], fmt: str, strict: bool, fix: bool) -> None:
     """Type-check campaigns: every problem with file, line, column, code and hint.
 
     Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage (bad option, no
@@ -43,7 +45,7 @@ def check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
     """
     from camp.commands import run_check
 
-    sys.exit(run_check(paths or (Path("."),), fmt, strict))
+    sys.exit(run_check(paths or (Path("."),), fmt, strict, fix))
 
 
 @cli.command()
@@ -60,11 +62,12 @@ def parse(file: Path, as_json: bool, spans: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--check", "check_only", is_flag=True, help="Do not write; exit 1 if any file would change.")
-def fmt(paths: tuple[Path, ...], check_only: bool) -> None:
+@click.option("--diff", is_flag=True, help="Do not write; print the unified diff of what would change (exit 1 then).")
+def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> None:
     """Rewrite .camp files in the canonical layout (comments are kept)."""
     from camp.commands import run_fmt
 
-    sys.exit(run_fmt(paths or (Path("."),), check_only))
+    sys.exit(run_fmt(paths or (Path("."),), check_only, diff))
 
 
 @cli.command()

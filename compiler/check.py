@@ -20,6 +20,7 @@ from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_ca
 from compiler.lint import lint_program
 from compiler.report import Report
 from compiler.schema import build_schema
+from compiler.suppress import suppress
 from compiler.templates import COUPON_FIELDS, PACKET_FIELDS, POINTS_FIELDS, check_template
 from compiler.typecheck import ExprChecker
 from compiler.workspace import Workspace, display_path
@@ -89,7 +90,7 @@ def check_workspace(ws: Workspace) -> CheckResult:
         report.file = file
         program.alerts[name] = check_alert(d, checker, ws.config, report)
     lint_program(program, report)
-    diags = _dedupe(ws.diagnostics + report.items)
+    diags = suppress(_dedupe(ws.diagnostics + report.items), ws)
     return CheckResult(program, diags)
 
 

@@ -348,6 +348,30 @@ def check_teams(config: WorkspaceConfig, text: str, display: str) -> list[Diagno
     return out
 
 
+class LintSection(_Strict):
+    """`[lint]`: which warnings `camp check` reports, the ruff way: `select` codes or prefixes (default: every
+    warning), then `ignore` codes or prefixes. Errors cannot be deselected: they stop a campaign from running."""
+
+    select: list[str] = ["W"]
+    ignore: list[str] = []
+
+    @field_validator("select", "ignore")
+    @classmethod
+    def _warning_codes(cls, v: list[str]) -> list[str]:
+        from dsl.codes import CODES
+
+        warnings = [c for c, info in CODES.items() if info.severity == "warning"]
+        for code in v:
+            if not code.startswith("W") or not any(w.startswith(code) for w in warnings):
+                hint = "errors cannot be ignored" if code in CODES else "warning codes: " + ", ".join(warnings)
+                raise ValueError(f"{code!r} is not a warning code or prefix ({hint})") from None
+        return v
+
+    def reports(self, code: str) -> bool:
+        """Whether a warning with this code is reported."""
+        return any(code.startswith(s) for s in self.select) and not any(code.startswith(i) for i in self.ignore)
+
+
 class WorkspaceConfig(_Strict):
     workspace: WorkspaceSection = WorkspaceSection()
     data: DataSection = DataSection()
@@ -361,6 +385,7 @@ class WorkspaceConfig(_Strict):
     report: ReportSection = ReportSection()
     channels: dict[str, ChannelSection] = {}
     teams: dict[str, TeamSection] = {}
+    lint: LintSection = LintSection()
 
     def channel_names(self) -> list[str]:
         return list(BUILTIN_CHANNELS) + [c for c in self.channels if c not in BUILTIN_CHANNELS]

@@ -103,4 +103,5 @@ CODES: dict[str, Code] = {
     "W104": _w("budget smaller than one send", "The budget cannot pay for even one recipient (message cost plus coupon value times expected redemption)."),
     "W105": _w("exclusive campaigns overlap", "Two campaigns of the same exclusive group can run at the same time for the same users."),
     "W106": _w("empty file", "The file declares nothing (it is empty or holds only comments); delete it or add declarations."),
+    "W107": _w("suppression that does nothing", "A `# camp: ignore[CODE]` comment names a code that is not a warning (errors cannot be ignored) or nothing it could apply to was reported on its line; remove it or fix the code."),
 }
