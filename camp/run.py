@@ -276,6 +276,11 @@ def print_summary(s: dict) -> None:
         print(f"  campaign spend  {_money(sp['forecast']):>10} {s['currency']}   reserved (forecast); actual "
               f"{_money(act['total'])}: coupons redeemed {_money(act['coupons'])}, points issued "
               f"{_money(act['points'])}, red packets paid {_money(act['red_packets'])}")
+        beyond = sp.get("coupons_beyond_forecast") or {}
+        if beyond:
+            days = ", ".join(f"{d} {_money(v)}" for d, v in beyond.items())
+            print(f"  beyond forecast {_money(str(sum(Decimal(v) for v in beyond.values()))):>10} {s['currency']}   "
+                  f"redeemed coupons' discounts past their forecast, off each day's budget: {days}")
     if s.get("releases"):
         more = f" and {len(s['releases']) - 1} later times" if len(s["releases"]) > 1 else ""
         print(f"  next release    {_at(s['releases'][0], zone)}{more}: deployed, a release run is scheduled; by "

@@ -14,7 +14,7 @@ refused, never twice.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from runtime.ledger.connection import Connection
@@ -171,6 +171,14 @@ class ResourceLedger(Connection):
             "SELECT code, coalesce(sum(value), 0), coalesce(sum(CASE WHEN state = "
             f"'{CouponState.REDEEMED}' THEN discount END), 0) FROM camp_coupons WHERE campaign = ? AND "
             f"state <> '{CouponState.VOID}' GROUP BY code ORDER BY code", (campaign,))]
+
+    def coupon_discounts_by_day(self, campaign: str, zone: str) -> list[tuple[str, date, Decimal]]:
+        """(code, local day in `zone`, discounts) of the campaign's redeemed coupons, per code and day: the day of
+        the redeeming order (redeemed_order_at), else of when the redemption was learnt (redeemed_at)."""
+        day = "CAST((coalesce(redeemed_order_at, redeemed_at, reserved_at) AT TIME ZONE ?) AS date)"
+        return [(code, d, Decimal(x)) for code, d, x in self.rows(
+            f"SELECT code, {day} AS local_day, coalesce(sum(discount), 0) FROM camp_coupons WHERE campaign = ? AND "
+            f"state = '{CouponState.REDEEMED}' GROUP BY code, local_day ORDER BY code, local_day", (zone, campaign))]
 
     def actual_spend(self, campaign: str) -> Spend:
         """What the campaign reserved and what it actually cost so far (Spend)."""

@@ -395,3 +395,81 @@ def test_points_the_issuer_refuses_are_void_and_those_it_could_not_take_are_issu
     lg = open_ledger(ledger)
     assert lg.points_balance("1") == (0, 0) and lg.points_balance("3") == (200, 0)
     lg.close()
+
+
+DAILY = '''
+campaign daily_coupons {
+  who count(orders within 3650d) >= 1
+  what coupon C100 {
+    value 100 CNY
+    usable 30d after issue
+  }
+  when daily at 10:00 tz "Asia/Shanghai"
+  where push template "t/push.j2"
+  how
+    step touch: give what, notify where
+    step remind after 2h: notify where
+  how much
+    budget 2000 CNY per day
+    cost push 0.10 CNY
+    expect redemption 10%
+}
+'''
+
+
+def _local(day: int, hour: int) -> datetime:
+    return datetime(2026, 12, day, hour, 0, tzinfo=UTC) - timedelta(hours=8)  # Asia/Shanghai, the workspace's zone
+
+
+def _step(root, shop: str, ledger: str, at: datetime, step: str | None = None, dry_run: bool = False) -> dict:
+    """A run of daily_coupons at `at`: its first step, or `step` for the journey of that day's 10:00."""
+    from compiler.step_plan import build_plan
+
+    ws, program = program_of(root)
+    occurrence = (at.replace(hour=2) if step else at).strftime("%Y-%m-%dT%H:%MZ")
+    plan = build_plan(program, program.campaigns["daily_coupons"], at, "duckdb", ws.template_dir, step,
+                      ws.config.workspace.name, occurrence=occurrence if step else None)
+    return run_engine(Run(plan, open_ledger(ledger), shop, at, dry_run, channel_config=channels_of(ws)), 25)
+
+
+def test_redeemed_discounts_beyond_the_forecast_come_off_the_day_of_the_orders(tmp_path, ledger):
+    """Daily budget 2000; each coupon reserves 10 (100 x 10%) and its push 0.10. Every coupon of day D is redeemed
+    at 100 by an order of D (11:00 local): 90 each beyond the forecast, on D. The reminder at 12:00 of D fitted
+    before the sync and is refused after it (`budget:daily D`); day D+1 has its whole room."""
+    from runtime.coupon_sync import sync_coupons
+    from tests.runtime.test_coupon_sync import _order, _orders
+
+    root, shop = _workspace(tmp_path, {"d.camp": DAILY})
+    touch = _step(root, shop, ledger, _local(1, 10))
+    n = int(touch["statuses"]["sent"])
+    assert 20 < n <= 190, n  # 90 n beyond the forecast exhausts the day; 10.2 n fits in it
+    day1 = D("2000") - D("10.10") * n
+    assert D(touch["budget_left"]["today"]) == day1 and touch["budget_left"]["total"] is None
+    before = _step(root, shop, ledger, _local(1, 12), "remind", dry_run=True)
+    assert before["statuses"] == {"pending": n}  # the reminder fits before the sync
+
+    coupons = _rows(ledger, "SELECT user_id, coupon_id FROM camp_coupons ORDER BY user_id")
+    assert len(coupons) == n
+    _orders(shop, [_order(int(u), _local(1, 11), "300", c) for u, c in coupons])
+    ws, program = program_of(root)
+    source = ws.config.coupons.model_copy(update={"coupon_field": "coupon_id"}).redemptions(program.schema)
+    assert source is not None
+    lg = open_ledger(ledger)
+    assert sync_coupons(lg, shop, source, _local(1, 12)).redeemed == n
+    lg.close()
+
+    after = _step(root, shop, ledger, _local(1, 12), "remind")
+    assert after["statuses"] == {"budget_exhausted": n}
+    assert after["reasons"] == {"budget_exhausted: budget:daily 2026-12-01": n}
+    assert {d: D(v) for d, v in after["spend"]["coupons_beyond_forecast"].items()} == {"2026-12-01": 90 * n}
+    assert D(after["budget_left"]["today"]) == day1 - 90 * n
+    assert D(after["spend"]["actual"]["coupons"]) == 100 * n
+
+    nxt = _step(root, shop, ledger, _local(2, 10))  # D+1: the redeemers hold no unused coupon, the day is new
+    assert nxt["statuses"]["sent"] == n and "budget_exhausted" not in nxt["statuses"]
+    assert D(nxt["budget_left"]["today"]) == D("2000") - D("10.10") * n
+    # D+1's n coupons add 10 n to C100's forecast, which absorbs the earliest excess first: D keeps 80 n, the
+    # code's total excess (100 n redeemed - 20 n reserved), as the total budget has always counted it
+    assert {d: D(v) for d, v in nxt["spend"]["coupons_beyond_forecast"].items()} == {"2026-12-01": 80 * n}
+    remind = _step(root, shop, ledger, _local(2, 12), "remind")
+    assert remind["statuses"] == {"sent": n}
