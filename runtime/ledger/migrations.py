@@ -147,4 +147,10 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             budget_extra decimal(18, 4) NOT NULL, shared_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL)"""),
         ("postgres", "CREATE INDEX camp_red_packet_shares_grant ON camp_red_packet_shares (grant_key)"),
     ]),
+    (5, "sync watermarks: where each warehouse source was read up to", [
+        # one row per source `camp sync` reads incrementally (red packet shares: `shares:<table>`): the latest
+        # as-of it was read up to; the next sync reads from it less the source's late-data allowance
+        (None, """CREATE TABLE camp_sync_marks (
+            source text PRIMARY KEY, watermark timestamptz NOT NULL, updated_at timestamptz NOT NULL)"""),
+    ]),
 ]

@@ -8,7 +8,7 @@ the transaction that sends), so a crash in between leaves it pending and a later
 
 Red packets: one `camp_red_packets` row per delivery that gives one (its payout rule and the forecast it
 reserved), payable once that delivery is sent; one `camp_red_packet_shares` row per share event id, paid or
-refused, never twice.
+refused, never twice; `camp_sync_marks` (migration 5): how far `camp sync` read the shop's shares.
 """
 
 from __future__ import annotations
@@ -163,6 +163,17 @@ class ResourceLedger(Connection):
         """The user's shares, in the order they were made (SHARE_COLS)."""
         return self.rows(f"SELECT {', '.join(SHARE_COLS)} FROM camp_red_packet_shares WHERE user_id = ? "
                          "ORDER BY shared_at, share_id", (user,))
+
+    # ------------------------------------------------------------ sync watermarks (migration 5)
+    def watermark(self, source: str) -> datetime | None:
+        """The latest as-of `source` was read up to by `camp sync`; None before its first sync."""
+        return self.one("SELECT watermark FROM camp_sync_marks WHERE source = ?", (source,))
+
+    def advance_watermark(self, source: str, at: datetime, now: datetime) -> None:
+        """`source` was read up to `at`; a watermark never moves back (a sync with an earlier --as-of)."""
+        self.execute("INSERT INTO camp_sync_marks VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET watermark = "
+                     "greatest(camp_sync_marks.watermark, excluded.watermark), updated_at = excluded.updated_at",
+                     (source, at, now))
 
     # ------------------------------------------------------------ budgets: forecast and actual
     def coupon_money(self, campaign: str) -> list[tuple[str, Decimal, Decimal]]:

@@ -138,7 +138,7 @@ def test_a_version_3_ledger_gains_points_and_red_packets_through_migration_4(led
     old = open_ledger(ledger_url)
     old.add_spend("c", at.date(), Decimal("1.50"))
     old.close()
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:4])
     lg = open_ledger(ledger_url)
     assert lg.version() == 4
     assert lg.spend("c") == {at.date(): Decimal("1.50")}
@@ -158,3 +158,25 @@ def test_a_version_3_ledger_gains_points_and_red_packets_through_migration_4(led
     for members, table in ((PointsState, "camp_points"), (ShareState, "camp_red_packet_shares")):
         sql = next(sql for _, _, st in MIGRATIONS for _, sql in st if f"CREATE TABLE {table} " in sql)
         assert set(re.findall(r"'(\w+)'", sql.split("CHECK (state IN", 1)[1])) == {m.value for m in members}
+
+
+def test_a_version_4_ledger_gains_sync_watermarks_through_migration_5(ledger_url, monkeypatch):
+    """Migration 5 adds `camp_sync_marks` and keeps what the ledger held; a watermark never moves back."""
+    import runtime.ledger as ledger_module
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:4])
+    old = open_ledger(ledger_url)
+    old.add_spend("c", at.date(), Decimal("1.50"))
+    old.close()
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    lg = open_ledger(ledger_url)
+    assert lg.version() == 5
+    assert lg.spend("c") == {at.date(): Decimal("1.50")}
+    assert lg.watermark("shares:shares") is None
+    lg.advance_watermark("shares:shares", at, at)
+    lg.advance_watermark("shares:shares", at.replace(day=2), at)
+    lg.advance_watermark("shares:shares", at, at)  # an earlier one: stays
+    lg.advance_watermark("shares:other", at, at)
+    assert lg.watermark("shares:shares") == at.replace(day=2) and lg.watermark("shares:other") == at
+    lg.close()

@@ -473,3 +473,84 @@ def test_redeemed_discounts_beyond_the_forecast_come_off_the_day_of_the_orders(t
     assert {d: D(v) for d, v in nxt["spend"]["coupons_beyond_forecast"].items()} == {"2026-12-01": 80 * n}
     remind = _step(root, shop, ledger, _local(2, 12), "remind")
     assert remind["statuses"] == {"sent": n}
+
+
+def test_camp_sync_reads_shares_from_its_watermark_less_the_late_data_allowance(tmp_path, ledger, monkeypatch):
+    """1000 shares over two days, synced; the next sync reads only the shares made since the latest one read less
+    `[red_packets] late_data` (2h): the rows its query returns, not its time. A late share within the allowance is
+    paid once; one beyond it is never read by a sync, and `camp sync --full` records it refused, too late, once."""
+    from runtime import share_sync
+    from runtime.shares import TOO_LATE
+    from runtime.warehouse import connect
+
+    root, shop = _workspace(tmp_path, {"r.camp": PACKET.format(budget="100000 CNY total", rate=60)}, toml=(
+        '[red_packets]\nshared_on = "shares"\nshare_field = "share_id"\nlate_data = "2h"\n'))
+    _run(root, shop, ledger, "share_packet", 1)
+    users = [u for (u,) in _rows(ledger, "SELECT user_id FROM camp_red_packets ORDER BY user_id")]
+    ws, program = program_of(root)
+    source = ws.config.red_packets.shares(program.schema)
+    assert source is not None and source.late_data_minutes == 120
+    made: dict[str, datetime] = {}
+
+    def add(rows: list[tuple[str, str, datetime]]) -> None:
+        made.update({sid: at for sid, _, at in rows})
+        wh = connect(shop)
+        wh.insert("shares", ["user_id", "shared_at", "share_id"], [(int(u), at, sid) for sid, u, at in rows])
+        wh.close()
+
+    read: list[int] = []
+
+    def spy(*args):
+        shares = real(*args)
+        read.append(len(shares))
+        return shares
+
+    real = share_sync.read_shares
+    monkeypatch.setattr(share_sync, "read_shares", spy)
+
+    def sync(at: datetime) -> list:
+        lg = open_ledger(ledger)
+        try:
+            return share_sync.sync_shares(lg, shop, source, at, _budgets(root))
+        finally:
+            lg.close()
+
+    old = [(f"old{k}", users[k % len(users)], _at(1) + timedelta(minutes=3 * k)) for k in range(1, 1001)]
+    add(old)  # every 3 minutes for 50 hours after the grants
+    assert len(sync(_at(4))) == 1000 and read == [1000]
+    mark = max(made.values())  # the latest share read
+    assert mark == _at(1) + timedelta(hours=50)
+    add([("late-ok", users[0], mark - timedelta(minutes=90)), ("late-beyond", users[1], mark - timedelta(hours=20)),
+         ("new", users[2], _at(4) + timedelta(hours=1))])
+    second = sync(_at(5))
+    window = [sid for sid, at in made.items() if mark - timedelta(hours=2) <= at <= _at(5)]
+    assert read[1] == len(window) == 43  # 40 old ones within the 2h, the late one within it and the new one
+    assert sorted(p.share_id for p in second) == ["late-ok", "new"]
+    assert {p.state for p in second} == {"paid"}
+    assert sync(_at(5)) == [] and read[2] == 1  # from the new watermark: only the new share, known
+    assert _rows(ledger, "SELECT count(*) FROM camp_red_packet_shares WHERE share_id = 'late-beyond'") == [(0,)]
+
+    full = camp("sync", ".", "--as-of", "2026-12-05T10:00:00+08:00", "--ledger", ledger, "--full", cwd=root)
+    assert full.returncode == 0, full.stderr
+    assert "new shares: 1" in full.stdout and "paid: 0" in full.stdout
+    assert "refused, not paid): 1" in full.stdout
+    again = camp("sync", ".", "--as-of", "2026-12-05T10:00:00+08:00", "--ledger", ledger, "--full", cwd=root)
+    assert "new shares: 0" in again.stdout and "refused, not paid): 0" in again.stdout
+    assert _rows(ledger, "SELECT state, reason, amount FROM camp_red_packet_shares WHERE share_id = 'late-beyond'") \
+        == [("refused", TOO_LATE, D("0.00"))]
+    paid = _rows(ledger, "SELECT count(*), count(DISTINCT share_id) FROM camp_red_packet_shares WHERE state = 'paid'")
+    assert paid == [(1002, 1002)]  # every share within the allowance paid, each once
+
+
+def test_camp_check_locates_a_red_packet_late_data_that_is_not_a_duration(tmp_path):
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+
+    root = make_workspace(tmp_path / "ws", {}, toml='[red_packets]\nshare_field = "share_id"\nlate_data = "2 days"\n')
+    from dsl.diagnostics import Diagnostic
+
+    ws = load_workspace(root)
+    assert not isinstance(ws, Diagnostic)
+    found = [d for d in check_workspace(ws).diagnostics if d.code == "E002"]
+    assert [(d.file.rsplit("/", 1)[-1], d.span.line) for d in found] == [("camp.toml", 11)], found
+    assert "not a duration" in found[0].message and "12h" in found[0].hints[0]
