@@ -311,21 +311,6 @@ def _money(text: str) -> str:
     return str(Decimal(text).quantize(Decimal("0.01")))
 
 
-def _ledger_for(path: Path, ledger: str | None):
-    from compiler.workspace import load_workspace
-    from dsl.diagnostics import Diagnostic
-
-    ws = load_workspace(path)
-    if isinstance(ws, Diagnostic):
-        from dsl.diagnostics import render_text
-
-        print(render_text([ws], {}), file=sys.stderr)
-        sys.exit(2)  # no camp.toml: a usage error, as for `camp check`
-    from runtime.warehouse import run_urls
-
-    return _ledger_or_say("camp", run_urls(ws, None, ledger)[1])
-
-
 def open_stores(cmd: str, ws, data: str | None, ledger: str | None, hint: str):
     """(data_url, ledger_url, the ledger, migrated) for a command that reads the warehouse and writes the ledger;
     None after saying which of the two cannot be opened (`hint`: how to point at the data)."""
@@ -356,9 +341,11 @@ def _ledger_or_say(cmd: str, url: str):
 
 
 def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
-    lg = _ledger_for(path, ledger)
-    if lg is None:
-        return 1
+    from camp.read_ledger import workspace_ledger
+
+    lg = workspace_ledger("camp runs", path, ledger, "[]" if as_json else None)
+    if isinstance(lg, int):
+        return lg
     rows = lg.recent_runs(limit)
     lg.close()
     if as_json:
@@ -400,9 +387,11 @@ def _print_table(table) -> None:
 
 def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str | None, user: str | None,
                limit: int, as_json: bool) -> int:
-    lg = _ledger_for(path, ledger)
-    if lg is None:
-        return 1
+    from camp.read_ledger import workspace_ledger
+
+    lg = workspace_ledger("camp ledger", path, ledger, "[]" if as_json else None)
+    if isinstance(lg, int):
+        return lg
     rows = lg.deliveries(campaign, status, user, limit)
     lg.close()
     if as_json:
