@@ -17,6 +17,12 @@ def no_ledger(cmd: str, url: str) -> str:
     return f"{cmd}: no ledger yet at {url}: run `camp run` first"
 
 
+def cannot_open(cmd: str, url: str, exc: Exception) -> None:
+    """Say why the ledger at `url` cannot be opened, and where its URL comes from."""
+    print(f"{cmd}: cannot open the ledger {url}: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
+    print("  hint: check [ledger] url in camp.toml, --ledger or $CAMP_LEDGER_URL", file=sys.stderr)
+
+
 def existing_ledger(cmd: str, url: str, empty: str | None = None) -> Ledger | int:
     """The ledger at `url` (pending migrations applied) when one exists; otherwise the command's exit status
     after saying why there is none: 0 with `no_ledger` on stdout (with `empty`, the command's empty
@@ -26,8 +32,7 @@ def existing_ledger(cmd: str, url: str, empty: str | None = None) -> Ledger | in
     try:
         ledger = open_existing_ledger(url)
     except Exception as exc:  # noqa: BLE001 (any driver's error)
-        print(f"{cmd}: cannot open the ledger {url}: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
-        print("  hint: check [ledger] url in camp.toml, --ledger or $CAMP_LEDGER_URL", file=sys.stderr)
+        cannot_open(cmd, url, exc)
         return 1
     if ledger is None:
         if empty is None:

@@ -334,8 +334,9 @@ def _ledger_or_say(cmd: str, url: str):
     try:
         ledger = open_ledger(url)
     except Exception as exc:  # noqa: BLE001 (any driver's error)
-        print(f"{cmd}: cannot open the ledger {url}: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
-        print("  hint: check [ledger] url in camp.toml, --ledger or $CAMP_LEDGER_URL", file=sys.stderr)
+        from camp.read_ledger import cannot_open
+
+        cannot_open(cmd, url, exc)
         return None
     return ledger
 
