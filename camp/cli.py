@@ -150,16 +150,20 @@ def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None,
                                        "workspace's.")
 @click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
 @click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
-def sync(path: Path, as_of: str | None, data: str | None, ledger: str | None) -> None:
+@click.option("--full", is_flag=True, help="Red packet shares: read every share since the first grant, not only "
+                                           "those since the last sync less [red_packets] late_data; unknown ones "
+                                           "older than that are recorded refused (too late) and counted.")
+def sync(path: Path, as_of: str | None, data: str | None, ledger: str | None, full: bool) -> None:
     """Learn from the shop's orders which issued coupons were redeemed (scope, validity and minimum spend
-    noted) and which expired unused; print the counts. Needs [coupons] coupon_field in camp.toml.
+    noted) and which expired unused, and pay the shop's red packet shares; print the counts. Needs [coupons]
+    coupon_field (or [red_packets] share_field) in camp.toml.
 
     Exit status: 0 synced (or nothing declared), 1 errors in the workspace or a database camp cannot open,
     2 usage (no camp.toml), 3 internal error.
     """
     from camp.sync import run_sync
 
-    sys.exit(run_sync(path, as_of, data, ledger))
+    sys.exit(run_sync(path, as_of, data, ledger, full))
 
 
 @cli.command()

@@ -162,6 +162,7 @@ class Shares(BaseModel):
     time_column: str
     id_column: str  # the share event's id: a share is paid once whatever replays it
     packet_column: str | None  # the red packet shared; None: the user's latest
+    late_data_minutes: int = 3 * 1440  # how long after a sync's as-of a share made before it may still arrive
 
 
 class RedPacketsSection(_Strict):
@@ -170,6 +171,14 @@ class RedPacketsSection(_Strict):
     shared_on: str = "shares"  # the event table of shares
     share_field: str | None = None  # a text field of those events: the share's id; none: shares are not synced
     packet_field: str | None = None  # a text field naming the red packet shared; none: the user's latest packet
+    late_data: str = "3d"  # how long after a sync a share made before it may still reach the warehouse and be paid
+
+    @field_validator("late_data")
+    @classmethod
+    def _late(cls, v: str) -> str:
+        if _late_minutes(v) is None:
+            raise ValueError(f"{v!r} is not a duration from 0m to 365d like \"12h\", \"3d\" or \"1w\"") from None
+        return v
 
     def shares(self, schema: Schema) -> Shares | None:
         """Where the schema keeps the shares; None without a share_field or when a name does not resolve
@@ -179,7 +188,8 @@ class RedPacketsSection(_Strict):
             return None
         return Shares(table=event.table, user_column=event.user_column, time_column=event.time_column,
                       id_column=event.fields[self.share_field].column,
-                      packet_column=event.fields[self.packet_field].column if self.packet_field else None)
+                      packet_column=event.fields[self.packet_field].column if self.packet_field else None,
+                      late_data_minutes=_late_minutes(self.late_data) or 0)
 
 
 def check_red_packets(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:

@@ -1,4 +1,4 @@
-"""Alerts in the ledger (migration 5): one `camp_alerts` row per alert and occurrence of its schedule, its last
+"""Alerts in the ledger (migration 6): one `camp_alerts` row per alert and occurrence of its schedule, its last
 evaluation and the state of its message to the team. The message goes out at most once per occurrence: `sent`
 is final; `below` and `failed` are evaluated again by a later run of the same occurrence; `pending` (a crash
 between recording and sending) is sent again with the same idempotency key."""

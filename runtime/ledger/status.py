@@ -62,7 +62,7 @@ class ShareState(StrEnum):
 
 
 class AlertState(StrEnum):
-    """One alert's evaluation in one occurrence of its schedule (camp_alerts, migration 5)."""
+    """One alert's evaluation in one occurrence of its schedule (camp_alerts, migration 6)."""
 
     BELOW = "below"  # the threshold was not crossed: nothing sent
     PENDING = "pending"  # crossed; the message is being sent (a crash leaves it here: the next run sends it)

@@ -30,6 +30,7 @@ from runtime.ledger.rows import (
     StatusCount,
 )
 from runtime.ledger.status import RUN_OVER, CouponState, RunStatus, Status
+from runtime.warehouse import exists
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -378,4 +379,22 @@ def open_ledger(url: str) -> Ledger:
     """The ledger at `url`, its pending migrations applied."""
     ledger = Ledger(url)
     ledger.migrate()
+    return ledger
+
+
+def open_existing_ledger(url: str) -> Ledger | None:
+    """The ledger at `url`, its pending migrations applied, when one was made there (its `camp_migrations` table
+    exists); None, having created nothing (no DuckDB file, no table), when there is none yet. For commands that
+    only read it (`camp report`, `runs`, `ledger`, `points`)."""
+    if not exists(url):
+        return None
+    ledger = Ledger(url)
+    try:
+        if not ledger.has_table("camp_migrations"):
+            ledger.close()
+            return None
+        ledger.migrate()
+    except BaseException:
+        ledger.close()
+        raise
     return ledger

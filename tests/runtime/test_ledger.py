@@ -138,9 +138,9 @@ def test_a_version_3_ledger_gains_points_and_red_packets_through_migration_4(led
     old = open_ledger(ledger_url)
     old.add_spend("c", at.date(), Decimal("1.50"))
     old.close()
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:4])
     lg = open_ledger(ledger_url)
-    assert lg.version() == MIGRATIONS[-1][0]  # 4 and every later migration
+    assert lg.version() == 4
     assert lg.spend("c") == {at.date(): Decimal("1.50")}
     credit = ("c/s/o/1", "c", "s", "o", "1", 200, Decimal("2"), "CNY", "outbox", "issued", at, at, "outbox:x", None)
     lg.bulk_insert("camp_points", POINTS_COLS, [credit])
@@ -160,7 +160,29 @@ def test_a_version_3_ledger_gains_points_and_red_packets_through_migration_4(led
         assert set(re.findall(r"'(\w+)'", sql.split("CHECK (state IN", 1)[1])) == {m.value for m in members}
 
 
-def test_migration_5_keeps_one_alert_evaluation_per_occurrence_in_the_states_the_enum_allows(ledger_url):
+def test_a_version_4_ledger_gains_sync_watermarks_through_migration_5(ledger_url, monkeypatch):
+    """Migration 5 adds `camp_sync_marks` and keeps what the ledger held; a watermark never moves back."""
+    import runtime.ledger as ledger_module
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:4])
+    old = open_ledger(ledger_url)
+    old.add_spend("c", at.date(), Decimal("1.50"))
+    old.close()
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    lg = open_ledger(ledger_url)
+    assert lg.version() == MIGRATIONS[-1][0]  # 5 and every later one
+    assert lg.spend("c") == {at.date(): Decimal("1.50")}
+    assert lg.watermark("shares:shares") is None
+    lg.advance_watermark("shares:shares", at, at)
+    lg.advance_watermark("shares:shares", at.replace(day=2), at)
+    lg.advance_watermark("shares:shares", at, at)  # an earlier one: stays
+    lg.advance_watermark("shares:other", at, at)
+    assert lg.watermark("shares:shares") == at.replace(day=2) and lg.watermark("shares:other") == at
+    lg.close()
+
+
+def test_migration_6_keeps_one_alert_evaluation_per_occurrence_in_the_states_the_enum_allows(ledger_url):
     from runtime.ledger.alerts import ALERT_COLS, AlertRow
     from runtime.ledger.status import AlertState
 
