@@ -178,6 +178,28 @@ def runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> None:
     sys.exit(run_runs(path, ledger, limit, as_json))
 
 
+@cli.command("plan")
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--base", required=True, help="The git ref to compare with (a branch, tag or commit: origin/main).")
+@click.option("--as-of", "as_of", help="Count audiences and forecast from this ISO time (default: now).")
+@click.option("--format", "fmt", type=click.Choice(("markdown", "json")), default="markdown", show_default=True,
+              help="markdown: a pull request comment; json: for tools.")
+@click.option("--data", help="Data URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+@click.option("--no-data", is_flag=True, help="Compare the plans only: no audiences, sends or costs (CI without data).")
+def plan(path: Path, base: str, as_of: str | None, fmt: str, data: str | None, ledger: str | None,
+         no_data: bool) -> None:
+    """What this change does: campaigns added, removed or changed against the workspace at --base, their
+    audiences before and after, sends per week and cost per day, users mid-way on changed steps.
+
+    Exit status: 0 compared, 1 errors in the workspace or data that cannot be opened, 2 usage (an unknown ref,
+    no git repository), 3 internal error.
+    """
+    from camp.review import run_plan
+
+    sys.exit(run_plan(path, base, as_of, fmt, data, ledger, no_data))
+
+
 @cli.command()
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--alert", "only", help="Only this alert (default: every alert of the workspace).")

@@ -111,3 +111,17 @@ def occurrence_of(s: SchedulePlan | None, as_of: datetime) -> datetime:
     between two fire times is the same occurrence and a rerun sends nothing twice); the as-of minute
     for event triggers, manual runs and as-of times outside the schedule."""
     return latest_fire(s, as_of) or as_of.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def fires_between(s: SchedulePlan | None, start: datetime, end: datetime, most: int = 20_000) -> list[datetime]:
+    """The schedule's fire times in [start, end), oldest first (at most `most`): each the latest fire at or
+    before the one after it, so every kind of schedule (and its dates) is counted the way runs see it."""
+    out: list[datetime] = []
+    t = end - timedelta(seconds=1)
+    while len(out) < most:
+        fire = latest_fire(s, t)
+        if fire is None or fire < start:
+            break
+        out.append(fire)
+        t = fire - timedelta(seconds=1)  # a whole second: cron fires are found from the second after
+    return out[::-1]
