@@ -17,7 +17,7 @@ transaction under an advisory lock (`Ledger.migrate`): a numbered list does that
 
 from __future__ import annotations
 
-from runtime.ledger.status import CouponState, PointsState, ShareState, Status, check_list
+from runtime.ledger.status import CouponState, PointsState, ShareState, Status, TagAction, TagEffect, check_list
 
 DELIVERY_STATUSES_1 = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT, Status.FAILED,
                        Status.HOLDOUT, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)
@@ -26,6 +26,8 @@ COUPON_STATES_1 = (CouponState.RESERVED, CouponState.ISSUED, CouponState.REDEEME
 COUPON_STATES_3 = (*COUPON_STATES_1, CouponState.EXPIRED)  # 3: unused past its validity and the late-data allowance
 POINTS_STATES_4 = (PointsState.PENDING, PointsState.ISSUED, PointsState.VOID)
 SHARE_STATES_4 = (ShareState.PAID, ShareState.REFUSED)
+TAG_ACTIONS_5 = (TagAction.ADD, TagAction.REMOVE)
+TAG_EFFECTS_5 = (TagEffect.ADDED, TagEffect.ALREADY, TagEffect.REMOVED, TagEffect.ABSENT)
 _DELIVERY_STATUSES = check_list(DELIVERY_STATUSES_1)
 _DELIVERY_STATUSES_2 = check_list(DELIVERY_STATUSES_2)
 
@@ -146,5 +148,20 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             state text NOT NULL CHECK (state IN {check_list(SHARE_STATES_4, ', ')}), reason text,
             budget_extra decimal(18, 4) NOT NULL, shared_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL)"""),
         ("postgres", "CREATE INDEX camp_red_packet_shares_grant ON camp_red_packet_shares (grant_key)"),
+    ]),
+    (5, "manual tags (`camp tag`) and their audit trail", [
+        # who holds each manual tag now: one row per (tag, user), added by the audited change that added it
+        (None, """CREATE TABLE camp_manual_tags (
+            tag text NOT NULL, user_id text NOT NULL, added_at timestamptz NOT NULL, added_by text NOT NULL,
+            change_id text NOT NULL, PRIMARY KEY (tag, user_id))"""),
+        # every change, one row per user it named: what it did to that user (added, already there, removed,
+        # not there), who, when, why and from where (users / file / audience, with the path)
+        (None, f"""CREATE TABLE camp_tag_audit (
+            change_id text NOT NULL, seq integer NOT NULL, tag text NOT NULL, user_id text NOT NULL,
+            action text NOT NULL CHECK (action IN {check_list(TAG_ACTIONS_5, ', ')}),
+            effect text NOT NULL CHECK (effect IN {check_list(TAG_EFFECTS_5, ', ')}),
+            actor text NOT NULL, changed_at timestamptz NOT NULL, reason text, source text NOT NULL,
+            PRIMARY KEY (change_id, seq))"""),
+        ("postgres", "CREATE INDEX camp_tag_audit_tag ON camp_tag_audit (tag, changed_at)"),
     ]),
 ]
