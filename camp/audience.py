@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
 from dsl.diagnostics import Diagnostic, render_text
+
+if TYPE_CHECKING:
+    from runtime.ledger import Ledger
 
 
 def parse_as_of(text: str | None, tz: str, option: str = "--as-of") -> datetime:
@@ -108,7 +112,8 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                 shown = ", ".join(str(u) for u in final[:sample])
                 print(f"  sample: {shown}" + (" …" if len(final) > sample else ""))
             tagged = any(p.kind == "tag" for p in probes(program, c))
-            manual = shop.ledger.manual_tag_counts() if tagged and shop.ledger else None
+            lg = shop.ledger if tagged else None
+            manual = lg.manual_tag_counts() if lg is not None else None
             for warning in absent_literals(program, c, shop.wh.rows, shop.wh.dialect, at, manual):
                 print(f"camp audience: warning: {warning}", file=sys.stderr)
     return 0
@@ -125,7 +130,8 @@ class Shop:
 
         self.ws, self.program, self.data, self.ledger_url = ws, program, data, ledger_url
         self.command, self.create_ledger = command, create_ledger
-        self._ledger = None  # None: not opened yet; False: there is none
+        self._ledger: Ledger | None = None  # None once opened: there is none
+        self._opened = False
         url = run_urls(ws, data)[0]
         self.wh = None
         try:
@@ -144,17 +150,18 @@ class Shop:
         self.wh = wh
 
     @property
-    def ledger(self):
-        """The workspace's ledger, or False when there is none yet (see _ledger); with create_ledger it is
-        created and migrated when missing, and False after saying why it cannot be opened."""
-        if self._ledger is None:
+    def ledger(self) -> Ledger | None:
+        """The workspace's ledger, or None when there is none yet (see _ledger); with create_ledger it is
+        created and migrated when missing, and None after saying why it cannot be opened."""
+        if not self._opened:
+            self._opened = True
             if self.create_ledger:
                 from camp.run import _ledger_or_say
                 from runtime.warehouse import run_urls
 
-                self._ledger = _ledger_or_say(self.command, run_urls(self.ws, self.data, self.ledger_url)[1]) or False
+                self._ledger = _ledger_or_say(self.command, run_urls(self.ws, self.data, self.ledger_url)[1])
             else:
-                self._ledger = _ledger(self.ws, self.data, self.ledger_url)
+                self._ledger = _ledger(self.ws, self.data, self.ledger_url) or None
         return self._ledger
 
     def compiler(self, at, today=None):
@@ -170,7 +177,7 @@ class Shop:
         assert self.wh is not None
         codes, tags = compiler.redeemed_codes(), compiler.tag_names()
         if codes or tags:
-            load_ledger_facts(self.wh, self.ledger or None, campaign, codes, tags, at)
+            load_ledger_facts(self.wh, self.ledger, campaign, codes, tags, at)
         return self.wh.rows(compiler.sql(query, pretty=False))
 
     def audience(self, c, at, today=None) -> list[tuple]:
@@ -184,7 +191,7 @@ class Shop:
     def __exit__(self, *exc) -> None:
         if self.wh is not None:
             self.wh.close()
-        if self._ledger:
+        if self._ledger is not None:
             self._ledger.close()
 
 

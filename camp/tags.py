@@ -61,9 +61,9 @@ def run_tag_change(action: str, tag: str, workspace: Path, users: str | None, fi
     from runtime.manual_tags import Change, UnknownUsers, apply_change, known_users
 
     with Shop(ws, program, data, f"camp tag {action}", ledger_url=ledger, create_ledger=True) as shop:
-        if shop.wh is None or not shop.ledger:
+        wh, lg = shop.wh, shop.ledger
+        if wh is None or lg is None:
             return 1
-        wh = shop.wh
         ids: list[str] | None
         if users is not None:
             from camp.tag_ids import ids_from_text
@@ -79,14 +79,14 @@ def run_tag_change(action: str, tag: str, workspace: Path, users: str | None, fi
             at, today, _ = _occurrence(c, parse_as_of(as_of, program.timezone))
             rows = shop.audience(c, at, today)
             ids = sorted({str(r[0]) for r in rows if not r[1] and not r[2]})
-            source = f"audience:{audience.resolve()}#{c.name}@{at.isoformat()}"
+            source = f"audience:{audience.resolve()}#{c.name}@{at.astimezone(UTC).isoformat()}"
         else:
             ids, source = None, "all"
         if users is not None and not ids:
             raise click.BadParameter("names no user id", param_hint="--users")
         change = Change(tag, action, ids, actor(), datetime.now(UTC), reason, source)
         try:
-            done: TagChange = apply_change(wh, shop.ledger, program.schema, change)
+            done: TagChange = apply_change(wh, lg, program.schema, change)
         except UnknownUsers as exc:
             shown = ", ".join(exc.unknown[:SHOWN]) + (", …" if len(exc.unknown) > SHOWN else "")
             what = "user" if action == "add" else "user or holder of the tag"
@@ -171,7 +171,7 @@ def run_tags(path: Path, as_of: str | None, fmt: str, data: str | None, ledger: 
     with Shop(ws, program, data, "camp tags", ledger_url=ledger) as shop:
         if shop.wh is None:
             return 1
-        pool = tag_pool(program, shop.wh, shop.ledger or None, when)
+        pool = tag_pool(program, shop.wh, shop.ledger, when)
     if fmt == "json":
         print(json.dumps({
             "as_of": pool.as_of.isoformat(), "users": pool.users,
@@ -217,14 +217,14 @@ def run_describe(path: Path, name: str, top: int, fmt: str, data: str | None) ->
         p = describe(shop.wh, target, top)
     if fmt == "json":
         print(json.dumps({
-            "field": p.field, "type": p.type, "table": p.table, "rows": p.rows, "nulls": p.nulls,
+            "field": p.name, "type": p.type, "table": p.table, "rows": p.rows, "nulls": p.nulls,
             "null_share": p.null_share, "distinct": p.distinct, "min": _plain(p.min), "max": _plain(p.max),
             "top": [{"value": _plain(v), "rows": n, "share": p.share(n)} for v, n in p.top],
         }, ensure_ascii=False, indent=1))
         return 0
     from camp.run import _print_table, _table
 
-    print(f"{p.field} ({p.type}, table {p.table}): {p.rows:,} rows, {p.distinct:,} distinct values, "
+    print(f"{p.name} ({p.type}, table {p.table}): {p.rows:,} rows, {p.distinct:,} distinct values, "
           f"null {p.nulls:,} ({100 * p.null_share:.1f}%)")
     if p.min is not None or p.max is not None:
         print(f"  min {_plain(p.min)}  max {_plain(p.max)}")

@@ -34,7 +34,7 @@ class Target:
 
 @dataclass
 class Profile:
-    field: str
+    name: str  # users.city
     type: str
     table: str
     rows: int
@@ -84,7 +84,7 @@ def describe(wh: Warehouse, target: Target, top: int = 10) -> Profile:
     if ranged:
         stats += [exp.func("MIN", col.copy()), exp.func("MAX", col.copy())]
     row = wh.rows(exp.select(*stats).from_(source.copy()).sql(dialect=wh.dialect))[0]
-    profile = Profile(field=target.name, type=str(target.field.type), table=target.table, rows=int(row[0]),
+    profile = Profile(name=target.name, type=str(target.field.type), table=target.table, rows=int(row[0]),
                       nulls=int(row[0]) - int(row[1]), distinct=int(row[2]),
                       min=row[3] if ranged else None, max=row[4] if ranged else None)
     if top <= 0 or not profile.distinct:
