@@ -125,7 +125,12 @@ def run_tag_show(tag: str, workspace: Path, history: bool, as_json: bool, ledger
     ws = loaded[0]
     from camp.audience import _ledger
 
-    lg = _ledger(ws, None, ledger)
+    try:
+        lg = _ledger(ws, None, ledger)
+    except Exception as exc:  # noqa: BLE001 (any driver's error)
+        print(f"camp tag show: cannot open the ledger: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
+        print("  hint: check [ledger] url in camp.toml, --ledger or $CAMP_LEDGER_URL", file=sys.stderr)
+        return 1
     holders = lg.tag_holders(tag) if lg else []
     events = lg.tag_history(tag) if lg and history else []
     if lg:
@@ -231,9 +236,13 @@ def run_describe(path: Path, name: str, top: int, fmt: str, data: str | None) ->
     if p.top:
         table = _table(["value", "rows", "share"], right={1, 2})
         for v, n in p.top:
-            table.add_row(str(_plain(v)), f"{n:,}", f"{100 * p.share(n):.1f}%")
+            table.add_row(str(_plain(v)), f"{n:,}", _percent(p.share(n)))
         _print_table(table)
     return 0
+
+
+def _percent(share: float) -> str:
+    return "<0.1%" if 0 < share < 0.001 else f"{100 * share:.1f}%"
 
 
 def _plain(v: Any) -> Any:

@@ -5,7 +5,8 @@ and share, and for numbers, money, dates and times the smallest and largest valu
 A user field is described over the users table (one row per user), an event field over its event table (one
 row per event, every event ever recorded). The share of a value is of the rows that hold a value (NULLs left
 out, as pandas' `value_counts(normalize=True)`); the null share is of all rows. Values with equal counts are
-listed in their order as text (in Python, so no engine's collation decides it).
+listed in their order (numbers as numbers, texts by code point), sorted in Python so that no engine's collation
+decides it.
 """
 
 from __future__ import annotations
@@ -96,5 +97,8 @@ def describe(wh: Warehouse, target: Target, top: int = 10) -> Profile:
     least = min(int(c) for _, c in wh.rows(firsts.sql(dialect=wh.dialect)))  # the top's smallest count
     tied = counts.having(exp.GTE(this=n.copy(), expression=exp.Literal.number(least)))
     found = [(v, int(c)) for v, c in wh.rows(tied.sql(dialect=wh.dialect))]
-    profile.top = sorted(found, key=lambda x: (-x[1], str(x[0])))[:top]
+    try:  # ties by value (numbers as numbers, texts by code point), in Python: no engine's collation decides
+        profile.top = sorted(found, key=lambda x: (-x[1], x[0]))[:top]
+    except TypeError:  # values of mixed types
+        profile.top = sorted(found, key=lambda x: (-x[1], str(x[0])))[:top]
     return profile
