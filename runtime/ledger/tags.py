@@ -2,7 +2,8 @@
 who made it, when, why and from where (`camp_tag_audit`, one row per user the change named).
 
 A change is one transaction: the users who get (or lose) the tag and its audit rows are written together or
-not at all. Adding a tag a user already holds writes no second row, only an audit row saying it was already
+not at all. On PostgreSQL it holds an advisory lock, so two changes at once (two ops tagging the same user) run
+one after the other and the second finds the first's rows; a DuckDB file has one writing process. Adding a tag a user already holds writes no second row, only an audit row saying it was already
 there; removing one a user does not hold, an audit row saying it was not there.
 """
 
@@ -15,6 +16,7 @@ from datetime import datetime
 from runtime.ledger.connection import Connection
 from runtime.ledger.status import TagAction, TagEffect
 
+_TAG_LOCK = 7_262_003  # pg_advisory lock id of tag changes: two at once see each other's rows (connection.py has 1, 2)
 AUDIT_COLS = ["change_id", "seq", "tag", "user_id", "action", "effect", "actor", "changed_at", "reason", "source"]
 
 
@@ -54,6 +56,7 @@ class TagLedger(Connection):
         """Give the tag to `users` (distinct, in the order given) in one transaction."""
         change = str(uuid.uuid4())
         with self.transaction():
+            self.backend.lock_transaction(self, _TAG_LOCK)
             held = self._holders(tag)
             new = [u for u in users if u not in held]
             self.bulk_insert("camp_manual_tags", ["tag", "user_id", "added_at", "added_by", "change_id"],
@@ -67,6 +70,7 @@ class TagLedger(Connection):
         """Take the tag from `users` (None: from everyone who holds it) in one transaction."""
         change = str(uuid.uuid4())
         with self.transaction():
+            self.backend.lock_transaction(self, _TAG_LOCK)
             held = self._holders(tag)
             named = sorted(held) if users is None else users
             gone = [u for u in named if u in held]

@@ -302,3 +302,43 @@ def test_the_ledger_guards_its_tag_tables(world):
             lg.execute("UPDATE camp_tag_audit SET action = 'rename'")
     finally:
         lg.close()
+
+
+def test_concurrent_changes_keep_one_row_per_user():
+    """Two sessions adding the same users at once on a PostgreSQL ledger (a DuckDB file has one writing process):
+    one row each, and the audit trail says one added them and the other found them there."""
+    with pg_schema(f"camp_tags_race_{os.getpid()}") as url:
+        _race(url)
+
+
+def _race(url: str) -> None:
+    import threading
+
+    users = [str(u) for u in range(1, 41)]
+    open_ledger(url).close()  # migrated once, before the race
+    ledgers = [open_ledger(url) for _ in range(2)]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def add(lg):
+        try:
+            start.wait()
+            lg.add_tag("race", users, "me", datetime.now(UTC), None, "users")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=add, args=(lg,)) for lg in ledgers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for lg in ledgers:
+        lg.close()
+    assert errors == []
+    lg = open_ledger(url)
+    try:
+        assert lg.rows("SELECT count(*) FROM camp_manual_tags WHERE tag = 'race'") == [(40,)]
+        assert lg.rows("SELECT effect, count(*) FROM camp_tag_audit GROUP BY effect ORDER BY effect") == \
+            [("added", 40), ("already", 40)]
+    finally:
+        lg.close()
