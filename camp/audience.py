@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
 from dsl.diagnostics import Diagnostic, render_text
+
+if TYPE_CHECKING:
+    from runtime.ledger import Ledger
 
 
 def parse_as_of(text: str | None, tz: str, option: str = "--as-of") -> datetime:
@@ -61,7 +65,7 @@ def run_compile(file: Path, dialect: str, as_of: str | None, only: str | None) -
               file=sys.stderr)
         return 1
     for i, (kind, target) in enumerate(targets):
-        compiler = AudienceSQL(program, when, dialect)
+        compiler = AudienceSQL(program, when, dialect, manual_tags=True)
         try:
             query = compiler.final(target) if isinstance(target, Campaign) else compiler.condition(target.expr)
         except CompileError as exc:
@@ -76,10 +80,7 @@ def run_compile(file: Path, dialect: str, as_of: str | None, only: str | None) -
 
 def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, only: str | None,
                  data: str | None = None) -> int:
-    from camp.literals import absent_literals
-    from compiler.sql import AudienceSQL
-    from runtime.redeemed import load_redeemed
-    from runtime.warehouse import compare_schema, connect, run_urls
+    from camp.literals import absent_literals, probes
 
     loaded = checked(file)
     if loaded is None:
@@ -90,30 +91,14 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
     if not campaigns:
         print(f"camp audience: {file} declares no campaign{' ' + only if only else ''}", file=sys.stderr)
         return 1
-    url = run_urls(ws, data)[0]  # the warehouse `camp run` reads: --data, else $CAMP_DATA_URL, else camp.toml
-    try:
-        wh = connect(url)
-    except Exception as exc:  # noqa: BLE001 - any driver's connection error
-        print(f"camp audience: cannot open the database {url}: {exc}".strip(), file=sys.stderr)
-        print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
-        return 1
-    ledger = None  # opened when an audience asks `redeemed(CODE)`; False: there is none
-    try:
-        problems = compare_schema(wh, program.schema)
-        if problems:
-            print(f"camp audience: the database {url} does not match the schema:", file=sys.stderr)
-            for p in problems:
-                print(f"  - {p}", file=sys.stderr)
+    # the warehouse `camp run` reads: --data, else $CAMP_DATA_URL, else camp.toml
+    with Shop(ws, program, data, "camp audience") as shop:
+        if shop.wh is None:
             return 1
         when = parse_as_of(as_of, program.timezone)
         for c in campaigns:
             at, today, said = _occurrence(c, when)
-            compiler = AudienceSQL(program, at, wh.dialect, today=today)
-            query = compiler.campaign(c)
-            if compiler.redeemed_codes():
-                ledger = ledger or _ledger(ws, data)
-                load_redeemed(wh, ledger or None, c.name, compiler.redeemed_codes(), at)
-            rows = wh.rows(compiler.sql(query, pretty=False))
+            rows = shop.audience(c, at, today)
             matched = len(rows)
             excluded = sum(1 for r in rows if r[1])
             held = sum(1 for r in rows if r[2] and not r[1])
@@ -126,24 +111,99 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
             if not count_only and sample > 0:
                 shown = ", ".join(str(u) for u in final[:sample])
                 print(f"  sample: {shown}" + (" …" if len(final) > sample else ""))
-            for warning in absent_literals(program, c, wh.rows, wh.dialect, at):
+            tagged = any(p.kind == "tag" for p in probes(program, c))
+            lg = shop.ledger if tagged else None
+            manual = lg.manual_tag_counts() if lg is not None else None
+            for warning in absent_literals(program, c, shop.wh.rows, shop.wh.dialect, at, manual):
                 print(f"camp audience: warning: {warning}", file=sys.stderr)
-    finally:
-        wh.close()
-        if ledger:
-            ledger.close()
     return 0
 
 
-def _ledger(ws, data: str | None):
-    """The workspace's ledger for `redeemed(CODE)`, or False when there is none yet (a DuckDB file not created:
-    nobody redeemed anything, and `camp audience` creates no ledger)."""
+class Shop:
+    """The workspace's warehouse (checked against the schema) and, opened when a query reads it, its ledger:
+    what `camp audience`, `camp tag --audience`, `camp tags` and `camp describe` query. `wh` is None after
+    printing why the warehouse cannot be used (the command then exits 1)."""
+
+    def __init__(self, ws, program, data: str | None, command: str, ledger_url: str | None = None,
+                 create_ledger: bool = False):
+        from runtime.warehouse import compare_schema, connect, run_urls
+
+        self.ws, self.program, self.data, self.ledger_url = ws, program, data, ledger_url
+        self.command, self.create_ledger = command, create_ledger
+        self._ledger: Ledger | None = None  # None once opened: there is none
+        self._opened = False
+        url = run_urls(ws, data)[0]
+        self.wh = None
+        try:
+            wh = connect(url)
+        except Exception as exc:  # noqa: BLE001 - any driver's connection error
+            print(f"{command}: cannot open the database {url}: {exc}".strip(), file=sys.stderr)
+            print("  hint: create demo data with `camp demo init`, or set [data] url in camp.toml", file=sys.stderr)
+            return
+        problems = compare_schema(wh, program.schema)
+        if problems:
+            print(f"{command}: the database {url} does not match the schema:", file=sys.stderr)
+            for p in problems:
+                print(f"  - {p}", file=sys.stderr)
+            wh.close()
+            return
+        self.wh = wh
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The workspace's ledger, or None when there is none yet (see _ledger); with create_ledger it is
+        created and migrated when missing, and None after saying why it cannot be opened."""
+        if not self._opened:
+            self._opened = True
+            if self.create_ledger:
+                from camp.run import _ledger_or_say
+                from runtime.warehouse import run_urls
+
+                self._ledger = _ledger_or_say(self.command, run_urls(self.ws, self.data, self.ledger_url)[1])
+            else:
+                self._ledger = _ledger(self.ws, self.data, self.ledger_url) or None
+        return self._ledger
+
+    def compiler(self, at, today=None):
+        from compiler.sql import AudienceSQL
+
+        assert self.wh is not None
+        return AudienceSQL(self.program, at, self.wh.dialect, today=today, manual_tags=True)
+
+    def run(self, compiler, query, campaign: str, at) -> list[tuple]:
+        """Rows of a query `compiler` compiled, after filling the ledger's facts it reads."""
+        from runtime.ledger_facts import load_ledger_facts
+
+        assert self.wh is not None
+        codes, tags = compiler.redeemed_codes(), compiler.tag_names()
+        if codes or tags:
+            load_ledger_facts(self.wh, self.ledger, campaign, codes, tags, at)
+        return self.wh.rows(compiler.sql(query, pretty=False))
+
+    def audience(self, c, at, today=None) -> list[tuple]:
+        """(user_id, excluded, held_out) of every user the campaign's WHO matches at `at`."""
+        compiler = self.compiler(at, today)
+        return self.run(compiler, compiler.campaign(c), c.name, at)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.wh is not None:
+            self.wh.close()
+        if self._ledger is not None:
+            self._ledger.close()
+
+
+def _ledger(ws, data: str | None, ledger: str | None = None):
+    """The workspace's ledger for `redeemed(CODE)` and manual tags, or False when there is none yet (a DuckDB file
+    not created: nobody redeemed anything or was tagged by hand, and reading creates no ledger)."""
     from pathlib import Path
 
     from runtime.ledger import open_ledger
     from runtime.warehouse import run_urls
 
-    url = run_urls(ws, data)[1]
+    url = run_urls(ws, data, ledger)[1]
     if url.startswith("duckdb:///") and not Path(url.removeprefix("duckdb://")).exists():
         return False
     return open_ledger(url)

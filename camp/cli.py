@@ -312,6 +312,102 @@ def points(path: Path, user: str, ledger: str | None) -> None:
 
 
 @cli.group()
+def tag() -> None:
+    """Manual tags (kept in the ledger, with who, when, why and from where): audiences see them at once in
+    `tagged "NAME"`, beside the schema's tags table."""
+
+
+def _tag_options(remove: bool):
+    def wrap(f):
+        options = [
+            click.argument("name"),
+            click.option("--users", help="Comma-separated user ids: 1,2,3."),
+            click.option("--file", type=click.Path(dir_okay=False, path_type=Path),
+                         help="A CSV file of user ids (first column, or the one headed user_id/id), header row or not."),
+            click.option("--audience", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                         help="A .camp file: the final audience (not excluded, not held out) of its campaign."),
+            click.option("--campaign", help="With --audience: which campaign of the file."),
+            click.option("--as-of", "as_of", help="With --audience: the time, as `camp audience --as-of`."),
+            click.option("--reason", help="Why (kept in the audit trail)."),
+            click.option("--workspace", default=".", show_default=True, type=click.Path(exists=True, path_type=Path)),
+            click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml)."),
+            click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml)."),
+        ]
+        if remove:
+            options.append(click.option("--all", "everyone", is_flag=True, help="From every user who holds it."))
+        for option in reversed(options):
+            f = option(f)
+        return f
+    return wrap
+
+
+@tag.command("add")
+@_tag_options(remove=False)
+def tag_add(name: str, users: str | None, file: Path | None, audience: Path | None, campaign: str | None,
+            as_of: str | None, reason: str | None, workspace: Path, data: str | None, ledger: str | None) -> None:
+    """Give the tag NAME to users. Every id must name a user of the users table, else nothing is written (exit 1);
+    a user who has it already keeps one row (the audit trail says so)."""
+    from camp.tags import run_tag_change
+
+    sys.exit(run_tag_change("add", name, workspace, users, file, audience, campaign, False, reason, as_of, data,
+                            ledger))
+
+
+@tag.command("remove")
+@_tag_options(remove=True)
+def tag_remove(name: str, users: str | None, file: Path | None, audience: Path | None, campaign: str | None,
+               as_of: str | None, reason: str | None, workspace: Path, data: str | None, ledger: str | None,
+               everyone: bool) -> None:
+    """Take the tag NAME from users (--all: from everyone who holds it)."""
+    from camp.tags import run_tag_change
+
+    sys.exit(run_tag_change("remove", name, workspace, users, file, audience, campaign, everyone, reason, as_of,
+                            data, ledger))
+
+
+@tag.command("show")
+@click.argument("name")
+@click.option("--history", is_flag=True, help="Also every change: who, when, why, from where, per user.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--workspace", default=".", show_default=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def tag_show(name: str, history: bool, as_json: bool, workspace: Path, ledger: str | None) -> None:
+    """Who holds the manual tag NAME now (and with --history, its audit trail)."""
+    from camp.tags import run_tag_show
+
+    sys.exit(run_tag_show(name, workspace, history, as_json, ledger))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--as-of", "as_of", help="Segments and labels as of this ISO time (default: now).")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def tags(path: Path, as_of: str | None, fmt: str, data: str | None, ledger: str | None) -> None:
+    """The tag pool: every tag (the schema's table and manual), segment and classification label, with how many
+    users hold it."""
+    from camp.tags import run_tags
+
+    sys.exit(run_tags(path, as_of, fmt, data, ledger))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("field")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(0, 1000),
+              help="How many of the most common values.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
+def describe(path: Path, field: str, top: int, fmt: str, data: str | None) -> None:
+    """What the warehouse holds in FIELD (users.city, orders.amount, orders.time): most common values with counts
+    and share, null share, distinct values, min and max."""
+    from camp.tags import run_describe
+
+    sys.exit(run_describe(path, field, top, fmt, data))
+
+
+@cli.group()
 def demo() -> None:
     """A synthetic shop to try camp on."""
 

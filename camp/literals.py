@@ -80,15 +80,22 @@ def _nodes(program: Program, roots: list[I.Expr | None]) -> Iterator:
 
 
 def absent_literals(program: Program, campaign: Campaign, rows: Callable[[str], list[tuple]], dialect: str,
-                    as_of: datetime) -> list[str]:
-    """A warning for each tested value that no user has. `rows` runs one SQL query on the warehouse."""
+                    as_of: datetime, manual: dict[str, int] | None = None) -> list[str]:
+    """A warning for each tested value that no user has. `rows` runs one SQL query on the warehouse; `manual`:
+    the holders of each manual tag (`camp tag`, the ledger), which count as having it too."""
     warnings: list[str] = []
+    manual = manual or {}
     for probe, values in probes(program, campaign).items():
         counts = _counts(program, probe, values, rows, dialect, as_of)
+        if probe.kind == "tag":
+            counts = {v: counts.get(v, 0) + manual.get(v, 0) for v in values}
         missing = [v for v in values if not counts.get(v)]
         if not missing:
             continue
         common = _common(program, probe, rows, dialect, as_of)
+        if probe.kind == "tag":  # the schema's tags, then the manual ones, each with its own holders
+            common = sorted(common + [(f"{t} (manual)", n) for t, n in manual.items() if n],
+                            key=lambda x: (-x[1], x[0]))
         shown = ", ".join(f"{v} ({n:,})" for v, n in common[:TOP]) + (", …" if len(common) > TOP else "")
         for v in missing:
             what = {"field": f"no user has {probe.name} = {_quoted(v)}",
@@ -105,6 +112,8 @@ def _quoted(v: str) -> str:
 
 
 def _counts(program: Program, probe: Probe, values: list[str], rows, dialect: str, as_of: datetime) -> dict[str, int]:
+    if probe.kind == "tag" and program.schema.tags is None:  # manual tags only
+        return {}
     if probe.kind == "label":
         return {v: n for v, n in _label_counts(program, probe.name, values, rows, dialect, as_of)}
     query = _value_counts(program, probe, dialect).where(
@@ -113,6 +122,8 @@ def _counts(program: Program, probe: Probe, values: list[str], rows, dialect: st
 
 
 def _common(program: Program, probe: Probe, rows, dialect: str, as_of: datetime) -> list[tuple[str, int]]:
+    if probe.kind == "tag" and program.schema.tags is None:
+        return []
     if probe.kind == "label":
         labels = program.classifications[probe.name].labels
         found = [(v, n) for v, n in _label_counts(program, probe.name, labels, rows, dialect, as_of) if n]

@@ -167,14 +167,15 @@ def _side(program, plan, wh, lg, when: datetime) -> Side:
     from camp.audience import _occurrence
     from compiler.schedule import fires_between, schedule_plan
     from compiler.sql import AudienceSQL
-    from runtime.redeemed import load_redeemed
+    from runtime.ledger_facts import load_ledger_facts
 
     c = program.campaigns[name]
     at, today, _ = _occurrence(c, when)
-    compiler = AudienceSQL(program, at, wh.dialect, today=today)
+    compiler = AudienceSQL(program, at, wh.dialect, today=today, manual_tags=True)
     query = compiler.campaign(c)
-    if compiler.redeemed_codes():
-        load_redeemed(wh, lg, c.name, compiler.redeemed_codes(), at)
+    codes, tags = compiler.redeemed_codes(), compiler.tag_names()
+    if codes or tags:
+        load_ledger_facts(wh, lg, c.name, codes, tags, at)
     final = sum(1 for r in wh.rows(compiler.sql(query, pretty=False)) if not r[1] and not r[2])
     if c.schedule is None:
         return Side(final)

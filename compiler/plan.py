@@ -166,6 +166,8 @@ class StepPlan(BaseModel):
     # coupon codes whose redemptions recipients_sql reads (camp_redeemed, filled from the ledger); left out of the
     # JSON when empty, so a plan without `redeemed(CODE)` keeps its JSON and hash
     redeemed: list[str] = Field(default_factory=list, exclude_if=lambda codes: not codes)
+    # tags whose manual holders recipients_sql reads (camp_manual_tags, filled from the ledger); left out when empty
+    tags: list[str] = Field(default_factory=list, exclude_if=lambda tags: not tags)
 
     def canonical(self) -> str:
         return _canonical_json(self)

@@ -4,7 +4,8 @@ Shape of the query, for any audience:
 
     WITH ev_<e>  AS (one pass per event table: SUM/COUNT/MIN/MAX(CASE WHEN ... END) per fact,
                      only events before the as-of time, grouped by user),
-         tags_   AS (one pass over the tags table: MAX(CASE WHEN tag = ... THEN 1 ELSE 0 END)),
+         tags_   AS (one pass over the tags table, and with manual_tags the MANUAL_TAGS table the runtime fills
+                     from the ledger's manual tags: MAX(CASE WHEN tag = ... THEN 1 ELSE 0 END)),
          base    AS (users LEFT JOIN each pass; the user columns the audience reads),
          labeled AS (base + one CASE column per classification used)
     SELECT user_id, <matched>, <excluded>, <holdout> FROM labeled
@@ -38,6 +39,7 @@ from compiler.program import Campaign, Program
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
 COHORT = "camp_cohort"  # a journey follow-up's cohort: user_id text, since_<step> timestamptz (filled by the runtime)
 REDEEMED = "camp_redeemed"  # (user_id text, code text): who redeemed which of the campaign's coupons (filled by the runtime)
+MANUAL_TAGS = "camp_manual_tags"  # (user_id text, tag text): the ledger's manual tags (`camp tag`; filled by the runtime)
 REACH = "camp_reach"  # users a release or a fallback re-checks: user_id text (filled by the runtime)
 # outcome measurement: one row per exposure (a user in one occurrence): exposure_id text, user_id text,
 # t0 timestamptz (the user's first send, or when a held-out user would have been sent; filled by the runtime)
@@ -115,7 +117,7 @@ class AudienceSQL:
     """Compiles audiences of one program for one as-of time and dialect."""
 
     def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb", cohort: bool = False,
-                 today: date | None = None, exposure: bool = False):
+                 today: date | None = None, exposure: bool = False, manual_tags: bool = False):
         """cohort: compile for a journey's follow-up step: only the users of the COHORT table, whose
         `since_<step>` columns hold when each earlier step was sent to them (`since STEP` windows).
         today: a local-time send (`tz user`): `today` is this date for every user (the day each receives
@@ -133,6 +135,7 @@ class AudienceSQL:
         self.cohort = cohort
         self.today = today
         self.exposure = exposure
+        self.manual_tags = manual_tags
         if exposure and cohort:
             raise ValueError("a query is either over a journey's cohort or over exposures")
         self.facts = _Facts()
@@ -235,11 +238,11 @@ class AudienceSQL:
         users = schema.users
         if users is None:
             raise CompileError("the workspace declares no users table")
-        listed = exp.alias_(_table(REACH), "r", quoted=True)
+        listed = exp.alias_(table_ref(REACH), "r", quoted=True)
         cols: list[exp.Expr] = [exp.alias_(_col("r", "user_id"), "user_id", quoted=True)]
         cols += [exp.alias_(_col("u", users.fields[f].column), f"u_{f}", quoted=True) for f in fields]
         query = exp.select(*cols).from_(listed).join(
-            exp.alias_(_table(users.table), "u", quoted=True), join_type="left",
+            exp.alias_(table_ref(users.table), "u", quoted=True), join_type="left",
             on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("r", "user_id")))
         channels = sorted(set(consent)) if schema.consent is not None else []
         if channels:
@@ -250,8 +253,8 @@ class AudienceSQL:
                 exp.Literal.number(1)).else_(exp.Literal.number(0))), f"consent_{ch}", quoted=True)
                 for ch in channels]
             given = exp.select(exp.alias_(_col("r", "user_id"), "user_id", quoted=True), *flags).from_(
-                exp.alias_(_table(link.table), "k", quoted=True)).join(
-                exp.alias_(_table(REACH), "r", quoted=True), join_type="inner",
+                exp.alias_(table_ref(link.table), "k", quoted=True)).join(
+                exp.alias_(table_ref(REACH), "r", quoted=True), join_type="inner",
                 on=exp.EQ(this=exp.cast(_col("k", link.user_column), "text"), expression=_col("r", "user_id"))).where(
                 exp.In(this=_col("k", link.value_column), expressions=[exp.Literal.string(ch) for ch in channels])
             ).group_by(_col("r", "user_id"))
@@ -267,6 +270,16 @@ class AudienceSQL:
         where = self.pred(e)
         query = exp.select(exp.alias_(_col("l", "user_id"), "user_id", quoted=True)).from_(
             exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(where)
+        return self._with_ctes(query)
+
+    def sizes(self, conditions: Sequence[tuple[str, I.Expr]]) -> exp.Select:
+        """One row: `users` (every user) and, per (alias, condition), how many users it holds for; one pass
+        over the users however many conditions (`camp tags`: tags, segments, classification labels)."""
+        self.facts = _Facts()
+        counts = [exp.alias_(exp.func("SUM", exp.Case().when(self.pred(e), exp.Literal.number(1)).else_(
+            exp.Literal.number(0))), alias, quoted=True) for alias, e in conditions]
+        query = exp.select(exp.alias_(exp.Count(this=exp.Star()), "users", quoted=True), *counts).from_(
+            exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
         return self._with_ctes(query)
 
     def per_exposure(self, converted: I.Expr, values: Sequence[tuple[str, I.Expr]], window: I.Dur | None
@@ -319,6 +332,11 @@ class AudienceSQL:
         runtime fills that table before running the query; none, and the query never names it."""
         return sorted(self.facts.redeemed)
 
+    def tag_names(self) -> list[str]:
+        """The tags the last query compiled tests (`tagged "x"`): with manual_tags the runtime fills the
+        MANUAL_TAGS table with the ledger's manual tags of these names before running the query."""
+        return sorted(self.facts.tags)
+
     # ------------------------------------------------------------ predicates (never NULL)
     def pred(self, e: I.Expr) -> exp.Expr:
         if isinstance(e, I.And):
@@ -351,12 +369,14 @@ class AudienceSQL:
         if isinstance(e, I.InWindow):
             return _false_if_null(self._window(self.val(e.subject), I.type_of(e.subject), e.window, "l"))
         if isinstance(e, I.HasTag):
+            if self.p.schema.tags is None and not self.manual_tags:  # no table holds any tag: nobody has one
+                return exp.false()
             alias = self.facts.tags.setdefault(e.tag, f"tag_{len(self.facts.tags)}")
             return exp.EQ(this=exp.func("COALESCE", _col("l", alias), exp.Literal.number(0)),
                           expression=exp.Literal.number(1))
         if isinstance(e, I.Redeemed):
             self.facts.redeemed.add(e.code)
-            listed = exp.select(exp.Literal.number(1)).from_(exp.alias_(_table(REDEEMED), "r", quoted=True)).where(
+            listed = exp.select(exp.Literal.number(1)).from_(exp.alias_(table_ref(REDEEMED), "r", quoted=True)).where(
                 exp.and_(exp.EQ(this=_col("r", "user_id"), expression=exp.cast(_col("l", "user_id"), "text")),
                          exp.EQ(this=_col("r", "code"), expression=exp.Literal.string(e.code))))
             return exp.Exists(this=listed)
@@ -616,16 +636,16 @@ class AudienceSQL:
         base = exp.select(
             exp.alias_(_col("u", users.key), "user_id", quoted=True),
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
-        ).from_(exp.alias_(_table(users.table), "u", quoted=True))
+        ).from_(exp.alias_(table_ref(users.table), "u", quoted=True))
         if self.cohort:  # a follow-up: only the journey's cohort, with the send times it reads
-            base = base.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
+            base = base.join(exp.alias_(table_ref(COHORT), "c", quoted=True), join_type="inner", copy=False,
                              on=exp.EQ(this=exp.cast(_col("u", users.key), "text"), expression=_col("c", "user_id")))
             for step in sorted(self.facts.since):
                 base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
         if self.exposure:  # one row per exposure of a user, with its t0 and window ends
             exposures = exp.select(_col("x", "exposure_id"), _col("x", "user_id"), _col("x", "t0"), *[
                 exp.alias_(self._after(_col("x", "t0"), d), alias, quoted=True)
-                for d, alias in self.facts.ends.items()]).from_(exp.alias_(_table(EXPOSURE), "x", quoted=True))
+                for d, alias in self.facts.ends.items()]).from_(exp.alias_(table_ref(EXPOSURE), "x", quoted=True))
             ctes.insert(0, ("exposure_", exposures))
             base = base.join(exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True),
                              join_type="inner", copy=False,
@@ -647,20 +667,10 @@ class AudienceSQL:
             for alias, _ in facts.values():
                 base = base.select(_col(cte, alias), copy=False)
         if self.facts.tags:
-            link = schema.tags
-            assert link is not None  # a `tagged` test type-checks only with a tags declaration
-            tag_cols = [exp.alias_(exp.func("MAX", exp.Case().when(
-                exp.EQ(this=_col("t", link.value_column), expression=exp.Literal.string(tag)),
-                exp.Literal.number(1)).else_(exp.Literal.number(0))), alias, quoted=True)
-                for tag, alias in sorted(self.facts.tags.items())]
-            tags = exp.select(exp.alias_(_col("t", link.user_column), "user_id", quoted=True), *tag_cols).from_(
-                exp.alias_(_table(link.table), "t", quoted=True)).where(  # only the rows of the tags it reads
-                exp.In(this=_col("t", link.value_column),
-                       expressions=[exp.Literal.string(tag) for tag in sorted(self.facts.tags)])).group_by(
-                _col("t", link.user_column))
+            tags, key = self._tags_pass()
             ctes.append(("tags_", tags))
             base = base.join(exp.alias_(exp.to_identifier("tags_", quoted=True), "tags_", quoted=True), join_type="left", copy=False,
-                             on=exp.EQ(this=_col("tags_", "user_id"), expression=_col("u", users.key)))
+                             on=exp.EQ(this=_col("tags_", "user_id"), expression=key))
             for alias in sorted(self.facts.tags.values()):
                 base = base.select(_col("tags_", alias), copy=False)
         if self.facts.consent:
@@ -671,7 +681,7 @@ class AudienceSQL:
                 exp.Literal.number(1)).else_(exp.Literal.number(0))), f"consent_{ch}", quoted=True)
                 for ch in self.facts.consent]
             consent = exp.select(exp.alias_(_col("k", link.user_column), "user_id", quoted=True), *flags).from_(
-                exp.alias_(_table(link.table), "k", quoted=True)).where(
+                exp.alias_(table_ref(link.table), "k", quoted=True)).where(
                 exp.In(this=_col("k", link.value_column),
                        expressions=[exp.Literal.string(ch) for ch in self.facts.consent])).group_by(
                 _col("k", link.user_column))
@@ -691,6 +701,46 @@ class AudienceSQL:
         for name, body in ctes:
             query = query.with_(exp.to_identifier(name, quoted=True), as_=body, copy=False)
         return query
+
+    def _tags_pass(self) -> tuple[exp.Select, exp.Expr]:
+        """The tags_ CTE (user_id, one 0/1 column per tag read) and the users' column it joins on. The schema's
+        tags table alone keeps its user column's type; with manual tags the rows of both tables are read as
+        (user_id text, tag), as MANUAL_TAGS holds them, and joined on the users' key as text."""
+        users = self.p.schema.users
+        assert users is not None  # _with_ctes checked it
+        link = self.p.schema.tags
+        wanted = [exp.Literal.string(tag) for tag in sorted(self.facts.tags)]
+        if not self.manual_tags:
+            assert link is not None  # pred: without either table `tagged` is false and reads nothing
+            return self._tag_columns(table_ref(link.table), link.user_column, link.value_column, exp.In(
+                this=_col("t", link.value_column), expressions=wanted)), _col("u", users.key)
+        parts = []
+        if link is not None:  # only the rows of the tags it reads
+            user = _col("t", link.user_column)
+            parts.append(exp.select(
+                exp.alias_(exp.cast(user, "text"), "user_id", quoted=True),
+                exp.alias_(_col("t", link.value_column), "tag", quoted=True)).from_(
+                exp.alias_(table_ref(link.table), "t", quoted=True)).where(
+                exp.In(this=_col("t", link.value_column), expressions=[w.copy() for w in wanted])))
+        parts.append(exp.select(_col("m", "user_id"), _col("m", "tag")).from_(
+            exp.alias_(table_ref(MANUAL_TAGS), "m", quoted=True)).where(
+            exp.In(this=_col("m", "tag"), expressions=[w.copy() for w in wanted])))
+        rows = parts[0]
+        for more in parts[1:]:
+            rows = exp.union(rows, more, distinct=False)
+        return self._tag_columns(exp.Subquery(this=rows), "user_id", "tag"), exp.cast(_col("u", users.key), "text")
+
+    def _tag_columns(self, source: exp.Expr, user: str, tag: str, where: exp.Expr | None = None) -> exp.Select:
+        """One row per user of `source` (aliased t) with a 0/1 column per tag read."""
+        cols = [exp.alias_(exp.func("MAX", exp.Case().when(
+            exp.EQ(this=_col("t", tag), expression=exp.Literal.string(name)),
+            exp.Literal.number(1)).else_(exp.Literal.number(0))), alias, quoted=True)
+            for name, alias in sorted(self.facts.tags.items())]
+        query = exp.select(exp.alias_(_col("t", user), "user_id", quoted=True), *cols).from_(
+            exp.alias_(source, "t", quoted=True))
+        if where is not None:
+            query = query.where(where)
+        return query.group_by(_col("t", user))
 
     def _split_facts(self) -> dict[tuple[str, bool], dict[str, tuple[str, I.Agg]]]:
         """The event passes to make: (event, per user) -> its facts. Per user, except over exposures, where the
@@ -750,14 +800,14 @@ class AudienceSQL:
         if lower is not None:  # every fact looks back a bounded time: read only those events
             scope = exp.and_(exp.GTE(this=time.copy(), expression=_lit(lower, T.TIMESTAMP)), scope)
         query = exp.select(exp.alias_(_col("e", ev.user_column), "user_id", quoted=True), *cols).from_(
-            exp.alias_(_table(ev.table), "e", quoted=True))
+            exp.alias_(table_ref(ev.table), "e", quoted=True))
         if self.cohort:  # only the cohort's events, each beside the user's send times
-            query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
+            query = query.join(exp.alias_(table_ref(COHORT), "c", quoted=True), join_type="inner", copy=False,
                                on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"),
                                          expression=_col("c", "user_id")))
         if self.exposure and not per_user:  # each event beside every exposure of its user, counted per exposure
             query = exp.select(exp.alias_(_col("x", "exposure_id"), "exposure_id", quoted=True), *cols).from_(
-                exp.alias_(_table(ev.table), "e", quoted=True)).join(
+                exp.alias_(table_ref(ev.table), "e", quoted=True)).join(
                 exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True), join_type="inner", copy=False,
                 on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"), expression=_col("x", "user_id")))
             if facts and all(a.window is not None and a.window.op == "from" for _, a in facts.values()):
@@ -812,7 +862,8 @@ def _has_nul(e) -> bool:
     return isinstance(e, I.Const) and isinstance(e.value, str) and "\x00" in e.value
 
 
-def _table(qualified: str) -> exp.Table:
+def table_ref(qualified: str) -> exp.Table:
+    """A quoted table reference from a schema's table name (`table` or `schema.table`)."""
     parts = qualified.split(".")
     if len(parts) == 2:
         return exp.Table(this=_q(parts[1]), db=_q(parts[0]))

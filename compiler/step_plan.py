@@ -59,7 +59,7 @@ def _step_plan(cplan: CampaignPlan, planned: PlannedStep, program: Program, c: C
     labels = sorted({cap.by for cap in caps if cap.by})
     local_send = local_send_of(schedule, occurrence_at) if journey is None and event is None else None
     sql = AudienceSQL(program, occurrence_at, cplan.dialect, cohort=journey is not None,
-                      today=local_send.date() if local_send else None)
+                      today=local_send.date() if local_send else None, manual_tags=True)
     try:
         query = sql.recipients(c, list(fields), labels, channels, [cond for cond, _ in s.branches],
                                trigger_conditions(program, c, event) if event else [],
@@ -84,7 +84,8 @@ def _step_plan(cplan: CampaignPlan, planned: PlannedStep, program: Program, c: C
         holdout=cplan.holdout, arms=arms, resources=cplan.resources, budget_total=cplan.budget_total,
         budget_daily=cplan.budget_daily, caps=caps, quiet=cplan.quiet, priority=cplan.priority,
         exclusive=cplan.exclusive, schedule=schedule, journey=journey, next=planned.next,
-        local_send=local_send.isoformat(timespec="minutes") if local_send else None, redeemed=sql.redeemed_codes())
+        local_send=local_send.isoformat(timespec="minutes") if local_send else None, redeemed=sql.redeemed_codes(),
+        tags=sql.tag_names())
 
 
 def _step(c: Campaign, name: str | None) -> Step:

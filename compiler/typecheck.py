@@ -310,10 +310,8 @@ class ExprChecker:
     def _tagged(self, e: A.Tagged, scope) -> I.Expr | None:
         if scope.event is not None:
             return self._per_user(f"`tagged \"{e.tag}\"`", scope, e.span)
-        if self.schema.tags is None:
-            self.report("E210", "`tagged` needs a `tags from table ...` declaration in the workspace", e.span,
-                        ["e.g. `tags from table user_tags user user_id tag tag` in schema.camp"])
-            return None
+        # no `tags` declaration is fine: manual tags (`camp tag`, kept in the ledger) exist without one, and
+        # which tags exist is data the checker cannot see (`camp audience` warns about a tag nobody has)
         return I.HasTag(e.tag, span=e.span)
 
     def _segment_ref(self, e: A.SegmentRef, scope) -> I.Expr | None:

@@ -58,7 +58,7 @@ CODES: dict[str, Code] = {
     "E207": _e("unknown step", "`since STEP` names a step that does not exist or comes later in the campaign."),
     "E208": _e("unknown channel", "The channel is not built in (push, sms, email, webhook, outbox, console, in_app) or declared in camp.toml."),
     "E209": _e("unknown resource", "`give NAME` names a coupon or red packet that the WHAT section does not define, or `give what` has no WHAT section."),
-    "E210": _e("missing schema", "The workspace lacks a declaration this campaign needs (users, tags, consent)."),
+    "E210": _e("missing schema", "The workspace lacks a declaration its segments and campaigns need: the users table (`tagged` needs no `tags` declaration: manual tags exist without one)."),
     "E211": _e("duplicate section", "A campaign section or setting is written twice."),
     "E212": _e("unknown exclusive group", "`exclusive \"G\"` names a group that the workspace policy does not declare with `exclusive group \"G\"`."),
     "E213": _e("unknown objective or metric", "`why` takes acquisition, activation, retention, repurchase, reactivation or referral; `target` takes conversion, redemption or click_rate."),

@@ -15,8 +15,8 @@ from datetime import UTC
 from runtime import journey
 from runtime.context import Run
 from runtime.ledger import Ledger
+from runtime.ledger_facts import load_ledger_facts
 from runtime.recipients import payloads
-from runtime.redeemed import load_redeemed
 from runtime.warehouse import connect
 
 
@@ -63,7 +63,8 @@ def _fetch(run: Run, cohort) -> tuple[list[str], list]:
         p = run.ctx.plan
         if cohort is not None:
             journey.load_cohort(wh, p, cohort)
-        load_redeemed(wh, run.ctx.ledger, p.campaign, p.redeemed, p.audience_as_of, p.occurrence if p.journey else None)
+        load_ledger_facts(wh, run.ctx.ledger, p.campaign, p.redeemed, p.tags, p.audience_as_of,
+                          p.occurrence if p.journey else None)
         cur = wh.execute(p.recipients_sql)
         return [d[0] for d in cur.description], cur.fetchall()
     finally:

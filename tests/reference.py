@@ -27,6 +27,8 @@ class Data:
     redeemed: list[tuple] = field(default_factory=list)  # (user_id, code): coupons of the campaign the user redeemed
     # by the as-of time (in a follow-up: issued in this journey), as the runtime lists them from the ledger
     t0: dict = field(default_factory=dict)  # user id -> the exposure's t0 (outcomes: `from` windows)
+    manual: list[tuple] = field(default_factory=list)  # (user id as text, tag): the ledger's manual tags (`camp tag`),
+    # as the runtime lists them for a query that reads them; empty for one that does not
 
 
 class Reference:
@@ -155,8 +157,10 @@ class Reference:
         if isinstance(e, I.InWindow):
             v = self.value(e.subject, user, event)
             return v is not None and self.in_window(v, e.window, user)
-        if isinstance(e, I.HasTag):
-            return (user[self.key], e.tag) in self.__dict__.setdefault("_tags", set(self.data.tags))
+        if isinstance(e, I.HasTag):  # in the schema's tags table (only when declared) or tagged by hand
+            listed = self.p.schema.tags is not None and (user[self.key], e.tag) in self.__dict__.setdefault(
+                "_tags", set(self.data.tags))
+            return listed or (str(user[self.key]), e.tag) in self.__dict__.setdefault("_manual", set(self.data.manual))
         if isinstance(e, I.Redeemed):
             return (user[self.key], e.code) in set(self.data.redeemed)
         if isinstance(e, I.InSegment):

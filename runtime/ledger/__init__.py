@@ -5,6 +5,7 @@
     redemptions.py CouponLedger (Ledger's base): the outstanding coupons and a sync's record (`camp sync`)
     resources.py   ResourceLedger (Ledger's base): points credits and their issue, red packet grants and share
                    payouts, a campaign's forecast and actual spend
+    tags.py        TagLedger (Ledger's base): manual tags (`camp tag`) and their audit trail
     connection.py  Connection: one session (DuckDB file or PostgreSQL), `?` statements, transactions, the
                    decision lock, migrations
     backend.py     DuckDB, Postgres: every difference between the engines (the warehouse session's too)

@@ -17,7 +17,16 @@ transaction under an advisory lock (`Ledger.migrate`): a numbered list does that
 
 from __future__ import annotations
 
-from runtime.ledger.status import AlertState, CouponState, PointsState, ShareState, Status, check_list
+from runtime.ledger.status import (
+    AlertState,
+    CouponState,
+    PointsState,
+    ShareState,
+    Status,
+    TagAction,
+    TagEffect,
+    check_list,
+)
 
 DELIVERY_STATUSES_1 = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT, Status.FAILED,
                        Status.HOLDOUT, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)
@@ -27,6 +36,8 @@ COUPON_STATES_3 = (*COUPON_STATES_1, CouponState.EXPIRED)  # 3: unused past its 
 POINTS_STATES_4 = (PointsState.PENDING, PointsState.ISSUED, PointsState.VOID)
 SHARE_STATES_4 = (ShareState.PAID, ShareState.REFUSED)
 ALERT_STATES_6 = (AlertState.BELOW, AlertState.PENDING, AlertState.SENT, AlertState.FAILED)
+TAG_ACTIONS_7 = (TagAction.ADD, TagAction.REMOVE)
+TAG_EFFECTS_7 = (TagEffect.ADDED, TagEffect.ALREADY, TagEffect.REMOVED, TagEffect.ABSENT)
 _DELIVERY_STATUSES = check_list(DELIVERY_STATUSES_1)
 _DELIVERY_STATUSES_2 = check_list(DELIVERY_STATUSES_2)
 
@@ -163,5 +174,20 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             state text NOT NULL CHECK (state IN {check_list(ALERT_STATES_6, ', ')}),
             sent_at timestamptz, provider_id text, error text, attempts integer NOT NULL,
             PRIMARY KEY (alert, occurrence))"""),
+    ]),
+    (7, "manual tags (`camp tag`) and their audit trail", [
+        # who holds each manual tag now: one row per (tag, user), added by the audited change that added it
+        (None, """CREATE TABLE camp_manual_tags (
+            tag text NOT NULL, user_id text NOT NULL, added_at timestamptz NOT NULL, added_by text NOT NULL,
+            change_id text NOT NULL, PRIMARY KEY (tag, user_id))"""),
+        # every change, one row per user it named: what it did to that user (added, already there, removed,
+        # not there), who, when, why and from where (users / file / audience, with the path)
+        (None, f"""CREATE TABLE camp_tag_audit (
+            change_id text NOT NULL, seq integer NOT NULL, tag text NOT NULL, user_id text NOT NULL,
+            action text NOT NULL CHECK (action IN {check_list(TAG_ACTIONS_7, ', ')}),
+            effect text NOT NULL CHECK (effect IN {check_list(TAG_EFFECTS_7, ', ')}),
+            actor text NOT NULL, changed_at timestamptz NOT NULL, reason text, source text NOT NULL,
+            PRIMARY KEY (change_id, seq))"""),
+        ("postgres", "CREATE INDEX camp_tag_audit_tag ON camp_tag_audit (tag, changed_at)"),
     ]),
 ]

@@ -70,6 +70,22 @@ class AlertState(StrEnum):
     FAILED = "failed"  # the channel refused it; the next run of the occurrence tries again
 
 
+class TagAction(StrEnum):
+    """What a `camp tag` change asked for a user (camp_tag_audit, migration 7)."""
+
+    ADD = "add"
+    REMOVE = "remove"
+
+
+class TagEffect(StrEnum):
+    """What a `camp tag` change did to a user (camp_tag_audit, migration 7)."""
+
+    ADDED = "added"
+    ALREADY = "already"  # an add for a user who already had the tag: nothing written but this audit row
+    REMOVED = "removed"
+    ABSENT = "absent"  # a remove for a user who did not have the tag
+
+
 def check_list(members: Iterable[StrEnum], sep: str = ",") -> str:
     """The SQL list a CHECK (x IN ...) takes: `('a','b')`. The text of an applied migration must never
     change, so each migration names its members explicitly and `sep` keeps its original spacing."""

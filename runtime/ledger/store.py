@@ -30,6 +30,7 @@ from runtime.ledger.rows import (
     StatusCount,
 )
 from runtime.ledger.status import RUN_OVER, CouponState, RunStatus, Status
+from runtime.ledger.tags import TagLedger
 from runtime.warehouse import exists
 
 if TYPE_CHECKING:
@@ -56,9 +57,9 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger):
+class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger):
     """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's, outcomes (`camp
-    report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's."""
+    report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's, manual tags TagLedger's."""
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,

@@ -27,7 +27,7 @@ from compiler import ir as I
 from compiler import types as T
 from compiler.check import check_workspace
 from compiler.clock import minus
-from compiler.sql import REDEEMED, AudienceSQL
+from compiler.sql import MANUAL_TAGS, REDEEMED, AudienceSQL
 from compiler.workspace import load_workspace
 from runtime.warehouse import connect, create_tables, tables
 from tests.conftest import CAMPAIGNS, require_postgres
@@ -124,7 +124,11 @@ def datasets(draw):
     tags = sorted({(draw(st.integers(1, n)), draw(st.sampled_from(TAGS))) for _ in range(draw(st.integers(0, 4)))})
     redeemed = sorted({(draw(st.integers(1, n + 1)), draw(st.sampled_from(CODES)))  # n + 1: a user who is gone
                        for _ in range(draw(st.integers(0, 5)))})
-    return as_of, Data(users=users, events={"orders": orders, "visits": visits}, tags=tags, redeemed=redeemed), zone
+    # manual tags (the ledger's, as text): some the schema's table also lists, some of a user who is gone
+    manual = sorted({(str(draw(st.integers(1, n + 1))), draw(st.sampled_from(TAGS))) for _ in range(draw(st.integers(0, 4)))}
+                    | {(str(u), t) for u, t in tags if draw(st.booleans())})
+    return as_of, Data(users=users, events={"orders": orders, "visits": visits}, tags=tags, redeemed=redeemed,
+                       manual=manual), zone
 
 
 # ------------------------------------------------------------------ conditions
@@ -229,6 +233,9 @@ def _load(wh, data: Data) -> None:
     wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {REDEEMED} (user_id text, code text)")  # as runtime.redeemed does
     wh.execute(f"DELETE FROM {REDEEMED}")
     wh.insert(REDEEMED, ["user_id", "code"], [(str(u), code) for u, code in data.redeemed])
+    wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {MANUAL_TAGS} (user_id text, tag text)")  # as runtime.ledger_facts
+    wh.execute(f"DELETE FROM {MANUAL_TAGS}")
+    wh.insert(MANUAL_TAGS, ["user_id", "tag"], data.manual)
 
 
 @pytest.fixture(scope="module")
@@ -251,20 +258,59 @@ def pg():
     wh.close()
 
 
-def _engine_users(wh, cond, as_of, program=PROGRAM) -> set:
-    compiler = AudienceSQL(program, as_of, wh.dialect)
+def _engine_users(wh, cond, as_of, program=PROGRAM, manual_tags: bool = True) -> set:
+    compiler = AudienceSQL(program, as_of, wh.dialect, manual_tags=manual_tags)
     return {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
 
 
 @settings(max_examples=examples(EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
-@given(datasets(), conditions)
-def test_sql_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond):
+@given(datasets(), conditions, st.booleans())
+def test_sql_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond, manual):
+    """manual: compiled to read the manual tags too (a run's plan, `camp audience`), else only the schema's tags
+    table (outcomes), whose reference then knows of no manual tag."""
     as_of, data, zone = case
+    if not manual:
+        data = dataclasses.replace(data, manual=[])
     expected = Reference(PROGRAMS[zone], data, as_of).users_where(cond)
     for wh in (duck, pg):
         _load(wh, data)
-        assert _engine_users(wh, cond, as_of, PROGRAMS[zone]) == expected, (wh.dialect, zone)
+        assert _engine_users(wh, cond, as_of, PROGRAMS[zone], manual) == expected, (wh.dialect, zone, manual)
+
+
+NO_TAGS = {z: dataclasses.replace(p, schema=dataclasses.replace(SCHEMA, tags=None)) for z, p in PROGRAMS.items()}
+
+
+@settings(max_examples=examples(max(EXAMPLES // 5, 20)), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(datasets(), conditions, st.booleans())
+def test_without_a_tags_declaration_tagged_reads_manual_tags_only(duck, pg, case, cond, manual):
+    """A workspace that declares no `tags`: `tagged "x"` holds for the users tagged by hand (and for nobody
+    when the query does not read manual tags), whatever a table named like the tags table holds."""
+    as_of, data, zone = case
+    if not manual:
+        data = dataclasses.replace(data, manual=[])
+    expected = Reference(NO_TAGS[zone], data, as_of).users_where(cond)
+    for wh in (duck, pg):
+        _load(wh, data)
+        assert _engine_users(wh, cond, as_of, NO_TAGS[zone], manual) == expected, (wh.dialect, zone, manual)
+
+
+def test_tagged_is_either_source(duck, pg):
+    """User 1 is in the tags table, 2 tagged by hand, 3 both, 4 neither (tagged "vip" by hand for another tag);
+    `99` tagged by hand is no user."""
+    data = Data(users=[{"user_id": i} for i in range(1, 5)], tags=[(1, "vip"), (3, "vip")],
+                manual=[("2", "vip"), ("3", "vip"), ("4", "vip2"), ("99", "vip")])
+    cond = I.HasTag("vip")
+    for program, manual, expected in ((PROGRAM, True, {1, 2, 3}), (PROGRAM, False, {1, 3}),
+                                      (NO_TAGS["Asia/Shanghai"], True, {2, 3}), (NO_TAGS["Asia/Shanghai"], False, set())):
+        used = data if manual else dataclasses.replace(data, manual=[])
+        assert Reference(program, used, AS_OFS[0]).users_where(cond) == expected
+        assert Reference(program, used, AS_OFS[0]).users_where(I.Not(cond)) == {1, 2, 3, 4} - expected
+        for wh in (duck, pg):
+            _load(wh, used)
+            assert _engine_users(wh, cond, AS_OFS[0], program, manual) == expected, (wh.dialect, manual)
+            assert _engine_users(wh, I.Not(cond), AS_OFS[0], program, manual) == {1, 2, 3, 4} - expected
 
 
 def test_holdout_is_the_same_on_every_engine(duck, pg):
@@ -397,7 +443,7 @@ def test_since_step_equals_reference_on_duckdb_and_postgres(duck, pg, case, cond
     for wh in (duck, pg):
         _load(wh, data)
         _load_cohort(wh, data, cohort)
-        compiler = AudienceSQL(PROGRAMS[zone], as_of, wh.dialect, cohort=True)
+        compiler = AudienceSQL(PROGRAMS[zone], as_of, wh.dialect, cohort=True, manual_tags=True)  # as a plan has it
         got = {r[0] for r in wh.rows(compiler.sql(compiler.condition(cond), pretty=False))}
         assert got == expected, (wh.dialect, zone)
 
@@ -462,6 +508,7 @@ def exposures(draw):
     """A data set and its exposures: some users, each with a t0 on an event time, or a window's length before
     one (the event then lands on the window's end), a second either side, or anywhere in the last 400 days."""
     as_of, data, zone = draw(datasets())
+    data = dataclasses.replace(data, manual=[])  # outcomes read only the schema's tags table
     times = [o["created_at"] for o in data.events.get("orders", [])] + [as_of]
     on_event = st.sampled_from(times)
     before_event = st.tuples(st.sampled_from(times), st.sampled_from(DURS)).map(lambda p: minus(p[0], p[1], zone))
