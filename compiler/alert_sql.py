@@ -1,5 +1,6 @@
 """An alert -> its queries: how many users meet its condition (minus its excludes) as of a time, how many users
-there are in all (the share's denominator), and a sample of those users (the first by user id).
+there are in all (the share's denominator), and a sample of those users (the first by user id); `tagged` reads
+manual tags too, as audiences do (the runtime fills MANUAL_TAGS with `tags`).
 
     alert_sql(program, alert, as_of, sample, dialect) -> AlertSQL(count, population, sample)
 """
@@ -21,6 +22,7 @@ class AlertSQL:
     count: str  # one row, one column: the users the alert counts
     population: str  # one row, one column: every user of the users table
     sample: str  # user_id of up to `sample` of them, by user id
+    tags: list[str]  # manual tags the queries read from the MANUAL_TAGS table (the runtime fills it first)
 
 
 def alert_sql(program: Program, alert: Alert, as_of: datetime, dialect: str = "duckdb") -> AlertSQL:
@@ -30,11 +32,11 @@ def alert_sql(program: Program, alert: Alert, as_of: datetime, dialect: str = "d
     cond: I.Expr = alert.audience
     if alert.excludes:
         cond = I.And(tuple([cond, *[I.Not(e) for e in alert.excludes]]))
-    compiler = AudienceSQL(program, as_of, dialect)
+    compiler = AudienceSQL(program, as_of, dialect, manual_tags=True)
     matched = compiler.condition(cond).subquery("m")
     count = exp.select(exp.Count(this=exp.Star())).from_(matched)
     sample = exp.select(exp.column("user_id", table="m", quoted=True)).from_(matched.copy()).order_by(
         exp.column("user_id", table="m", quoted=True)).limit(alert.sample)
     population = exp.select(exp.Count(this=exp.Star())).from_(exp.to_table(users.table))
     return AlertSQL(count=count.sql(dialect=dialect), population=population.sql(dialect=dialect),
-                    sample=sample.sql(dialect=dialect))
+                    sample=sample.sql(dialect=dialect), tags=compiler.tag_names())

@@ -23,7 +23,8 @@ from compiler.config import TeamSection
 from compiler.program import Alert, Program
 from compiler.schedule import latest_fire, schedule_plan
 from runtime.channels import Message, make_channel
-from runtime.ledger.alerts import AlertLedger, AlertRow
+from runtime.ledger import Ledger
+from runtime.ledger.alerts import AlertRow
 from runtime.ledger.status import AlertState
 from runtime.warehouse import Warehouse
 
@@ -47,7 +48,7 @@ class AlertOutcome:
 
 
 def run_alert(program: Program, alert: Alert, team: TeamSection, channels: dict, warehouse: Warehouse,
-              ledger: AlertLedger, as_of: datetime, dry_run: bool = False) -> AlertOutcome:
+              ledger: Ledger, as_of: datetime, dry_run: bool = False) -> AlertOutcome:
     as_of = as_of.astimezone(UTC)
     plan = schedule_plan(alert.schedule) if alert.schedule is not None else None
     fire = latest_fire(plan, as_of)
@@ -60,6 +61,10 @@ def run_alert(program: Program, alert: Alert, team: TeamSection, channels: dict,
         out.state, out.matched, out.population = "already sent", old.matched, old.population
         return out
     q = alert_sql(program, alert, as_of, warehouse.dialect)
+    if q.tags:
+        from runtime.ledger_facts import load_manual_tags
+
+        load_manual_tags(warehouse, ledger, q.tags)
     out.matched = int(warehouse.rows(q.count)[0][0])
     out.population = int(warehouse.rows(q.population)[0][0])
     out.sample = [str(r[0]) for r in warehouse.rows(q.sample)] if alert.sample else []
