@@ -1,6 +1,6 @@
 """Workspace -> checked Program + every diagnostic (all of them, not the first).
 
-Stages: schema -> names (duplicates) -> segments and classifications (types, cycles)
+Stages: schema -> names (duplicates) -> materialize declarations -> segments and classifications (types, cycles)
 -> policy -> campaigns (sections, templates) -> lint warnings.
 """
 
@@ -17,6 +17,7 @@ from compiler.campaign import CampaignContext, check_campaign
 from compiler.config import check_coupons, check_points, check_red_packets
 from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_cap
 from compiler.lint import lint_program
+from compiler.materialize import check_materialize
 from compiler.report import Report
 from compiler.schema import build_schema
 from compiler.templates import COUPON_FIELDS, PACKET_FIELDS, POINTS_FIELDS, check_template
@@ -60,6 +61,8 @@ def check_workspace(ws: Workspace) -> CheckResult:
                ["add `users from table users key user_id { ... }` to a .camp file"], file=file)
     labels = {name: [r.label.name for r in d.rules] for name, (_, d) in decls["classify"].items()}
     checker = ExprChecker(schema, set(decls["segment"]), labels, report, ZoneInfo(ws.config.workspace.timezone))
+    program.materialized = check_materialize(ws.modules, set(decls["segment"]), set(labels), report)
+    checker.materialized = {n for n, m in program.materialized.items() if m.kind == "class"}
     graph: dict[str, list[str]] = {}
     for name, (file, d) in decls["segment"].items():
         report.file = file
