@@ -2,6 +2,7 @@
 
     store.py       Ledger: the named queries, typed rows in and out; open_ledger(url) opens and migrates
     redemptions.py CouponLedger (Ledger's base): the outstanding coupons and a sync's record (`camp sync`)
+    labels.py      LabelLedger (Ledger's base): materialised labels' history intervals and the materialisations made
     resources.py   ResourceLedger (Ledger's base): points credits and their issue, red packet grants and share
                    payouts, a campaign's forecast and actual spend
     connection.py  Connection: one session (DuckDB file or PostgreSQL), `?` statements, transactions, the

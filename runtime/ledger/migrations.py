@@ -147,4 +147,18 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             budget_extra decimal(18, 4) NOT NULL, shared_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL)"""),
         ("postgres", "CREATE INDEX camp_red_packet_shares_grant ON camp_red_packet_shares (grant_key)"),
     ]),
+    (5, "materialised labels: history intervals per user and label, the materialisations made", [
+        # one row per user and stretch of time a label held: [valid_from, valid_to), valid_to NULL while current, so a
+        # label that does not change costs one row however many days are materialised
+        (None, """CREATE TABLE camp_label_history (
+            name text NOT NULL, user_id text NOT NULL, label text NOT NULL,
+            valid_from timestamptz NOT NULL, valid_to timestamptz,
+            PRIMARY KEY (name, user_id, valid_from))"""),
+        ("postgres", "CREATE INDEX camp_label_history_open ON camp_label_history (name, user_id) WHERE valid_to IS NULL"),
+        # one row per name and as-of time materialised: how far back the history reaches, what each run changed
+        (None, """CREATE TABLE camp_materializations (
+            name text NOT NULL, as_of timestamptz NOT NULL, users bigint NOT NULL, opened bigint NOT NULL,
+            closed bigint NOT NULL, recorded_at timestamptz NOT NULL,
+            PRIMARY KEY (name, as_of))"""),
+    ]),
 ]

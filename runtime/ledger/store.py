@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from runtime.ledger.labels import LabelLedger
 from runtime.ledger.outcomes import OutcomeLedger
 from runtime.ledger.redemptions import CouponLedger
 from runtime.ledger.resources import ResourceLedger
@@ -54,9 +55,10 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger, OutcomeLedger, ResourceLedger):
+class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, LabelLedger):
     """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's, outcomes (`camp
-    report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's."""
+    report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's, materialised labels'
+    history (`camp materialize`) LabelLedger's."""
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
