@@ -78,6 +78,7 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
                  data: str | None = None) -> int:
     from camp.literals import absent_literals
     from compiler.sql import AudienceSQL
+    from runtime.labels import load_history
     from runtime.redeemed import load_redeemed
     from runtime.warehouse import compare_schema, connect, run_urls
 
@@ -113,6 +114,10 @@ def run_audience(file: Path, as_of: str | None, count_only: bool, sample: int, o
             if compiler.redeemed_codes():
                 ledger = ledger or _ledger(ws, data)
                 load_redeemed(wh, ledger or None, c.name, compiler.redeemed_codes(), at)
+            if compiler.history_since():
+                ledger = ledger or _ledger(ws, data)
+                for warning in load_history(wh, ledger or None, compiler.history_since(), at):
+                    print(f"camp audience: warning: {warning}", file=sys.stderr)
             rows = wh.rows(compiler.sql(query, pretty=False))
             matched = len(rows)
             excluded = sum(1 for r in rows if r[1])

@@ -166,6 +166,9 @@ class StepPlan(BaseModel):
     # coupon codes whose redemptions recipients_sql reads (camp_redeemed, filled from the ledger); left out of the
     # JSON when empty, so a plan without `redeemed(CODE)` keeps its JSON and hash
     redeemed: list[str] = Field(default_factory=list, exclude_if=lambda codes: not codes)
+    # materialised classifications whose history recipients_sql reads (camp_label_history, filled from the ledger),
+    # each with the earliest instant it reads; left out of the JSON when empty (plans without history keep their hash)
+    history: dict[str, datetime] = Field(default_factory=dict, exclude_if=lambda names: not names)
 
     def canonical(self) -> str:
         return _canonical_json(self)

@@ -84,7 +84,8 @@ def _step_plan(cplan: CampaignPlan, planned: PlannedStep, program: Program, c: C
         holdout=cplan.holdout, arms=arms, resources=cplan.resources, budget_total=cplan.budget_total,
         budget_daily=cplan.budget_daily, caps=caps, quiet=cplan.quiet, priority=cplan.priority,
         exclusive=cplan.exclusive, schedule=schedule, journey=journey, next=planned.next,
-        local_send=local_send.isoformat(timespec="minutes") if local_send else None, redeemed=sql.redeemed_codes())
+        local_send=local_send.isoformat(timespec="minutes") if local_send else None, redeemed=sql.redeemed_codes(),
+        history=sql.history_since())
 
 
 def _step(c: Campaign, name: str | None) -> Step:
