@@ -274,6 +274,42 @@ def release_step(campaign: str, data_url: str, ledger_url: str, as_of: str, chan
         ledger.close()
 
 
+@flow(name="camp-materialize", log_prints=False, validate_parameters=False, persist_result=False)
+def materialize_labels(workspace: str, names: list[str], as_of: str | None = None) -> list[dict]:
+    """What a `materialize` declaration's deployment runs: compile the workspace as it is now and materialise
+    the names still declared, as of the scheduled time (or `as_of`), into the ledger's label history
+    (runtime/labels.py); a time already materialised changes nothing, so a retry is harmless."""
+    from pathlib import Path
+
+    from prefect.runtime import flow_run
+
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+    from runtime.labels import materialize
+    from runtime.warehouse import run_urls
+
+    ws = load_workspace(Path(workspace))
+    if isinstance(ws, Diagnostic):
+        raise RuntimeError(f"{workspace}: {ws.message}")
+    result = check_workspace(ws)
+    if result.errors:
+        raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
+    declared = [n for n in names if n in result.program.materialized]
+    gone = sorted(set(names) - set(declared))
+    if gone:
+        get_run_logger().warning("no longer materialised in %s: %s", workspace, ", ".join(gone))
+    when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
+    data_url, ledger_url = run_urls(ws)
+    lg = open_ledger(ledger_url)
+    try:
+        done = materialize(result.program, data_url, lg, declared, when)
+    finally:
+        lg.close()
+    out = [dataclasses.asdict(r) | {"as_of": r.as_of.isoformat()} for r in done]
+    get_run_logger().info("materialised as of %s: %s", when.isoformat(), out)
+    return out
+
+
 @flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)
 def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: str | None = None,
                  batch_size: int = 10000, user_id: str | None = None, event_id: str | None = None,
