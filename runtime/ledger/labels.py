@@ -56,13 +56,13 @@ class LabelLedger(Connection):
             self.bulk_insert(STAGED, ["user_id", "label"], labels)
             changed = (f"name = ? AND valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM {STAGED} s WHERE "
                        "s.user_id = camp_label_history.user_id AND s.label = camp_label_history.label)")
-            closed = int(self.one(f"SELECT count(*) FROM camp_label_history WHERE {changed}", (name,)))
-            self.execute(f"UPDATE camp_label_history SET valid_to = ? WHERE {changed}", (as_of, name))
-            new = (f"FROM {STAGED} s WHERE NOT EXISTS (SELECT 1 FROM camp_label_history h WHERE h.name = ? AND "
-                   "h.valid_to IS NULL AND h.user_id = s.user_id AND h.label = s.label)")
-            opened = int(self.one(f"SELECT count(*) {new}", (name,)))
-            self.execute(f"INSERT INTO camp_label_history (name, user_id, label, valid_from, valid_to) "
-                         f"SELECT ?, s.user_id, s.label, ?, NULL {new}", (name, as_of, name))
+            closed = self.backend.changed(self.execute(f"UPDATE camp_label_history SET valid_to = ? WHERE {changed}",
+                                                       (as_of, name)))
+            opened = self.backend.changed(self.execute(
+                "INSERT INTO camp_label_history (name, user_id, label, valid_from, valid_to) "
+                f"SELECT ?, s.user_id, s.label, ?, NULL FROM {STAGED} s WHERE NOT EXISTS (SELECT 1 FROM "
+                "camp_label_history h WHERE h.name = ? AND h.valid_to IS NULL AND h.user_id = s.user_id AND "
+                "h.label = s.label)", (name, as_of, name)))
             self.execute("INSERT INTO camp_materializations VALUES (?, ?, ?, ?, ?, ?)",
                          (name, as_of, len(labels), opened, closed, datetime.now(UTC)))
             self.execute(f"DELETE FROM {STAGED}")
