@@ -161,3 +161,60 @@ def test_camp_materialize_command(tmp_path):
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--backfill" in r.stderr
     r = camp("materialize", ".", "--name", "engagement", cwd=root)
     assert r.returncode == 1 and "not materialised by any declaration" in r.stderr
+
+
+SLIP = """campaign slip_back "从高频低价滑落" {
+  who moved value_quadrant from hf_lv to lf_lv within 30d or lifecycle was mature 60d ago
+  when daily at 10:00
+  where push template "slip.j2"
+  how
+    step touch: notify where
+}
+"""
+
+
+def _rows(wh, sql: str) -> list[dict]:
+    cur = wh.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def test_audience_and_run_read_the_history_and_warn_when_it_is_short(ledger, tmp_path):
+    """Real processes, the shop and the ledger on DuckDB or PostgreSQL: before any materialisation `camp audience` warns and the history conditions hold for
+    nobody; after a 30-day backfill it warns that `60d ago` reaches before the history, and `camp audience` and
+    `camp run --dry-run` count the users the reference evaluator finds from the shop's rows and the ledger's
+    history."""
+    import os
+    import re
+
+    from tests.reference import Data, Reference
+
+    root = make_workspace(tmp_path / "ws", {"materialize.camp": "materialize lifecycle, value_quadrant daily at 02:00\n",
+                                            "slip.camp": SLIP}, templates={"slip.j2": "{{ user.name }}"})
+    data_url = _data_url(ledger, tmp_path)
+    make_shop(data_url, users=600, seed=7)
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "CAMP_DATA_URL": data_url,
+           "CAMP_LEDGER_URL": ledger}
+    as_of = "2026-12-01T10:00:00+08:00"
+    before = camp("audience", "slip.camp", "--as-of", as_of, "--count", cwd=root, env=env)
+    assert before.returncode == 0, before.stderr
+    assert re.search(r"final\s+0\b", before.stdout) and "never been materialised" in before.stderr
+    assert camp("materialize", ".", "--as-of", as_of, "--backfill", "30d", cwd=root, env=env).returncode == 0
+    after = camp("audience", "slip.camp", "--as-of", as_of, "--count", cwd=root, env=env)
+    assert after.returncode == 0, after.stderr
+    assert "the history of lifecycle starts at" in after.stderr and "value_quadrant" not in after.stderr
+    final = int(re.search(r"final\s+([\d,]+)", after.stdout).group(1).replace(",", ""))
+    run = camp("run", "slip.camp", "--as-of", as_of, "--dry-run", "--no-progress", cwd=root, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert int(re.search(r"^  final\s+([\d,]+)", run.stdout, re.M).group(1).replace(",", "")) == final
+    program = _program(root)
+    wh = connect(data_url, read_only=True)
+    data = Data(users=_rows(wh, 'SELECT * FROM "users"'),
+                events={"orders": _rows(wh, 'SELECT * FROM "orders"'), "visits": _rows(wh, 'SELECT * FROM "visits"')})
+    wh.close()
+    lg = open_ledger(ledger)
+    data.history = [tuple(r) for r in lg.rows("SELECT name, user_id, label, valid_from, valid_to FROM camp_label_history")]
+    lg.close()
+    c = program.campaigns["slip_back"]
+    expected = Reference(program, data, datetime.fromisoformat(as_of)).campaign(c)["final"]
+    assert final == len(expected) > 0
