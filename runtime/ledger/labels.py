@@ -19,6 +19,7 @@ from runtime.ledger.connection import Connection
 if TYPE_CHECKING:
     import pandas as pd
 
+_LABELS_LOCK = 7_262_005  # pg_advisory_xact_lock: one materialisation writes the history at a time (not a run's lock)
 STAGED = "camp_labels_now"  # a TEMP table of the ledger session: (user_id, label) at the as-of time
 HISTORY_COLS = ["name", "user_id", "label", "valid_from", "valid_to"]
 
@@ -48,7 +49,8 @@ class LabelLedger(Connection):
 
     def record_labels(self, name: str, as_of: datetime, labels: pd.DataFrame) -> Recorded:
         """`labels`: user_id, label (no NULL labels) of every labelled user at `as_of`; one transaction."""
-        with self.decision():
+        with self.transaction():
+            self.backend.lock_transaction(self, _LABELS_LOCK)  # two materialisations meeting: one waits, then sees
             latest = self.latest_materialization(name)
             if latest is not None and as_of <= latest:
                 return Recorded(name, as_of, "done" if as_of == latest else "later")
