@@ -178,6 +178,11 @@ class Shop:
         codes, tags = compiler.redeemed_codes(), compiler.tag_names()
         if codes or tags:
             load_ledger_facts(self.wh, self.ledger, campaign, codes, tags, at)
+        if compiler.history_since():
+            from runtime.labels import load_history
+
+            for warning in load_history(self.wh, self.ledger, compiler.history_since(), at):
+                print(f"{self.command}: warning: {warning}", file=sys.stderr)
         return self.wh.rows(compiler.sql(query, pretty=False))
 
     def audience(self, c, at, today=None) -> list[tuple]:

@@ -168,6 +168,30 @@ def sync(path: Path, as_of: str | None, data: str | None, ledger: str | None, fu
 
 @cli.command()
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--as-of", "as_of", help="Materialise the labels as of this ISO time (default: now; the workspace "
+                                       "zone when it names none).")
+@click.option("--backfill", "backfill_days", metavar="Nd",
+              help="First materialise each of the past N days in order (at the declaration's time of day, in the "
+                   "workspace zone), e.g. 90d.")
+@click.option("--name", "names", multiple=True, help="Only this materialised segment or classification (repeatable).")
+@click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def materialize(path: Path, as_of: str | None, backfill_days: str | None, names: tuple[str, ...], data: str | None,
+                ledger: str | None) -> None:
+    """Snapshot the segments and classifications of the workspace's `materialize` declarations into the
+    ledger's label history as of a time: intervals that changed are closed, new ones opened; running the same
+    time again changes nothing.
+
+    Exit status: 0 done (or nothing to do), 1 errors in the workspace, an as-of time before the latest
+    materialisation, or a database camp cannot open, 2 usage, 3 internal error.
+    """
+    from camp.materialize import run_materialize
+
+    sys.exit(run_materialize(path, as_of, backfill_days, names, data, ledger))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)

@@ -71,7 +71,7 @@ def _definitions(program: Program, roots: list, labelled: set[str]) -> dict[str,
             if isinstance(n, I.InSegment) and n.name not in segments and n.name in program.segments:
                 segments[n.name] = _canonical(program.segments[n.name].expr)
                 todo.append(program.segments[n.name].expr)
-            elif isinstance(n, (I.LabelIs, I.Label)) and n.classification not in classifications \
+            elif isinstance(n, (I.LabelIs, I.Label, I.LabelMoved)) and n.classification not in classifications \
                     and n.classification in program.classifications:
                 rules = program.classifications[n.classification].rules
                 classifications[n.classification] = _canonical(rules)

@@ -1,6 +1,6 @@
 """Workspace -> checked Program + every diagnostic (all of them, not the first).
 
-Stages: schema -> names (duplicates) -> segments and classifications (types, cycles)
+Stages: schema -> names (duplicates) -> materialize declarations -> segments and classifications (types, cycles)
 -> policy -> campaigns (sections, templates) -> lint warnings.
 """
 
@@ -18,6 +18,7 @@ from compiler.campaign import CampaignContext, check_campaign
 from compiler.config import check_clicks, check_coupons, check_points, check_red_packets, check_teams
 from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_cap
 from compiler.lint import lint_program
+from compiler.materialize import check_materialize
 from compiler.report import Report
 from compiler.schema import build_schema
 from compiler.suppress import suppress
@@ -64,6 +65,8 @@ def check_workspace(ws: Workspace) -> CheckResult:
                ["add `users from table users key user_id { ... }` to a .camp file"], file=file)
     labels = {name: [r.label.name for r in d.rules] for name, (_, d) in decls["classify"].items()}
     checker = ExprChecker(schema, set(decls["segment"]), labels, report, ZoneInfo(ws.config.workspace.timezone))
+    program.materialized = check_materialize(ws.modules, set(decls["segment"]), set(labels), report)
+    checker.materialized = {n for n, m in program.materialized.items() if m.kind == "class"}
     graph: dict[str, list[str]] = {}
     for name, (file, d) in decls["segment"].items():
         report.file = file

@@ -216,8 +216,32 @@ class Label:
     span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
+@dataclass(frozen=True)
+class LabelWas:
+    """`C was X 90d ago`: the user's materialised label of classification C at the as-of time minus `ago` (the
+    history interval [valid_from, valid_to) holding that instant) is X. No history at that time: false."""
+
+    classification: str
+    label: str
+    ago: Dur
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
+
+
+@dataclass(frozen=True)
+class LabelMoved:
+    """`moved C from X to Y within 30d`: some history interval of label X of C overlaps [as-of - within, as-of),
+    and the user's label of C at the as-of time (computed live, as `C = Y`) is Y."""
+
+    classification: str
+    source: str
+    target: str
+    within: Dur
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
+
+
 Expr = Union[Const, UserAttr, EventField, Agg, Cmp, InSet, Between, IsNull, TextMatch, IsToday, InWindow,
-             Arith, Neg, And, Or, Not, HasTag, InSegment, Redeemed, LabelIs, Label]
+             Arith, Neg, And, Or, Not, HasTag, InSegment, Redeemed, LabelIs, Label,
+             LabelWas, LabelMoved]
 
 
 def children(n) -> list:

@@ -168,6 +168,9 @@ class StepPlan(BaseModel):
     redeemed: list[str] = Field(default_factory=list, exclude_if=lambda codes: not codes)
     # tags whose manual holders recipients_sql reads (camp_manual_tags, filled from the ledger); left out when empty
     tags: list[str] = Field(default_factory=list, exclude_if=lambda tags: not tags)
+    # materialised classifications whose history recipients_sql reads (camp_label_history, filled from the ledger),
+    # each with the earliest instant it reads; left out of the JSON when empty (plans without history keep their hash)
+    history: dict[str, datetime] = Field(default_factory=dict, exclude_if=lambda names: not names)
 
     def canonical(self) -> str:
         return _canonical_json(self)

@@ -49,6 +49,18 @@ class Classification:
 
 
 @dataclass
+class Materialized:
+    """`materialize NAME daily at HH:MM`: the segment or classification NAME is snapshotted into the label
+    history every day at that wall time of the workspace's zone. kind: "segment" or "class"."""
+
+    name: str
+    kind: str
+    at: str
+    file: str
+    span: Span
+
+
+@dataclass
 class CapRule:
     """At most `count` of `unit` per user per window. unit: "message", "coupon" or a channel name.
 
@@ -239,6 +251,7 @@ class Program:
     policy: Policy = field(default_factory=Policy)
     campaigns: dict[str, Campaign] = field(default_factory=dict)
     alerts: dict[str, Alert] = field(default_factory=dict)
+    materialized: dict[str, Materialized] = field(default_factory=dict)  # name -> its materialize declaration
     currency: str = "CNY"
     timezone: str = "UTC"
     point_cost: Decimal = Decimal(0)  # camp.toml [points] cost_per_point: what one point costs the shop

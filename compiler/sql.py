@@ -44,6 +44,10 @@ REACH = "camp_reach"  # users a release or a fallback re-checks: user_id text (f
 # outcome measurement: one row per exposure (a user in one occurrence): exposure_id text, user_id text,
 # t0 timestamptz (the user's first send, or when a held-out user would have been sent; filled by the runtime)
 EXPOSURE = "camp_exposure"
+# the label history of materialised classifications (`C was X 90d ago`, `moved C from X to Y within 30d`): name text,
+# user_id text, label text, valid_from timestamptz, valid_to timestamptz (NULL while current); filled by the runtime
+# from the ledger (runtime/labels.py) with the rows of the names the query reads that overlap `history_since()`
+HISTORY = "camp_label_history"
 _FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "=": "=", "!=": "!="}
 _CMP = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
@@ -101,6 +105,7 @@ class _Facts:
     since: set[str] = field(default_factory=set)  # steps whose send time `base` carries (`since STEP` on user fields)
     redeemed: set[str] = field(default_factory=set)  # coupon codes `redeemed(CODE)` reads from the REDEEMED table
     ends: dict[I.Dur, str] = field(default_factory=dict)  # per exposure: t0 + each window length read -> column
+    history: dict[str, datetime] = field(default_factory=dict)  # classification -> earliest instant of its history read
 
     def end_alias(self, d: I.Dur) -> str:
         return self.ends.setdefault(d, f"t_end_{len(self.ends)}")
@@ -282,6 +287,24 @@ class AudienceSQL:
             exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
         return self._with_ctes(query)
 
+    def labels(self, names: Sequence[str]) -> exp.Select:
+        """What `camp materialize` snapshots: user_id and, per name, `label_<name>`: a classification's label
+        (NULL when no rule matches), or a segment's membership as the label `yes` or `no`; every user."""
+        self.facts = _Facts()
+        cols: list[exp.Expr] = [exp.alias_(exp.cast(_col("l", "user_id"), "text"), "user_id", quoted=True)]
+        for name in names:
+            if name in self.p.classifications:
+                self._use_classification(name)
+                value: exp.Expr = _col("l", f"class_{name}")
+            elif name in self.p.segments:
+                value = exp.Case().when(self.pred(I.InSegment(name)), exp.Literal.string("yes")).else_(
+                    exp.Literal.string("no"))
+            else:
+                raise CompileError(f"{name} is neither a segment nor a classification")
+            cols.append(exp.alias_(value, f"label_{name}", quoted=True))
+        query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
+        return self._with_ctes(query)
+
     def per_exposure(self, converted: I.Expr, values: Sequence[tuple[str, I.Expr]], window: I.Dur | None
                      ) -> exp.Select:
         """One row per row of the EXPOSURE table whose user is in the users table: `exposure_id`,
@@ -336,6 +359,34 @@ class AudienceSQL:
         """The tags the last query compiled tests (`tagged "x"`): with manual_tags the runtime fills the
         MANUAL_TAGS table with the ledger's manual tags of these names before running the query."""
         return sorted(self.facts.tags)
+    def history_since(self) -> dict[str, datetime]:
+        """The classifications whose history the last query compiled reads (HISTORY), each with the earliest
+        instant it reads: the runtime loads the rows of those names still valid at or after it; none, and the
+        query never names the table."""
+        return dict(sorted(self.facts.history.items()))
+
+    # ------------------------------------------------------------ history (materialised classifications)
+    def _history(self, e: I.LabelWas | I.LabelMoved) -> exp.Expr:
+        """An EXISTS over HISTORY: an interval [valid_from, valid_to) of the user's label X of C that holds the
+        instant (`was`), or overlaps the window [as-of - within, as-of) (`moved`, and the live label is Y)."""
+        if isinstance(e, I.LabelWas):
+            at = minus(self.as_of, e.ago, self.p.timezone)
+            label, lo, hi = e.label, at, at
+        else:
+            label, lo, hi = e.source, minus(self.as_of, e.within, self.p.timezone), self.as_of
+        known = self.facts.history.get(e.classification)
+        self.facts.history[e.classification] = lo if known is None else min(known, lo)
+        starts = (exp.LTE if isinstance(e, I.LabelWas) else exp.LT)(
+            this=_col("h", "valid_from"), expression=_lit(hi, T.TIMESTAMP))
+        ends = exp.or_(exp.Is(this=_col("h", "valid_to"), expression=exp.Null()),
+                       exp.GT(this=_col("h", "valid_to"), expression=_lit(lo, T.TIMESTAMP)))
+        held = exp.select(exp.Literal.number(1)).from_(exp.alias_(table_ref(HISTORY), "h", quoted=True)).where(
+            exp.and_(exp.EQ(this=_col("h", "name"), expression=exp.Literal.string(e.classification)),
+                     exp.EQ(this=_col("h", "user_id"), expression=exp.cast(_col("l", "user_id"), "text")),
+                     exp.EQ(this=_col("h", "label"), expression=exp.Literal.string(label)), starts, ends))
+        if isinstance(e, I.LabelWas):
+            return exp.Exists(this=held)
+        return exp.and_(exp.Exists(this=held), self.pred(I.LabelIs(e.classification, (e.target,))))
 
     # ------------------------------------------------------------ predicates (never NULL)
     def pred(self, e: I.Expr) -> exp.Expr:
@@ -380,6 +431,8 @@ class AudienceSQL:
                 exp.and_(exp.EQ(this=_col("r", "user_id"), expression=exp.cast(_col("l", "user_id"), "text")),
                          exp.EQ(this=_col("r", "code"), expression=exp.Literal.string(e.code))))
             return exp.Exists(this=listed)
+        if isinstance(e, (I.LabelWas, I.LabelMoved)):
+            return self._history(e)
         if isinstance(e, I.InSegment):  # computed once, as a column of `labeled`: never expanded in place
             self._use("segment", e.name)
             return _col("l", f"seg_{e.name}")

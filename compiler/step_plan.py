@@ -85,7 +85,7 @@ def _step_plan(cplan: CampaignPlan, planned: PlannedStep, program: Program, c: C
         budget_daily=cplan.budget_daily, caps=caps, quiet=cplan.quiet, priority=cplan.priority,
         exclusive=cplan.exclusive, schedule=schedule, journey=journey, next=planned.next,
         local_send=local_send.isoformat(timespec="minutes") if local_send else None, redeemed=sql.redeemed_codes(),
-        tags=sql.tag_names())
+        tags=sql.tag_names(), history=sql.history_since())
 
 
 def _step(c: Campaign, name: str | None) -> Step:

@@ -45,6 +45,7 @@ class ExprChecker:
         self.tz = tz
         self.refs: list[str] = []  # segments and classifications referred to, for cycle detection
         self.coupons: tuple[str, ...] | None = None  # the codes of the coupons the campaign being checked gives
+        self.materialized: set[str] = set()  # classifications a `materialize` declaration keeps a history of
 
     # ------------------------------------------------------------ entry points
     def condition(self, expr: A.Expr, scope: Scope = Scope()) -> I.Expr | None:
@@ -111,6 +112,8 @@ class ExprChecker:
                 return self._neg(e, scope)
             case A.Aggregate():
                 return self._aggregate(e, scope)
+            case A.LabelWas() | A.LabelMoved():
+                return self._history(e, scope)
 
     # ------------------------------------------------------------ literals
     def _string(self, e: A.StringLit, scope) -> I.Expr:
@@ -602,6 +605,40 @@ class ExprChecker:
             assert fld is not None  # the parser gives sum/avg/min/max/first/last a field
             t = fld.type
         return I.Agg(e.func, ev.name, fld, where, win, t, span=e.span)
+
+
+    # ------------------------------------------------------------ history (materialised classifications)
+    def _history(self, e: A.LabelWas | A.LabelMoved, scope: Scope) -> I.Expr | None:
+        name = e.classification.name
+        word = "was" if isinstance(e, A.LabelWas) else "moved"
+        if scope.event is not None:
+            return self._per_user(f"the history of `{name}`", scope, e.span)
+        if name not in self.classifications:
+            what = "a segment" if name in self.segments else "not a classification"
+            self.report("E216", f"`{name}` is {what}: `{word}` reads the history of a classification", e.classification.span,
+                        [suggest(name, sorted(self.materialized), "materialised classifications",
+                                 none="materialise one: `materialize lifecycle daily at 02:00`")])
+            return None
+        if name not in self.materialized:
+            self.report("E216", f"`{name}` keeps no history: no `materialize` declaration names it",
+                        e.classification.span, [f"add `materialize {name} daily at 02:00` to a .camp file of the "
+                                                "workspace, then run `camp materialize` (with `--backfill` for the past)"])
+            return None
+        if isinstance(e, A.LabelMoved):  # reads the live label too (the history never makes a cycle)
+            self.refs.append(name)
+        dur = e.ago if isinstance(e, A.LabelWas) else e.within
+        if dur.value <= 0:
+            self.report("E408", "a time in the history must lie in the past: the duration must be longer than zero",
+                        dur.span, ["e.g. `90d`"])
+            return None
+        labels = [e.label] if isinstance(e, A.LabelWas) else [e.source, e.target]
+        checked = self._labels(name, [A.Name(parts=[x.name], span=x.span) for x in labels])
+        if checked is None:
+            return None
+        d = I.Dur(dur.value, dur.unit)
+        if isinstance(e, A.LabelWas):
+            return I.LabelWas(name, checked[0], d, span=e.span)
+        return I.LabelMoved(name, checked[0], checked[1], d, span=e.span)
 
 
 def _as_value(e: A.Expr, kind: str) -> str:

@@ -201,6 +201,25 @@ class Redeemed(Node):
     code: Ident
 
 
+class LabelWas(Node):
+    """`value_quadrant was hf_lv 90d ago`: the materialised label of the classification at that time."""
+
+    kind: Literal["label_was"] = "label_was"
+    classification: Ident
+    label: Ident
+    ago: Duration
+
+
+class LabelMoved(Node):
+    """`moved value_quadrant from hf_lv to lf_lv within 30d`: was FROM at some time in the window, is TO now."""
+
+    kind: Literal["label_moved"] = "label_moved"
+    classification: Ident
+    source: Ident
+    target: Ident
+    within: Duration
+
+
 class Aggregate(Node):
     """`count(orders where ... within 7d)`, `sum(orders.amount within 365d)` ..."""
 
@@ -231,7 +250,7 @@ Expr = Annotated[
     Union[
         Name, StringLit, NumberLit, MoneyLit, PercentLit, DateLit, DateTimeLit, BoolLit,
         Neg, Arith, Compare, InList, Between, IsNull, TextMatch, IsToday, RelTime,
-        Tagged, SegmentRef, Redeemed, Aggregate, And, Or, Not,
+        Tagged, SegmentRef, Redeemed, Aggregate, And, Or, Not, LabelWas, LabelMoved,
     ],
     Field(discriminator="kind"),
 ]
@@ -306,6 +325,15 @@ class ClassifyDecl(Node):
     name: Ident
     title: str | None = None
     rules: list[ClassRule]
+
+
+class MaterializeDecl(Node):
+    """`materialize lifecycle, value_quadrant daily at 02:00`: snapshot these segments and classifications
+    into the label history every day at that time of the workspace's zone."""
+
+    kind: Literal["materialize"] = "materialize"
+    names: list[Ident]
+    at: str
 
 
 # ------------------------------------------------------------------ limits (policy + how much)
@@ -688,7 +716,7 @@ class AlertDecl(Node):
 
 Decl = Annotated[
     Union[UsersDecl, EventsDecl, TagsDecl, ConsentDecl, SegmentDecl, ClassifyDecl, PolicyDecl, CampaignDecl,
-          AlertDecl],
+          AlertDecl, MaterializeDecl],
     Field(discriminator="kind"),
 ]
 

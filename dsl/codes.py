@@ -70,6 +70,8 @@ CODES: dict[str, Code] = {
     "E305": _e("operator does not fit the type", "The operator or aggregate cannot apply to a value of this type (e.g. `sum` of a text field, `contains` on a number)."),
     "E306": _e("not a condition", "A yes/no condition is expected here, but the expression gives a value."),
     "E307": _e("step window outside a step", "`since STEP` is only meaningful in a step's `unless`/`if` or in a goal."),
+    "E215": _e("materialize names no segment or classification", "`materialize NAME, ... daily at HH:MM` snapshots segments and classifications into the label history; each NAME must be a segment or a classification declared in the workspace, named once."),
+    "E216": _e("history of a classification that is not materialised", "`C was X 90d ago` and `moved C from X to Y within 30d` read the label history, which only a `materialize C daily at HH:MM` declaration keeps: C must be a classification named by one."),
     "E401": _e("impossible date or time", "The date does not exist (2026-02-30) or the time of day is out of range (25:00)."),
     "E402": _e("unknown time zone", "Time zones are IANA names such as \"Asia/Shanghai\" or \"Europe/London\"."),
     "E403": _e("range ends before it starts", "A `from .. to ..` range whose end is before its start."),

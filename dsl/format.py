@@ -18,7 +18,8 @@ INDENT = "  "
 WIDE = 88
 # precedence: or 1, and 2, not 3, comparison 4, sum 5, product 6, unary 7, atom 8
 _PREC = {"or": 1, "and": 2, "not": 3, "compare": 4, "in": 4, "between": 4, "is_null": 4, "text_match": 4,
-         "is_today": 4, "rel_time": 4, "tagged": 4, "segment_ref": 4, "redeemed": 4, "neg": 7}
+         "is_today": 4, "rel_time": 4, "tagged": 4, "segment_ref": 4, "redeemed": 4, "neg": 7,
+         "label_was": 4, "label_moved": 4}
 
 
 def format_module(module: A.Module) -> str:
@@ -129,6 +130,8 @@ def _expr(e: A.Expr) -> str:
             return f"segment {e.name.name}"
         case A.Redeemed():
             return f"redeemed({e.code.name})"
+        case A.LabelWas() | A.LabelMoved():
+            return _history(e)
         case A.And():
             return " and ".join(expr(i, 3) for i in e.items)
         case A.Or():
@@ -231,6 +234,10 @@ class _Formatter:
             body = "otherwise" if r.expr is None else expr(r.expr)
             self.emit(1, f"{label.ljust(width)} = {body}", r)
         self.close(0, d)
+
+    # -------------------------------------------------------------- materialised labels
+    def _materialize(self, d: A.MaterializeDecl) -> None:
+        self.emit(0, f"materialize {', '.join(n.name for n in d.names)} daily at {d.at}", d)
 
     # -------------------------------------------------------------- limits
     def _limit(self, depth: int, item: A.PolicyItem | A.SpendItem) -> None:
@@ -480,3 +487,10 @@ def _merge_comments(lines: list[tuple[str, int]], comments: list[A.Comment]) -> 
     while out and out[-1] == "":
         out.pop()
     return "\n".join(out) + "\n" if out else ""
+
+
+def _history(e: A.LabelWas | A.LabelMoved) -> str:
+    """`C was X 90d ago`, `moved C from X to Y within 30d` (kept apart from the other comparisons)."""
+    if isinstance(e, A.LabelWas):
+        return f"{e.classification.name} was {e.label.name} {e.ago.text()} ago"
+    return f"moved {e.classification.name} from {e.source.name} to {e.target.name} within {e.within.text()}"

@@ -204,6 +204,20 @@ class ToAst:
     def class_otherwise(self, meta, label, title, _eq):
         return _make(A.ClassRule, label=self._ident(label), title=self._string(title), expr=None, span=self._span(meta))
 
+    # ------------------------------------------------------------ materialised labels (history)
+    def materialize_decl(self, meta, *parts):
+        names = [self._ident(p) for p in parts if p.type == "NAME"]
+        at = next(str(p) for p in parts if p.type == "TIME")
+        return _make(A.MaterializeDecl, names=names, at=at, span=self._span(meta))
+
+    def label_was(self, meta, classification, label, ago):
+        return _make(A.LabelWas, classification=self._ident(classification), label=self._ident(label),
+                     ago=self._duration(ago), span=self._span(meta))
+
+    def label_moved(self, meta, classification, source, target, within):
+        return _make(A.LabelMoved, classification=self._ident(classification), source=self._ident(source),
+                     target=self._ident(target), within=self._duration(within), span=self._span(meta))
+
     # ------------------------------------------------------------ policy and limits
     def policy_decl(self, meta, name, *items):
         return _make(A.PolicyDecl, name=self._ident(name), items=list(items), span=self._span(meta))

@@ -5,7 +5,9 @@ schedules from WHEN in the campaign's time zone and date range.
     diff(specs, deployed)          -> [Change]           (create / update / delete / unchanged)
     apply(changes, work_pool)                            (writes to the Prefect API)
 
-Every deployment runs the generic `camp-campaign` flow with the workspace path and the campaign
+The workspace's `materialize` declarations get one deployment per time of day, running the `camp-materialize`
+flow daily in the workspace's zone (`materialize_specs`). Every campaign's deployment runs the generic
+`camp-campaign` flow with the workspace path and the campaign
 name as parameters; the flow compiles the plan when it fires, so a deployment never carries a
 stale plan. Each spec carries a fingerprint: the hash of the campaign's time-independent plan
 (compiler.campaign_plan) and of each step's part of it, stored in the deployment's description, so an
@@ -44,7 +46,8 @@ class DeploymentSpec:
     steps: dict[str, str] = field(default_factory=dict)  # step -> the hash of its part of the campaign plan
     triggers: list[dict] = field(default_factory=list)  # {"event": name}: Prefect event triggers
     note: str = ""
-    flow: str = "campaign"  # campaign: the camp-campaign flow; alert: camp-alert (`campaign` is then the alert)
+    flow: str = "campaign"  # the flow it runs: campaign (camp-campaign), alert (camp-alert; `campaign` is then the
+    # alert's name) or materialize (camp-materialize)
 
     @property
     def description(self) -> str:
@@ -117,6 +120,31 @@ def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> l
             schedules=schedules_of(schedule) if schedule else [],
             parameters={"workspace": str(root.resolve()), "alert": a.name},
             fingerprint=_alert_hash(a), flow="alert"))
+    return out + materialize_specs(root, program, workspace)
+
+
+def materialize_specs(root: Path, program: Program, workspace: str) -> list[DeploymentSpec]:
+    """One deployment per time of day of the workspace's `materialize` declarations: the `camp-materialize`
+    flow with the names materialised then, daily at that time in the workspace's zone. Its name,
+    `materialize-HHMM`, cannot be a campaign's (a campaign name has no `-`)."""
+    import hashlib
+
+    by_time: dict[str, list[str]] = {}
+    for m in program.materialized.values():
+        by_time.setdefault(m.at, []).append(m.name)
+    out = []
+    for at, names in sorted(by_time.items()):
+        label = f"materialize-{at.replace(':', '')}"
+        hh, mm = at.split(":")
+        fingerprint = hashlib.sha256(json.dumps({"names": sorted(names), "at": at, "tz": program.timezone},
+                                                sort_keys=True).encode()).hexdigest()
+        out.append(DeploymentSpec(
+            name=deployment_name(workspace, label), campaign=label,
+            tags=["camp", workspace_tag(workspace), "camp-materialize"],
+            schedules=[{"rrule": f"DTSTART:{ANCHOR.strftime('%Y%m%d')}T{int(hh):02d}{int(mm):02d}00\nRRULE:FREQ=DAILY",
+                        "timezone": program.timezone}],
+            parameters={"workspace": str(root.resolve()), "names": sorted(names)}, fingerprint=fingerprint,
+            flow="materialize"))
     return out
 
 

@@ -276,36 +276,46 @@ def release_step(campaign: str, data_url: str, ledger_url: str, as_of: str, chan
         ledger.close()
 
 
+def _checked(workspace: str):
+    """(the workspace, its checked program) as it is now, for a deployed flow; an error stops the run."""
+    from pathlib import Path
+
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+
+    ws = load_workspace(Path(workspace))
+    if isinstance(ws, Diagnostic):  # no camp.toml there (any more)
+        raise RuntimeError(f"{workspace}: {ws.message}")
+    result = check_workspace(ws)
+    if result.errors:
+        raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
+    return ws, result.program
+
+
+def _scheduled(as_of: str | None) -> datetime:
+    from prefect.runtime import flow_run
+
+    return datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
+
+
 @flow(name="camp-alert", log_prints=False, validate_parameters=False, persist_result=False)
 def alert_flow(workspace: str, alert: str, as_of: str | None = None) -> dict | None:
     """What an alert's deployment runs: compile the workspace as it is now and evaluate the alert for the
     scheduled time (or `as_of`): one message to its team per occurrence when its threshold is crossed
     (runtime.alert). A failed message fails the flow run, so Prefect shows it and a retry sends it."""
-    from pathlib import Path
-
-    from prefect.runtime import flow_run
-
-    from compiler.check import check_workspace
-    from compiler.workspace import load_workspace
     from runtime.alert import run_alert
     from runtime.step import channels_of
     from runtime.warehouse import connect, run_urls
 
-    ws = load_workspace(Path(workspace))
-    if isinstance(ws, Diagnostic):
-        raise RuntimeError(f"{workspace}: {ws.message}")
-    result = check_workspace(ws)
-    if result.errors:
-        raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
-    a = result.program.alerts.get(alert)
+    ws, program = _checked(workspace)
+    a = program.alerts.get(alert)
     if a is None:
         get_run_logger().warning("alert %s is no longer in %s; nothing to evaluate", alert, workspace)
         return None
-    when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
     data_url, ledger_url = run_urls(ws)
     lg, wh = open_ledger(ledger_url), connect(data_url, read_only=True)
     try:
-        out = run_alert(result.program, a, ws.config.teams[a.team], channels_of(ws), wh, lg, when)
+        out = run_alert(program, a, ws.config.teams[a.team], channels_of(ws), wh, lg, _scheduled(as_of))
     finally:
         wh.close()
         lg.close()
@@ -315,6 +325,31 @@ def alert_flow(workspace: str, alert: str, as_of: str | None = None) -> dict | N
         raise RuntimeError(f"alert {alert}: the message to {a.team} failed ({out.error}); a retry sends it")
     get_run_logger().info("alert %s: %s users, %s", alert, f"{out.matched:,}", out.state)
     return summary
+
+
+@flow(name="camp-materialize", log_prints=False, validate_parameters=False, persist_result=False)
+def materialize_labels(workspace: str, names: list[str], as_of: str | None = None) -> list[dict]:
+    """What a `materialize` declaration's deployment runs: compile the workspace as it is now and materialise
+    the names still declared, as of the scheduled time (or `as_of`), into the ledger's label history
+    (runtime/labels.py); a time already materialised changes nothing, so a retry is harmless."""
+    from runtime.labels import materialize
+    from runtime.warehouse import run_urls
+
+    ws, program = _checked(workspace)
+    declared = [n for n in names if n in program.materialized]
+    gone = sorted(set(names) - set(declared))
+    if gone:
+        get_run_logger().warning("no longer materialised in %s: %s", workspace, ", ".join(gone))
+    when = _scheduled(as_of)
+    data_url, ledger_url = run_urls(ws)
+    lg = open_ledger(ledger_url)
+    try:
+        done = materialize(program, data_url, lg, declared, when)
+    finally:
+        lg.close()
+    out = [dataclasses.asdict(r) | {"as_of": r.as_of.isoformat()} for r in done]
+    get_run_logger().info("materialised as of %s: %s", when.isoformat(), out)
+    return out
 
 
 @flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)

@@ -10,10 +10,12 @@ cache, so that this process decides from them without reading them back.
 from __future__ import annotations
 
 import gc
+import sys
 from datetime import UTC
 
 from runtime import journey
 from runtime.context import Run
+from runtime.labels import load_history
 from runtime.ledger import Ledger
 from runtime.ledger_facts import load_ledger_facts
 from runtime.recipients import payloads
@@ -65,6 +67,8 @@ def _fetch(run: Run, cohort) -> tuple[list[str], list]:
             journey.load_cohort(wh, p, cohort)
         load_ledger_facts(wh, run.ctx.ledger, p.campaign, p.redeemed, p.tags, p.audience_as_of,
                           p.occurrence if p.journey else None)
+        for warning in load_history(wh, run.ctx.ledger, p.history, p.audience_as_of):
+            print(f"camp run: warning: {p.campaign}: {warning}", file=sys.stderr)
         cur = wh.execute(p.recipients_sql)
         return [d[0] for d in cur.description], cur.fetchall()
     finally:

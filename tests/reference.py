@@ -29,6 +29,9 @@ class Data:
     t0: dict = field(default_factory=dict)  # user id -> the exposure's t0 (outcomes: `from` windows)
     manual: list[tuple] = field(default_factory=list)  # (user id as text, tag): the ledger's manual tags (`camp tag`),
     # as the runtime lists them for a query that reads them; empty for one that does not
+    # the label history of materialised classifications, as the ledger keeps it: (name, user_id, label, valid_from,
+    # valid_to), valid_to None while current; each interval is [valid_from, valid_to)
+    history: list[tuple] = field(default_factory=list)
 
 
 class Reference:
@@ -167,6 +170,11 @@ class Reference:
             return self.holds(self.p.segments[e.name].expr, user)
         if isinstance(e, I.LabelIs):
             return self.label(e.classification, user) in e.labels
+        if isinstance(e, I.LabelWas):
+            return self.was(e.classification, e.label, user, self.ago(e.ago), self.ago(e.ago), inclusive=True)
+        if isinstance(e, I.LabelMoved):
+            return self.was(e.classification, e.source, user, self.ago(e.within), self.as_of, inclusive=False) \
+                and self.label(e.classification, user) == e.target
         if isinstance(e, I.Agg) and e.func in ("any", "none"):
             n = len(self.matching_events(e, user))
             return n > 0 if e.func == "any" else n == 0
@@ -194,6 +202,21 @@ class Reference:
         if e.anniversary:
             ok = ok and v.year < today.year
         return ok
+
+    def was(self, name: str, label: str, user: dict, lo: datetime, hi: datetime, inclusive: bool) -> bool:
+        """The definition of history: some interval of the user's `label` of classification `name` holds an
+        instant t with lo <= t <= hi (`was`: lo = hi, the one instant) or lo <= t < hi (`moved`: the window).
+        An interval [valid_from, valid_to) holds t when valid_from <= t and (valid_to is None or t < valid_to).
+        No interval at all (no history then): false."""
+        uid = str(user[self.key])
+        for n, u, lab, start, end in self.data.history:
+            if n != name or str(u) != uid or lab != label:
+                continue
+            first = max(start, lo)  # the earliest instant of the interval inside [lo, hi]
+            inside = first <= hi if inclusive else first < hi
+            if inside and (end is None or first < end):
+                return True
+        return False
 
     def label(self, name: str, user: dict):
         for label, cond in self.p.classifications[name].rules:

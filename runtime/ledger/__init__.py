@@ -3,6 +3,7 @@
     store.py       Ledger: the named queries, typed rows in and out; open_ledger(url) opens and migrates;
                    open_existing_ledger(url) the same for one that exists, else None, creating nothing
     redemptions.py CouponLedger (Ledger's base): the outstanding coupons and a sync's record (`camp sync`)
+    labels.py      LabelLedger (Ledger's base): materialised labels' history intervals and the materialisations made
     resources.py   ResourceLedger (Ledger's base): points credits and their issue, red packet grants and share
                    payouts, a campaign's forecast and actual spend
     tags.py        TagLedger (Ledger's base): manual tags (`camp tag`) and their audit trail

@@ -80,6 +80,9 @@ class Backend:
         earlier call left; never a table of the database."""
         raise NotImplementedError
 
+    def changed(self, result: Any) -> int:
+        raise NotImplementedError
+
     def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         raise NotImplementedError
 
@@ -132,6 +135,11 @@ class DuckDB(Backend):
 
     def fresh_temp_table(self, conn: Any, name: str, columns: str) -> None:
         conn.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+
+    def changed(self, result: Any) -> int:
+        """How many rows an UPDATE, INSERT or DELETE changed: DuckDB returns the count as its one row."""
+        row = result.fetchone()
+        return int(row[0]) if row else 0
 
     def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         """DuckDB hands the result over column by column."""
@@ -205,6 +213,10 @@ class Postgres(Backend):
         """pg_temp names this session's temporary schema only: the DROP cannot reach a table of the database."""
         self.execute(conn, f"DROP TABLE IF EXISTS pg_temp.{name}")
         self.execute(conn, f"CREATE TEMP TABLE {name} ({columns})")
+
+    def changed(self, result: Any) -> int:
+        """How many rows an UPDATE, INSERT or DELETE changed: the cursor's rowcount."""
+        return int(result.rowcount)
 
     def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         import pandas as pd

@@ -72,6 +72,12 @@ def _deliveries(name: str, statuses: str) -> str:
             sent_at timestamptz, attempts integer NOT NULL, error text)"""
 
 
+def _label_history(key: str) -> str:
+    return f"""CREATE TABLE camp_label_history (
+            name text NOT NULL, user_id text NOT NULL, label text NOT NULL,
+            valid_from timestamptz NOT NULL, valid_to timestamptz{', ' + key if key else ''})"""
+
+
 MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
     (1, "ledger: runs, plans, snapshots, deliveries, coupons, spend, outbox", [
         (None, """CREATE TABLE camp_plans (
@@ -189,5 +195,20 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             actor text NOT NULL, changed_at timestamptz NOT NULL, reason text, source text NOT NULL,
             PRIMARY KEY (change_id, seq))"""),
         ("postgres", "CREATE INDEX camp_tag_audit_tag ON camp_tag_audit (tag, changed_at)"),
+    ]),
+    (8, "materialised labels: history intervals per user and label, the materialisations made", [
+        # one row per user and stretch of time a label held: [valid_from, valid_to), valid_to NULL while current, so a
+        # label that does not change costs one row however many days are materialised
+        # PostgreSQL guards one interval per user, name and start with a key; on DuckDB that index would triple the
+        # cost of opening a million intervals (bench/materialize.py), and one process writes a DuckDB file at a time
+        # inside the one transaction of LabelLedger.record_labels, which opens at most one per user
+        ("postgres", _label_history("PRIMARY KEY (name, user_id, valid_from)")),
+        ("duckdb", _label_history("")),
+        ("postgres", "CREATE INDEX camp_label_history_open ON camp_label_history (name, user_id) WHERE valid_to IS NULL"),
+        # one row per name and as-of time materialised: how far back the history reaches, what each run changed
+        (None, """CREATE TABLE camp_materializations (
+            name text NOT NULL, as_of timestamptz NOT NULL, users bigint NOT NULL, opened bigint NOT NULL,
+            closed bigint NOT NULL, recorded_at timestamptz NOT NULL,
+            PRIMARY KEY (name, as_of))"""),
     ]),
 ]

@@ -153,3 +153,23 @@ def test_the_canonical_form_leaves_positions_out_and_refuses_what_it_cannot_writ
     assert _canonical((Node("<"), Span.point(1, 1))) == [{"node": "Node", "op": "<"}]
     with pytest.raises(TypeError, match="no canonical form"):
         _canonical(object())
+
+
+def test_history_conditions_put_the_classification_in_the_plan_when_they_read_it_live(ws):
+    """`moved C from X to Y` reads C's live label (its rules change the plan's hash); `C was X 90d ago` reads only
+    the history, so C's rules do not; both conditions themselves are in the audience's IR."""
+    (ws / "materialize.camp").write_text("materialize lifecycle, value_quadrant daily at 02:00\n", encoding="utf-8")
+    (ws / "slip.camp").write_text(
+        'campaign moved_c {\n  who moved value_quadrant from hf_lv to lf_lv within 30d\n  when daily at 10:00\n'
+        '  where push template "winback/push.j2"\n  how\n    step touch: notify where\n}\n'
+        'campaign was_c {\n  who lifecycle was mature 90d ago\n  when daily at 10:00\n'
+        '  where push template "winback/push.j2"\n  how\n    step touch: notify where\n}\n', encoding="utf-8")
+    (ws / "templates" / "winback" / "push.j2").write_text("{{ user.name }}", encoding="utf-8")
+    before = _plans(ws)
+    _edit(ws / "segments.camp", "hf_lv = count(orders within 90d) >= 5", "hf_lv = count(orders within 90d) >= 6")
+    _edit(ws / "segments.camp", "mature    = count(orders within 30d) >= 5", "mature    = count(orders within 30d) >= 6")
+    after = _plans(ws)
+    assert after["moved_c"].hash != before["moved_c"].hash
+    assert after["was_c"].hash == before["was_c"].hash
+    _edit(ws / "slip.camp", "lifecycle was mature 90d ago", "lifecycle was mature 60d ago")
+    assert _plans(ws)["was_c"].hash != after["was_c"].hash

@@ -230,7 +230,7 @@ def _load(wh, data: Data) -> None:
     put(SCHEMA.events["orders"].table, data.events.get("orders", []))
     put(SCHEMA.events["visits"].table, data.events.get("visits", []))
     wh.insert(SCHEMA.tags.table, ["user_id", "tag"], data.tags)
-    wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {REDEEMED} (user_id text, code text)")  # as runtime.redeemed does
+    wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {REDEEMED} (user_id text, code text)")  # as runtime.ledger_facts does
     wh.execute(f"DELETE FROM {REDEEMED}")
     wh.insert(REDEEMED, ["user_id", "code"], [(str(u), code) for u, code in data.redeemed])
     wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {MANUAL_TAGS} (user_id text, tag text)")  # as runtime.ledger_facts

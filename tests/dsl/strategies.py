@@ -49,9 +49,16 @@ window = st.one_of(
 )
 
 
+history = st.one_of(  # the history conditions (`C was X 90d ago`, `moved C from X to Y within 30d`)
+    st.builds(A.LabelWas, classification=ident, label=ident, ago=duration),
+    st.builds(A.LabelMoved, classification=ident, source=ident, target=ident, within=duration),
+)
+materialize_decl = st.builds(A.MaterializeDecl, names=st.lists(ident, min_size=1, max_size=3), at=time_text)
+
+
 def expressions(max_leaves: int = 12):
     leaves = st.one_of(literal, name_expr, st.builds(A.Tagged, tag=text), st.builds(A.SegmentRef, name=ident),
-                       st.builds(A.Redeemed, code=ident))
+                       st.builds(A.Redeemed, code=ident), history)
 
     def extend(children):
         agg = st.one_of(
@@ -192,5 +199,5 @@ how_much = st.builds(A.HowMuch, items=st.lists(st.one_of(
 section = st.one_of(st.builds(A.Owner, owner=text), why, who, what, when, where, how, how_much)
 campaign_decl = st.builds(A.CampaignDecl, name=ident, title=opt_title, sections=st.lists(section, max_size=5))
 
-decl = st.one_of(schema_decl, segment_decl, classify_decl(), policy_decl, campaign_decl)
+decl = st.one_of(schema_decl, segment_decl, classify_decl(), policy_decl, campaign_decl, materialize_decl)
 module = st.builds(A.Module, decls=st.lists(decl, max_size=3))

@@ -96,3 +96,38 @@ def test_deploy_shows_the_plan_applies_it_and_prunes(ws, prefect_env):
     assert "- delete    birthday_gift" in pruned.stdout, pruned.stdout
     left = _deployments(prefect_env, name)
     assert "birthday_gift" not in left and len(left) == 8
+
+
+def test_a_materialize_declaration_is_deployed_daily_and_its_flow_materialises(ws, prefect_env, prefect_api):
+    """`materialize ... daily at 02:00` becomes one deployment of the camp-materialize flow, daily at 02:00 in the
+    workspace's zone; removing the declaration removes it. The flow itself (run here in-process against the same
+    server) writes the history once per as-of time."""
+    from runtime.demo_data import make_shop
+    from runtime.flows import materialize_labels
+    from runtime.ledger import open_ledger
+
+    name = [ln for ln in (ws / "camp.toml").read_text().splitlines() if ln.startswith("name")][0].split('"')[1]
+    (ws / "materialize.camp").write_text("materialize lifecycle, value_quadrant daily at 02:00\n", encoding="utf-8")
+    applied = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
+    assert applied.returncode == 0, applied.stderr
+    assert "+ create    materialize-0200" in applied.stdout
+    deployed = _deployments(prefect_env, name)
+    mat = deployed["materialize-0200"]
+    assert mat.parameters == {"workspace": str(ws.resolve()), "names": ["lifecycle", "value_quadrant"]}
+    assert "camp-materialize" in mat.tags
+    [sched] = [s.schedule for s in mat.schedules]
+    assert sched.timezone == "Asia/Shanghai" and sched.rrule == "DTSTART:20260101T020000\nRRULE:FREQ=DAILY"
+    again = camp("deploy", str(ws), cwd=ws, env=prefect_env)
+    assert "= unchanged materialize-0200" in again.stdout
+    make_shop(f"duckdb:///{ws / 'shop.duckdb'}", users=100, seed=4)
+    first = materialize_labels(str(ws), ["lifecycle", "value_quadrant"], "2026-12-01T02:00:00+08:00")
+    second = materialize_labels(str(ws), ["lifecycle", "value_quadrant"], "2026-12-01T02:00:00+08:00")
+    assert [r["state"] for r in first] == ["recorded", "recorded"] and [r["state"] for r in second] == ["done", "done"]
+    lg = open_ledger(f"duckdb:///{ws / 'ledger.duckdb'}")
+    try:
+        assert lg.one("SELECT count(*) FROM camp_label_history WHERE valid_to IS NULL") == 200
+    finally:
+        lg.close()
+    (ws / "materialize.camp").unlink()
+    pruned = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
+    assert "- delete    materialize-0200" in pruned.stdout, pruned.stdout
