@@ -113,8 +113,7 @@ def _deployment(spec) -> RunnerDeployment:
     from runtime.flows import alert_flow, materialize_labels, run_campaign
 
     flow = {"alert": alert_flow, "materialize": materialize_labels}.get(spec.flow, run_campaign)
-    # prefect types the sync-compatible to_deployment as returning a coroutine too; from sync code it does not
-    return flow.to_deployment(  # pyright: ignore[reportReturnType]
+    return flow.to_deployment(
         name=spec.name, schedules=schedule_objects(spec), triggers=trigger_objects(spec), parameters=spec.parameters,
         tags=spec.tags, description=spec.description, entrypoint_type=EntrypointType.MODULE_PATH)
 
