@@ -631,9 +631,14 @@ class ExprChecker:
         if value is None or (e.among is not None and among is None) or (e.arg is not None and param is None):
             return None
         vt = I.type_of(value)
-        if not vt.numeric:
-            self.report("E305", f"`{e.func}` ranks numbers or money; this is {_a(vt)}", e.value.span,
-                        ["e.g. `sum(orders.amount within 365d)` or `count(orders within 90d)`"])
+        if e.func == "percentile" and not vt.numeric:
+            self.report("E305", f"`percentile` interpolates between numbers or money; this is {_a(vt)}",
+                        e.value.span, ["e.g. `percentile(80%, sum(orders.amount within 365d))`"] if not vt.temporal
+                        else ["rank times instead: `percent_rank(last(orders.time)) >= 80%`"])
+            return None
+        if not (vt.numeric or vt.temporal):
+            self.report("E305", f"`{e.func}` ranks numbers, money, dates or times; this is {_a(vt)}", e.value.span,
+                        ["e.g. `sum(orders.amount within 365d)`, `count(orders within 90d)` or `last(orders.time)`"])
             return None
         t = T.PERCENT if e.func == "percent_rank" else T.NUMBER if e.func == "ntile" else vt
         return I.PopStat(e.func, value, among, param, t, span=e.span)

@@ -177,12 +177,14 @@ def population_stats(among_conds):
     counts = st.one_of(agg("count", None, T.NUMBER), st.just(I.Agg("count", "orders", None, None, None, T.NUMBER)))
     amounts = st.one_of(agg("sum", "amount", CNY), agg("max", "amount", CNY), st.just(user_attr("balance")))
     averages = agg("avg", "amount", CNY)  # ranked at 10 decimals; compared with constants only (as `avg` always is)
-    values = st.one_of(counts, amounts, averages)
+    times = st.one_of(st.sampled_from(["first", "last"]).map(
+        lambda f: I.Agg(f, "orders", order_field("time"), None, None, T.TIMESTAMP)),
+        st.just(user_attr("registered")), st.just(user_attr("birthday")))  # ranked, never interpolated
+    values = st.one_of(counts, amounts, averages, times)
     among = st.none() | among_conds
 
     def stat(func, param=st.none()):
-        return st.builds(lambda v, a, p: I.PopStat(func, v, a, p, T.PERCENT if func == "percent_rank" else
-                                                   T.NUMBER if func == "ntile" else I.type_of(v)),
+        return st.builds(lambda v, a, p: I.PopStat(func, v, a, p, T.PERCENT if func == "percent_rank" else T.NUMBER),
                          values, among, param)
 
     def percentile_of(value):
