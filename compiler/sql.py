@@ -294,6 +294,15 @@ class AudienceSQL:
             exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(where)
         return self._with_ctes(query)
 
+    def values(self, named: Sequence[tuple[str, I.Expr]]) -> exp.Select:
+        """user_id and each named value of every user, by user id (a user's ranks and facts, for tests and
+        tools that show them)."""
+        self.facts = _Facts()
+        cols: list[exp.Expr] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True)]
+        cols += [exp.alias_(self.val(v), name, quoted=True) for name, v in named]
+        query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
+        return self._with_ctes(query.order_by(_col("l", "user_id"), copy=False))
+
     def per_exposure(self, converted: I.Expr, values: Sequence[tuple[str, I.Expr]], window: I.Dur | None
                      ) -> exp.Select:
         """One row per row of the EXPOSURE table whose user is in the users table: `exposure_id`,
@@ -580,8 +589,9 @@ class AudienceSQL:
 
     def _population_value(self, e: I.PopStat) -> exp.Expr:
         if e.func == "percent_rank":
-            num, den = self._percent_rank(e)
-            return exp.Div(this=exp.cast(num, exp.DataType.build("decimal(38, 10)")), expression=den)
+            num, den = self._percent_rank(e)  # a decimal on every engine (DuckDB divides decimals as floats)
+            fixed = exp.DataType.build("decimal(38, 10)")
+            return exp.cast(exp.Div(this=exp.cast(num, fixed), expression=den), fixed.copy())
         pop = self.facts.population(e)
         assert e.param is not None  # the checker gives ntile its buckets and percentile its fraction
         if e.func == "ntile":
@@ -634,8 +644,9 @@ class AudienceSQL:
         src = pop.alias
         cols = []
         for fraction, column in pop.percentiles.items():
+            written = fraction if fraction != fraction.to_integral_value() else fraction.quantize(Decimal("0.1"))
             h = exp.Mul(this=exp.Paren(this=exp.Sub(this=_col(src, "n"), expression=exp.Literal.number(1))),
-                        expression=_lit(fraction, T.NUMBER))
+                        expression=_lit(written, T.NUMBER))  # `1.0`, not `1`: a decimal, so FLOOR stays exact
 
             def at(position: exp.Expr) -> exp.Expr:
                 return exp.func("MIN", exp.Case().when(exp.EQ(this=_col(src, "rn"), expression=position),
