@@ -152,3 +152,36 @@ def test_a_population_is_every_user_not_a_journeys_cohort(duck, pg):
         wh.insert("camp_cohort", ["user_id"], [("1",), ("4",)])
         c = AudienceSQL(PROGRAM, AS_OF, wh.dialect, cohort=True)
         assert {r[0] for r in wh.rows(c.sql(c.condition(cond), pretty=False))} == {4}, wh.dialect
+
+
+# ---------------------------------------------------------------- the checker: codes, positions, hints
+MISTAKES = [
+    ("segment s = percent_rank(city) >= 50%\n", "E305", (1, 26), "ranks numbers, money, dates or times"),
+    ("segment s = birthday >= percentile(50%, birthday)\n", "E305", (1, 41), "rank times instead"),
+    ("segment s = ntile(0, count(orders)) = 1\n", "E430", (1, 19), "from 1 to 10,000"),
+    ("segment s = ntile(10001, count(orders)) = 1\n", "E430", (1, 19), "from 1 to 10,000"),
+    ("segment s = ntile(5%, count(orders)) = 1\n", "E430", (1, 19), "whole number"),
+    ("segment s = percentile(101%, balance) <= balance\n", "E431", (1, 24), "at most 100%"),
+    ("segment s = percentile(0.8, balance) <= balance\n", "E431", (1, 24), "written as one"),
+    ("segment s = percent_rank(balance among city) >= 50%\n", "E306", (1, 40), "yes/no condition"),
+    ("segment s = any(orders where percent_rank(amount) >= 50%)\n", "E416", (1, 30), "about the user"),
+    ("segment s = percent_rank(balance) >= 50 CNY\n", "E301", (1, 13), "cannot compare"),
+]
+
+
+@pytest.mark.parametrize(("text", "code", "at", "words"), MISTAKES, ids=[m[0].strip() for m in MISTAKES])
+def test_mistakes_are_located_with_a_code(tmp_path, text, code, at, words):
+    import shutil
+    from pathlib import Path
+
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+
+    ws = tmp_path / "ws"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "codes" / "base", ws)
+    (ws / "example.camp").write_text(text, encoding="utf-8")
+    diags = [d for d in check_workspace(load_workspace(ws)).diagnostics if d.file.endswith("example.camp")]
+    assert [d.code for d in diags] == [code], [(d.code, d.message) for d in diags]
+    d = diags[0]
+    assert (d.span.line, d.span.column) == at, d
+    assert words in d.message + " ".join(d.hints), (d.message, d.hints)
