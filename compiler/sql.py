@@ -605,12 +605,13 @@ class AudienceSQL:
         with the window columns the query reads. Compiled by a fresh compiler (its own CTEs, nested): never a
         journey's cohort or an outcome's exposures, never the audience's filters."""
         inner = AudienceSQL(self.p, self.as_of, self.dialect, today=self.today)
-        value = inner.val(pop.value)
         ratio = inner._as_ratio(pop.value) if isinstance(pop.value, I.Agg) else None
         if ratio is not None:  # an average, exact to 10 decimals on every engine (AVG may be a float)
             fixed = exp.DataType.build("decimal(38, 10)")
             value = exp.cast(exp.Div(this=exp.cast(ratio[0], fixed), expression=exp.func(
                 "NULLIF", ratio[1], exp.Literal.number(0))), fixed.copy())
+        else:
+            value = inner.val(pop.value)
         keep = exp.not_(exp.Is(this=value.copy(), expression=exp.Null()))
         if pop.among is not None:
             keep = exp.and_(inner.pred(pop.among), keep)
