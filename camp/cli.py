@@ -35,7 +35,9 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text for people, json for tools, github for GitHub Actions annotations.")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
-def check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+@click.option("--fix", is_flag=True, help="First apply the fixes that are certain (a misspelt name with exactly one "
+                                          "did-you-mean candidate), then check.")
+def check(paths: tuple[Path, ...], fmt: str, strict: bool, fix: bool) -> None:
     """Type-check campaigns: every problem with file, line, column, code and hint.
 
     Exit status: 0 clean, 1 errors (or warnings with --strict), 2 usage (bad option, no
@@ -43,7 +45,7 @@ def check(paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
     """
     from camp.commands import run_check
 
-    sys.exit(run_check(paths or (Path("."),), fmt, strict))
+    sys.exit(run_check(paths or (Path("."),), fmt, strict, fix))
 
 
 @cli.command()
@@ -60,11 +62,12 @@ def parse(file: Path, as_json: bool, spans: bool) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--check", "check_only", is_flag=True, help="Do not write; exit 1 if any file would change.")
-def fmt(paths: tuple[Path, ...], check_only: bool) -> None:
+@click.option("--diff", is_flag=True, help="Do not write; print the unified diff of what would change (exit 1 then).")
+def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> None:
     """Rewrite .camp files in the canonical layout (comments are kept)."""
     from camp.commands import run_fmt
 
-    sys.exit(run_fmt(paths or (Path("."),), check_only))
+    sys.exit(run_fmt(paths or (Path("."),), check_only, diff))
 
 
 @cli.command()
@@ -147,16 +150,20 @@ def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None,
                                        "workspace's.")
 @click.option("--data", help="Warehouse URL (default: $CAMP_DATA_URL, else camp.toml).")
 @click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
-def sync(path: Path, as_of: str | None, data: str | None, ledger: str | None) -> None:
+@click.option("--full", is_flag=True, help="Red packet shares: read every share since the first grant, not only "
+                                           "those since the last sync less [red_packets] late_data; unknown ones "
+                                           "older than that are recorded refused (too late) and counted.")
+def sync(path: Path, as_of: str | None, data: str | None, ledger: str | None, full: bool) -> None:
     """Learn from the shop's orders which issued coupons were redeemed (scope, validity and minimum spend
-    noted) and which expired unused; print the counts. Needs [coupons] coupon_field in camp.toml.
+    noted) and which expired unused, and pay the shop's red packet shares; print the counts. Needs [coupons]
+    coupon_field (or [red_packets] share_field) in camp.toml.
 
     Exit status: 0 synced (or nothing declared), 1 errors in the workspace or a database camp cannot open,
     2 usage (no camp.toml), 3 internal error.
     """
     from camp.sync import run_sync
 
-    sys.exit(run_sync(path, as_of, data, ledger))
+    sys.exit(run_sync(path, as_of, data, ledger, full))
 
 
 @cli.command()
@@ -169,6 +176,26 @@ def runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> None:
     from camp.run import run_runs
 
     sys.exit(run_runs(path, ledger, limit, as_json))
+
+
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--alert", "only", help="Only this alert (default: every alert of the workspace).")
+@click.option("--as-of", "as_of", help="The clock, ISO 8601 (default: now): each alert's latest occurrence at or "
+                                       "before it is evaluated.")
+@click.option("--dry-run", is_flag=True, help="Count and say what would be sent; record and send nothing.")
+@click.option("--data", help="Data URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+def alert(path: Path, only: str | None, as_of: str | None, dry_run: bool, data: str | None, ledger: str | None) -> None:
+    """Alerts: count the users each alert is about, compare with its threshold, and send its team one message
+    per occurrence of its schedule when crossed.
+
+    Exit status: 0 evaluated, 1 workspace errors, a database that cannot be opened or a message that failed (the
+    next run of the occurrence tries again), 2 usage (an unknown alert), 3 internal error.
+    """
+    from camp.alert import run_alerts
+
+    sys.exit(run_alerts(path, only, as_of, dry_run, data, ledger))
 
 
 @cli.command()
@@ -291,15 +318,17 @@ def demo_init(users: int, seed: int, url: str | None, workspace: Path) -> None:
 @click.option("--redeem", default="60%", show_default=True, help="Treated converters holding a coupon who use it.")
 @click.option("--share", default="30%", show_default=True,
               help="Users holding a sent red packet who share it (then 0 to 4 more times).")
+@click.option("--click", default="20%", show_default=True,
+              help="Users sent a campaign's message who click it (once, in the goal window; camp.toml [clicks]).")
 @click.option("--data", help="Warehouse URL (default: [data] url, $CAMP_DATA_URL).")
 @click.option("--ledger", help="Ledger URL (default: [ledger] url, $CAMP_LEDGER_URL).")
 def demo_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organic: str, redeem: str,
-                 share: str, data: str | None, ledger: str | None) -> None:
+                 share: str, click: str, data: str | None, ledger: str | None) -> None:
     """After runs: write the shop's next days of orders with a planted effect per campaign and arm (treated vs
-    not), and its red packet shares."""
+    not), its red packet shares and the clicks on the messages."""
     from camp.respond import main_respond
 
-    main_respond(path, days, seed, effect, organic, redeem, share, data, ledger)
+    main_respond(path, days, seed, effect, organic, redeem, share, click, data, ledger)
 
 
 EXIT_INTERNAL = 3

@@ -18,7 +18,14 @@ def _under(diag: Diagnostic, targets: list[Path], root: Path) -> bool:
     return any(t == path or t in path.parents or t == root for t in targets)
 
 
-def run_check(paths: tuple[Path, ...], fmt: str, strict: bool) -> int:
+def run_check(paths: tuple[Path, ...], fmt: str, strict: bool, fix: bool = False) -> int:
+    if fix:
+        fixed = _fix(paths)
+        if fixed is None:
+            return 2
+        for file, line, old, new in fixed:
+            print(f"{file}:{line}: fixed `{old}` -> `{new}`", file=sys.stderr)
+        print(f"camp check: fixed {len(fixed)}; checking again", file=sys.stderr)
     import gc
 
     gc.disable()  # a short-lived process that frees almost nothing: collections are pure overhead
@@ -53,6 +60,26 @@ def run_check(paths: tuple[Path, ...], fmt: str, strict: bool) -> int:
     return 1 if errors or (strict and warnings) else 0
 
 
+def _fix(paths: tuple[Path, ...]) -> list[tuple[str, int, str, str]] | None:
+    """Apply the certain fixes of each workspace once (camp.fix); None when a path has no workspace."""
+    from camp.fix import apply_fixes
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+
+    done: list[tuple[str, int, str, str]] = []
+    seen: set[Path] = set()
+    for p in paths:
+        ws = load_workspace(p)
+        if isinstance(ws, Diagnostic):
+            _emit([ws], {}, "text")
+            return None
+        if ws.root in seen:
+            continue
+        seen.add(ws.root)
+        done += apply_fixes(check_workspace(ws).diagnostics, ws.paths)
+    return done
+
+
 def _emit(diags: list[Diagnostic], sources: dict[str, str], fmt: str) -> None:
     if fmt == "json":
         print(render_json(diags))
@@ -80,7 +107,9 @@ def run_parse(file: Path, spans: bool) -> int:
     return 0
 
 
-def run_fmt(paths: tuple[Path, ...], check_only: bool) -> int:
+def run_fmt(paths: tuple[Path, ...], check_only: bool, diff: bool = False) -> int:
+    """`--check`: exit 1 when a file would change; `--diff`: print the unified diff of what would change (and
+    exit 1 then), writing nothing."""
     from compiler.workspace import camp_files, display_path
     from dsl.format import format_module
     from dsl.parse import parse_file
@@ -99,13 +128,20 @@ def run_fmt(paths: tuple[Path, ...], check_only: bool) -> int:
         out = format_module(module)
         if out != text:
             changed.append(shown)
-            if not check_only:
+            if diff:
+                import difflib
+
+                sys.stdout.writelines(difflib.unified_diff((text or "").splitlines(keepends=True),
+                                                           out.splitlines(keepends=True), shown, shown))
+            elif not check_only:
                 f.write_text(out, encoding="utf-8")
-    for shown in changed:
-        print(("would reformat " if check_only else "reformatted ") + shown)
-    if check_only:
+    dry = check_only or diff
+    if not diff:
+        for shown in changed:
+            print(("would reformat " if check_only else "reformatted ") + shown)
+    if dry:
         print(f"camp fmt: {len(changed)} of {len(files)} files would change", file=sys.stderr)
-    return 1 if failed or (check_only and changed) else 0
+    return 1 if failed or (dry and changed) else 0
 
 
 def run_explain(code: str | None) -> int:

@@ -110,10 +110,11 @@ def _deployment(spec) -> RunnerDeployment:
     from prefect.types.entrypoint import EntrypointType
 
     from runtime.deploy import schedule_objects, trigger_objects
-    from runtime.flows import run_campaign
+    from runtime.flows import alert_flow, run_campaign
 
+    flow = alert_flow if spec.flow == "alert" else run_campaign
     # prefect types the sync-compatible to_deployment as returning a coroutine too; from sync code it does not
-    return run_campaign.to_deployment(  # pyright: ignore[reportReturnType]
+    return flow.to_deployment(  # pyright: ignore[reportReturnType]
         name=spec.name, schedules=schedule_objects(spec), triggers=trigger_objects(spec), parameters=spec.parameters,
         tags=spec.tags, description=spec.description, entrypoint_type=EntrypointType.MODULE_PATH)
 
@@ -133,7 +134,9 @@ def run_serve(path: Path) -> int:
     deployments = [_deployment(s) for s in specs]
     # DuckDB lets one process write a file at a time: with a DuckDB ledger, runs go one after another
     limit = 1 if backend_for(dialect_of(run_urls(ws)[1])).one_writer else None
-    print(f"camp serve: {len(deployments)} campaigns of {ws.config.workspace.name}"
+    alerts = sum(s.flow == "alert" for s in specs)
+    print(f"camp serve: {len(deployments) - alerts} campaigns" + (f" and {alerts} alerts" if alerts else "")
+          + f" of {ws.config.workspace.name}"
           + (", one run at a time (DuckDB ledger)" if limit else "") + "; Ctrl-C to stop", file=sys.stderr)
     with run_settings():
         serve(*deployments, print_starting_message=False, limit=limit)

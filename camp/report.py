@@ -28,46 +28,52 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
         print(f"  hint: {did_you_mean(campaign, list(program.campaigns)) or 'campaigns: ' + ', '.join(program.campaigns)}",
               file=sys.stderr)
         return 2
-    from camp.run import _ledger_or_say
+    from camp.read_ledger import existing_ledger
     from runtime.measure import measure
     from runtime.warehouse import connect, run_urls
 
     data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
+    margin = ws.config.report.margin_fraction
+    doc = {"version": JSON_VERSION, "as_of": when.isoformat(), "currency": program.currency, "margin": _dec(margin),
+           "campaigns": []}
+    lg = existing_ledger("camp report", ledger_url, _document(doc, fmt) if fmt != "text" else None)
+    if isinstance(lg, int):
+        return lg
     try:
         wh = connect(data_url, read_only=True)
     except Exception as exc:  # noqa: BLE001 (any driver's error)
+        lg.close()
         print(f"camp report: cannot open the data {data_url}: {exc}", file=sys.stderr)
         print("  hint: check [data] url in camp.toml, --data or $CAMP_DATA_URL", file=sys.stderr)
         return 1
-    lg = _ledger_or_say("camp report", ledger_url)
-    if lg is None:
-        wh.close()
-        return 1
-    margin = ws.config.report.margin_fraction
     names = [campaign] if campaign is not None else list(program.campaigns)
     try:
-        results = [measure(program, program.campaigns[n], lg, wh, when, margin) for n in names]
+        clicks = ws.config.clicks.clicks(program.schema)
+        results = [measure(program, program.campaigns[n], lg, wh, when, margin, clicks) for n in names]
     finally:
         lg.close()
         wh.close()
     if campaign is None:  # only campaigns that ran
         results = [m for m in results if m.steps]
     if fmt in ("json", "html"):
-        doc = {"version": JSON_VERSION, "as_of": when.isoformat(), "currency": program.currency,
-               "margin": _dec(margin), "campaigns": [_campaign_json(m) for m in results]}
-        if fmt == "json":
-            print(json.dumps(doc, ensure_ascii=False, indent=1))
-            return 0
-        from camp.report_html import html_of
-
-        sys.stdout.write(html_of(doc))
+        doc["campaigns"] = [_campaign_json(m) for m in results]
+        sys.stdout.write(_document(doc, fmt) + ("\n" if fmt == "json" else ""))
         return 0
     if not results:
         print(f"camp report: no deliveries in the ledger as of {when.isoformat()}")
     for m in results:
         _print_campaign(m)
     return 0
+
+
+def _document(doc: dict, fmt: str) -> str:
+    """The report document as JSON or as the HTML page."""
+    if fmt == "json":
+        return json.dumps(doc, ensure_ascii=False, indent=1)
+    from camp.report_html import html_of
+
+    return html_of(doc)
 
 
 def _dec(v: Decimal | None) -> str | None:
@@ -98,6 +104,7 @@ def _group_json(g) -> dict:
                           "rate": _interval(g.new_customer_rate),
                           "holdout_rate": _interval(g.holdout_new_customer_rate),
                           "uplift": _interval(g.new_customer_uplift)},
+        "clicks": None if g.clicked is None else {"clicked": g.clicked, "rate": _interval(g.click_rate)},
     }
 
 
@@ -167,6 +174,10 @@ def _print_campaign(m) -> None:
     out.add_row("holdout", f"{t.holdout:,}", f"{t.holdout_converted:,}", _pct(t.holdout_conversion.value),
                 _ci(t.holdout_conversion), "", "", "", "", "", "", "", "", "", "")
     _print_table(out)
+    for g in [m.total, *m.arms] if m.total.clicked is not None else []:
+        label = f"treated {g.arm}" if g.arm else "treated"
+        print(f"clicks, {label}: {g.clicked:,} of {g.reached:,} reached clicked: {_pct(g.click_rate.value)} "
+              f"{_ci(g.click_rate)}")
     _print_customers(m)
     for target in m.targets:
         sure = "" if target.sure or target.status == "not measured" else " (the interval straddles the target)"

@@ -1,5 +1,5 @@
 """`camp report --format html`: the report's JSON document (docs/report.md, "JSON") -> one self-contained HTML
-page: per campaign, the headline numbers, daily sends and conversions, the funnel sent -> redeemed -> ordered,
+page: per campaign, the headline numbers, daily sends and conversions, the funnel sent -> clicked -> redeemed -> ordered,
 and the uplift with its 95% interval per arm; then reach per step. Charts are inline SVG drawn here (no script,
 no font, no file or address outside the page), so the page opens anywhere, offline, and prints.
 
@@ -93,7 +93,7 @@ def _funnel(bars: list[_Bar]) -> Markup:
                    f'<rect class="funnel" x="160" y="{y}" width="{w:.1f}" height="24"><title>{escape(b.label)}: '
                    f'{escape(b.shown)}</title></rect>'
                    f'<text class="value" x="{160 + w + 6:.1f}" y="{y + 18}">{escape(b.shown)}</text>')
-    return _svg(out, "funnel: sent, redeemed, ordered", height)
+    return _svg(out, "funnel: sent, clicked, redeemed, ordered", height)
 
 
 def _uplift(groups: list[dict]) -> Markup:
@@ -131,6 +131,9 @@ def _charts(c: dict) -> dict[str, Markup]:
     total = c.get("total") or {}
     coupons = total.get("coupons") or {}
     funnel = [_Bar("sent", total.get("reached", 0), f"{total.get('reached', 0):,}")]
+    clicks = total.get("clicks")
+    if clicks is not None:
+        funnel.append(_Bar("clicked", clicks["clicked"], f"{clicks['clicked']:,}"))
     if coupons.get("issued"):
         funnel.append(_Bar("redeemed", coupons.get("redeemed", 0), f"{coupons.get('redeemed', 0):,}"))
     funnel.append(_Bar("ordered (goal)", total.get("converted", 0), f"{total.get('converted', 0):,}"))
@@ -186,6 +189,8 @@ th:first-child,td:first-child{text-align:left} .kpi td:first-child{color:#46516a
 <tr><td>incremental conversions</td><td>{{ "–" if t.incremental_conversions is none else
 "{:,.1f}".format(t.incremental_conversions) }}</td></tr>
 <tr><td>orders · sales · AOV</td><td>{{ "{:,}".format(t.orders or 0) }} · {{ t.sales or "–" }} · {{ t.aov or "–" }}</td></tr>
+{% if t.clicks %}<tr><td>clicked / reached</td><td>{{ "{:,}".format(t.clicks.clicked) }} /
+{{ "{:,}".format(t.reached or 0) }} ({{ interval(t.clicks.rate) }})</td></tr>{% endif %}
 {% if t.coupons and t.coupons.issued %}<tr><td>coupons redeemed / issued</td><td>{{ "{:,}".format(t.coupons.redeemed) }} /
 {{ "{:,}".format(t.coupons.issued) }} ({{ interval(t.coupons.redemption_rate) }})</td></tr>{% endif %}
 <tr><td>subsidy (discounts + sends)</td><td>{{ t.subsidy or "–" }}</td></tr>

@@ -56,11 +56,11 @@ def packet_budgets(program: Program) -> dict[str, PacketBudget]:
 
 
 def run_points(path: Path, user: str, ledger: str | None) -> int:
-    from camp.run import _ledger_for
+    from camp.read_ledger import workspace_ledger
 
-    lg = _ledger_for(path, ledger)
-    if lg is None:
-        return 1
+    lg = workspace_ledger("camp points", path, ledger)
+    if isinstance(lg, int):
+        return lg
     try:
         issued, pending = lg.points_balance(user)
     finally:

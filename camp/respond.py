@@ -55,7 +55,7 @@ def effects_of(given: tuple[str, ...], campaigns: dict[str, list[str]]):
 
 
 def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organic: str, redeem: str,
-                share: str, data: str | None, ledger: str | None) -> int:
+                share: str, click: str, data: str | None, ledger: str | None) -> int:
     loaded = checked(path)
     if loaded is None:
         return 1
@@ -63,10 +63,13 @@ def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organ
     entry_arms = {n: c.steps[0].arm_names() if c.steps else [] for n, c in sorted(program.campaigns.items())}
     effects, arms = effects_of(effect, entry_arms)
     sharing = float(rate(share, "--share"))
+    clicking = float(rate(click, "--click"))
+    where = click_table(ws.config.clicks.clicks(program.schema), program.schema)
     shares = ws.config.red_packets.shares(program.schema)
     windows = {c.name: c.goal_window.value * _UNIT[c.goal_window.unit] for c in program.campaigns.values()
                if c.goal_window is not None}
     from camp.run import open_stores
+    from runtime.demo_clicks import plant_clicks
     from runtime.demo_response import respond
     from runtime.demo_shares import plant_shares
     from runtime.warehouse import connect
@@ -79,12 +82,18 @@ def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organ
         exposures, coupons, grants = lg.respond_exposures_frame(), lg.issued_coupons_frame(), lg.sent_grants_frame()
     finally:
         lg.close()
+    gone = sorted(set(exposures["campaign"]) - set(program.campaigns)) if len(exposures) else []
+    if gone:  # the ledger remembers campaigns the workspace no longer has: nothing to plant for them
+        exposures, coupons, grants = (f.loc[~f["campaign"].isin(gone)] if len(f) else f
+                                      for f in (exposures, coupons, grants))
+        print(f"camp demo respond: left out campaigns in the ledger but not in the workspace: {', '.join(gone)}")
     wh = connect(data_url)
     try:
         users = wh.frame("SELECT user_id FROM users")["user_id"]
         done = respond(wh, exposures, coupons, users, days, seed, effects, windows, rate(organic, "--organic"),
                        rate(redeem, "--redeem"), arms)
         shared = plant_shares(wh, grants, shares, days, seed, sharing) if shares is not None else None
+        clicked = plant_clicks(wh, exposures, where, windows, days, seed, clicking) if where is not None else None
     finally:
         wh.close()
     span = f" from {done.start:%Y-%m-%d %H:%M} to {done.end:%Y-%m-%d %H:%M} UTC" if done.start and done.end else ""
@@ -106,8 +115,26 @@ def run_respond(path: Path, days: int, seed: int, effect: tuple[str, ...], organ
     elif shared is not None and len(grants):
         print(f"  {shared:,} red packet shares of {len(grants):,} sent packets (planted {sharing:.0%} share, "
               "then 0 to 4 more times)")
+    sent = sum(1 for s in exposures["sent"] if s == 1) if len(exposures) else 0
+    if clicked is None and sent:
+        print("  no clicks written: camp.toml [clicks] names no campaign_field")
+    elif clicked is not None and sent:
+        print(f"  {clicked:,} clicks of {sent:,} users sent a message (planted {clicking:.0%}, in the goal window)")
     print("  next: `camp sync` learns the redemptions and pays the shares")
     return 0
+
+
+def click_table(clicks, schema):
+    """Where the demo writes clicks: the schema's click events of camp.toml [clicks] (None: not configured)."""
+    from runtime.demo_clicks import ClickTable
+
+    if clicks is None:
+        return None
+    ev = schema.events[clicks.event]
+    ident = ev.fields.get("click_id")
+    return ClickTable(table=ev.table, user_column=ev.user_column, time_column=ev.time_column,
+                      campaign_column=ev.fields[clicks.campaign_field].column,
+                      id_column=ident.column if ident is not None and ident.type.kind == "text" else None)
 
 
 def main_respond(*args) -> None:

@@ -276,6 +276,11 @@ def print_summary(s: dict) -> None:
         print(f"  campaign spend  {_money(sp['forecast']):>10} {s['currency']}   reserved (forecast); actual "
               f"{_money(act['total'])}: coupons redeemed {_money(act['coupons'])}, points issued "
               f"{_money(act['points'])}, red packets paid {_money(act['red_packets'])}")
+        beyond = sp.get("coupons_beyond_forecast") or {}
+        if beyond:
+            days = ", ".join(f"{d} {_money(v)}" for d, v in beyond.items())
+            print(f"  beyond forecast {_money(str(sum(Decimal(v) for v in beyond.values()))):>10} {s['currency']}   "
+                  f"redeemed coupons' discounts past their forecast, off each day's budget: {days}")
     if s.get("releases"):
         more = f" and {len(s['releases']) - 1} later times" if len(s["releases"]) > 1 else ""
         print(f"  next release    {_at(s['releases'][0], zone)}{more}: deployed, a release run is scheduled; by "
@@ -306,21 +311,6 @@ def _money(text: str) -> str:
     return str(Decimal(text).quantize(Decimal("0.01")))
 
 
-def _ledger_for(path: Path, ledger: str | None):
-    from compiler.workspace import load_workspace
-    from dsl.diagnostics import Diagnostic
-
-    ws = load_workspace(path)
-    if isinstance(ws, Diagnostic):
-        from dsl.diagnostics import render_text
-
-        print(render_text([ws], {}), file=sys.stderr)
-        sys.exit(2)  # no camp.toml: a usage error, as for `camp check`
-    from runtime.warehouse import run_urls
-
-    return _ledger_or_say("camp", run_urls(ws, None, ledger)[1])
-
-
 def open_stores(cmd: str, ws, data: str | None, ledger: str | None, hint: str):
     """(data_url, ledger_url, the ledger, migrated) for a command that reads the warehouse and writes the ledger;
     None after saying which of the two cannot be opened (`hint`: how to point at the data)."""
@@ -344,16 +334,19 @@ def _ledger_or_say(cmd: str, url: str):
     try:
         ledger = open_ledger(url)
     except Exception as exc:  # noqa: BLE001 (any driver's error)
-        print(f"{cmd}: cannot open the ledger {url}: {type(exc).__name__}: {exc}".strip(), file=sys.stderr)
-        print("  hint: check [ledger] url in camp.toml, --ledger or $CAMP_LEDGER_URL", file=sys.stderr)
+        from camp.read_ledger import cannot_open
+
+        cannot_open(cmd, url, exc)
         return None
     return ledger
 
 
 def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
-    lg = _ledger_for(path, ledger)
-    if lg is None:
-        return 1
+    from camp.read_ledger import workspace_ledger
+
+    lg = workspace_ledger("camp runs", path, ledger, "[]" if as_json else None)
+    if isinstance(lg, int):
+        return lg
     rows = lg.recent_runs(limit)
     lg.close()
     if as_json:
@@ -395,9 +388,11 @@ def _print_table(table) -> None:
 
 def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str | None, user: str | None,
                limit: int, as_json: bool) -> int:
-    lg = _ledger_for(path, ledger)
-    if lg is None:
-        return 1
+    from camp.read_ledger import workspace_ledger
+
+    lg = workspace_ledger("camp ledger", path, ledger, "[]" if as_json else None)
+    if isinstance(lg, int):
+        return lg
     rows = lg.deliveries(campaign, status, user, limit)
     lg.close()
     if as_json:

@@ -10,7 +10,7 @@ from pathlib import Path
 from camp.audience import checked, parse_as_of
 
 
-def run_sync(path: Path, as_of: str | None, data: str | None, ledger: str | None) -> int:
+def run_sync(path: Path, as_of: str | None, data: str | None, ledger: str | None, full: bool = False) -> int:
     """Exit status: 0 synced (or nothing declared to sync), 1 errors in the workspace or a database that
     cannot be opened."""
     loaded = checked(path)
@@ -28,6 +28,7 @@ def run_sync(path: Path, as_of: str | None, data: str | None, ledger: str | None
     from camp.run import open_stores
     from runtime.coupon_sync import sync_coupons
     from runtime.share_sync import sync_shares
+    from runtime.shares import TOO_LATE
 
     when = parse_as_of(as_of, program.timezone)
     stores = open_stores("camp sync", ws, data, ledger, "check [data] url in camp.toml, --data or $CAMP_DATA_URL")
@@ -36,7 +37,7 @@ def run_sync(path: Path, as_of: str | None, data: str | None, ledger: str | None
     data_url, _, lg = stores
     try:
         result = sync_coupons(lg, data_url, source, when) if source is not None else None
-        paid = sync_shares(lg, data_url, shares, when, packet_budgets(program)) if shares is not None else None
+        paid = sync_shares(lg, data_url, shares, when, packet_budgets(program), full) if shares is not None else None
     finally:
         lg.close()
     if source is not None and result is not None:
@@ -48,8 +49,13 @@ def run_sync(path: Path, as_of: str | None, data: str | None, ledger: str | None
             print(f"  {label}: {n}")
     if paid is not None:
         ok = [p for p in paid if p.state == "paid"]
-        print(f"camp sync: red packet shares as of {when.isoformat()} ({ws.config.red_packets.shared_on})")
+        late = sum(1 for p in paid if p.reason == TOO_LATE)
+        rp = ws.config.red_packets
+        print(f"camp sync: red packet shares as of {when.isoformat()} ({rp.shared_on}, late data {rp.late_data}"
+              f"{', full history' if full else ''})")
         print(f"  new shares: {len(paid)}")
         print(f"  paid: {len(ok)} ({sum((p.amount for p in ok), Decimal(0))} {program.currency})")
         print(f"  refused: {len(paid) - len(ok)}")
+        if full:
+            print(f"  too late (made before the last sync's shares less {rp.late_data}; refused, not paid): {late}")
     return 0

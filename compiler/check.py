@@ -12,13 +12,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from compiler import program as P
+from compiler.alert import check_alert
 from compiler.bounds import check_bounds
 from compiler.campaign import CampaignContext, check_campaign
-from compiler.config import check_coupons, check_points, check_red_packets
+from compiler.config import check_clicks, check_coupons, check_points, check_red_packets, check_teams
 from compiler.limits import check_cap, check_costs, check_quiet, check_tiered_cap
 from compiler.lint import lint_program
 from compiler.report import Report
 from compiler.schema import build_schema
+from compiler.suppress import suppress
 from compiler.templates import COUPON_FIELDS, PACKET_FIELDS, POINTS_FIELDS, check_template
 from compiler.typecheck import ExprChecker
 from compiler.workspace import Workspace, display_path
@@ -48,6 +50,8 @@ def check_workspace(ws: Workspace) -> CheckResult:
     report.items += check_coupons(ws.config, schema, ws.sources.get(cfg, ""), cfg)
     report.items += check_points(ws.config, ws.sources.get(cfg, ""), cfg)
     report.items += check_red_packets(ws.config, schema, ws.sources.get(cfg, ""), cfg)
+    report.items += check_clicks(ws.config, schema, ws.sources.get(cfg, ""), cfg)
+    report.items += check_teams(ws.config, ws.sources.get(cfg, ""), cfg)
     program = P.Program(schema=schema, currency=ws.config.workspace.currency, timezone=ws.config.workspace.timezone,
                         point_cost=ws.config.points.unit_cost() or Decimal(0), points_issuer=ws.config.points.issue_with)
     decls = _collect(ws.modules, report)
@@ -82,25 +86,29 @@ def check_workspace(ws: Workspace) -> CheckResult:
         campaign = check_campaign(d, ctx)
         program.campaigns[name] = campaign
         _templates(ctx, campaign, schema, ws, report)
+    for name, (file, d) in decls["alert"].items():
+        report.file = file
+        program.alerts[name] = check_alert(d, checker, ws.config, report)
     lint_program(program, report)
-    diags = _dedupe(ws.diagnostics + report.items)
+    diags = suppress(_dedupe(ws.diagnostics + report.items), ws)
     return CheckResult(program, diags)
 
 
 def _collect(modules: list[A.Module], report: Report) -> dict[str, Any]:
     """Top-level names by kind; segments and classifications share one namespace.
     "policy": a list of (file, decl); the others: name -> (file, decl)."""
-    out: dict[str, Any] = {"segment": {}, "classify": {}, "campaign": {}, "policy": []}
+    out: dict[str, Any] = {"segment": {}, "classify": {}, "campaign": {}, "alert": {}, "policy": []}
     for module in modules:
         report.file = module.path
         for d in module.decls:
             if isinstance(d, A.PolicyDecl):
                 out["policy"].append((module.path, d))
                 continue
-            if not isinstance(d, (A.SegmentDecl, A.ClassifyDecl, A.CampaignDecl)):  # the named kinds in `out`
+            if not isinstance(d, (A.SegmentDecl, A.ClassifyDecl, A.CampaignDecl, A.AlertDecl)):  # named kinds
                 continue
             name = d.name.name
-            space = ("segment", "classify") if d.kind in ("segment", "classify") else (d.kind,)
+            space = {"segment": ("segment", "classify"), "classify": ("segment", "classify"),
+                     "campaign": ("campaign", "alert"), "alert": ("campaign", "alert")}[d.kind]  # one deployment name
             clash = next(((k, out[k][name]) for k in space if name in out[k]), None)
             if clash is not None:
                 kind, (file, first) = clash

@@ -3,7 +3,8 @@
 `check_coupons` then checks what `[coupons]` names against the schema (`camp check` calls it once the schema
 is built): where the shop's orders say which camp coupon they used, read by `camp sync`. `check_points` checks
 `[points]`: the cost of a point (budgets count it) and the channel that issues points; `check_red_packets` what
-`[red_packets]` names: where the shop's red packet shares are, read by `camp sync`.
+`[red_packets]` names: where the shop's red packet shares are, read by `camp sync`; `check_clicks` what `[clicks]`
+names: where clicks on camp's messages are, read by `camp report`.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class Shares(BaseModel):
     time_column: str
     id_column: str  # the share event's id: a share is paid once whatever replays it
     packet_column: str | None  # the red packet shared; None: the user's latest
+    late_data_minutes: int = 3 * 1440  # how long after a sync's as-of a share made before it may still arrive
 
 
 class RedPacketsSection(_Strict):
@@ -169,6 +171,14 @@ class RedPacketsSection(_Strict):
     shared_on: str = "shares"  # the event table of shares
     share_field: str | None = None  # a text field of those events: the share's id; none: shares are not synced
     packet_field: str | None = None  # a text field naming the red packet shared; none: the user's latest packet
+    late_data: str = "3d"  # how long after a sync a share made before it may still reach the warehouse and be paid
+
+    @field_validator("late_data")
+    @classmethod
+    def _late(cls, v: str) -> str:
+        if _late_minutes(v) is None:
+            raise ValueError(f"{v!r} is not a duration from 0m to 365d like \"12h\", \"3d\" or \"1w\"") from None
+        return v
 
     def shares(self, schema: Schema) -> Shares | None:
         """Where the schema keeps the shares; None without a share_field or when a name does not resolve
@@ -178,7 +188,8 @@ class RedPacketsSection(_Strict):
             return None
         return Shares(table=event.table, user_column=event.user_column, time_column=event.time_column,
                       id_column=event.fields[self.share_field].column,
-                      packet_column=event.fields[self.packet_field].column if self.packet_field else None)
+                      packet_column=event.fields[self.packet_field].column if self.packet_field else None,
+                      late_data_minutes=_late_minutes(self.late_data) or 0)
 
 
 def check_red_packets(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
@@ -196,6 +207,46 @@ def _share_problems(section: RedPacketsSection, schema: Schema) -> list[tuple[st
                            "`events shares from table shares user user_id time shared_at { share_id text }`",
                            [("share_field", section.share_field, "text", "each share's id"),
                             ("packet_field", section.packet_field, "text", "the red packet's name")])
+
+
+class Clicks(BaseModel):
+    """Where `camp report` reads clicks on camp's messages: the `clicked_on` events (resolved against the schema)
+    and their field naming the campaign of the message clicked. Plain data, like Redemptions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event: str
+    campaign_field: str
+
+
+class ClicksSection(_Strict):
+    """`[clicks]`: the shop's (or its providers') click events on camp's messages: the click rate of `camp report`
+    and `target click_rate`. Without a campaign_field clicks are not measured."""
+
+    clicked_on: str = "clicks"  # the event table of clicks
+    campaign_field: str | None = None  # a text field of those events: the campaign of the message clicked
+
+    def clicks(self, schema: Schema) -> Clicks | None:
+        """Where the schema keeps the clicks; None without a campaign_field or when a name does not resolve
+        (`check_clicks` reports it)."""
+        if self.campaign_field is None or _click_problems(self, schema):
+            return None
+        return Clicks(event=self.clicked_on, campaign_field=self.campaign_field)
+
+
+def check_clicks(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
+    """E010 for a `[clicks]` setting the schema cannot back: the events and their campaign field (text)."""
+    return [diagnostic("E010", f"camp.toml: `clicks.{key}`: {message}",
+                       Span.point(_find_key_line(text, ["clicks", key]), 1), display, [hint])
+            for key, message, hint in _click_problems(config.clicks, schema)]
+
+
+def _click_problems(section: ClicksSection, schema: Schema) -> list[tuple[str, str, str]]:
+    if section.campaign_field is None:
+        return []
+    return _event_problems(schema, "clicked_on", section.clicked_on,
+                           "`events clicks from table clicks user user_id time clicked_at { campaign text }`",
+                           [("campaign_field", section.campaign_field, "text", "the campaign of the message")])
 
 
 class PointsSection(_Strict):
@@ -280,6 +331,57 @@ class ChannelSection(_Strict):
     settings: dict[str, str | int | float | bool] = {}
 
 
+class TeamSection(_Strict):
+    """`[teams.NAME]`: where an `alert ... to NAME` goes: a channel of `[channels]` (a webhook, smtp/email, the
+    console or the outbox) and, for email, the team's address. Alerts go to a team, never to customers: no
+    consent, caps or quiet hours apply."""
+
+    channel: str
+    address: str | None = None
+
+
+def check_teams(config: WorkspaceConfig, text: str, display: str) -> list[Diagnostic]:
+    """E012 for a team whose channel camp.toml does not configure, or an email channel without an address."""
+    out = []
+    for name, team in config.teams.items():
+        known = ["console", "outbox", *config.channels]
+        if team.channel not in known:
+            out.append(diagnostic("E012", f"camp.toml: `teams.{name}.channel`: no channel `{team.channel}`",
+                                  Span.point(_find_key_line(text, ["teams", name, "channel"]), 1), display,
+                                  [did_you_mean(team.channel, known, '"{}"') or
+                                   f'configure it: [channels.{team.channel}] kind = "webhook" with settings.url']))
+        elif team.channel in config.channels and config.channels[team.channel].kind in ("smtp", "email") \
+                and not team.address:
+            out.append(diagnostic("E012", f"camp.toml: `teams.{name}`: channel `{team.channel}` sends email but the "
+                                  "team has no address", Span.point(_find_key_line(text, ["teams", name]), 1),
+                                  display, ['add `address = "crm-ops@example.com"`']))
+    return out
+
+
+class LintSection(_Strict):
+    """`[lint]`: which warnings `camp check` reports, the ruff way: `select` codes or prefixes (default: every
+    warning), then `ignore` codes or prefixes. Errors cannot be deselected: they stop a campaign from running."""
+
+    select: list[str] = ["W"]
+    ignore: list[str] = []
+
+    @field_validator("select", "ignore")
+    @classmethod
+    def _warning_codes(cls, v: list[str]) -> list[str]:
+        from dsl.codes import CODES
+
+        warnings = [c for c, info in CODES.items() if info.severity == "warning"]
+        for code in v:
+            if not code.startswith("W") or not any(w.startswith(code) for w in warnings):
+                hint = "errors cannot be ignored" if code in CODES else "warning codes: " + ", ".join(warnings)
+                raise ValueError(f"{code!r} is not a warning code or prefix ({hint})") from None
+        return v
+
+    def reports(self, code: str) -> bool:
+        """Whether a warning with this code is reported."""
+        return any(code.startswith(s) for s in self.select) and not any(code.startswith(i) for i in self.ignore)
+
+
 class WorkspaceConfig(_Strict):
     workspace: WorkspaceSection = WorkspaceSection()
     data: DataSection = DataSection()
@@ -288,9 +390,12 @@ class WorkspaceConfig(_Strict):
     coupons: CouponsSection = CouponsSection()
     points: PointsSection = PointsSection()
     red_packets: RedPacketsSection = RedPacketsSection()
+    clicks: ClicksSection = ClicksSection()
     runtime: RuntimeSection = RuntimeSection()
     report: ReportSection = ReportSection()
     channels: dict[str, ChannelSection] = {}
+    teams: dict[str, TeamSection] = {}
+    lint: LintSection = LintSection()
 
     def channel_names(self) -> list[str]:
         return list(BUILTIN_CHANNELS) + [c for c in self.channels if c not in BUILTIN_CHANNELS]

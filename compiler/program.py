@@ -211,12 +211,34 @@ class Campaign:
 
 
 @dataclass
+class Alert:
+    """An aggregate message to a team (compiler.alert): how many users meet `audience` (minus `excludes`), and their
+    share of all users, compared with the threshold once per occurrence of `schedule`."""
+
+    name: str
+    title: str | None
+    file: str
+    span: Span
+    owner: str | None = None
+    audience: Expr | None = None
+    excludes: list[Expr] = field(default_factory=list)
+    schedule: Schedule | None = None
+    measure: str = "count"  # count | share (of all users)
+    op: str = ">="
+    value: Decimal = Decimal(0)  # a count, or a share as a fraction
+    team: str = ""
+    sample: int = 10  # users listed in the message
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass
 class Program:
     schema: Schema
     segments: dict[str, Segment] = field(default_factory=dict)
     classifications: dict[str, Classification] = field(default_factory=dict)
     policy: Policy = field(default_factory=Policy)
     campaigns: dict[str, Campaign] = field(default_factory=dict)
+    alerts: dict[str, Alert] = field(default_factory=dict)
     currency: str = "CNY"
     timezone: str = "UTC"
     point_cost: Decimal = Decimal(0)  # camp.toml [points] cost_per_point: what one point costs the shop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from dsl.diagnostics import Diagnostic, diagnostic
+from dsl.diagnostics import Diagnostic, Suggestion, diagnostic
 from dsl.span import Span
 
 
@@ -19,6 +19,8 @@ class Report:
 
 
 def did_you_mean(word: str, candidates: Iterable[str], fmt: str = "`{}`") -> str:
+    """"did you mean `x`?" for the close candidates, "" without any; with exactly one, a Suggestion that
+    `camp check --fix` may apply."""
     cands = list(dict.fromkeys(c for c in candidates if c))
     close = difflib.get_close_matches(word, cands, n=3, cutoff=0.6)
     if not close:
@@ -27,7 +29,8 @@ def did_you_mean(word: str, candidates: Iterable[str], fmt: str = "`{}`") -> str
             close = [lowered[word.lower()]]
     if not close:
         return ""
-    return "did you mean " + " or ".join(fmt.format(c) for c in close) + "?"
+    return Suggestion("did you mean " + " or ".join(fmt.format(c) for c in close) + "?", word,
+                      close[0] if len(close) == 1 else None)
 
 
 def suggest(word: str, candidates: Iterable[str], what: str, fmt: str = "`{}`", none: str = "", limit: int = 12) -> str:

@@ -65,8 +65,8 @@ def _col(table: str, name: str) -> exp.Column:
 
 
 def _lit(value, t) -> exp.Expr:
-    if value is None:
-        return exp.Null()
+    if value is None:  # typed where an engine cannot infer it (a NULL compared with a timestamp)
+        return exp.cast(exp.Null(), exp.DataType.build("timestamptz")) if t == T.TIMESTAMP else exp.Null()
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, (int, Decimal)):
@@ -735,7 +735,7 @@ class AudienceSQL:
             columns[kind, name] = (self._classification_case(name) if kind == "class"
                                    else self.pred(self.p.segments[name].expr))
             done += 1
-        passes = {event: self._event_pass(event, facts) for event, facts in sorted(self.facts.by_event.items())}
+        passes = {key: self._event_pass(*key, facts) for key, facts in sorted(self._split_facts().items())}
         ctes: list[tuple[str, exp.Expr]] = []
         populations = list(self.facts.populations.values())
         for pop in populations:  # every population CTE is compiled on its own, so none adds facts here
@@ -765,10 +765,11 @@ class AudienceSQL:
             today = (exp.cast(_lit(self.today, T.DATE), "date") if self.today is not None
                      else exp.cast(self._local(_lit(self.as_of, T.TIMESTAMP), table="u"), "date"))
             base = base.select(exp.alias_(today, "local_today", quoted=True), copy=False)
-        for event, facts in sorted(self.facts.by_event.items()):
-            cte = f"ev_{event}"
-            ctes.append((cte, passes[event]))
-            on = (exp.EQ(this=_col(cte, "exposure_id"), expression=_col("x", "exposure_id")) if self.exposure
+        for (event, per_user), facts in sorted(self._split_facts().items()):
+            cte = f"evu_{event}" if per_user and self.exposure else f"ev_{event}"
+            ctes.append((cte, passes[event, per_user]))
+            on = (exp.EQ(this=_col(cte, "exposure_id"), expression=_col("x", "exposure_id"))
+                  if self.exposure and not per_user
                   else exp.EQ(this=_col(cte, "user_id"), expression=_col("u", users.key)))
             base = base.join(exp.alias_(exp.to_identifier(cte, quoted=True), cte, quoted=True), join_type="left", copy=False,
                              on=on)
@@ -841,7 +842,20 @@ class AudienceSQL:
                                      for c in pop.percentiles.values()], copy=False)
         return base
 
-    def _event_pass(self, event: str, facts: dict[str, tuple[str, I.Agg]]) -> exp.Select:
+    def _split_facts(self) -> dict[tuple[str, bool], dict[str, tuple[str, I.Agg]]]:
+        """The event passes to make: (event, per user) -> its facts. Per user, except over exposures, where the
+        facts whose window starts at t0 are counted per exposure and the others (`first` order ever, `within
+        30d` of the as-of time) are the user's whatever the exposure, so they get a pass of their own per user
+        (`evu_EVENT`): those events are read once per user, not once per exposure with no lower time bound."""
+        out: dict[tuple[str, bool], dict[str, tuple[str, I.Agg]]] = {}
+        for event, facts in self.facts.by_event.items():
+            for key, fact in facts.items():
+                window = fact[1].window
+                per_user = not self.exposure or window is None or window.op != "from"
+                out.setdefault((event, per_user), {})[key] = fact
+        return out
+
+    def _event_pass(self, event: str, per_user: bool, facts: dict[str, tuple[str, I.Agg]]) -> exp.Select:
         ev = self.p.schema.events[event]
         time = _col("e", ev.time_column)
         cols = []
@@ -891,7 +905,7 @@ class AudienceSQL:
             query = query.join(exp.alias_(_table(COHORT), "c", quoted=True), join_type="inner", copy=False,
                                on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"),
                                          expression=_col("c", "user_id")))
-        if self.exposure:  # each event beside every exposure of its user, counted per exposure
+        if self.exposure and not per_user:  # each event beside every exposure of its user, counted per exposure
             query = exp.select(exp.alias_(_col("x", "exposure_id"), "exposure_id", quoted=True), *cols).from_(
                 exp.alias_(_table(ev.table), "e", quoted=True)).join(
                 exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True), join_type="inner", copy=False,

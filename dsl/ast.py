@@ -672,8 +672,36 @@ class CampaignDecl(Node):
     sections: list[Section]
 
 
+class AlertThreshold(Node):
+    kind: Literal["threshold"] = "threshold"
+    measure: Ident  # count | share
+    op: str
+    value: Expr
+
+
+class AlertTo(Node):
+    kind: Literal["to"] = "to"
+    team: Ident
+
+
+class AlertSample(Node):
+    kind: Literal["sample"] = "sample"
+    size: int
+
+
+AlertItem = Annotated[Union[Owner, Who, When, AlertThreshold, AlertTo, AlertSample], Field(discriminator="kind")]
+
+
+class AlertDecl(Node):
+    kind: Literal["alert"] = "alert"
+    name: Ident
+    title: str | None = None
+    items: list[AlertItem]
+
+
 Decl = Annotated[
-    Union[UsersDecl, EventsDecl, TagsDecl, ConsentDecl, SegmentDecl, ClassifyDecl, PolicyDecl, CampaignDecl],
+    Union[UsersDecl, EventsDecl, TagsDecl, ConsentDecl, SegmentDecl, ClassifyDecl, PolicyDecl, CampaignDecl,
+          AlertDecl],
     Field(discriminator="kind"),
 ]
 

@@ -37,6 +37,8 @@ CODES: dict[str, Code] = {
     "E007": _e("report margin not a percentage", "`[report] margin` in camp.toml is the gross margin of sales `camp report` turns incremental sales into profit with (ROI); it is a percentage from 0% to 100%, like \"30%\"."),
     "E008": _e("red packet shares not in the schema", "`[red_packets]` in camp.toml names where the shop's share events are (`shared_on` events, `share_field` carrying each share's id, optionally `packet_field` naming the red packet); each must be declared in the schema as text."),
     "E009": _e("points setting wrong", "`[points]` in camp.toml gives the cost of one point (`cost_per_point`, a quoted number with at most 4 decimals, counted in budgets) and the channel that issues points (`issue_with`: \"outbox\" or a channel of `[channels]`, e.g. a webhook to the shop's points system)."),
+    "E010": _e("click events not in the schema", "`[clicks]` in camp.toml names where clicks on camp's messages are (`clicked_on` events, `campaign_field` naming the campaign of the message clicked, e.g. the link's utm_campaign); both must be declared in the schema, the field as text."),
+    "E012": _e("team not configured", "A `[teams.NAME]` in camp.toml names where its alerts go: `channel` must be a channel of `[channels]` (or \"console\", \"outbox\"), and an email channel needs the team's `address`."),
     "E100": _e("file cannot be read", "The file could not be opened or read."),
     "E101": _e("not UTF-8", "Campaign files are UTF-8 text; save the file as UTF-8."),
     "E102": _e("binary file", "The file contains NUL bytes: it is not a text file."),
@@ -86,6 +88,7 @@ CODES: dict[str, Code] = {
     "E417": _e("local time needs a time of day", "`tz user` sends at the schedule's time of day in each user's own zone: it goes with `daily at`, weekly `at` and `once at`, not with cron, intervals or events."),
     "E416": _e("user fact inside an event query", "An event query's `where` tests each event on its own fields; segments, classifications, tags, `user.` fields and other event queries are about the user and belong beside it: `segment vip and any(orders where amount > 100 CNY)`."),
     "E418": _e("redeemed() of an unknown coupon", "`redeemed(CODE)` holds for a user who redeemed a coupon of that code issued by this campaign (in a follow-up step: in this journey). CODE must be a coupon the campaign's `what` section gives; a `segment` or `classify` belongs to no campaign, so it cannot test `redeemed` at all."),
+    "E440": _e("alert incomplete or wrong", "An `alert` needs `who` (a condition over users), `when` (a schedule: its period; not an event), `threshold count >= N` or `threshold share >= P%`, and `send to TEAM` (a `[teams.TEAM]` of camp.toml); `sample` is 0 to 100 users."),
     "E420": _e("a value joined with `or`", "`or` joins two conditions, so `lifecycle = silent or churned` reads as `(lifecycle = silent) or churned`, and `churned` alone is not a condition. To test one thing against several values, list them: `lifecycle in (silent, churned)`, `city in (\"北京\", \"上海\")`."),
     "E421": _e("coupon scope value is not a value", "A coupon's scope (`only category in (...)`) lists the values an order's field must hold for the coupon to apply: quoted text, numbers or labels, not fields: `only category in (\"美妆\", \"个护\")`."),
     "E430": _e("ntile needs a whole number of buckets", "`ntile(N, EXPR)` splits the population into N buckets of (nearly) equal size; N is written as a whole number from 1 to 10,000: `ntile(5, count(orders within 180d)) = 5` is the top quintile."),
@@ -103,4 +106,5 @@ CODES: dict[str, Code] = {
     "W104": _w("budget smaller than one send", "The budget cannot pay for even one recipient (message cost plus coupon value times expected redemption)."),
     "W105": _w("exclusive campaigns overlap", "Two campaigns of the same exclusive group can run at the same time for the same users."),
     "W106": _w("empty file", "The file declares nothing (it is empty or holds only comments); delete it or add declarations."),
+    "W107": _w("suppression that does nothing", "A `# camp: ignore[CODE]` comment names a code that is not a warning (errors cannot be ignored) or nothing it could apply to was reported on its line; remove it or fix the code."),
 }

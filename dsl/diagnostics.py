@@ -28,6 +28,7 @@ class Diagnostic(BaseModel):
     file: str = ""
     span: Span = Span.unknown()
     hints: tuple[str, ...] = ()
+    fix: tuple[str, str] | None = None  # (the word at the span, its one certain replacement): `camp check --fix`
 
     @property
     def is_error(self) -> bool:
@@ -39,9 +40,24 @@ class Diagnostic(BaseModel):
 
 def diagnostic(code: str, message: str, span: Span | None = None, file: str = "",
                hints: Iterable[str] = ()) -> Diagnostic:
-    """Make a diagnostic whose severity comes from the code registry."""
+    """Make a diagnostic whose severity comes from the code registry. A hint that is a Suggestion with one
+    candidate makes the diagnostic fixable (`fix`)."""
+    hints = tuple(h for h in hints if h)
+    fix = next(((h.word, h.only) for h in hints if isinstance(h, Suggestion) and h.only is not None), None)
     return Diagnostic(code=code, severity=CODES[code].severity, message=message, file=file,
-                      span=span or Span.unknown(), hints=tuple(h for h in hints if h))
+                      span=span or Span.unknown(), hints=tuple(str(h) for h in hints), fix=fix)
+
+
+class Suggestion(str):
+    """A did-you-mean hint that knows the word it corrects and, when there is exactly one candidate, it."""
+
+    word: str
+    only: str | None
+
+    def __new__(cls, text: str, word: str, only: str | None) -> Suggestion:
+        obj = super().__new__(cls, text)
+        obj.word, obj.only = word, only
+        return obj
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -87,7 +103,8 @@ def render_json(diags: Iterable[Diagnostic]) -> str:
     return json.dumps([
         {"code": d.code, "severity": d.severity, "message": printable(d.message), "file": printable(d.file),
          "line": d.span.line, "column": d.span.column, "end_line": d.span.end_line,
-         "end_column": d.span.end_column, "hints": [printable(h) for h in d.hints]}
+         "end_column": d.span.end_column, "hints": [printable(h) for h in d.hints],
+         **({"fix": {"replace": printable(d.fix[0]), "with": printable(d.fix[1])}} if d.fix else {})}
         for d in diags
     ], ensure_ascii=False, indent=2)
 

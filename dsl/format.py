@@ -292,6 +292,21 @@ class _Formatter:
             getattr(self, "_s_" + s.kind)(s)
         self.close(0, d)
 
+    def _alert(self, d: A.AlertDecl) -> None:
+        title = f" {_str(d.title)}" if d.title is not None else ""
+        self.emit(0, f"alert {d.name.name}{title} {{", d)
+        for item in d.items:
+            match item:
+                case A.AlertThreshold():
+                    self.emit(1, f"threshold {item.measure.name} {item.op} {expr(item.value)}", item)
+                case A.AlertTo():
+                    self.emit(1, f"send to {item.team.name}", item)
+                case A.AlertSample():
+                    self.emit(1, f"sample {item.size}", item)
+                case _:
+                    getattr(self, "_s_" + item.kind)(item)
+        self.close(0, d)
+
     def _s_owner(self, s: A.Owner) -> None:
         self.emit(1, f"owner {_str(s.owner)}", s)
 

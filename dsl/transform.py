@@ -277,6 +277,19 @@ class ToAst:
         return _make(A.CampaignDecl, name=self._ident(name), title=self._string(title), sections=list(sections),
                               span=self._span(meta))
 
+    def alert_decl(self, meta, name, title, *items):
+        return _make(A.AlertDecl, name=self._ident(name), title=self._string(title), items=list(items),
+                     span=self._span(meta))
+
+    def alert_threshold(self, meta, measure, op, value):
+        return _make(A.AlertThreshold, measure=self._ident(measure), op=str(op), value=value, span=self._span(meta))
+
+    def alert_to(self, meta, team):
+        return _make(A.AlertTo, team=self._ident(team), span=self._span(meta))
+
+    def alert_sample(self, meta, n):
+        return _make(A.AlertSample, size=int(Decimal(n)), span=self._span(meta))
+
     def owner(self, meta, s):
         return _make(A.Owner, owner=self._string(s), span=self._span(meta))
 

@@ -62,18 +62,21 @@ class Budget:
     daily_limit: Decimal | None
     before: dict[date, Decimal] = field(default_factory=dict)  # spent per local day before this batch
     spent: dict[date, Decimal] = field(default_factory=dict)  # reserved by this batch, per local day
-    over: Decimal = Decimal(0)  # actual spend beyond its forecast (redeemed coupons' discounts), reconciled
+    # actual spend beyond its forecast (redeemed coupons' discounts) per local day (runtime.reconcile): it comes off
+    # that day's room and, summed, off the total
+    over: dict[date, Decimal] = field(default_factory=dict)
 
     def total_left(self) -> Decimal | None:
         if self.total_limit is None:
             return None
         return (self.total_limit - sum(self.before.values(), Decimal(0)) - sum(self.spent.values(), Decimal(0))
-                - self.over)
+                - sum(self.over.values(), Decimal(0)))
 
     def daily_left(self, day: date) -> Decimal | None:
         if self.daily_limit is None:
             return None
-        return self.daily_limit - self.before.get(day, Decimal(0)) - self.spent.get(day, Decimal(0))
+        return (self.daily_limit - self.before.get(day, Decimal(0)) - self.spent.get(day, Decimal(0))
+                - self.over.get(day, Decimal(0)))
 
     def reserve(self, day: date, cost: Decimal) -> str | None:
         total, daily = self.total_left(), self.daily_left(day)

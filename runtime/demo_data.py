@@ -1,6 +1,6 @@
 """A deterministic synthetic shop for the bundled schema: users with cities, birthdays and time
 zones; orders with brands, categories, amounts and coupon use; visits; manual tags; consent; a shares table
-(empty: the shop's red packet shares arrive after campaigns run).
+and a clicks table (empty: the shop's red packet shares and clicks on messages arrive after campaigns run).
 
 Generated in bulk by DuckDB SQL (no Python loop per row): every value is a function of
 (row, seed) through DuckDB's hash, so the same --users and --seed give the same shop.
@@ -89,6 +89,11 @@ WHERE j < {_h(s, 'u.user_id', 33)} % {vb}""",
 CREATE TABLE shares AS
 SELECT NULL::BIGINT AS user_id, NULL::TIMESTAMPTZ AS shared_at, NULL::VARCHAR AS share_id, NULL::VARCHAR AS packet
 WHERE false""",
+        "clicks": """
+CREATE TABLE clicks AS
+SELECT NULL::BIGINT AS user_id, NULL::TIMESTAMPTZ AS clicked_at, NULL::VARCHAR AS click_id,
+  NULL::VARCHAR AS campaign, NULL::VARCHAR AS channel
+WHERE false""",
         "user_tags": f"""
 CREATE TABLE user_tags AS
 SELECT DISTINCT u.user_id, {_pick(tags, _h(s, 'u.user_id', 'j', 40))} AS tag
@@ -142,6 +147,7 @@ PG_TYPES = {"users": "user_id bigint, name text, city text, gender text, birthda
                       "shop text, coupon_used boolean, coupon_id text",
             "visits": "user_id bigint, visited_at timestamptz, source text, seconds numeric(18,4)",
             "shares": "user_id bigint, shared_at timestamptz, share_id text, packet text",
+            "clicks": "user_id bigint, clicked_at timestamptz, click_id text, campaign text, channel text",
             "user_tags": "user_id bigint, tag text",
             "consent": "user_id bigint, channel text"}
 

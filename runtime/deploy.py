@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from compiler.campaign_plan import campaign_plan
 from compiler.plan import SchedulePlan
-from compiler.program import Program
-from compiler.schedule import CRON_DAYS
+from compiler.program import Alert, Program
+from compiler.schedule import CRON_DAYS, schedule_plan
 
 if TYPE_CHECKING:  # prefect is imported where it is used: `camp check` never loads it
     from prefect.events.schemas.automations import TriggerTypes
@@ -44,11 +44,13 @@ class DeploymentSpec:
     steps: dict[str, str] = field(default_factory=dict)  # step -> the hash of its part of the campaign plan
     triggers: list[dict] = field(default_factory=list)  # {"event": name}: Prefect event triggers
     note: str = ""
+    flow: str = "campaign"  # campaign: the camp-campaign flow; alert: camp-alert (`campaign` is then the alert)
 
     @property
     def description(self) -> str:
         return json.dumps({"camp": {"campaign": self.campaign, "fingerprint": self.fingerprint,
-                                    "steps": self.steps, "order": list(self.steps), "triggers": self.triggers}},
+                                    "steps": self.steps, "order": list(self.steps), "triggers": self.triggers,
+                                    **({"flow": self.flow} if self.flow != "campaign" else {})}},
                           sort_keys=True)
 
 
@@ -107,7 +109,24 @@ def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> l
             tags=["camp", workspace_tag(workspace), f"camp-campaign:{c.name}"],
             schedules=schedules, parameters={"workspace": str(root.resolve()), "campaign": c.name},
             fingerprint=plan.hash, steps=steps, triggers=triggers, note=note))
+    for a in sorted(program.alerts.values(), key=lambda a: a.name):
+        schedule = schedule_plan(a.schedule) if a.schedule is not None else None
+        out.append(DeploymentSpec(
+            name=deployment_name(workspace, a.name), campaign=a.name,
+            tags=["camp", workspace_tag(workspace), f"camp-alert:{a.name}"],
+            schedules=schedules_of(schedule) if schedule else [],
+            parameters={"workspace": str(root.resolve()), "alert": a.name},
+            fingerprint=_alert_hash(a), flow="alert"))
     return out
+
+
+def _alert_hash(a: Alert) -> str:
+    """What an alert's deployment depends on: its schedule, condition, threshold, team and sample."""
+    import hashlib
+
+    text = repr((a.schedule and schedule_plan(a.schedule).model_dump_json(), a.audience, a.excludes, a.measure,
+                 a.op, str(a.value), a.team, a.sample))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass

@@ -122,7 +122,7 @@ def outcome_artifact(workspace: str, campaign: str, step: str, data_url: str, le
         lg, wh = open_ledger(ledger_url), connect(data_url, read_only=True)
         try:
             m = measure(program, program.campaigns[campaign], lg, wh, datetime.fromisoformat(as_of),
-                        ws.config.report.margin_fraction)
+                        ws.config.report.margin_fraction, ws.config.clicks.clicks(program.schema))
         finally:
             wh.close()
             lg.close()
@@ -158,6 +158,8 @@ def outcome_markdown(m) -> str:
               f"| conversion, treated | {rate(t.conversion)} |",
               f"| conversion, holdout ({t.holdout:,}) | {rate(t.holdout_conversion)} |",
               f"| uplift | {points(t.uplift)} |",
+              *([f"| clicked / reached | {t.clicked:,} / {t.reached:,}: {rate(t.click_rate)} |"]
+                if t.clicked is not None else []),
               f"| coupons redeemed / issued | {t.redeemed:,} / {t.issued:,} |",
               f"| sales of converters | {t.sales} {m.currency} |",
               f"| subsidy | {t.subsidy} {m.currency} |",
@@ -272,6 +274,47 @@ def release_step(campaign: str, data_url: str, ledger_url: str, as_of: str, chan
             run.close()
     finally:
         ledger.close()
+
+
+@flow(name="camp-alert", log_prints=False, validate_parameters=False, persist_result=False)
+def alert_flow(workspace: str, alert: str, as_of: str | None = None) -> dict | None:
+    """What an alert's deployment runs: compile the workspace as it is now and evaluate the alert for the
+    scheduled time (or `as_of`): one message to its team per occurrence when its threshold is crossed
+    (runtime.alert). A failed message fails the flow run, so Prefect shows it and a retry sends it."""
+    from pathlib import Path
+
+    from prefect.runtime import flow_run
+
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+    from runtime.alert import run_alert
+    from runtime.step import channels_of
+    from runtime.warehouse import connect, run_urls
+
+    ws = load_workspace(Path(workspace))
+    if isinstance(ws, Diagnostic):
+        raise RuntimeError(f"{workspace}: {ws.message}")
+    result = check_workspace(ws)
+    if result.errors:
+        raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
+    a = result.program.alerts.get(alert)
+    if a is None:
+        get_run_logger().warning("alert %s is no longer in %s; nothing to evaluate", alert, workspace)
+        return None
+    when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
+    data_url, ledger_url = run_urls(ws)
+    lg, wh = open_ledger(ledger_url), connect(data_url, read_only=True)
+    try:
+        out = run_alert(result.program, a, ws.config.teams[a.team], channels_of(ws), wh, lg, when)
+    finally:
+        wh.close()
+        lg.close()
+    summary = {"alert": alert, "occurrence": out.occurrence.isoformat() if out.occurrence else None,
+               "matched": out.matched, "population": out.population, "state": out.state}
+    if out.state == "failed":
+        raise RuntimeError(f"alert {alert}: the message to {a.team} failed ({out.error}); a retry sends it")
+    get_run_logger().info("alert %s: %s users, %s", alert, f"{out.matched:,}", out.state)
+    return summary
 
 
 @flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)

@@ -6,12 +6,13 @@ the coupons messages speak of (`coupon_contexts` by delivery, `journey_coupons` 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from compiler.clock import minus
 from runtime.context import RunContext
 from runtime.decide import COUNTED, Budget, Past
+from runtime.reconcile import excess_by_day
 from runtime.render import coupon_context
 
 
@@ -31,23 +32,26 @@ def past_deliveries(ctx: RunContext, users: list[str], at: datetime) -> list[tup
 
 def ledger_budget(ctx: RunContext) -> Budget:
     """The campaign's budget with what the ledger says it reserved, per day, reconciled with actual spend: what
-    redeemed coupons' discounts went beyond the forecast reserved for the campaign's coupons counts too."""
-    spent = ctx.ledger.spend(ctx.plan.campaign)
-    return Budget(ctx.plan.budget_total, ctx.plan.budget_daily, before=spent, over=coupons_over(ctx))
-
-
-def coupons_over(ctx: RunContext) -> Decimal:
-    """Redeemed discounts beyond the forecast their coupons reserved (value x the plan's expected redemption),
-    summed over the campaign's codes; 0 while redemptions stay within it. Points cost what they reserved and
-    red packet payouts beyond their reservation are reserved as they are paid (runtime.shares)."""
+    redeemed coupons' discounts went beyond the forecast reserved for the campaign's coupons counts too, on the
+    local day of the redeeming orders (in the day's room and in the total)."""
     p = ctx.plan
-    if p.budget_total is None:
-        return Decimal(0)
+    spent = ctx.ledger.spend(p.campaign)
+    over = coupons_over(ctx) if p.budget_total is not None or p.budget_daily is not None else {}
+    return Budget(p.budget_total, p.budget_daily, before=spent, over=over)
+
+
+def coupons_over(ctx: RunContext) -> dict[date, Decimal]:
+    """Redeemed discounts beyond the forecast their coupons reserved (value x the plan's expected redemption), per
+    local day of the redeeming order (the workspace's zone, as every budget day), by the rule of runtime.reconcile;
+    summed over the days, each code's max(0, discounts - forecast). Empty while redemptions stay within the
+    forecast. Points cost what they reserved and red packet payouts beyond their reservation are reserved as they
+    are paid (runtime.shares)."""
+    p = ctx.plan
     rates = {r.code: r.forecast_cost / r.value for r in p.resources.values() if r.kind == "coupon" and r.value}
-    over = Decimal(0)
-    for code, value, discounts in ctx.ledger.coupon_money(p.campaign):
-        over += max(Decimal(0), discounts - value * rates.get(code, Decimal(1)))
-    return over
+    forecasts = {code: value * rates.get(code, Decimal(1)) for code, value, _ in ctx.ledger.coupon_money(p.campaign)}
+    if not forecasts:
+        return {}
+    return excess_by_day(forecasts, ctx.ledger.coupon_discounts_by_day(p.campaign, p.timezone))
 
 
 def coupon_contexts(ctx: RunContext, keys: list[str]) -> dict[str, dict]:

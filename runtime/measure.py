@@ -2,7 +2,7 @@
 treated against the holdout with its 95% interval, uplift, sales, redemptions, subsidy, ROI, targets, recall rate
 and new customers.
 
-    measure(program, campaign, ledger, warehouse, as_of, margin) -> Measurement
+    measure(program, campaign, ledger, warehouse, as_of, margin, clicks) -> Measurement
 
 Definitions (docs/report.md):
 - an exposure is a user in one occurrence of the campaign's entry step (its first step). Treated: every entry-step
@@ -15,6 +15,8 @@ Definitions (docs/report.md):
 - sales and orders: the goal's order events of converters in their window; revenue: every exposure's.
 - recall rate: exposures that placed at least one of those order events in their window, whatever the goal;
   new customers: those of them whose user had none before t0 (their first order is at or after t0).
+- clicked: reached exposures with a click event naming the campaign in their window (camp.toml [clicks]); the
+  click rate is clicked / reached (the holdout has no message to click);
 - subsidy: discounts of coupons redeemed before the as-of time plus the cost of the sends.
 - incremental conversions: (treated rate - holdout rate) x treated; incremental sales: treated revenue - holdout
   revenue per holdout exposure x treated; ROI: (margin x incremental sales - subsidy) / subsidy.
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from compiler.config import Clicks
 from compiler.outcome import outcome_sql
 from compiler.program import Campaign, Program
 from compiler.sql import EXPOSURE
@@ -94,6 +97,8 @@ class Group:
     new_customer_rate: Interval
     holdout_new_customer_rate: Interval
     new_customer_uplift: Interval
+    clicked: int | None  # reached exposures that clicked; None: clicks are not measured (camp.toml [clicks])
+    click_rate: Interval  # clicked / reached
 
 
 @dataclass
@@ -137,8 +142,9 @@ class Measurement:
 
 
 def measure(program: Program, campaign: Campaign, ledger: OutcomeLedger, warehouse: Warehouse, as_of: datetime,
-            margin: Decimal | None = None) -> Measurement:
-    """The campaign's numbers as of `as_of` (see the module docstring); `margin` (camp.toml [report]) for ROI."""
+            margin: Decimal | None = None, clicks: Clicks | None = None) -> Measurement:
+    """The campaign's numbers as of `as_of` (see the module docstring); `margin` (camp.toml [report]) for ROI,
+    `clicks` (camp.toml [clicks]) for the click rate."""
     as_of = as_of.astimezone(UTC)
     c = campaign
     m = Measurement(campaign=c.name, as_of=as_of, currency=program.currency, objective=c.objective,
@@ -148,7 +154,7 @@ def measure(program: Program, campaign: Campaign, ledger: OutcomeLedger, warehou
                for step, arm, n, sent, held, sup, cost in ledger.step_counts(c.name, as_of)]
     if m.entry_step is None:
         return m
-    rows = _outcomes(program, c, ledger, warehouse, as_of, m.entry_step)
+    rows = _outcomes(program, c, ledger, warehouse, as_of, m.entry_step, clicks)
     outcomes = {key: _sum([t for (grp, arm, _), t in rows.items() if (grp, arm) == key])
                 for key in sorted({(grp, arm) for grp, arm, _ in rows})}
     for day in sorted({d for _, _, d in rows}):
@@ -162,21 +168,22 @@ def measure(program: Program, campaign: Campaign, ledger: OutcomeLedger, warehou
     arms = sorted({arm for grp, arm in outcomes if grp == "treated"})
     for arm in arms if len(arms) > 1 else []:  # one arm (the runtime's `all`) is the total: nothing to compare
         m.arms.append(_group(arm or None, outcomes[("treated", arm)], held, spend.get(arm, Decimal(0)),
-                             coupons.get(arm, (0, 0, Decimal(0))), margin))
+                             coupons.get(arm, (0, 0, Decimal(0))), margin, clicks is not None))
     treated = _sum([outcomes[("treated", arm)] for arm in arms])
     money = [coupons.get(arm, (0, 0, Decimal(0))) for arm in arms]
     m.total = _group(None, treated, held, sum((spend.get(arm, Decimal(0)) for arm in arms), Decimal(0)),
                      (sum(x[0] for x in money), sum(x[1] for x in money), sum((x[2] for x in money), Decimal(0))),
-                     margin)
+                     margin, clicks is not None)
     if len(m.arms) == 1 and m.arms[0].arm is None:
         m.arms = []  # one unnamed arm is the total
     m.targets = [_target(metric, op, value, m.total) for metric, op, value in c.targets]
     return m
 
 
-# (exposures, converted, reached, orders, sales, revenue, open windows, ordered, new customers) of one group and arm
-_Totals = tuple[int, int, int, int, Decimal, Decimal, int, int, int]
-_NONE: _Totals = (0, 0, 0, 0, Decimal(0), Decimal(0), 0, 0, 0)
+# (exposures, converted, reached, orders, sales, revenue, open windows, ordered, new customers, clicked) of one
+# group and arm
+_Totals = tuple[int, int, int, int, Decimal, Decimal, int, int, int, int]
+_NONE: _Totals = (0, 0, 0, 0, Decimal(0), Decimal(0), 0, 0, 0, 0)
 
 
 def _sum(rows: list[_Totals]) -> _Totals:
@@ -184,11 +191,11 @@ def _sum(rows: list[_Totals]) -> _Totals:
         return _NONE
     return (sum(r[0] for r in rows), sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows),
             sum((r[4] for r in rows), Decimal(0)), sum((r[5] for r in rows), Decimal(0)), sum(r[6] for r in rows),
-            sum(r[7] for r in rows), sum(r[8] for r in rows))
+            sum(r[7] for r in rows), sum(r[8] for r in rows), sum(r[9] for r in rows))
 
 
 def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: Warehouse, as_of: datetime,
-              entry: str) -> dict[tuple[str, str, date], _Totals]:
+              entry: str, clicks: Clicks | None) -> dict[tuple[str, str, date], _Totals]:
     """Exposures from the ledger into the warehouse session (EXPOSURE), then the goal counted per group, arm and
     local date of t0."""
     frame = ledger.exposures_frame(c.name, entry, as_of)
@@ -196,8 +203,9 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
                                        "grp text, arm text, reached integer")
     columns = ["exposure_id", "user_id", "t0", "grp", "arm", "reached"]
     warehouse.bulk_insert(EXPOSURE, columns, frame[columns] if len(frame) else [])
-    if c.goal is not None:
-        outcome = outcome_sql(program, c, as_of, warehouse.dialect)
+    clicked = "0"
+    if c.goal is not None or clicks is not None:
+        outcome = outcome_sql(program, c, as_of, warehouse.dialect, clicks)
         joined = (f"LEFT JOIN ({outcome}) o ON o.exposure_id = x.exposure_id")
         conv = "CASE WHEN o.converted THEN 1 ELSE 0 END"
         open_ = "CASE WHEN o.window_open THEN 1 ELSE 0 END"
@@ -206,16 +214,18 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
         revenue = "o.amount"
         ordered = "CASE WHEN o.orders > 0 THEN 1 ELSE 0 END"
         new = "CASE WHEN o.orders > 0 AND o.first_order >= x.t0 THEN 1 ELSE 0 END"
+        clicked = "CASE WHEN x.reached = 1 AND o.clicks > 0 THEN 1 ELSE 0 END"
     else:
         joined, conv, open_, orders, sales, revenue, ordered, new = "", "0", "0", "0", "0", "0", "0", "0"
     zone = "'" + program.timezone.replace("'", "''") + "'"
     day = f"CAST((x.t0 AT TIME ZONE {zone}) AS DATE)"
     sql = (f"SELECT x.grp, x.arm, {day}, COUNT(*), SUM({conv}), SUM(x.reached), COALESCE(SUM({orders}), 0), "
-           f"COALESCE(SUM({sales}), 0), COALESCE(SUM({revenue}), 0), SUM({open_}), SUM({ordered}), SUM({new}) "
+           f"COALESCE(SUM({sales}), 0), COALESCE(SUM({revenue}), 0), SUM({open_}), SUM({ordered}), SUM({new}), "
+           f"SUM({clicked}) "
            f"FROM {EXPOSURE} x {joined} GROUP BY x.grp, x.arm, {day}")
     return {(grp, arm or "", d): (int(n), int(cv or 0), int(r or 0), int(o or 0), _money(s), _money(rv),
-                                  int(op or 0), int(od or 0), int(nw or 0))
-            for grp, arm, d, n, cv, r, o, s, rv, op, od, nw in warehouse.rows(sql)}
+                                  int(op or 0), int(od or 0), int(nw or 0), int(ck or 0))
+            for grp, arm, d, n, cv, r, o, s, rv, op, od, nw, ck in warehouse.rows(sql)}
 
 
 def _money(v) -> Decimal:
@@ -252,9 +262,9 @@ def _compare(k1: int, n1: int, k2: int, n2: int, how: str) -> Interval:
 
 
 def _group(arm: str | None, t: _Totals, h: _Totals, send_cost: Decimal, coupons: tuple[int, int, Decimal],
-           margin: Decimal | None) -> Group:
-    n, conv, reached, orders, sales, revenue, opened, ordered, new = t
-    hn, hconv, _, _, _, hrevenue, hopen, hordered, hnew = h
+           margin: Decimal | None, clicks: bool) -> Group:
+    n, conv, reached, orders, sales, revenue, opened, ordered, new, clicked = t
+    hn, hconv, _, _, _, hrevenue, hopen, hordered, hnew, _ = h
     uplift = _compare(conv, n, hconv, hn, "diff")
     incremental = uplift.value * n if uplift.value is not None else None
     issued, redeemed, discounts = coupons
@@ -275,7 +285,8 @@ def _group(arm: str | None, t: _Totals, h: _Totals, send_cost: Decimal, coupons:
         ordered=ordered, holdout_ordered=hordered, recall=_rate(ordered, n), holdout_recall=_rate(hordered, hn),
         recall_uplift=_compare(ordered, n, hordered, hn, "diff"),
         new_customers=new, holdout_new_customers=hnew, new_customer_rate=_rate(new, n),
-        holdout_new_customer_rate=_rate(hnew, hn), new_customer_uplift=_compare(new, n, hnew, hn, "diff"))
+        holdout_new_customer_rate=_rate(hnew, hn), new_customer_uplift=_compare(new, n, hnew, hn, "diff"),
+        clicked=clicked if clicks else None, click_rate=_rate(clicked, reached) if clicks else Interval(None))
 
 
 _OPS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, "<": lambda a, b: a < b,
@@ -288,6 +299,8 @@ def _target(metric: str, op: str, value: Decimal, total: Group | None) -> Target
         actual = total.conversion
     elif total is not None and metric == "redemption":
         actual = total.redemption_rate
+    elif total is not None and metric == "click_rate":
+        actual = total.click_rate
     if actual.value is None or op not in _OPS:
         return Target(metric, op, value, actual, "not measured", False)
     goal = float(value)

@@ -49,8 +49,13 @@ class Payout:
     campaign: str | None
 
 
-def pay_shares(ledger: Ledger, shares: list[Share], budgets: dict[str, PacketBudget]) -> list[Payout]:
-    """Record the payouts of the shares the ledger does not know yet; returns them (known ones are skipped)."""
+TOO_LATE = "late: beyond the late-data allowance"  # the reason of a share refused for reaching the warehouse too late
+
+
+def pay_shares(ledger: Ledger, shares: list[Share], budgets: dict[str, PacketBudget],
+               too_late: datetime | None = None) -> list[Payout]:
+    """Record the payouts of the shares the ledger does not know yet; returns them (known ones are skipped).
+    too_late: shares made before it are recorded refused (`TOO_LATE`), never paid (runtime.share_sync)."""
     out: list[Payout] = []
     now = datetime.now(UTC)
     with ledger.decision():
@@ -59,6 +64,11 @@ def pay_shares(ledger: Ledger, shares: list[Share], budgets: dict[str, PacketBud
             if s.share_id in known:
                 continue
             known.add(s.share_id)
+            if too_late is not None and s.shared_at < too_late:
+                ledger.add_share((s.share_id, None, None, s.packet, s.user_id, 0, Decimal(0), None,
+                                  ShareState.REFUSED, TOO_LATE, Decimal(0), s.shared_at, now))
+                out.append(Payout(s.share_id, s.user_id, 0, Decimal(0), ShareState.REFUSED, TOO_LATE, None))
+                continue
             out.append(_pay(ledger, s, budgets, now))
     return out
 

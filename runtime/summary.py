@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 from compiler.clock import ceil_minute
 from compiler.plan import StepPlan
 from runtime import journey
-from runtime.context import Run
+from runtime.context import Run, RunContext
 from runtime.decide import COUNTED
-from runtime.history import ledger_budget
+from runtime.history import coupons_over, ledger_budget
 from runtime.ledger import Ledger
 
 
@@ -55,7 +55,7 @@ def _summarize(run: Run, audience: int) -> dict:
         out["budget_left"] = {"total": str(b.total_left()) if b.total_left() is not None else None,
                               "today": str(b.daily_left(day)) if b.daily_left(day) is not None else None}
     if not ctx.dry_run:
-        out["spend"] = _spend(ctx.ledger, p.campaign)
+        out["spend"] = _spend(ctx)
     if n.left_out:
         out["left_out_by_budget"] = {"first_users": n.left_out,
                                      "rule": "recipients are served in user id order; those after the budget "
@@ -98,14 +98,17 @@ def _releases(lg: Ledger, campaign: str, after: datetime) -> list[datetime]:
     return sorted({max(ceil_minute(t), after.astimezone(UTC)) for t in lg.deferred_times(campaign)})
 
 
-def _spend(lg: Ledger, campaign: str) -> dict:
+def _spend(ctx: RunContext) -> dict:
     """The campaign's money so far: `forecast`, what its decisions reserved (messages and resources at their
     forecast, and red packet payouts beyond their reservation), against `actual`, what its resources cost:
-    redeemed coupons' discounts, points issued, red packet shares paid (`camp sync` and shares bring them)."""
-    s = lg.actual_spend(campaign)
+    redeemed coupons' discounts, points issued, red packet shares paid (`camp sync` and shares bring them);
+    `coupons_beyond_forecast`, per local day, what redeemed discounts went beyond their coupons' forecast (the
+    budget's reconciliation: it comes off that day's budget and the total)."""
+    s = ctx.ledger.actual_spend(ctx.plan.campaign)
     return {"forecast": str(s.forecast),
             "actual": {"coupons": str(s.coupons), "points": str(s.points), "red_packets": str(s.red_packets),
-                       "total": str(s.actual)}}
+                       "total": str(s.actual)},
+            "coupons_beyond_forecast": {d.isoformat(): str(v) for d, v in sorted(coupons_over(ctx).items())}}
 
 
 def _forecast_basis(p: StepPlan) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -65,12 +66,26 @@ class Warehouse:
         self.conn.close()
 
 
+def duckdb_path(url: str) -> str | None:
+    """The file (or `:memory:`) of a DuckDB URL; None for another engine's."""
+    if not url.startswith("duckdb://"):
+        return None
+    return url.removeprefix("duckdb://").removeprefix("/") or ":memory:"
+
+
+def exists(url: str) -> bool:
+    """Whether connecting to `url` finds a database rather than making one: a DuckDB file that is there (an
+    in-memory one never is); a server's database always (connecting creates nothing there)."""
+    path = duckdb_path(url)
+    return path is None or (path != ":memory:" and Path(path).exists())
+
+
 def connect(url: str, read_only: bool = False) -> Warehouse:
     """read_only: DuckDB lets many processes read one file at once, but only one open it for writing."""
-    if url.startswith("duckdb://"):
+    path = duckdb_path(url)
+    if path is not None:
         import duckdb
 
-        path = url.removeprefix("duckdb://").removeprefix("/") or ":memory:"
         conn = _duckdb_connect(duckdb, path, read_only and path != ":memory:")
         conn.execute("SET TimeZone = 'UTC'")
         return Warehouse("duckdb", conn)

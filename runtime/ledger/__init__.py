@@ -1,6 +1,7 @@
 """The ledger: what camp decided and sent, the source of truth of every run.
 
-    store.py       Ledger: the named queries, typed rows in and out; open_ledger(url) opens and migrates
+    store.py       Ledger: the named queries, typed rows in and out; open_ledger(url) opens and migrates;
+                   open_existing_ledger(url) the same for one that exists, else None, creating nothing
     redemptions.py CouponLedger (Ledger's base): the outstanding coupons and a sync's record (`camp sync`)
     resources.py   ResourceLedger (Ledger's base): points credits and their issue, red packet grants and share
                    payouts, a campaign's forecast and actual spend
@@ -23,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads them
     from runtime.ledger.migrations import MIGRATIONS
     from runtime.ledger.status import CouponState, RunStatus, Status
-    from runtime.ledger.store import Ledger, open_ledger
+    from runtime.ledger.store import Ledger, open_existing_ledger, open_ledger
 
-_WHERE = {"Ledger": "store", "open_ledger": "store", "MIGRATIONS": "migrations", "Status": "status",
+_WHERE = {"Ledger": "store", "open_ledger": "store", "open_existing_ledger": "store", "MIGRATIONS": "migrations", "Status": "status",
           "RunStatus": "status", "CouponState": "status"}
 
-__all__ = ["MIGRATIONS", "CouponState", "Ledger", "RunStatus", "Status", "open_ledger"]
+__all__ = ["MIGRATIONS", "CouponState", "Ledger", "RunStatus", "Status", "open_existing_ledger", "open_ledger"]
 
 
 def __getattr__(name: str) -> Any:

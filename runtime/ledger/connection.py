@@ -82,6 +82,11 @@ class Connection:
         """`column` is one of the values of a list parameter (`?`)."""
         return self.backend.in_list(column)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the session's schema (PostgreSQL: the first of its search_path) has the table."""
+        return bool(self.one("SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND "
+                             "table_schema = current_schema()", (name,)))
+
     # ------------------------------------------------------------ migrations
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied now."""

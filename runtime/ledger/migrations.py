@@ -17,7 +17,7 @@ transaction under an advisory lock (`Ledger.migrate`): a numbered list does that
 
 from __future__ import annotations
 
-from runtime.ledger.status import CouponState, PointsState, ShareState, Status, check_list
+from runtime.ledger.status import AlertState, CouponState, PointsState, ShareState, Status, check_list
 
 DELIVERY_STATUSES_1 = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT, Status.FAILED,
                        Status.HOLDOUT, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)
@@ -26,6 +26,7 @@ COUPON_STATES_1 = (CouponState.RESERVED, CouponState.ISSUED, CouponState.REDEEME
 COUPON_STATES_3 = (*COUPON_STATES_1, CouponState.EXPIRED)  # 3: unused past its validity and the late-data allowance
 POINTS_STATES_4 = (PointsState.PENDING, PointsState.ISSUED, PointsState.VOID)
 SHARE_STATES_4 = (ShareState.PAID, ShareState.REFUSED)
+ALERT_STATES_6 = (AlertState.BELOW, AlertState.PENDING, AlertState.SENT, AlertState.FAILED)
 _DELIVERY_STATUSES = check_list(DELIVERY_STATUSES_1)
 _DELIVERY_STATUSES_2 = check_list(DELIVERY_STATUSES_2)
 
@@ -146,5 +147,21 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             state text NOT NULL CHECK (state IN {check_list(SHARE_STATES_4, ', ')}), reason text,
             budget_extra decimal(18, 4) NOT NULL, shared_at timestamptz NOT NULL, recorded_at timestamptz NOT NULL)"""),
         ("postgres", "CREATE INDEX camp_red_packet_shares_grant ON camp_red_packet_shares (grant_key)"),
+    ]),
+    (5, "sync watermarks: where each warehouse source was read up to", [
+        # one row per source `camp sync` reads incrementally (red packet shares: `shares:<table>`): the latest
+        # as-of it was read up to; the next sync reads from it less the source's late-data allowance
+        (None, """CREATE TABLE camp_sync_marks (
+            source text PRIMARY KEY, watermark timestamptz NOT NULL, updated_at timestamptz NOT NULL)"""),
+    ]),
+    (6, "alerts: one evaluation per alert and occurrence, and its message to the team", [
+        (None, f"""CREATE TABLE camp_alerts (
+            alert text NOT NULL, occurrence text NOT NULL, evaluated_at timestamptz NOT NULL,
+            matched bigint NOT NULL, population bigint NOT NULL, measure text NOT NULL, op text NOT NULL,
+            threshold decimal(18, 6) NOT NULL, team text NOT NULL, channel text NOT NULL, sample text NOT NULL,
+            subject text, body text,
+            state text NOT NULL CHECK (state IN {check_list(ALERT_STATES_6, ', ')}),
+            sent_at timestamptz, provider_id text, error text, attempts integer NOT NULL,
+            PRIMARY KEY (alert, occurrence))"""),
     ]),
 ]

@@ -8,13 +8,13 @@ the transaction that sends), so a crash in between leaves it pending and a later
 
 Red packets: one `camp_red_packets` row per delivery that gives one (its payout rule and the forecast it
 reserved), payable once that delivery is sent; one `camp_red_packet_shares` row per share event id, paid or
-refused, never twice.
+refused, never twice; `camp_sync_marks` (migration 5): how far `camp sync` read the shop's shares.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from runtime.ledger.connection import Connection
@@ -164,6 +164,17 @@ class ResourceLedger(Connection):
         return self.rows(f"SELECT {', '.join(SHARE_COLS)} FROM camp_red_packet_shares WHERE user_id = ? "
                          "ORDER BY shared_at, share_id", (user,))
 
+    # ------------------------------------------------------------ sync watermarks (migration 5)
+    def watermark(self, source: str) -> datetime | None:
+        """The latest as-of `source` was read up to by `camp sync`; None before its first sync."""
+        return self.one("SELECT watermark FROM camp_sync_marks WHERE source = ?", (source,))
+
+    def advance_watermark(self, source: str, at: datetime, now: datetime) -> None:
+        """`source` was read up to `at`; a watermark never moves back (a sync with an earlier --as-of)."""
+        self.execute("INSERT INTO camp_sync_marks VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET watermark = "
+                     "greatest(camp_sync_marks.watermark, excluded.watermark), updated_at = excluded.updated_at",
+                     (source, at, now))
+
     # ------------------------------------------------------------ budgets: forecast and actual
     def coupon_money(self, campaign: str) -> list[tuple[str, Decimal, Decimal]]:
         """(code, value of its coupons not void, discounts of those redeemed) per code of the campaign."""
@@ -171,6 +182,14 @@ class ResourceLedger(Connection):
             "SELECT code, coalesce(sum(value), 0), coalesce(sum(CASE WHEN state = "
             f"'{CouponState.REDEEMED}' THEN discount END), 0) FROM camp_coupons WHERE campaign = ? AND "
             f"state <> '{CouponState.VOID}' GROUP BY code ORDER BY code", (campaign,))]
+
+    def coupon_discounts_by_day(self, campaign: str, zone: str) -> list[tuple[str, date, Decimal]]:
+        """(code, local day in `zone`, discounts) of the campaign's redeemed coupons, per code and day: the day of
+        the redeeming order (redeemed_order_at), else of when the redemption was learnt (redeemed_at)."""
+        day = "CAST((coalesce(redeemed_order_at, redeemed_at, reserved_at) AT TIME ZONE ?) AS date)"
+        return [(code, d, Decimal(x)) for code, d, x in self.rows(
+            f"SELECT code, {day} AS local_day, coalesce(sum(discount), 0) FROM camp_coupons WHERE campaign = ? AND "
+            f"state = '{CouponState.REDEEMED}' GROUP BY code, local_day ORDER BY code, local_day", (zone, campaign))]
 
     def actual_spend(self, campaign: str) -> Spend:
         """What the campaign reserved and what it actually cost so far (Spend)."""

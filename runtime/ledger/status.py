@@ -61,6 +61,15 @@ class ShareState(StrEnum):
     REFUSED = "refused"  # no packet to pay for, or the budget would be exceeded
 
 
+class AlertState(StrEnum):
+    """One alert's evaluation in one occurrence of its schedule (camp_alerts, migration 6)."""
+
+    BELOW = "below"  # the threshold was not crossed: nothing sent
+    PENDING = "pending"  # crossed; the message is being sent (a crash leaves it here: the next run sends it)
+    SENT = "sent"  # the team's channel took it: never again in this occurrence
+    FAILED = "failed"  # the channel refused it; the next run of the occurrence tries again
+
+
 def check_list(members: Iterable[StrEnum], sep: str = ",") -> str:
     """The SQL list a CHECK (x IN ...) takes: `('a','b')`. The text of an applied migration must never
     change, so each migration names its members explicitly and `sep` keeps its original spacing."""

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from runtime.ledger.alerts import AlertLedger
 from runtime.ledger.outcomes import OutcomeLedger
 from runtime.ledger.redemptions import CouponLedger
 from runtime.ledger.resources import ResourceLedger
@@ -29,6 +30,7 @@ from runtime.ledger.rows import (
     StatusCount,
 )
 from runtime.ledger.status import RUN_OVER, CouponState, RunStatus, Status
+from runtime.warehouse import exists
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +56,7 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger, OutcomeLedger, ResourceLedger):
+class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger):
     """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's, outcomes (`camp
     report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's."""
 
@@ -377,4 +379,22 @@ def open_ledger(url: str) -> Ledger:
     """The ledger at `url`, its pending migrations applied."""
     ledger = Ledger(url)
     ledger.migrate()
+    return ledger
+
+
+def open_existing_ledger(url: str) -> Ledger | None:
+    """The ledger at `url`, its pending migrations applied, when one was made there (its `camp_migrations` table
+    exists); None, having created nothing (no DuckDB file, no table), when there is none yet. For commands that
+    only read it (`camp report`, `runs`, `ledger`, `points`)."""
+    if not exists(url):
+        return None
+    ledger = Ledger(url)
+    try:
+        if not ledger.has_table("camp_migrations"):
+            ledger.close()
+            return None
+        ledger.migrate()
+    except BaseException:
+        ledger.close()
+        raise
     return ledger

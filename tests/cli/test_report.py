@@ -54,8 +54,12 @@ def test_report_json_and_text(tmp_path):
     assert [d["day"] for d in c["daily"]] == ["2026-12-01", "2026-12-02"]  # the world's two occurrences
     assert sum(d["treated"] for d in c["daily"]) == total["treated"]
     assert sum(Decimal(d["sales"]) for d in c["daily"]) == Decimal(total["sales"])
-    [target] = c["targets"]
+    target, clicks = c["targets"]
     assert target["metric"] == "conversion" and target["status"] in ("met", "missed")
+    assert clicks["metric"] == "click_rate" and clicks["actual"] == total["clicks"]["rate"]
+    assert 0 < total["clicks"]["clicked"] < total["reached"]
+    assert total["clicks"]["rate"]["value"] == total["clicks"]["clicked"] / total["reached"]
+    assert clicks["status"] == ("met" if total["clicks"]["rate"]["value"] >= 0.1 else "missed")
     assert c["objective"] == "reactivation"
     recall, new = total["recall"], total["new_customers"]
     assert recall["ordered"] == total["converted"]  # the goal is any(orders): recall is the conversion

@@ -1,6 +1,7 @@
 """Synthetic ledgers and shops for `runtime.measure`: rows made with numpy (never through the runtime), with a
 planted conversion rate for the treated and for the holdout, orders outside the goal's window that must not
-count, coupons issued and redeemed, sends with a cost. `frames` returns the raw tables the tests recompute
+count, coupons issued and redeemed, sends with a cost, clicks on the campaign's messages (and on another's, and
+after the window, which must not count). `frames` returns the raw tables the tests recompute
 every metric from with pandas."""
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class World:
     coupons: pd.DataFrame
     users: pd.DataFrame
     orders: pd.DataFrame
+    clicks: pd.DataFrame | None = None
 
 
 def make_world(seed: int, users: int, p_treated: float, p_holdout: float, holdout: float = 0.1,
@@ -91,7 +93,24 @@ def make_world(seed: int, users: int, p_treated: float, p_holdout: float, holdou
         "usable_to": (given["sent_at"] + pd.Timedelta(days=7)).to_numpy(),
         "redeemed_at": pd.Series(given["sent_at"] + pd.Timedelta(days=2)).where(redeemed).to_numpy(),
         "discount": np.where(redeemed, Decimal(20), None)})
-    return World(deliveries, coupons, pd.DataFrame({"user_id": uid}), orders)
+    clicks = _clicks(rng, entry, t0) if rich else None
+    return World(deliveries, coupons, pd.DataFrame({"user_id": uid}), orders, clicks)
+
+
+def _clicks(rng: np.random.Generator, entry: pd.DataFrame, t0: pd.Series) -> pd.DataFrame:
+    """Clicks: a fifth of the users sent click this campaign's message 1-2 times within 20 days of t0 (some after
+    the 14-day window); some users, held out or not, click another campaign's message."""
+    sent = np.flatnonzero((entry["status"] == "sent").to_numpy() & (rng.random(len(entry)) < 0.2))
+    times = rng.integers(1, 3, len(sent))
+    who = np.repeat(sent, times)
+    other = rng.integers(0, len(entry), len(entry) // 10)
+    everyone = np.concatenate([who, other])
+    at = t0.iloc[everyone].reset_index(drop=True) + pd.to_timedelta(rng.integers(0, 20 * 86400, len(everyone)),
+                                                                     unit="s")
+    campaign = np.where(np.arange(len(everyone)) < len(who), CAMPAIGN, "another_campaign")
+    return pd.DataFrame({"user_id": entry["user_id"].to_numpy()[everyone].astype(np.int64), "clicked_at": at,
+                         "click_id": [f"c{i}" for i in range(len(everyone))], "campaign": campaign,
+                         "channel": "push"})
 
 
 def load_world(world: World, ledger_url: str, wh: Warehouse):
@@ -102,4 +121,6 @@ def load_world(world: World, ledger_url: str, wh: Warehouse):
         lg.bulk_insert("camp_coupons", COUPON_COLS, world.coupons[COUPON_COLS])
     wh.bulk_insert("users", ["user_id"], world.users)
     wh.bulk_insert("orders", ["user_id", "created_at", "amount"], world.orders)
+    if world.clicks is not None and len(world.clicks):
+        wh.bulk_insert("clicks", list(world.clicks.columns), world.clicks)
     return lg

@@ -2,7 +2,8 @@
 (within sampling error), per campaign and per arm, redeeming orders carry the issued coupon inside its scope,
 validity and minimum spend, the same seed gives the same orders, responding again replaces (never adds); red
 packet shares likewise, and `camp sync` pays them per the decay; on DuckDB and PostgreSQL, and the ledger's
-exposures (with the entry delivery's arm) are what the runs decided."""
+exposures (with the entry delivery's arm) are what the runs decided; clicks on the messages, which `camp report`
+finds again."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pandas as pd
 import pytest
 
 from compiler.config import Shares
+from runtime.demo_clicks import ClickTable, plant_clicks
 from runtime.demo_response import MARK, Effect, respond
 from runtime.demo_shares import MARK as SHARE_MARK
 from runtime.demo_shares import plant_shares
@@ -298,3 +300,69 @@ def test_the_command_says_what_it_planted_and_refuses_a_bad_effect(tmp_path):
     assert unknown.returncode == 2 and "campaigns: " in unknown.stderr and "Traceback" not in unknown.stderr
     share = camp("demo", "respond", str(root), "--share", "130%", cwd=root)
     assert share.returncode == 2 and "--share" in share.stderr
+
+
+CLICKS = ClickTable(table="clicks", user_column="user_id", time_column="clicked_at", campaign_column="campaign",
+                    id_column="click_id")
+
+
+def _clicks(wh) -> pd.DataFrame:
+    frame = wh.frame("SELECT user_id, clicked_at, campaign, click_id FROM clicks ORDER BY user_id, clicked_at")
+    frame["clicked_at"] = pd.to_datetime(frame["clicked_at"], utc=True)
+    return frame
+
+
+def test_clicks_are_planted_for_the_sent_inside_the_window_deterministically_and_replaced(shop):
+    """Only users sent something click, at the planted rate, once, inside min(goal window, days) from t0; the
+    same seed gives the same clicks; responding again replaces them and leaves the shop's own clicks alone."""
+    ex = _exposures(5_000)
+    written = plant_clicks(shop, ex, CLICKS, {"c": WINDOW}, 14, 4, 0.25)
+    first = _clicks(shop)
+    sent = ex[ex["sent"] == 1]
+    assert len(first) == written and first["click_id"].is_unique and first["user_id"].is_unique
+    assert _within(written, len(sent), 0.25)
+    assert set(first["user_id"].astype(str)) <= set(sent["user_id"]) and (first["campaign"] == "c").all()
+    t0 = sent.assign(user_id=sent["user_id"].astype(int)).set_index("user_id")["t0"]
+    at = pd.to_datetime(t0.loc[first["user_id"]], utc=True).reset_index(drop=True)
+    assert (first["clicked_at"] > at).all() and (first["clicked_at"] < at + WINDOW).all()
+    shop.execute("INSERT INTO clicks (user_id, clicked_at, click_id, campaign, channel) VALUES "
+                 "(1, '2026-01-01 00:00:00+00', 'shop-1', 'c', 'push')")  # the shop's own click
+    assert plant_clicks(shop, ex, CLICKS, {"c": WINDOW}, 14, 4, 0.25) == written
+    again = _clicks(shop)
+    pd.testing.assert_frame_equal(again[again["click_id"] != "shop-1"].reset_index(drop=True), first)
+    assert plant_clicks(shop, ex, CLICKS, {"c": WINDOW}, 2, 5, 0.25) == len(_clicks(shop)) - 1
+    short = _clicks(shop)
+    short = short[short["click_id"] != "shop-1"]
+    at = pd.to_datetime(t0.loc[short["user_id"]], utc=True).reset_index(drop=True)
+    assert (short["clicked_at"].reset_index(drop=True) < at + timedelta(days=2)).all()  # days shorter than window
+
+
+def test_the_report_finds_the_planted_click_rate_and_respond_skips_campaigns_gone_from_the_workspace(tmp_path):
+    """A real run, `camp demo respond --click 40%`, then `camp report --format json`: the click rate's interval
+    covers 40%; `target click_rate` reads it. A campaign in the ledger but no longer in the workspace is named and
+    left out, not a KeyError."""
+    import shutil
+
+    from runtime.demo_data import make_shop
+    from tests.runtime.conftest import camp
+
+    root = tmp_path / "shop"
+    shutil.copytree(CAMPAIGNS, root, ignore=shutil.ignore_patterns("*.duckdb"))
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 30000, seed=2)
+    ran = camp("run", "winback.camp", "--as-of", "2026-12-01T10:00:00+08:00", cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    out = camp("demo", "respond", ".", "--days", "14", "--seed", "5", "--click", "40%", cwd=root)
+    assert out.returncode == 0, out.stderr
+    assert " clicks of " in out.stdout and "(planted 40%" in out.stdout
+    as_of = (datetime.now(UTC) + timedelta(days=15)).isoformat()
+    rep = camp("report", ".", "--campaign", "winback_high_value", "--as-of", as_of, "--format", "json", cwd=root)
+    assert rep.returncode == 0, rep.stderr
+    total = json.loads(rep.stdout)["campaigns"][0]["total"]
+    rate = total["clicks"]["rate"]
+    assert total["reached"] > 200 and rate["low"] <= 0.40 <= rate["high"]
+    text = camp("report", ".", "--campaign", "winback_high_value", "--as-of", as_of, cwd=root)
+    assert "clicks, treated:" in text.stdout
+    (root / "winback.camp").unlink()
+    gone = camp("demo", "respond", ".", "--days", "3", cwd=root)
+    assert gone.returncode == 0, gone.stderr
+    assert "not in the workspace: winback_high_value" in gone.stdout and "Traceback" not in gone.stderr

@@ -138,7 +138,7 @@ def test_a_version_3_ledger_gains_points_and_red_packets_through_migration_4(led
     old = open_ledger(ledger_url)
     old.add_spend("c", at.date(), Decimal("1.50"))
     old.close()
-    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:4])
     lg = open_ledger(ledger_url)
     assert lg.version() == 4
     assert lg.spend("c") == {at.date(): Decimal("1.50")}
@@ -158,3 +158,47 @@ def test_a_version_3_ledger_gains_points_and_red_packets_through_migration_4(led
     for members, table in ((PointsState, "camp_points"), (ShareState, "camp_red_packet_shares")):
         sql = next(sql for _, _, st in MIGRATIONS for _, sql in st if f"CREATE TABLE {table} " in sql)
         assert set(re.findall(r"'(\w+)'", sql.split("CHECK (state IN", 1)[1])) == {m.value for m in members}
+
+
+def test_a_version_4_ledger_gains_sync_watermarks_through_migration_5(ledger_url, monkeypatch):
+    """Migration 5 adds `camp_sync_marks` and keeps what the ledger held; a watermark never moves back."""
+    import runtime.ledger as ledger_module
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS[:4])
+    old = open_ledger(ledger_url)
+    old.add_spend("c", at.date(), Decimal("1.50"))
+    old.close()
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", MIGRATIONS)
+    lg = open_ledger(ledger_url)
+    assert lg.version() == MIGRATIONS[-1][0]  # 5 and every later one
+    assert lg.spend("c") == {at.date(): Decimal("1.50")}
+    assert lg.watermark("shares:shares") is None
+    lg.advance_watermark("shares:shares", at, at)
+    lg.advance_watermark("shares:shares", at.replace(day=2), at)
+    lg.advance_watermark("shares:shares", at, at)  # an earlier one: stays
+    lg.advance_watermark("shares:other", at, at)
+    assert lg.watermark("shares:shares") == at.replace(day=2) and lg.watermark("shares:other") == at
+    lg.close()
+
+
+def test_migration_6_keeps_one_alert_evaluation_per_occurrence_in_the_states_the_enum_allows(ledger_url):
+    from runtime.ledger.alerts import ALERT_COLS, AlertRow
+    from runtime.ledger.status import AlertState
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    lg = open_ledger(ledger_url)
+    row = AlertRow("a", "2026-01-01T01:00:00+00:00", at, 5, 100, "count", ">=", Decimal(3), "ops", "console", "[]",
+                   "s", "b", AlertState.PENDING.value, None, None, None, 0)
+    assert lg.record_alert(row)
+    with pytest.raises(Exception, match="(?i)duplicate|unique|constraint"):
+        lg.bulk_insert("camp_alerts", ALERT_COLS, [tuple(row)])
+    with pytest.raises(Exception, match="(?i)check|constraint"):
+        lg.execute("UPDATE camp_alerts SET state = 'lost'")
+    lg.alert_sent("a", row.occurrence, at, "id-1")
+    assert not lg.record_alert(row._replace(matched=9))  # sent: the occurrence is over
+    [kept] = lg.alert_history("a")
+    assert (kept.state, kept.matched, kept.attempts, kept.provider_id) == ("sent", 5, 1, "id-1")
+    lg.close()
+    sql = next(sql for _, _, st in MIGRATIONS for _, sql in st if "CREATE TABLE camp_alerts " in sql)
+    assert set(re.findall(r"'(\w+)'", sql.split("CHECK (state IN", 1)[1])) == {m.value for m in AlertState}

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
+from compiler.config import Clicks
 from runtime.measure import Group, measure
 from runtime.warehouse import connect, create_tables
 from tests.conftest import CAMPAIGNS
@@ -22,6 +23,7 @@ from tests.runtime.steps import program_of
 
 _, PROGRAM = program_of(CAMPAIGNS)
 C = PROGRAM.campaigns[CAMPAIGN]
+CLICKS = Clicks(event="clicks", campaign_field="campaign")
 CENT = Decimal("0.01")
 
 
@@ -64,6 +66,11 @@ def _expected(world: World, as_of) -> tuple[pd.DataFrame, pd.DataFrame]:
     e = e.join(first, on="user_id")
     e["new"] = e["ordered"] & (e["first_order"] >= e["t0"])
     e["reached"] = (e["grp"] == "treated") & e["first"].notna()
+    c = world.clicks if world.clicks is not None else pd.DataFrame(columns=["user_id", "clicked_at", "campaign"])
+    c = c[c["campaign"] == CAMPAIGN].assign(user_id=c["user_id"].astype(str))
+    jc = e.reset_index()[["occurrence", "user_id", "t0", "end"]].merge(c, on="user_id")
+    jc = jc[(jc["clicked_at"] >= jc["t0"]) & (jc["clicked_at"] < jc["end"]) & (jc["clicked_at"] < as_of)]
+    e["clicked"] = e.index.isin(pd.MultiIndex.from_frame(jc[["occurrence", "user_id"]])) & e["reached"]
     cost = sent.groupby(["occurrence", "user_id"])["cost"].agg(_money).rename("send_cost")
     e = e.join(cost)
     e["send_cost"] = [c if isinstance(c, Decimal) else Decimal(0) for c in e["send_cost"]]
@@ -112,6 +119,10 @@ def _check_group(g: Group, t: pd.DataFrame, h: pd.DataFrame, as_of, margin: Deci
     subsidy = discounts + cost
     assert g.roi == ((margin * inc_sales - subsidy) / subsidy).quantize(Decimal("0.0001"))
     assert g.open_windows == int((t["end"] > as_of).sum() + (h["end"] > as_of).sum())
+    clicked, reached = int(t["clicked"].sum()), int(t["reached"].sum())
+    assert g.clicked == clicked and 0 < clicked < reached
+    low, high = proportion_confint(clicked, reached, method="wilson")
+    assert (g.click_rate.value, g.click_rate.low, g.click_rate.high) == pytest.approx((clicked / reached, low, high))
     for key, got, hgot, rate, hrate, uplift in (
             ("ordered", g.ordered, g.holdout_ordered, g.recall, g.holdout_recall, g.recall_uplift),
             ("new", g.new_customers, g.holdout_new_customers, g.new_customer_rate, g.holdout_new_customer_rate,
@@ -135,7 +146,7 @@ def test_every_metric_equals_pandas_from_the_raw_tables(urls, days):
     lg = load_world(world, urls[0], wh)
     as_of = T0 + timedelta(days=days)
     margin = Decimal("0.3")
-    m = measure(PROGRAM, C, lg, wh, as_of, margin)
+    m = measure(PROGRAM, C, lg, wh, as_of, margin, CLICKS)
     e, d = _expected(world, as_of)
     h = e[e["grp"] == "holdout"]
     assert m.total is not None
@@ -162,8 +173,9 @@ def test_every_metric_equals_pandas_from_the_raw_tables(urls, days):
     assert 0 < m.total.new_customers < m.total.ordered  # some converters had ordered before t0: not new
     assert [(x.day, x.treated, x.reached, x.converted, x.holdout, x.holdout_converted, x.sales)
             for x in m.daily] == want_days
-    [target] = m.targets
+    target, clicks = m.targets
     assert (target.metric, target.status) == ("conversion", "met" if m.total.conversion.value >= 0.08 else "missed")
+    assert (clicks.metric, clicks.actual) == ("click_rate", m.total.click_rate)
     lg.close()
     wh.close()
 
@@ -209,5 +221,40 @@ def test_without_a_holdout_or_a_goal_nothing_is_made_up():
     no_goal = dataclasses.replace(C, goal=None, goal_window=None)
     m = measure(PROGRAM, no_goal, lg, wh, T0 + timedelta(days=30))
     assert m.total is not None and m.total.converted == 0 and m.total.sales == 0 and m.total.treated == 500
+    lg.close()
+    wh.close()
+
+
+def test_clicks_without_a_goal_and_the_click_rate_target():
+    """Without a goal, clicks still count, from t0 to the as-of time (no window); `target click_rate` is read
+    from the click rate of the reached and said met or missed with its interval. Without [clicks] nothing is
+    made up: the target is not measured."""
+    world = make_world(11, 2000, 0.1, 0.05, holdout=0.1)
+    wh = connect("duckdb:///:memory:")
+    create_tables(wh, PROGRAM.schema)
+    lg = load_world(world, "duckdb:///:memory:", wh)
+    as_of = T0 + timedelta(days=30)
+    e, _ = _expected(world, as_of)
+    t = e[e["grp"] == "treated"]
+    assert world.clicks is not None
+    mine = world.clicks[world.clicks["campaign"] == CAMPAIGN].assign(user_id=lambda f: f["user_id"].astype(str))
+    hit = t.reset_index().merge(mine, on="user_id")
+    hit = hit[(hit["clicked_at"] >= hit["t0"]) & (hit["clicked_at"] < as_of) & hit["reached"]]
+    clicked, reached = hit[["occurrence", "user_id"]].drop_duplicates().shape[0], int(t["reached"].sum())
+    assert clicked > int(t["clicked"].sum())  # without a window, clicks after 14 days count too
+    rate = clicked / reached
+    for goal_less in (True, False):
+        c = dataclasses.replace(C, targets=[("click_rate", ">=", Decimal("0.05")), ("click_rate", ">=", Decimal("0.5"))],
+                                **({"goal": None, "goal_window": None} if goal_less else {}))
+        m = measure(PROGRAM, c, lg, wh, as_of, None, CLICKS)
+        assert m.total is not None
+        want = clicked if goal_less else int(t["clicked"].sum())
+        assert m.total.clicked == want and m.total.click_rate.value == pytest.approx(want / reached)
+        if goal_less:
+            assert m.total.converted == 0 and m.total.click_rate.value == pytest.approx(rate)
+        low, high = (x.status for x in m.targets)
+        assert (low, high) == ("met", "missed") and all(x.sure for x in m.targets)
+    m = measure(PROGRAM, dataclasses.replace(C, targets=[("click_rate", ">=", Decimal("0.05"))]), lg, wh, as_of)
+    assert m.total is not None and m.total.clicked is None and m.targets[0].status == "not measured"
     lg.close()
     wh.close()

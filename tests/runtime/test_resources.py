@@ -395,3 +395,162 @@ def test_points_the_issuer_refuses_are_void_and_those_it_could_not_take_are_issu
     lg = open_ledger(ledger)
     assert lg.points_balance("1") == (0, 0) and lg.points_balance("3") == (200, 0)
     lg.close()
+
+
+DAILY = '''
+campaign daily_coupons {
+  who count(orders within 3650d) >= 1
+  what coupon C100 {
+    value 100 CNY
+    usable 30d after issue
+  }
+  when daily at 10:00 tz "Asia/Shanghai"
+  where push template "t/push.j2"
+  how
+    step touch: give what, notify where
+    step remind after 2h: notify where
+  how much
+    budget 2000 CNY per day
+    cost push 0.10 CNY
+    expect redemption 10%
+}
+'''
+
+
+def _local(day: int, hour: int) -> datetime:
+    return datetime(2026, 12, day, hour, 0, tzinfo=UTC) - timedelta(hours=8)  # Asia/Shanghai, the workspace's zone
+
+
+def _step(root, shop: str, ledger: str, at: datetime, step: str | None = None, dry_run: bool = False) -> dict:
+    """A run of daily_coupons at `at`: its first step, or `step` for the journey of that day's 10:00."""
+    from compiler.step_plan import build_plan
+
+    ws, program = program_of(root)
+    occurrence = (at.replace(hour=2) if step else at).strftime("%Y-%m-%dT%H:%MZ")
+    plan = build_plan(program, program.campaigns["daily_coupons"], at, "duckdb", ws.template_dir, step,
+                      ws.config.workspace.name, occurrence=occurrence if step else None)
+    return run_engine(Run(plan, open_ledger(ledger), shop, at, dry_run, channel_config=channels_of(ws)), 25)
+
+
+def test_redeemed_discounts_beyond_the_forecast_come_off_the_day_of_the_orders(tmp_path, ledger):
+    """Daily budget 2000; each coupon reserves 10 (100 x 10%) and its push 0.10. Every coupon of day D is redeemed
+    at 100 by an order of D (11:00 local): 90 each beyond the forecast, on D. The reminder at 12:00 of D fitted
+    before the sync and is refused after it (`budget:daily D`); day D+1 has its whole room."""
+    from runtime.coupon_sync import sync_coupons
+    from tests.runtime.test_coupon_sync import _order, _orders
+
+    root, shop = _workspace(tmp_path, {"d.camp": DAILY})
+    touch = _step(root, shop, ledger, _local(1, 10))
+    n = int(touch["statuses"]["sent"])
+    assert 20 < n <= 190, n  # 90 n beyond the forecast exhausts the day; 10.2 n fits in it
+    day1 = D("2000") - D("10.10") * n
+    assert D(touch["budget_left"]["today"]) == day1 and touch["budget_left"]["total"] is None
+    before = _step(root, shop, ledger, _local(1, 12), "remind", dry_run=True)
+    assert before["statuses"] == {"pending": n}  # the reminder fits before the sync
+
+    coupons = _rows(ledger, "SELECT user_id, coupon_id FROM camp_coupons ORDER BY user_id")
+    assert len(coupons) == n
+    _orders(shop, [_order(int(u), _local(1, 11), "300", c) for u, c in coupons])
+    ws, program = program_of(root)
+    source = ws.config.coupons.model_copy(update={"coupon_field": "coupon_id"}).redemptions(program.schema)
+    assert source is not None
+    lg = open_ledger(ledger)
+    assert sync_coupons(lg, shop, source, _local(1, 12)).redeemed == n
+    lg.close()
+
+    after = _step(root, shop, ledger, _local(1, 12), "remind")
+    assert after["statuses"] == {"budget_exhausted": n}
+    assert after["reasons"] == {"budget_exhausted: budget:daily 2026-12-01": n}
+    assert {d: D(v) for d, v in after["spend"]["coupons_beyond_forecast"].items()} == {"2026-12-01": 90 * n}
+    assert D(after["budget_left"]["today"]) == day1 - 90 * n
+    assert D(after["spend"]["actual"]["coupons"]) == 100 * n
+
+    nxt = _step(root, shop, ledger, _local(2, 10))  # D+1: the redeemers hold no unused coupon, the day is new
+    assert nxt["statuses"]["sent"] == n and "budget_exhausted" not in nxt["statuses"]
+    assert D(nxt["budget_left"]["today"]) == D("2000") - D("10.10") * n
+    # D+1's n coupons add 10 n to C100's forecast, which absorbs the earliest excess first: D keeps 80 n, the
+    # code's total excess (100 n redeemed - 20 n reserved), as the total budget has always counted it
+    assert {d: D(v) for d, v in nxt["spend"]["coupons_beyond_forecast"].items()} == {"2026-12-01": 80 * n}
+    remind = _step(root, shop, ledger, _local(2, 12), "remind")
+    assert remind["statuses"] == {"sent": n}
+
+
+def test_camp_sync_reads_shares_from_its_watermark_less_the_late_data_allowance(tmp_path, ledger, monkeypatch):
+    """1000 shares over two days, synced; the next sync reads only the shares made since the latest one read less
+    `[red_packets] late_data` (2h): the rows its query returns, not its time. A late share within the allowance is
+    paid once; one beyond it is never read by a sync, and `camp sync --full` records it refused, too late, once."""
+    from runtime import share_sync
+    from runtime.shares import TOO_LATE
+    from runtime.warehouse import connect
+
+    root, shop = _workspace(tmp_path, {"r.camp": PACKET.format(budget="100000 CNY total", rate=60)}, toml=(
+        '[red_packets]\nshared_on = "shares"\nshare_field = "share_id"\nlate_data = "2h"\n'))
+    _run(root, shop, ledger, "share_packet", 1)
+    users = [u for (u,) in _rows(ledger, "SELECT user_id FROM camp_red_packets ORDER BY user_id")]
+    ws, program = program_of(root)
+    source = ws.config.red_packets.shares(program.schema)
+    assert source is not None and source.late_data_minutes == 120
+    made: dict[str, datetime] = {}
+
+    def add(rows: list[tuple[str, str, datetime]]) -> None:
+        made.update({sid: at for sid, _, at in rows})
+        wh = connect(shop)
+        wh.insert("shares", ["user_id", "shared_at", "share_id"], [(int(u), at, sid) for sid, u, at in rows])
+        wh.close()
+
+    read: list[int] = []
+
+    def spy(*args):
+        shares = real(*args)
+        read.append(len(shares))
+        return shares
+
+    real = share_sync.read_shares
+    monkeypatch.setattr(share_sync, "read_shares", spy)
+
+    def sync(at: datetime) -> list:
+        lg = open_ledger(ledger)
+        try:
+            return share_sync.sync_shares(lg, shop, source, at, _budgets(root))
+        finally:
+            lg.close()
+
+    old = [(f"old{k}", users[k % len(users)], _at(1) + timedelta(minutes=3 * k)) for k in range(1, 1001)]
+    add(old)  # every 3 minutes for 50 hours after the grants
+    assert len(sync(_at(4))) == 1000 and read == [1000]
+    mark = max(made.values())  # the latest share read
+    assert mark == _at(1) + timedelta(hours=50)
+    add([("late-ok", users[0], mark - timedelta(minutes=90)), ("late-beyond", users[1], mark - timedelta(hours=20)),
+         ("new", users[2], _at(4) + timedelta(hours=1))])
+    second = sync(_at(5))
+    window = [sid for sid, at in made.items() if mark - timedelta(hours=2) <= at <= _at(5)]
+    assert read[1] == len(window) == 43  # 40 old ones within the 2h, the late one within it and the new one
+    assert sorted(p.share_id for p in second) == ["late-ok", "new"]
+    assert {p.state for p in second} == {"paid"}
+    assert sync(_at(5)) == [] and read[2] == 1  # from the new watermark: only the new share, known
+    assert _rows(ledger, "SELECT count(*) FROM camp_red_packet_shares WHERE share_id = 'late-beyond'") == [(0,)]
+
+    full = camp("sync", ".", "--as-of", "2026-12-05T10:00:00+08:00", "--ledger", ledger, "--full", cwd=root)
+    assert full.returncode == 0, full.stderr
+    assert "new shares: 1" in full.stdout and "paid: 0" in full.stdout
+    assert "refused, not paid): 1" in full.stdout
+    again = camp("sync", ".", "--as-of", "2026-12-05T10:00:00+08:00", "--ledger", ledger, "--full", cwd=root)
+    assert "new shares: 0" in again.stdout and "refused, not paid): 0" in again.stdout
+    assert _rows(ledger, "SELECT state, reason, amount FROM camp_red_packet_shares WHERE share_id = 'late-beyond'") \
+        == [("refused", TOO_LATE, D("0.00"))]
+    paid = _rows(ledger, "SELECT count(*), count(DISTINCT share_id) FROM camp_red_packet_shares WHERE state = 'paid'")
+    assert paid == [(1002, 1002)]  # every share within the allowance paid, each once
+
+
+def test_camp_check_locates_a_red_packet_late_data_that_is_not_a_duration(tmp_path):
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+
+    root = make_workspace(tmp_path / "ws", {}, toml='[red_packets]\nshare_field = "share_id"\nlate_data = "2 days"\n')
+    from dsl.diagnostics import Diagnostic
+
+    ws = load_workspace(root)
+    assert not isinstance(ws, Diagnostic)
+    found = [d for d in check_workspace(ws).diagnostics if d.code == "E002"]
+    assert [(d.file.rsplit("/", 1)[-1], d.span.line) for d in found] == [("camp.toml", 11)], found
+    assert "not a duration" in found[0].message and "12h" in found[0].hints[0]
