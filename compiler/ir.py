@@ -239,9 +239,27 @@ class LabelMoved:
     span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 
+@dataclass(frozen=True)
+class PopStat:
+    """A statistic of `value` over a population of users at the as-of time (docs/language.md, "Ranks and
+    percentiles"): every user of the users table for whom `among` holds (all without it) and `value` is not
+    missing. func percent_rank: the user's (rank - 1) / (n - 1), 0 when n = 1 (type percent); ntile: the
+    user's bucket 1..param (number); percentile: the value at fraction `param` of the population, interpolated
+    as SQL's percentile_cont (the value's type), the same for every user. Never the audience's own rows: a
+    journey's cohort, an outcome's exposures and the audience's filters do not change the population."""
+
+    func: str  # percent_rank ntile percentile
+    value: Expr
+    among: Expr | None
+    param: Decimal | None  # ntile: the number of buckets; percentile: a fraction in (0, 1]
+    type: Type
+    span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
+
+
 Expr = Union[Const, UserAttr, EventField, Agg, Cmp, InSet, Between, IsNull, TextMatch, IsToday, InWindow,
              Arith, Neg, And, Or, Not, HasTag, InSegment, Redeemed, LabelIs, Label,
-             LabelWas, LabelMoved]
+             LabelWas, LabelMoved,
+             PopStat]
 
 
 def children(n) -> list:
@@ -273,6 +291,8 @@ def with_window(e: Any, window: Win) -> Any:
     counted since a journey's entry step, or over an outcome's attribution window from each user's t0."""
     if isinstance(e, Agg):
         return dataclasses.replace(e, window=window) if e.window is None else e
+    if isinstance(e, PopStat):  # the population is every user at the as-of time, not this user's window
+        return e
     if not dataclasses.is_dataclass(e) or isinstance(e, (type, Win, Const, Type)):
         return e
     changes = {}
@@ -288,6 +308,6 @@ def with_window(e: Any, window: Win) -> Any:
 def type_of(e: Expr) -> Type:
     from compiler import types as T
 
-    if isinstance(e, (Const, UserAttr, EventField, Agg, Arith, Neg, Label)):
+    if isinstance(e, (Const, UserAttr, EventField, Agg, Arith, Neg, Label, PopStat)):
         return e.type
     return T.BOOL

@@ -92,6 +92,22 @@ def _false_if_null(e: exp.Expr) -> exp.Expr:
 
 
 @dataclass
+class _Population:
+    """One population of ranks and percentiles (docs/language.md, "Ranks and percentiles"): the CTE `alias`
+    holds each member's value and the window columns asked for; `labeled` carries them as `<alias>_<col>`."""
+
+    alias: str
+    value: I.Expr
+    among: I.Expr | None
+    rank: bool = False  # rk (RANK over the value) and n (the population's size)
+    ntiles: set[int] = field(default_factory=set)  # nt<N>: NTILE(N) over the value, then the user key
+    percentiles: dict[Decimal, str] = field(default_factory=dict)  # fraction -> column of the single-row CTE
+
+    def percentile(self, fraction: Decimal) -> str:
+        return self.percentiles.setdefault(fraction, f"p{len(self.percentiles)}")
+
+
+@dataclass
 class _Facts:
     """The aggregate columns one audience needs, per event table, and the tags it reads."""
 
@@ -106,6 +122,15 @@ class _Facts:
     redeemed: set[str] = field(default_factory=set)  # coupon codes `redeemed(CODE)` reads from the REDEEMED table
     ends: dict[I.Dur, str] = field(default_factory=dict)  # per exposure: t0 + each window length read -> column
     history: dict[str, datetime] = field(default_factory=dict)  # classification -> earliest instant of its history read
+    populations: dict[str, _Population] = field(default_factory=dict)  # repr((value, among)) -> its statistics
+
+    def population(self, s: I.PopStat) -> _Population:
+        """The population of a statistic: one per value and `among` (percent_rank, ntile and percentile of
+        the same value over the same users share it)."""
+        key = repr((s.value, s.among))
+        if key not in self.populations:
+            self.populations[key] = _Population(f"pop_{len(self.populations)}", s.value, s.among)
+        return self.populations[key]
 
     def end_alias(self, d: I.Dur) -> str:
         return self.ends.setdefault(d, f"t_end_{len(self.ends)}")
@@ -305,6 +330,15 @@ class AudienceSQL:
         query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
         return self._with_ctes(query)
 
+    def values(self, named: Sequence[tuple[str, I.Expr]]) -> exp.Select:
+        """user_id and each named value of every user, by user id (a user's ranks and facts, for tests and
+        tools that show them)."""
+        self.facts = _Facts()
+        cols: list[exp.Expr] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True)]
+        cols += [exp.alias_(self.val(v), name, quoted=True) for name, v in named]
+        query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
+        return self._with_ctes(query.order_by(_col("l", "user_id"), copy=False))
+
     def per_exposure(self, converted: I.Expr, values: Sequence[tuple[str, I.Expr]], window: I.Dur | None
                      ) -> exp.Select:
         """One row per row of the EXPOSURE table whose user is in the users table: `exposure_id`,
@@ -477,6 +511,8 @@ class AudienceSQL:
     def _as_ratio(self, e: I.Expr):
         if isinstance(e, I.Arith) and e.op == "/":
             return self.val(e.left), self.val(e.right)
+        if isinstance(e, I.PopStat) and e.func == "percent_rank":
+            return self._percent_rank(e)
         if isinstance(e, I.Agg) and e.func == "avg":
             total = I.Agg("sum", e.event, e.field, e.where, e.window, e.type)
             count = I.Agg("count", e.event, None, _with_not_null(e), e.window, e.type)
@@ -607,7 +643,95 @@ class AudienceSQL:
         if isinstance(e, I.Label):
             self._use_classification(e.classification)
             return _col("l", f"class_{e.classification}")
+        if isinstance(e, I.PopStat):
+            return self._population_value(e)
         return exp.Case().when(self.pred(e), exp.true()).else_(exp.false())
+
+    # ------------------------------------------------------------ ranks and percentiles
+    def _percent_rank(self, e: I.PopStat) -> tuple[exp.Expr, exp.Expr]:
+        """percent_rank as (rank - 1, n - 1), n - 1 read as 1 when n = 1 (SQL's PERCENT_RANK is 0 for a lone
+        row): comparisons cross-multiply it, so no engine's floating point decides a user at the boundary.
+        NULL for a user outside the population."""
+        pop = self.facts.population(e)
+        pop.rank = True
+        size = _col("l", f"{pop.alias}_n")
+        num = exp.Paren(this=exp.Sub(this=_col("l", f"{pop.alias}_rk"), expression=exp.Literal.number(1)))
+        den = exp.Case().when(exp.GT(this=size, expression=exp.Literal.number(1)), exp.Paren(this=exp.Sub(
+            this=size.copy(), expression=exp.Literal.number(1)))).else_(exp.Literal.number(1))
+        return num, den
+
+    def _population_value(self, e: I.PopStat) -> exp.Expr:
+        if e.func == "percent_rank":
+            num, den = self._percent_rank(e)  # a decimal on every engine (DuckDB divides decimals as floats)
+            fixed = exp.DataType.build("decimal(38, 10)")
+            return exp.cast(exp.Div(this=exp.cast(num, fixed), expression=den), fixed.copy())
+        pop = self.facts.population(e)
+        assert e.param is not None  # the checker gives ntile its buckets and percentile its fraction
+        if e.func == "ntile":
+            buckets = int(e.param)
+            pop.ntiles.add(buckets)
+            return _col("l", f"{pop.alias}_nt{buckets}")
+        return _col("l", f"{pop.alias}_{pop.percentile(e.param)}")
+
+    def _population_cte(self, pop: _Population) -> exp.Select:
+        """Every user of the users table at the as-of time whose value is present and for whom `among` holds,
+        with the window columns the query reads. Compiled by a fresh compiler (its own CTEs, nested): never a
+        journey's cohort or an outcome's exposures, never the audience's filters."""
+        inner = AudienceSQL(self.p, self.as_of, self.dialect, today=self.today)
+        ratio = inner._as_ratio(pop.value) if isinstance(pop.value, I.Agg) else None
+        if ratio is not None:  # an average, exact to 10 decimals on every engine (AVG may be a float)
+            fixed = exp.DataType.build("decimal(38, 10)")
+            value = exp.cast(exp.Div(this=exp.cast(ratio[0], fixed), expression=exp.func(
+                "NULLIF", ratio[1], exp.Literal.number(0))), fixed.copy())
+        else:
+            value = inner.val(pop.value)
+        keep = exp.not_(exp.Is(this=value.copy(), expression=exp.Null()))
+        if pop.among is not None:
+            keep = exp.and_(inner.pred(pop.among), keep)
+        cols: list[exp.Expr] = [exp.alias_(_col("l", "user_id"), "user_id", quoted=True),
+                                exp.alias_(value.copy(), "v", quoted=True)]
+
+        def over(func: exp.Expr, *order: exp.Expr) -> exp.Expr:
+            return exp.Window(this=func, order=exp.Order(expressions=[exp.Ordered(this=o) for o in order]))
+
+        if pop.rank or pop.percentiles:
+            cols.append(exp.alias_(exp.Window(this=exp.Count(this=exp.Star())), "n", quoted=True))
+        if pop.rank:
+            cols.append(exp.alias_(over(exp.Rank(), value.copy()), "rk", quoted=True))
+        for buckets in sorted(pop.ntiles):
+            key = exp.cast(_col("l", "user_id"), "text")
+            if self.dialect == "postgres":  # byte order, whatever the database's collation
+                key = exp.Collate(this=key, expression=exp.to_identifier("C", quoted=True))
+            cols.append(exp.alias_(over(exp.Ntile(this=exp.Literal.number(buckets)), value.copy(), key),
+                                   f"nt{buckets}", quoted=True))
+        if pop.percentiles:
+            cols.append(exp.alias_(exp.Sub(this=over(exp.RowNumber(), value.copy()), expression=exp.Literal.number(1)),
+                                   "rn", quoted=True))
+        query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(
+            keep, copy=False)
+        return inner._with_ctes(query)
+
+    def _percentile_cte(self, pop: _Population) -> exp.Select:
+        """One row: each percentile of the population as SQL's percentile_cont computes it, written out so
+        every engine gives the same exact decimal: h = (n - 1) * p, v[floor h] + (h - floor h) * (v[ceil h] -
+        v[floor h]) over the values in order (v[0] the least). NULL for an empty population."""
+        src = pop.alias
+        cols = []
+        for fraction, column in pop.percentiles.items():
+            written = fraction if fraction != fraction.to_integral_value() else fraction.quantize(Decimal("0.1"))
+            h = exp.Mul(this=exp.Paren(this=exp.Sub(this=_col(src, "n"), expression=exp.Literal.number(1))),
+                        expression=_lit(written, T.NUMBER))  # `1.0`, not `1`: a decimal, so FLOOR stays exact
+
+            def at(position: exp.Expr) -> exp.Expr:
+                return exp.func("MIN", exp.Case().when(exp.EQ(this=_col(src, "rn"), expression=position),
+                                                       _col(src, "v")))
+
+            low, high = at(exp.Floor(this=h.copy())), at(exp.Ceil(this=h.copy()))
+            frac = exp.func("MAX", exp.Sub(this=h.copy(), expression=exp.Floor(this=h.copy())))
+            value = exp.Add(this=low, expression=exp.Mul(this=frac, expression=exp.Paren(
+                this=exp.Sub(this=high, expression=low.copy()))))
+            cols.append(exp.alias_(value, column, quoted=True))
+        return exp.select(*cols).from_(exp.alias_(exp.to_identifier(src, quoted=True), src, quoted=True))
 
     # ------------------------------------------------------------ holdout
     def _holdout(self, campaign: str, fraction: Decimal) -> exp.Expr:
@@ -686,6 +810,11 @@ class AudienceSQL:
             done += 1
         passes = {key: self._event_pass(*key, facts) for key, facts in sorted(self._split_facts().items())}
         ctes: list[tuple[str, exp.Expr]] = []
+        populations = list(self.facts.populations.values())
+        for pop in populations:  # every population CTE is compiled on its own, so none adds facts here
+            ctes.append((pop.alias, self._population_cte(pop)))
+            if pop.percentiles:
+                ctes.append((f"{pop.alias}_pct", self._percentile_cte(pop)))
         base = exp.select(
             exp.alias_(_col("u", users.key), "user_id", quoted=True),
             *[exp.alias_(_col("u", col), f"u_{f}", quoted=True) for f, col in sorted(self.facts.user_fields.items())],
@@ -744,6 +873,7 @@ class AudienceSQL:
                              on=exp.EQ(this=_col("consent_", "user_id"), expression=_col("u", users.key)))
             for ch in self.facts.consent:
                 base = base.select(_col("consent_", f"consent_{ch}"), copy=False)
+        base = self._join_populations(base, populations)
         ctes.append(("base", base))
         labeled = exp.select(exp.Star()).from_(exp.alias_(exp.to_identifier("base", quoted=True), "l", quoted=True))
         for kind, name in self.facts.derived:
@@ -794,6 +924,26 @@ class AudienceSQL:
         if where is not None:
             query = query.where(where)
         return query.group_by(_col("t", user))
+
+    def _join_populations(self, base: exp.Select, populations: list[_Population]) -> exp.Select:
+        """Each user's ranks and buckets (NULL outside the population), and the percentiles (one row)."""
+        users = self.p.schema.users
+        assert users is not None  # _with_ctes refuses a workspace without users first
+        for pop in populations:
+            cols = (["rk", "n"] if pop.rank else []) + [f"nt{b}" for b in sorted(pop.ntiles)]
+            if cols:
+                base = base.join(exp.alias_(exp.to_identifier(pop.alias, quoted=True), pop.alias, quoted=True),
+                                 join_type="left", copy=False,
+                                 on=exp.EQ(this=_col(pop.alias, "user_id"), expression=_col("u", users.key)))
+                base = base.select(*[exp.alias_(_col(pop.alias, c), f"{pop.alias}_{c}", quoted=True) for c in cols],
+                                   copy=False)
+            if pop.percentiles:
+                pct = f"{pop.alias}_pct"
+                base = base.join(exp.alias_(exp.to_identifier(pct, quoted=True), pct, quoted=True), join_type="cross",
+                                 copy=False)
+                base = base.select(*[exp.alias_(_col(pct, c), f"{pop.alias}_{c}", quoted=True)
+                                     for c in pop.percentiles.values()], copy=False)
+        return base
 
     def _split_facts(self) -> dict[tuple[str, bool], dict[str, tuple[str, I.Agg]]]:
         """The event passes to make: (event, per user) -> its facts. Per user, except over exposures, where the

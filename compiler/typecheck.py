@@ -22,6 +22,8 @@ from compiler.report import Report, did_you_mean, suggest
 from compiler.schema import Event, Schema
 from dsl import ast as A
 from dsl.format import expr as format_expr
+from dsl.span import Span
+from dsl.walk import walk
 
 AGG_ARGS = {"count": False, "any": False, "none": False}
 NUMERIC_AGGS = {"sum", "avg"}
@@ -114,6 +116,8 @@ class ExprChecker:
                 return self._aggregate(e, scope)
             case A.LabelWas() | A.LabelMoved():
                 return self._history(e, scope)
+            case A.PopulationStat():
+                return self._population_stat(e, scope)
 
     # ------------------------------------------------------------ literals
     def _string(self, e: A.StringLit, scope) -> I.Expr:
@@ -639,6 +643,77 @@ class ExprChecker:
         if isinstance(e, A.LabelWas):
             return I.LabelWas(name, checked[0], d, span=e.span)
         return I.LabelMoved(name, checked[0], checked[1], d, span=e.span)
+
+    # ------------------------------------------------------------ population statistics
+    def _population_stat(self, e: A.PopulationStat, scope: Scope) -> I.Expr | None:
+        """percent_rank / ntile / percentile: a value and its `among` are checked as about any user at the
+        as-of time (no step, no campaign's coupons: the population is the user base, not a journey)."""
+        if scope.event is not None:
+            return self._per_user(f"`{e.func}(...)`", scope, e.span)
+        journey = _journey_fact(e)
+        if journey is not None:
+            what, span = journey
+            hint = (f"rank over a window such as `within 30d`; test the journey beside the statistic: "
+                    f"`{e.func}(...) ... and any(orders {what.strip('`')})`" if what.startswith("`since") else
+                    f"test it beside the statistic: `{e.func}(...) ... and {what.strip('`')}`")
+            self.report("E432", f"{what} is about this campaign's journey; `{e.func}` ranks every user at the "
+                                "as-of time", span, [hint])
+            return None
+        param = self._population_param(e)
+        value = self.expr(e.value, Scope())
+        among = self.condition(e.among, Scope()) if e.among is not None else None
+        if value is None or (e.among is not None and among is None) or (e.arg is not None and param is None):
+            return None
+        vt = I.type_of(value)
+        if e.func == "percentile" and not vt.numeric:
+            self.report("E305", f"`percentile` interpolates between numbers or money; this is {_a(vt)}",
+                        e.value.span, ["e.g. `percentile(80%, sum(orders.amount within 365d))`"] if not vt.temporal
+                        else ["rank times instead: `percent_rank(last(orders.time)) >= 80%`"])
+            return None
+        if not (vt.numeric or vt.temporal):
+            self.report("E305", f"`{e.func}` ranks numbers, money, dates or times; this is {_a(vt)}", e.value.span,
+                        ["e.g. `sum(orders.amount within 365d)`, `count(orders within 90d)` or `last(orders.time)`"])
+            return None
+        t = T.PERCENT if e.func == "percent_rank" else T.NUMBER if e.func == "ntile" else vt
+        return I.PopStat(e.func, value, among, param, t, span=e.span)
+
+    def _population_param(self, e: A.PopulationStat) -> Decimal | None:
+        """ntile's number of buckets (E430) or percentile's fraction (E431), from the literal written."""
+        arg = e.arg
+        if e.func == "ntile":
+            if isinstance(arg, A.NumberLit) and arg.value == arg.value.to_integral_value() \
+                    and 1 <= arg.value <= MAX_BUCKETS:
+                return arg.value.to_integral_value()
+            assert arg is not None  # the grammar gives ntile its count
+            self.report("E430", "`ntile` needs a whole number of buckets from 1 to "
+                                f"{MAX_BUCKETS:,}, written as a number", arg.span,
+                        ["e.g. `ntile(5, sum(orders.amount within 365d))` for quintiles"])
+            return None
+        if e.func == "percentile":
+            if isinstance(arg, A.PercentLit) and 0 < arg.value <= 100:
+                return arg.value / Decimal(100)
+            assert arg is not None  # the grammar gives percentile its fraction
+            self.report("E431", "`percentile` needs a percentage above 0% and at most 100%, written as one",
+                        arg.span, ["e.g. `percentile(80%, sum(orders.amount within 365d))`: the value 80% of "
+                                   "users are at or below"])
+            return None
+        return None
+
+
+MAX_BUCKETS = 10_000  # far more than any score needs; keeps ntile's N an integer on every engine
+
+
+def _journey_fact(e: A.PopulationStat) -> tuple[str, Span] | None:
+    """The first `since STEP` window or `redeemed(CODE)` inside a population statistic, as (text, span)."""
+    for part in (e.value, e.among):
+        if part is None:
+            continue
+        for n in walk(part):
+            if isinstance(n, A.Window) and n.op == "since" and n.step is not None:
+                return f"`since {n.step.name}`", n.span
+            if isinstance(n, A.Redeemed):
+                return f"`redeemed({n.code.name})`", n.span
+    return None
 
 
 def _as_value(e: A.Expr, kind: str) -> str:

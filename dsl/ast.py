@@ -231,6 +231,18 @@ class Aggregate(Node):
     window: Window | None = None
 
 
+class PopulationStat(Node):
+    """A statistic over the user base at the as-of time (docs/language.md, "Ranks and percentiles"):
+    `percent_rank(EXPR)`, `ntile(N, EXPR)`, `percentile(P, EXPR)`, each optionally `among COND` inside the
+    parentheses. `arg` is N or P as written (the checker wants a whole number, a percentage)."""
+
+    kind: Literal["population_stat"] = "population_stat"
+    func: Literal["percent_rank", "ntile", "percentile"]
+    arg: Expr | None = None
+    value: Expr
+    among: Expr | None = None
+
+
 class And(Node):
     kind: Literal["and"] = "and"
     items: list[Expr]
@@ -251,6 +263,7 @@ Expr = Annotated[
         Name, StringLit, NumberLit, MoneyLit, PercentLit, DateLit, DateTimeLit, BoolLit,
         Neg, Arith, Compare, InList, Between, IsNull, TextMatch, IsToday, RelTime,
         Tagged, SegmentRef, Redeemed, Aggregate, And, Or, Not, LabelWas, LabelMoved,
+        PopulationStat,
     ],
     Field(discriminator="kind"),
 ]

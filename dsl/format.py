@@ -140,6 +140,8 @@ def _expr(e: A.Expr) -> str:
             return "not " + expr(e.operand, 3)
         case A.Aggregate():
             return _aggregate(e)
+        case A.PopulationStat():
+            return _population_stat(e)
     raise ValueError(f"cannot format {e.kind}")
 
 
@@ -152,6 +154,14 @@ def _aggregate(a: A.Aggregate) -> str:
     if a.window is not None:
         parts.append(window(a.window))
     return f"{func}({' '.join(parts)})"
+
+
+def _population_stat(s: A.PopulationStat) -> str:
+    parts = [expr(s.arg, 5) + ", "] if s.arg is not None else []
+    parts.append(expr(s.value, 5))
+    if s.among is not None:
+        parts.append(" among " + expr(s.among))
+    return f"{s.func}({''.join(parts)})"
 
 
 # ------------------------------------------------------------------ declarations

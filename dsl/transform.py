@@ -576,6 +576,22 @@ class ToAst:
     def none_(self, meta, query):
         return self._aggregate(meta, "none", query)
 
+    # ------------------------------------------------------------ population statistics
+    def among(self, meta, cond):
+        return ("among", cond)
+
+    def percent_rank(self, meta, value, among):
+        return _make(A.PopulationStat, func="percent_rank", value=value, among=among[1] if among else None,
+                     span=self._span(meta))
+
+    def ntile(self, meta, arg, value, among):
+        return _make(A.PopulationStat, func="ntile", arg=arg, value=value, among=among[1] if among else None,
+                     span=self._span(meta))
+
+    def percentile(self, meta, arg, value, among):
+        return _make(A.PopulationStat, func="percentile", arg=arg, value=value, among=among[1] if among else None,
+                     span=self._span(meta))
+
     def _query(self, event, field, w1, where, w2):
         if where is not None and w2 is None:
             where, w2 = split_trailing_window(where, self.parenthesized)

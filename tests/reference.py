@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -294,4 +295,51 @@ class Reference:
             return None if v is None else -v
         if isinstance(e, I.Label):
             return self.label(e.classification, user)
+        if isinstance(e, I.PopStat):
+            return self.population_stat(e, user)
         return self.holds(e, user, event)
+
+    # ------------------------------------------------------------ ranks and percentiles
+    def population(self, s: I.PopStat) -> list[tuple]:
+        """(value, user key) of every user of the data whose value is present and for whom `among` holds,
+        least value first, ties by the key read as text (as every engine orders them in ntile)."""
+        cache = self.__dict__.setdefault("_populations", {})
+        key = repr((s.value, s.among))
+        if key not in cache:
+            members = []
+            for user in self.data.users:
+                if s.among is not None and not self.holds(s.among, user):
+                    continue
+                v = self.value(s.value, user)
+                if v is not None:
+                    members.append((v, user[self.key]))
+            cache[key] = sorted(members, key=lambda m: (m[0], str(m[1])))
+        return cache[key]
+
+    def population_stat(self, s: I.PopStat, user: dict):
+        """percent_rank: (rank - 1) / (n - 1) with rank 1 + the number of members with a smaller value (ties
+        share it), 0 when n = 1; ntile: SQL's NTILE, the first n mod N buckets one member larger; percentile:
+        percentile_cont, v[floor h] + (h - floor h) (v[ceil h] - v[floor h]) with h = (n - 1) p. A user outside
+        the population has no rank and no bucket."""
+        members = self.population(s)
+        n = len(members)
+        if s.func == "percentile":
+            if not members:
+                return None
+            h = (n - 1) * s.param
+            low, high = math.floor(h), math.ceil(h)
+            v_low, v_high = members[low][0], members[high][0]
+            return v_low + (h - low) * (v_high - v_low)
+        uid = user[self.key]
+        position = next((i for i, (_, k) in enumerate(members) if k == uid), None)
+        if position is None:
+            return None
+        mine = members[position][0]
+        if s.func == "percent_rank":
+            rank = 1 + sum(1 for v, _ in members if v < mine)
+            return Decimal(0) if n == 1 else Decimal(rank - 1) / Decimal(n - 1)
+        buckets = int(s.param)
+        small, extra = divmod(n, buckets)  # `extra` buckets of small + 1 members, then buckets of `small`
+        if position < extra * (small + 1):
+            return Decimal(position // (small + 1) + 1)
+        return Decimal(extra + (position - extra * (small + 1)) // small + 1)

@@ -169,6 +169,50 @@ small_number = st.integers(0, 4).map(lambda v: I.Const(Decimal(v), T.NUMBER))
 percent = st.sampled_from([0, 25, 50, 100]).map(lambda v: I.Const(Decimal(v) / 100, T.PERCENT))
 
 
+PERCENTS = [0, 20, 25, 50, 80, 100]
+rank_percent = st.sampled_from(PERCENTS).map(lambda v: I.Const(Decimal(v) / 100, T.PERCENT))
+fractions = st.sampled_from([Decimal("0.2"), Decimal("0.25"), Decimal("0.5"), Decimal("0.8"), Decimal("0.125"),
+                             Decimal(1)])
+
+
+def population_stats(among_conds):
+    """Ranks, buckets and percentiles of counts, sums, averages and a user field (missing for some users), over
+    everyone or `among` a generated condition (which may hold for no one); compared with constants and values."""
+    counts = st.one_of(agg("count", None, T.NUMBER), st.just(I.Agg("count", "orders", None, None, None, T.NUMBER)))
+    amounts = st.one_of(agg("sum", "amount", CNY), agg("max", "amount", CNY), st.just(user_attr("balance")))
+    averages = agg("avg", "amount", CNY)  # ranked at 10 decimals; compared with constants only (as `avg` always is)
+    times = st.one_of(st.sampled_from(["first", "last"]).map(
+        lambda f: I.Agg(f, "orders", order_field("time"), None, None, T.TIMESTAMP)),
+        st.just(user_attr("registered")), st.just(user_attr("birthday")))  # ranked, never interpolated
+    values = st.one_of(counts, amounts, averages, times)
+    among = st.none() | among_conds
+
+    def stat(func, param=st.none()):
+        return st.builds(lambda v, a, p: I.PopStat(func, v, a, p, T.PERCENT if func == "percent_rank" else T.NUMBER),
+                         values, among, param)
+
+    def percentile_of(value):
+        return st.builds(lambda v, a, p: I.PopStat("percentile", v, a, p, I.type_of(v)), value, among, fractions)
+
+    return st.one_of(
+        st.builds(I.Cmp, op=ops, left=stat("percent_rank"), right=rank_percent),
+        st.builds(I.Cmp, op=ops, left=stat("ntile", st.integers(1, 5).map(Decimal)), right=small_number),
+        st.builds(I.IsNull, subject=stat("percent_rank"), negated=st.booleans()),
+        st.builds(I.Cmp, op=ops, left=counts, right=percentile_of(counts)),
+        st.builds(I.Cmp, op=ops, left=amounts, right=percentile_of(amounts)),
+        st.builds(I.Cmp, op=ops, left=percentile_of(st.one_of(amounts, averages)), right=money_const),
+    )
+
+
+population_atoms = population_stats(st.recursive(
+    st.one_of(st.builds(I.Cmp, op=ops, left=st.just(user_attr("balance")), right=money_const),
+              st.builds(I.Cmp, op=ops, left=agg("count", None, T.NUMBER), right=small_number),
+              st.sampled_from(TAGS).map(I.HasTag),
+              st.builds(lambda w: I.Agg("any", "orders", None, w, None, T.BOOL), st.none() | event_conds)),
+    lambda c: st.one_of(st.builds(I.Not, operand=c), st.lists(c, min_size=2, max_size=2).map(lambda x: I.And(tuple(x)))),
+    max_leaves=3))
+
+
 def conditions_over(windows):
     """Generated conditions whose time tests draw from `windows`."""
     counts = st.one_of(agg("count", None, T.NUMBER, windows), agg("count_distinct", "brand", T.NUMBER, windows))
@@ -206,6 +250,7 @@ def conditions_over(windows):
         st.builds(I.LabelIs, classification=st.just("promo_sensitivity"),
                   labels=st.lists(st.sampled_from(PROGRAM.classifications["promo_sensitivity"].labels), min_size=1,
                                   max_size=2).map(tuple)),
+        population_atoms,
     )
     return st.recursive(atoms, lambda c: st.one_of(
         st.builds(I.Not, operand=c), st.lists(c, min_size=2, max_size=3).map(lambda x: I.And(tuple(x))),
@@ -311,6 +356,20 @@ def test_tagged_is_either_source(duck, pg):
             _load(wh, used)
             assert _engine_users(wh, cond, AS_OFS[0], program, manual) == expected, (wh.dialect, manual)
             assert _engine_users(wh, I.Not(cond), AS_OFS[0], program, manual) == {1, 2, 3, 4} - expected
+
+
+@settings(max_examples=examples(EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                        HealthCheck.function_scoped_fixture])
+@given(datasets(), st.one_of(population_atoms, st.lists(population_atoms, min_size=2, max_size=3).map(
+    lambda x: I.And(tuple(x))), population_atoms.map(I.Not)))
+def test_ranks_and_percentiles_equal_reference_on_duckdb_and_postgres(duck, pg, case, cond):
+    """percent_rank, ntile and percentile alone (the mixed conditions above draw them too): ties (users without
+    orders all count 0), users left out (no average, no balance), empty populations (`among` no one)."""
+    as_of, data, zone = case
+    expected = Reference(PROGRAMS[zone], data, as_of).users_where(cond)
+    for wh in (duck, pg):
+        _load(wh, data)
+        assert _engine_users(wh, cond, as_of, PROGRAMS[zone]) == expected, (wh.dialect, zone)
 
 
 def test_holdout_is_the_same_on_every_engine(duck, pg):

@@ -26,6 +26,18 @@ def test_golden_sql(name, dialect, update_golden):
     _compare(GOLDEN / "sql" / f"{name}.{dialect}.sql", sql + "\n", update_golden)
 
 
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_golden_population_sql(dialect, update_golden):
+    """Ranks, buckets and a percentile (the bundled RFM segments): each population a CTE of its own."""
+    from compiler import ir as I
+
+    compiler = AudienceSQL(PROGRAM, AS_OF, dialect)
+    cond = I.And((I.InSegment("rfm_champions"), I.InSegment("top_spenders"), I.InSegment("above_median_spend")))
+    sql = compiler.sql(compiler.condition(cond))
+    assert sqlglot.parse_one(sql, read=dialect) is not None
+    _compare(GOLDEN / "sql" / f"population.{dialect}.sql", sql + "\n", update_golden)
+
+
 def test_one_pass_per_event_table():
     compiler = AudienceSQL(PROGRAM, AS_OF, "duckdb")
     sql = compiler.sql(compiler.final(PROGRAM.campaigns["silent_recall"]), pretty=False)

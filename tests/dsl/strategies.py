@@ -85,6 +85,9 @@ def expressions(max_leaves: int = 12):
             st.builds(A.And, items=st.lists(children, min_size=2, max_size=3)),
             st.builds(A.Or, items=st.lists(children, min_size=2, max_size=3)),
             st.builds(A.Not, operand=children),
+            st.builds(A.PopulationStat, func=st.just("percent_rank"), value=children, among=st.none() | children),
+            st.builds(A.PopulationStat, func=st.sampled_from(["ntile", "percentile"]), arg=children, value=children,
+                      among=st.none() | children),
         )
 
     return st.recursive(leaves, extend, max_leaves=max_leaves)
