@@ -356,20 +356,19 @@ class AudienceSQL:
         query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
         return self._with_ctes(query)
 
-    def _after(self, t0: exp.Expr, d: I.Dur) -> exp.Expr:
+    def _after(self, t0: exp.Expr, d: I.Dur, parts: tuple[exp.Expr, exp.Expr] | None = None) -> exp.Expr:
         """`t0 + d` in SQL, as compiler.clock.plus: minutes and hours absolute; days, weeks and months on the
         workspace's wall clock (a month's end clamped), a wall time the clocks skip read with the offset
         before the change (what both engines do), one they repeat as its first occurrence (the engines
         take the second: step back by the size of a change the zone's clocks ever made, the largest first,
-        when that reads the same wall time; a zone whose clocks never changed needs no such step)."""
+        when that reads the same wall time; a zone whose clocks never changed needs no such step).
+        `parts`: the wall-clock sum and its instant (`_after_parts`) already computed as columns, so a query
+        over many rows converts between zones once per row, not once per mention."""
         if d.unit not in ("d", "w", "mo"):
             return exp.Add(this=t0, expression=exp.Interval(this=exp.Literal.string(str(d.minutes())),
                                                             unit=exp.var("MINUTE")))
         zone = exp.Literal.string(self.p.timezone)
-        count, unit = (d.value * 7, "DAY") if d.unit == "w" else (d.value, "DAY" if d.unit == "d" else "MONTH")
-        moved = exp.Paren(this=exp.Add(this=exp.Paren(this=exp.AtTimeZone(this=t0, zone=zone)), expression=exp.Interval(
-            this=exp.Literal.string(str(count)), unit=exp.var(unit))))
-        at = exp.Paren(this=exp.AtTimeZone(this=moved, zone=zone.copy()))
+        moved, at = parts if parts is not None else self._after_parts(t0, d)
         case = exp.Case()
         for minutes in _clock_changes(self.p.timezone):
             earlier = exp.Paren(this=exp.Sub(this=at.copy(), expression=exp.Interval(
@@ -380,6 +379,14 @@ class AudienceSQL:
         if not case.args.get("ifs"):
             return at
         return case.else_(at, copy=False)
+
+    def _after_parts(self, t0: exp.Expr, d: I.Dur) -> tuple[exp.Expr, exp.Expr]:
+        """(t0's wall clock + d, that wall time as an instant) for a calendar unit (d, w, mo)."""
+        zone = exp.Literal.string(self.p.timezone)
+        count, unit = (d.value * 7, "DAY") if d.unit == "w" else (d.value, "DAY" if d.unit == "d" else "MONTH")
+        moved = exp.Paren(this=exp.Add(this=exp.Paren(this=exp.AtTimeZone(this=t0, zone=zone)), expression=exp.Interval(
+            this=exp.Literal.string(str(count)), unit=exp.var(unit))))
+        return moved, exp.Paren(this=exp.AtTimeZone(this=moved.copy(), zone=zone.copy()))
 
     def sql(self, query: exp.Expr, pretty: bool = True) -> str:
         return query.sql(dialect=self.dialect, pretty=pretty)
@@ -825,9 +832,19 @@ class AudienceSQL:
             for step in sorted(self.facts.since):
                 base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
         if self.exposure:  # one row per exposure of a user, with its t0 and window ends
+            # the wall-clock sums first (one zone conversion each per row), then the ends read from them
+            calendar = {alias: d for d, alias in self.facts.ends.items() if d.unit in ("d", "w", "mo")}
+            walls = exp.select(_col("x", "exposure_id"), _col("x", "user_id"), _col("x", "t0"), *[
+                exp.alias_(self._after_parts(_col("x", "t0"), d)[0], f"{alias}_m", quoted=True)
+                for alias, d in calendar.items()]).from_(exp.alias_(table_ref(EXPOSURE), "x", quoted=True))
+            zone = exp.Literal.string(self.p.timezone)
+            sums = exp.select(exp.Star(), *[
+                exp.alias_(exp.AtTimeZone(this=_col("w", f"{alias}_m"), zone=zone.copy()), f"{alias}_a", quoted=True)
+                for alias in calendar]).from_(exp.alias_(walls.subquery(), "w", quoted=True))
             exposures = exp.select(_col("x", "exposure_id"), _col("x", "user_id"), _col("x", "t0"), *[
-                exp.alias_(self._after(_col("x", "t0"), d), alias, quoted=True)
-                for d, alias in self.facts.ends.items()]).from_(exp.alias_(table_ref(EXPOSURE), "x", quoted=True))
+                exp.alias_(self._after(_col("x", "t0"), d, (_col("x", f"{alias}_m"), _col("x", f"{alias}_a"))
+                                       if alias in calendar else None), alias, quoted=True)
+                for d, alias in self.facts.ends.items()]).from_(exp.alias_(sums.subquery(), "x", quoted=True))
             ctes.insert(0, ("exposure_", exposures))
             base = base.join(exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True),
                              join_type="inner", copy=False,
@@ -1014,7 +1031,12 @@ class AudienceSQL:
                 exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True), join_type="inner", copy=False,
                 on=exp.EQ(this=exp.cast(_col("e", ev.user_column), "text"), expression=_col("x", "user_id")))
             if facts and all(a.window is not None and a.window.op == "from" for _, a in facts.values()):
-                scope = exp.and_(exp.GTE(this=time.copy(), expression=_col("x", "t0")), scope)  # only from t0 on
+                # only from t0 on; and from the earliest t0 on, a bound on the events alone the engine can apply
+                # before the join, so the shop's older history is not joined to every exposure of its user
+                earliest = exp.select(exp.func("MIN", _col("x0", "t0"))).from_(
+                    exp.alias_(exp.to_identifier("exposure_", quoted=True), "x0", quoted=True))
+                scope = exp.and_(exp.GTE(this=time.copy(), expression=_col("x", "t0")),
+                                 exp.GTE(this=time.copy(), expression=exp.Subquery(this=earliest)), scope)
             return query.where(scope, copy=False).group_by(_col("x", "exposure_id"), copy=False)
         return query.where(scope, copy=False).group_by(_col("e", ev.user_column), copy=False)
 

@@ -158,7 +158,7 @@ def test_the_canonical_form_leaves_positions_out_and_refuses_what_it_cannot_writ
 def test_history_conditions_put_the_classification_in_the_plan_when_they_read_it_live(ws):
     """`moved C from X to Y` reads C's live label (its rules change the plan's hash); `C was X 90d ago` reads only
     the history, so C's rules do not; both conditions themselves are in the audience's IR."""
-    (ws / "materialize.camp").write_text("materialize lifecycle, value_quadrant daily at 02:00\n", encoding="utf-8")
+    assert "materialize lifecycle, value_quadrant daily at 02:00" in (ws / "alerts.camp").read_text(encoding="utf-8")
     (ws / "slip.camp").write_text(
         'campaign moved_c {\n  who moved value_quadrant from hf_lv to lf_lv within 30d\n  when daily at 10:00\n'
         '  where push template "winback/push.j2"\n  how\n    step touch: notify where\n}\n'

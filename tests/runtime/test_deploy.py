@@ -53,14 +53,18 @@ def test_deploy_shows_the_plan_applies_it_and_prunes(ws, prefect_env):
     name = [ln for ln in (ws / "camp.toml").read_text().splitlines() if ln.startswith("name")][0].split('"')[1]
     shown = camp("deploy", str(ws), cwd=ws, env=prefect_env)
     assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.count("+ create") == 9 and "--yes" in shown.stdout
+    assert shown.stdout.count("+ create") == 11 and "--yes" in shown.stdout  # 9 campaigns, an alert, materialize
     assert _deployments(prefect_env, name) == {}  # showing the plan changes nothing
     applied = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
     assert applied.returncode == 0, applied.stderr
     deployed = _deployments(prefect_env, name)
     assert set(deployed) == {"winback_high_value", "silent_recall", "birthday_gift", "engagement_digest",
                              "first_order_activation", "share_red_packet", "multi_tag_coupon",
-                             "beijing_loyal_feedback", "important_value_thanks"}
+                             "beijing_loyal_feedback", "important_value_thanks", "hf_lv_slipping", "materialize-0200"}
+    alert = deployed["hf_lv_slipping"]
+    assert alert.parameters == {"workspace": str(ws.resolve()), "alert": "hf_lv_slipping"}
+    assert "camp-alert:hf_lv_slipping" in alert.tags
+    assert alert.schedules[0].schedule.rrule == "DTSTART:20260101T090000\nRRULE:FREQ=DAILY"
     winback = deployed["winback_high_value"]
     assert {"camp", f"camp-workspace:{name}", "camp-campaign:winback_high_value"} <= set(winback.tags)
     assert winback.parameters == {"workspace": str(ws.resolve()), "campaign": "winback_high_value"}
@@ -83,7 +87,7 @@ def test_deploy_shows_the_plan_applies_it_and_prunes(ws, prefect_env):
     assert runs in (expected, expected[1:]), runs  # (a fire time may pass while the test waits)
     # unchanged: nothing to do, nothing touched
     again = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
-    assert "nothing to change" in again.stdout and again.stdout.count("= unchanged") == 9
+    assert "nothing to change" in again.stdout and again.stdout.count("= unchanged") == 11
     assert _deployments(prefect_env, name)["winback_high_value"].updated == winback.updated
     # a template changes: that campaign is updated, and the plan says which step changed
     tpl = ws / "templates" / "winback" / "push.j2"
@@ -95,7 +99,7 @@ def test_deploy_shows_the_plan_applies_it_and_prunes(ws, prefect_env):
     pruned = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
     assert "- delete    birthday_gift" in pruned.stdout, pruned.stdout
     left = _deployments(prefect_env, name)
-    assert "birthday_gift" not in left and len(left) == 8
+    assert "birthday_gift" not in left and len(left) == 10
 
 
 def test_a_materialize_declaration_is_deployed_daily_and_its_flow_materialises(ws, prefect_env, prefect_api):
@@ -107,7 +111,7 @@ def test_a_materialize_declaration_is_deployed_daily_and_its_flow_materialises(w
     from runtime.ledger import open_ledger
 
     name = [ln for ln in (ws / "camp.toml").read_text().splitlines() if ln.startswith("name")][0].split('"')[1]
-    (ws / "materialize.camp").write_text("materialize lifecycle, value_quadrant daily at 02:00\n", encoding="utf-8")
+    assert "materialize lifecycle, value_quadrant daily at 02:00" in (ws / "alerts.camp").read_text(encoding="utf-8")
     applied = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
     assert applied.returncode == 0, applied.stderr
     assert "+ create    materialize-0200" in applied.stdout
@@ -128,6 +132,6 @@ def test_a_materialize_declaration_is_deployed_daily_and_its_flow_materialises(w
         assert lg.one("SELECT count(*) FROM camp_label_history WHERE valid_to IS NULL") == 200
     finally:
         lg.close()
-    (ws / "materialize.camp").unlink()
+    (ws / "alerts.camp").unlink()  # the bundled declaration (and its alert, which reads the history)
     pruned = camp("deploy", str(ws), "--yes", cwd=ws, env=prefect_env)
     assert "- delete    materialize-0200" in pruned.stdout, pruned.stdout

@@ -26,6 +26,7 @@ T = datetime(2026, 12, 1, 10, 0, tzinfo=SHANGHAI)
 
 def _workspace(root: Path, extra: str = "") -> Path:
     shutil.copytree(CAMPAIGNS, root)
+    (root / "alerts.camp").unlink()  # the bundled declaration: these tests write their own
     (root / "materialize.camp").write_text("materialize lifecycle, value_quadrant daily at 02:00\n" + extra,
                                            encoding="utf-8")
     return root
