@@ -17,6 +17,9 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
                ledger: str | None) -> int:
     """Exit status: 0 reported, 1 errors in the workspace or a database that cannot be opened, 2 an unknown
     campaign."""
+    from runtime.measure import preload
+
+    preload()
     loaded = checked(path)
     if loaded is None:
         return 1

@@ -181,8 +181,10 @@ def run_tags(path: Path, as_of: str | None, fmt: str, data: str | None, ledger: 
         print(json.dumps({
             "as_of": pool.as_of.isoformat(), "users": pool.users,
             "tags": [{"tag": t.tag, "users": t.users, "schema": t.schema, "manual": t.manual} for t in pool.tags],
-            "segments": [{"segment": s, "users": n} for s, n in pool.segments.items()],
-            "classifications": [{"classification": c, "labels": [{"label": x.label, "users": x.users} for x in labels]}
+            "segments": [{"segment": s, "users": n, "last": _last_json(pool, s, "yes")} for s, n in pool.segments.items()],
+            "classifications": [{"classification": c, "labels": [{"label": x.label, "users": x.users,
+                                                                  "last": _last_json(pool, c, x.label)}
+                                                                 for x in labels]}
                                 for c, labels in pool.classifications.items()],
         }, ensure_ascii=False, indent=1))
         return 0
@@ -192,17 +194,31 @@ def run_tags(path: Path, as_of: str | None, fmt: str, data: str | None, ledger: 
         return f"{100 * n / pool.users:.1f}%" if pool.users else "-"
 
     print(f"the tag pool of {pool.users:,} users; segments and labels as of {pool.as_of.isoformat()}, tags now")
-    table = _table(["kind", "name", "users", "share", "from"], right={2, 3})
+    table = _table(["kind", "name", "users", "share", "from", "since materialised"], right={2, 3, 5})
     for t in pool.tags:
         source = " + ".join(f"{what} {n:,}" for what, n in (("table", t.schema), ("manual", t.manual)) if n)
-        table.add_row("tag", t.tag, f"{t.users:,}", share(t.users), source)
+        table.add_row("tag", t.tag, f"{t.users:,}", share(t.users), source, "")
     for s, n in pool.segments.items():
-        table.add_row("segment", s, f"{n:,}", share(n), "")
+        table.add_row("segment", s, f"{n:,}", share(n), "", _change(pool, s, "yes", n))
     for c, labels in pool.classifications.items():
         for x in labels:
-            table.add_row("label", f"{c} = {x.label}", f"{x.users:,}", share(x.users), "")
+            table.add_row("label", f"{c} = {x.label}", f"{x.users:,}", share(x.users), "", _change(pool, c, x.label,
+                                                                                                   x.users))
     _print_table(table)
     return 0
+
+
+def _last_json(pool, name: str, label: str) -> dict | None:
+    last = pool.last.get(name)
+    return None if last is None else {"as_of": last.as_of.isoformat(), "users": last.counts.get(label, 0)}
+
+
+def _change(pool, name: str, label: str, now: int) -> str:
+    """`+12 since 12-06 02:00` (in UTC) for a materialised name; empty for one that is not."""
+    last = pool.last.get(name)
+    if last is None:
+        return ""
+    return f"{now - last.counts.get(label, 0):+,} since {last.as_of.astimezone(UTC):%m-%d %H:%M}"
 
 
 def run_describe(path: Path, name: str, top: int, fmt: str, data: str | None) -> int:

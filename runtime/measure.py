@@ -141,6 +141,17 @@ class Measurement:
     daily: list[Day] = field(default_factory=list)
 
 
+def preload() -> None:
+    """Import the statistics library in the background (about 0.7 s) while the caller checks the workspace and
+    the engines count: DuckDB and PostgreSQL release the GIL while they work, so the import mostly overlaps."""
+    import threading
+
+    def load() -> None:
+        import statsmodels.stats.proportion  # noqa: F401 (warms the import _rate and _compare make)
+
+    threading.Thread(target=load, name="camp-preload-statsmodels", daemon=True).start()
+
+
 def measure(program: Program, campaign: Campaign, ledger: OutcomeLedger, warehouse: Warehouse, as_of: datetime,
             margin: Decimal | None = None, clicks: Clicks | None = None) -> Measurement:
     """The campaign's numbers as of `as_of` (see the module docstring); `margin` (camp.toml [report]) for ROI,

@@ -7,7 +7,8 @@ many users each holds now, counted by SQL on the warehouse.
 - segments and classification labels: the users each holds for at the as-of time, computed by the audience SQL
   itself (one pass over the users for all of them), so a size is what an audience naming it would select.
 
-The change since the last materialisation is not here: there is no materialised history yet.
+- the change since the last materialisation: for a segment or classification that a `materialize` declaration
+  keeps, its users at the latest as-of time materialised (the ledger's label history), beside the size now.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ class TagSize:
 class LabelSize:
     label: str
     users: int
+    last: int | None = None  # users at the last materialisation; None: not materialised
+
+
+@dataclass(frozen=True)
+class Last:
+    """The latest materialisation of a segment or classification: when, and its users per label then."""
+
+    as_of: datetime
+    counts: dict[str, int]
 
 
 @dataclass
@@ -46,6 +56,7 @@ class Pool:
     tags: list[TagSize] = field(default_factory=list)
     segments: dict[str, int] = field(default_factory=dict)
     classifications: dict[str, list[LabelSize]] = field(default_factory=dict)  # labels in declared order
+    last: dict[str, Last] = field(default_factory=dict)  # name -> its latest materialisation (segments: "yes")
 
 
 def tag_pool(program: Program, wh: Warehouse, lg: Ledger | None, as_of: datetime) -> Pool:
@@ -70,9 +81,22 @@ def tag_pool(program: Program, wh: Warehouse, lg: Ledger | None, as_of: datetime
     pool = Pool(as_of=as_of, users=n("users"))
     pool.tags = [TagSize(t, n(f"t{i}"), schema_counts.get(t, 0), manual_counts.get(t, 0)) for i, t in enumerate(tags)]
     pool.segments = {s: n(f"s{i}") for i, s in enumerate(segments)}
+    pool.last = _last(program, lg)
     for i, (c, label) in enumerate(labels):
-        pool.classifications.setdefault(c, []).append(LabelSize(label, n(f"l{i}")))
+        last = pool.last[c].counts.get(label, 0) if c in pool.last else None
+        pool.classifications.setdefault(c, []).append(LabelSize(label, n(f"l{i}"), last))
     return pool
+
+
+def _last(program: Program, lg: Ledger | None) -> dict[str, Last]:
+    """The latest materialisation of each materialised name, from the ledger's history (none without a ledger)."""
+    out: dict[str, Last] = {}
+    for name in sorted(program.materialized) if lg is not None else []:
+        assert lg is not None
+        at = lg.latest_materialization(name)
+        if at is not None:
+            out[name] = Last(at, lg.label_counts(name, at))
+    return out
 
 
 def _exists_user(program: Program, user: exp.Expr, as_text: bool) -> exp.Exists:

@@ -164,6 +164,30 @@ def test_camp_materialize_command(tmp_path):
     assert r.returncode == 1 and "not materialised by any declaration" in r.stderr
 
 
+def test_camp_tags_shows_the_change_since_the_last_materialisation(tmp_path):
+    """After `camp materialize` at T, `camp tags` as of a week later gives each materialised label its users at T
+    (the ledger's history, equal to the labels the audience SQL gave at T) and the change since; labels of names
+    not materialised have none."""
+    import json
+
+    root = make_workspace(tmp_path / "ws", {"materialize.camp": "materialize lifecycle daily at 02:00\n"})
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", users=400, seed=3)
+    assert camp("materialize", ".", "--as-of", "2026-12-01T10:00", cwd=root).returncode == 0
+    then = json.loads(camp("tags", ".", "--as-of", "2026-12-01T10:00", "--format", "json", cwd=root).stdout)
+    later = camp("tags", ".", "--as-of", "2026-12-08T10:00", "--format", "json", cwd=root)
+    assert later.returncode == 0, later.stderr
+    doc = json.loads(later.stdout)
+    by = {c["classification"]: c["labels"] for c in doc["classifications"]}
+    at_t = {x["label"]: x["users"] for x in {c["classification"]: c["labels"] for c in then["classifications"]}["lifecycle"]}
+    assert {x["label"]: x["last"]["users"] for x in by["lifecycle"]} == at_t  # what was materialised at T
+    assert {x["last"]["as_of"] for x in by["lifecycle"]} == {"2026-12-01T02:00:00+00:00"}
+    assert sum(at_t.values()) == 400 and any(x["users"] != x["last"]["users"] for x in by["lifecycle"])
+    assert all(x["last"] is None for x in by["value_quadrant"])
+    text = camp("tags", ".", "--as-of", "2026-12-08T10:00", cwd=root).stdout
+    x = by["lifecycle"][0]
+    assert f"{x['users'] - x['last']['users']:+,} since 12-01 02:00" in text
+
+
 SLIP = """campaign slip_back "从高频低价滑落" {
   who moved value_quadrant from hf_lv to lf_lv within 30d or lifecycle was mature 60d ago
   when daily at 10:00
