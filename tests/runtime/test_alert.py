@@ -166,3 +166,23 @@ def test_camp_deploy_schedules_the_alert_and_its_flow_sends_once_per_occurrence(
     second = alert_flow(str(root), "vip_slipping", "2026-12-06T09:05:00+08:00")
     assert first is not None and second is not None
     assert (first["state"], second["state"]) == ("sent", "already sent") and len(h.raw) == 1
+
+
+def test_an_alert_counts_users_tagged_by_hand(tmp_path, hook):
+    """`tagged "x"` in an alert reads the ledger's manual tags as audiences do: nobody holds `watch` until `camp
+    tag add` gives it to two users, and the next occurrence's message counts them."""
+    h, url = hook
+    team = (f'[channels.ops_hook]\nkind = "webhook"\nsettings = {{ url = "{url}", retries = 0 }}\n'
+            '[teams.crm_ops]\nchannel = "ops_hook"\n')
+    alert = ('alert watched {\n  who tagged "watch"\n  when daily at 09:00\n  threshold count >= 1\n'
+             '  send to crm_ops\n}\n')
+    root = make_workspace(tmp_path / "ws", {"alert.camp": alert}, toml=team)
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 300, seed=4)
+    before = camp("alert", ".", "--as-of", "2026-12-06T09:30:00+08:00", cwd=root)
+    assert before.returncode == 0 and "below" in before.stdout and h.raw == []
+    tagged = camp("tag", "add", "watch", "--users", "7,11", "--reason", "watch list", cwd=root)
+    assert tagged.returncode == 0, tagged.stderr
+    after = camp("alert", ".", "--as-of", "2026-12-07T09:30:00+08:00", cwd=root)
+    assert after.returncode == 0 and "sent" in after.stdout, after.stdout + after.stderr
+    [msg] = h.raw
+    assert msg["data"]["matched"] == 2 and msg["data"]["sample"] == ["7", "11"]
