@@ -115,9 +115,15 @@ def _count_of(text: str, units: dict[str, int], most: int) -> int | None:
 def check_coupons(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
     """E006 for each `[coupons]` setting the schema cannot back: the events, the coupon field (text), the amount
     field (money). Nothing to check without a coupon_field: then nothing is synced."""
-    return [diagnostic("E006", f"camp.toml: `coupons.{key}`: {message}",
-                       Span.point(_find_key_line(text, ["coupons", key]), 1), display, [hint])
-            for key, message, hint in _coupon_problems(config.coupons, schema)]
+    return _section_diagnostics("E006", "coupons", _coupon_problems(config.coupons, schema), text, display)
+
+
+def _section_diagnostics(code: str, section: str, problems: list[tuple[str, str, str]], text: str,
+                         display: str) -> list[Diagnostic]:
+    """One diagnostic per (key, message, hint) of a camp.toml section, at the line that sets the key."""
+    return [diagnostic(code, f"camp.toml: `{section}.{key}`: {message}",
+                       Span.point(_find_key_line(text, [section, key]), 1), display, [hint])
+            for key, message, hint in problems]
 
 
 def _coupon_problems(section: CouponsSection, schema: Schema) -> list[tuple[str, str, str]]:
@@ -195,9 +201,7 @@ class RedPacketsSection(_Strict):
 def check_red_packets(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
     """E008 for each `[red_packets]` setting the schema cannot back: the events, the share id and packet fields
     (text). Nothing to check without a share_field: then shares are not synced."""
-    return [diagnostic("E008", f"camp.toml: `red_packets.{key}`: {message}",
-                       Span.point(_find_key_line(text, ["red_packets", key]), 1), display, [hint])
-            for key, message, hint in _share_problems(config.red_packets, schema)]
+    return _section_diagnostics("E008", "red_packets", _share_problems(config.red_packets, schema), text, display)
 
 
 def _share_problems(section: RedPacketsSection, schema: Schema) -> list[tuple[str, str, str]]:
@@ -236,9 +240,7 @@ class ClicksSection(_Strict):
 
 def check_clicks(config: WorkspaceConfig, schema: Schema, text: str, display: str) -> list[Diagnostic]:
     """E010 for a `[clicks]` setting the schema cannot back: the events and their campaign field (text)."""
-    return [diagnostic("E010", f"camp.toml: `clicks.{key}`: {message}",
-                       Span.point(_find_key_line(text, ["clicks", key]), 1), display, [hint])
-            for key, message, hint in _click_problems(config.clicks, schema)]
+    return _section_diagnostics("E010", "clicks", _click_problems(config.clicks, schema), text, display)
 
 
 def _click_problems(section: ClicksSection, schema: Schema) -> list[tuple[str, str, str]]:

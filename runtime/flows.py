@@ -371,30 +371,17 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     Deferred deliveries (quiet hours, `tz user` local-time sends): after every run, each distinct time
     they fall due gets a run of this deployment with `release` (idempotency key workspace:campaign:release:time),
     which sends them and decides nothing (`release_step`)."""
-    from pathlib import Path
-
-    from prefect.runtime import flow_run
-
-    from compiler.check import check_workspace
     from compiler.schedule import in_dates
-    from compiler.workspace import load_workspace
-    from dsl.diagnostics import Diagnostic
     from runtime.step import channels_of, runnable
     from runtime.warehouse import run_urls
 
-    ws = load_workspace(Path(workspace))
-    if isinstance(ws, Diagnostic):  # no camp.toml there (any more)
-        raise RuntimeError(f"{workspace}: {ws.message}")
-    result = check_workspace(ws)
-    if result.errors:
-        raise RuntimeError(f"{workspace}: {len(result.errors)} errors; run camp check")
-    program = result.program
+    ws, program = _checked(workspace)
     c = program.campaigns.get(campaign)
     if c is None or (step and step not in [x.name for x in c.steps]):  # scheduled before the file changed
         get_run_logger().warning("%s: %s is no longer in %s; nothing to run (users waiting for it leave the "
                                  "journey)", campaign, f"step {step}" if c else "the campaign", workspace)
         return None
-    when = datetime.fromisoformat(as_of) if as_of else flow_run.scheduled_start_time
+    when = _scheduled(as_of)
     target = _Target.of(ws.config.workspace.name, campaign)
     if release:
         data_url, ledger_url = run_urls(ws)
