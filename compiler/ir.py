@@ -179,6 +179,7 @@ class Not:
 @dataclass(frozen=True)
 class HasTag:
     tag: str
+    held: Dur | None = None  # `tagged "x" for 30d`: tagged by hand at least that long before the as-of time
     span: Span | None = dataclasses.field(default=None, compare=False, repr=False, hash=False)
 
 

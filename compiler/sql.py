@@ -39,7 +39,8 @@ from compiler.program import Campaign, Program
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
 COHORT = "camp_cohort"  # a journey follow-up's cohort: user_id text, since_<step> timestamptz (filled by the runtime)
 REDEEMED = "camp_redeemed"  # (user_id text, code text): who redeemed which of the campaign's coupons (filled by the runtime)
-MANUAL_TAGS = "camp_manual_tags"  # (user_id text, tag text): the ledger's manual tags (`camp tag`; filled by the runtime)
+MANUAL_TAGS = "camp_manual_tags"  # (user_id text, tag text, since timestamptz): the ledger's manual tags (`camp tag`)
+# and when each user's holding began (filled by the runtime)
 REACH = "camp_reach"  # users a release or a fallback re-checks: user_id text (filled by the runtime)
 # outcome measurement: one row per exposure (a user in one occurrence): exposure_id text, user_id text,
 # t0 timestamptz (the user's first send, or when a held-out user would have been sent; filled by the runtime)
@@ -406,6 +407,20 @@ class AudienceSQL:
         query never names the table."""
         return dict(sorted(self.facts.history.items()))
 
+    def _held(self, tag: str, held: I.Dur) -> exp.Expr:
+        """`tagged "x" for D`: tagged by hand since at least D before the as-of time (MANUAL_TAGS' `since`: when
+        the user's current holding began; removing the tag ends it). The schema's tags table keeps no time, so
+        only manual tags can hold for a while; a query that reads no manual tags (outcomes) holds for nobody."""
+        if not self.manual_tags:
+            return exp.false()
+        self.facts.tags.setdefault(tag, f"tag_{len(self.facts.tags)}")  # listed in tag_names: the runtime loads it
+        bound = minus(self.as_of, held, self.p.timezone)
+        held_rows = exp.select(exp.Literal.number(1)).from_(exp.alias_(table_ref(MANUAL_TAGS), "m", quoted=True)).where(
+            exp.and_(exp.EQ(this=_col("m", "tag"), expression=exp.Literal.string(tag)),
+                     exp.EQ(this=_col("m", "user_id"), expression=exp.cast(_col("l", "user_id"), "text")),
+                     exp.LTE(this=_col("m", "since"), expression=_lit(bound, T.TIMESTAMP))))
+        return exp.Exists(this=held_rows)
+
     # ------------------------------------------------------------ history (materialised classifications)
     def _history(self, e: I.LabelWas | I.LabelMoved) -> exp.Expr:
         """An EXISTS over HISTORY: an interval [valid_from, valid_to) of the user's label X of C that holds the
@@ -460,6 +475,8 @@ class AudienceSQL:
             return _false_if_null(self._today(e))
         if isinstance(e, I.InWindow):
             return _false_if_null(self._window(self.val(e.subject), I.type_of(e.subject), e.window, "l"))
+        if isinstance(e, I.HasTag) and e.held is not None:
+            return self._held(e.tag, e.held)
         if isinstance(e, I.HasTag):
             if self.p.schema.tags is None and not self.manual_tags:  # no table holds any tag: nobody has one
                 return exp.false()

@@ -319,6 +319,12 @@ class ExprChecker:
             return self._per_user(f"`tagged \"{e.tag}\"`", scope, e.span)
         # no `tags` declaration is fine: manual tags (`camp tag`, kept in the ledger) exist without one, and
         # which tags exist is data the checker cannot see (`camp audience` warns about a tag nobody has)
+        if e.held is not None:
+            if e.held.value <= 0:
+                self.report("E408", "how long a tag has been held must be longer than zero", e.held.span,
+                            ["e.g. `tagged \"vip\" for 30d`"])
+                return None
+            return I.HasTag(e.tag, I.Dur(e.held.value, e.held.unit), span=e.span)
         return I.HasTag(e.tag, span=e.span)
 
     def _segment_ref(self, e: A.SegmentRef, scope) -> I.Expr | None:

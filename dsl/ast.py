@@ -187,6 +187,7 @@ class RelTime(Node):
 class Tagged(Node):
     kind: Literal["tagged"] = "tagged"
     tag: str
+    held: Duration | None = None  # `tagged "vip" for 30d`: held at least that long (manual tags keep when)
 
 
 class SegmentRef(Node):

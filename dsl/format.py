@@ -125,7 +125,7 @@ def _expr(e: A.Expr) -> str:
         case A.RelTime():
             return f"{expr(e.subject, 5)} {window(e.window)}"
         case A.Tagged():
-            return f"tagged {_str(e.tag)}"
+            return f"tagged {_str(e.tag)}" + (f" for {e.held.text()}" if e.held is not None else "")
         case A.SegmentRef():
             return f"segment {e.name.name}"
         case A.Redeemed():

@@ -535,6 +535,9 @@ class ToAst:
     def tagged(self, meta, tag):
         return _make(A.Tagged, tag=self._string(tag), span=self._span(meta))
 
+    def tagged_for(self, meta, tag, dur):
+        return _make(A.Tagged, tag=self._string(tag), held=self._duration(dur), span=self._span(meta))
+
     def segment_ref(self, meta, name):
         return _make(A.SegmentRef, name=self._ident(name), span=self._span(meta))
 

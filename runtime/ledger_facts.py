@@ -40,16 +40,17 @@ def load_redeemed(wh: Warehouse, lg: Ledger | None, campaign: str, codes: list[s
 
 def load_manual_tags(wh: Warehouse, lg: Ledger | None, tags: list[str] | None) -> int:
     """Fill `camp_manual_tags` when the query reads it (`tags` not empty; None: every manual tag); how many
-    (user, tag) pairs it holds."""
+    (user, tag) holdings it holds, each with when it began (`tagged "x" for 30d`)."""
     if tags is not None and not tags:
         return 0
-    pairs = lg.manual_tag_pairs(tags) if lg is not None else []
-    return _fill(wh, MANUAL_TAGS, ["user_id", "tag"], pairs)
+    held = lg.manual_tag_pairs(tags) if lg is not None else []
+    return _fill(wh, MANUAL_TAGS, ["user_id", "tag", "since"], held, {"since": "timestamptz"})
 
 
-def _fill(wh: Warehouse, table: str, columns: list[str], rows: list[tuple[str, str]]) -> int:
-    """A fresh TEMP table of text columns holding `rows`."""
-    wh.backend.fresh_temp_table(wh.conn, table, ", ".join(f"{c} text" for c in columns))
+def _fill(wh: Warehouse, table: str, columns: list[str], rows: list[tuple], types: dict[str, str] | None = None
+          ) -> int:
+    """A fresh TEMP table of text columns (or of `types`) holding `rows`."""
+    wh.backend.fresh_temp_table(wh.conn, table, ", ".join(f"{c} {(types or {}).get(c, 'text')}" for c in columns))
     if rows:
         wh.bulk_insert(table, columns, rows)
     return len(rows)

@@ -18,6 +18,13 @@ from zoneinfo import ZoneInfo
 from compiler import ir as I
 from compiler.program import Program
 
+LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)  # when a manual tag given without a time began (tests' shorthand)
+
+
+def manual_since(m: tuple) -> datetime:
+    """When the holding of a manual tag (user, tag[, since]) began."""
+    return m[2] if len(m) > 2 and m[2] is not None else LONG_AGO
+
 
 @dataclass
 class Data:
@@ -28,7 +35,8 @@ class Data:
     redeemed: list[tuple] = field(default_factory=list)  # (user_id, code): coupons of the campaign the user redeemed
     # by the as-of time (in a follow-up: issued in this journey), as the runtime lists them from the ledger
     t0: dict = field(default_factory=dict)  # user id -> the exposure's t0 (outcomes: `from` windows)
-    manual: list[tuple] = field(default_factory=list)  # (user id as text, tag): the ledger's manual tags (`camp tag`),
+    manual: list[tuple] = field(default_factory=list)  # (user id as text, tag[, since]): the ledger's manual tags
+    # (`camp tag`) and when each holding began (manual_since),
     # as the runtime lists them for a query that reads them; empty for one that does not
     # the label history of materialised classifications, as the ledger keeps it: (name, user_id, label, valid_from,
     # valid_to), valid_to None while current; each interval is [valid_from, valid_to)
@@ -161,10 +169,14 @@ class Reference:
         if isinstance(e, I.InWindow):
             v = self.value(e.subject, user, event)
             return v is not None and self.in_window(v, e.window, user)
+        if isinstance(e, I.HasTag) and e.held is not None:  # tagged by hand since at least `held` before as-of
+            bound, uid = self.ago(e.held), str(user[self.key])
+            return any(m[0] == uid and m[1] == e.tag and manual_since(m) <= bound for m in self.data.manual)
         if isinstance(e, I.HasTag):  # in the schema's tags table (only when declared) or tagged by hand
             listed = self.p.schema.tags is not None and (user[self.key], e.tag) in self.__dict__.setdefault(
                 "_tags", set(self.data.tags))
-            return listed or (str(user[self.key]), e.tag) in self.__dict__.setdefault("_manual", set(self.data.manual))
+            return listed or (str(user[self.key]), e.tag) in self.__dict__.setdefault(
+                "_manual", {(m[0], m[1]) for m in self.data.manual})
         if isinstance(e, I.Redeemed):
             return (user[self.key], e.code) in set(self.data.redeemed)
         if isinstance(e, I.InSegment):

@@ -101,15 +101,17 @@ class TagLedger(Connection):
             "SELECT change_id, user_id, action, effect, actor, changed_at, reason, source FROM camp_tag_audit WHERE tag = ? "
             "ORDER BY changed_at, change_id, seq", (tag,))]
 
-    def manual_tag_pairs(self, tags: list[str] | None) -> list[tuple[str, str]]:
-        """(user_id, tag) of every holder of these manual tags (None: of every manual tag): what the MANUAL_TAGS
-        table of an audience query holds."""
+    def manual_tag_pairs(self, tags: list[str] | None) -> list[tuple[str, str, datetime]]:
+        """(user_id, tag, since: when the holding began) of every holder of these manual tags (None: of every
+        manual tag): what the MANUAL_TAGS table of an audience query holds."""
         if tags is None:
-            return [(u, t) for u, t in self.rows("SELECT user_id, tag FROM camp_manual_tags ORDER BY tag, user_id")]
+            return [(u, t, a) for u, t, a in self.rows(
+                "SELECT user_id, tag, added_at FROM camp_manual_tags ORDER BY tag, user_id")]
         if not tags:
             return []
-        return [(u, t) for u, t in self.rows(
-            f"SELECT user_id, tag FROM camp_manual_tags WHERE {self.in_list('tag')} ORDER BY tag, user_id", (tags,))]
+        return [(u, t, a) for u, t, a in self.rows(
+            f"SELECT user_id, tag, added_at FROM camp_manual_tags WHERE {self.in_list('tag')} ORDER BY tag, user_id",
+            (tags,))]
 
     def manual_tag_counts(self) -> dict[str, int]:
         """Every manual tag someone holds now, with how many hold it."""

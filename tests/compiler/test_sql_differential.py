@@ -32,7 +32,7 @@ from compiler.workspace import load_workspace
 from runtime.warehouse import connect, create_tables, tables
 from tests.conftest import CAMPAIGNS, require_postgres
 from tests.profiles import examples
-from tests.reference import Data, Reference
+from tests.reference import Data, Reference, manual_since
 
 EXAMPLES = int(os.environ.get("CAMP_DIFF_EXAMPLES", "500"))
 PROGRAM = check_workspace(load_workspace(Path(CAMPAIGNS))).program
@@ -125,11 +125,16 @@ def datasets(draw):
     redeemed = sorted({(draw(st.integers(1, n + 1)), draw(st.sampled_from(CODES)))  # n + 1: a user who is gone
                        for _ in range(draw(st.integers(0, 5)))})
     # manual tags (the ledger's, as text): some the schema's table also lists, some of a user who is gone
-    manual = sorted({(str(draw(st.integers(1, n + 1))), draw(st.sampled_from(TAGS))) for _ in range(draw(st.integers(0, 4)))}
-                    | {(str(u), t) for u, t in tags if draw(st.booleans())})
+    # each with when its holding began (`tagged "x" for 30d`; the ledger keeps one holding per user and tag)
+    pairs = sorted({(str(draw(st.integers(1, n + 1))), draw(st.sampled_from(TAGS))) for _ in range(draw(st.integers(0, 4)))}
+                   | {(str(u), t) for u, t in tags if draw(st.booleans())})
+    manual = [(u, t, draw(instants(as_of, zone))) for u, t in pairs]
     return as_of, Data(users=users, events={"orders": orders, "visits": visits}, tags=tags, redeemed=redeemed,
                        manual=manual), zone
 
+
+
+HELD = [I.Dur(1, "d"), I.Dur(7, "d"), I.Dur(30, "d"), I.Dur(1, "mo"), I.Dur(12, "h")]  # `tagged "x" for D`
 
 # ------------------------------------------------------------------ conditions
 
@@ -233,6 +238,7 @@ def conditions_over(windows):
         st.builds(I.IsToday, subject=st.just(user_attr("birthday")), anniversary=st.booleans()),
         st.builds(I.IsToday, subject=st.just(user_attr("registered")), anniversary=st.booleans()),
         st.sampled_from(TAGS).map(I.HasTag),
+        st.builds(I.HasTag, st.sampled_from(TAGS), st.sampled_from(HELD)),
         st.sampled_from(CODES).map(I.Redeemed),
         st.builds(lambda f, w, win: I.Agg(f, "orders", None, w, win, T.BOOL), st.sampled_from(["any", "none"]),
                   st.none() | event_conds, st.none() | windows),
@@ -278,9 +284,9 @@ def _load(wh, data: Data) -> None:
     wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {REDEEMED} (user_id text, code text)")  # as runtime.ledger_facts does
     wh.execute(f"DELETE FROM {REDEEMED}")
     wh.insert(REDEEMED, ["user_id", "code"], [(str(u), code) for u, code in data.redeemed])
-    wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {MANUAL_TAGS} (user_id text, tag text)")  # as runtime.ledger_facts
-    wh.execute(f"DELETE FROM {MANUAL_TAGS}")
-    wh.insert(MANUAL_TAGS, ["user_id", "tag"], data.manual)
+    wh.execute(f"CREATE TEMP TABLE IF NOT EXISTS {MANUAL_TAGS} (user_id text, tag text, since timestamptz)")  # as
+    wh.execute(f"DELETE FROM {MANUAL_TAGS}")  # runtime.ledger_facts does
+    wh.insert(MANUAL_TAGS, ["user_id", "tag", "since"], [(m[0], m[1], manual_since(m)) for m in data.manual])
 
 
 @pytest.fixture(scope="module")

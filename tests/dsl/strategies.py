@@ -57,7 +57,7 @@ materialize_decl = st.builds(A.MaterializeDecl, names=st.lists(ident, min_size=1
 
 
 def expressions(max_leaves: int = 12):
-    leaves = st.one_of(literal, name_expr, st.builds(A.Tagged, tag=text), st.builds(A.SegmentRef, name=ident),
+    leaves = st.one_of(literal, name_expr, st.builds(A.Tagged, tag=text, held=st.none() | duration), st.builds(A.SegmentRef, name=ident),
                        st.builds(A.Redeemed, code=ident), history)
 
     def extend(children):

@@ -342,3 +342,31 @@ def _race(url: str) -> None:
             [("added", 40), ("already", 40)]
     finally:
         lg.close()
+
+
+def test_tagged_for_a_while_counts_from_when_the_tag_was_added(world):
+    """`tagged "watch" for 30d` holds for a user tagged by hand at least 30 days (workspace wall clock) before the
+    as-of time: `camp tag add` now, then an audience 29 days on finds nobody and one 31 days on finds them; a
+    removal ends the holding; a tag only in the schema's table has no time and never holds `for` a while."""
+    from datetime import UTC, datetime, timedelta
+
+    ws = world[0]
+    (ws / "watch.camp").write_text('campaign watched {\n  who tagged "watch" for 30d\n  when daily at 10:00\n'
+                                   '  where sms template "recall/sms.j2"\n  how\n    step touch: notify where\n}\n'
+                                   'campaign listed {\n  who tagged "vip" for 1d\n  when daily at 10:00\n'
+                                   '  where sms template "recall/sms.j2"\n  how\n    step touch: notify where\n}\n',
+                                   encoding="utf-8")
+    assert _camp(world, "tag", "add", "watch", "--users", "3,5").returncode == 0
+
+    def count(campaign: str, days: int) -> int:
+        at = (datetime.now(UTC) + timedelta(days=days)).isoformat()
+        out = _camp(world, "audience", "watch.camp", "--campaign", campaign, "--as-of", at, "--count")
+        assert out.returncode == 0, out.stderr
+        return int(next(ln for ln in out.stdout.splitlines() if "matched" in ln).split()[-1].replace(",", ""))
+
+    assert (count("watched", 29), count("watched", 31)) == (0, 2)
+    assert count("listed", 31) == 0  # vip is in the schema's tags table only: no time, so never `for` a while
+    assert _camp(world, "tag", "remove", "watch", "--users", "5").returncode == 0
+    assert count("watched", 31) == 1
+    assert camp("fmt", "watch.camp", cwd=ws).returncode == 0
+    assert 'who tagged "watch" for 30d' in (ws / "watch.camp").read_text(encoding="utf-8")  # `camp fmt` keeps it
