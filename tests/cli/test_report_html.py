@@ -82,7 +82,8 @@ def test_the_html_report_draws_its_charts_in_chromium(tmp_path):
     assert len(drawn["charts"]) == 3 and all(w > 100 and h > 50 for w, h in drawn["charts"]), drawn["charts"]
     days = doc["campaigns"][0]["daily"]
     assert drawn["bars"] == sum((d["reached"] > 0) + (d["converted"] > 0) for d in days)  # two bars a day
-    assert len(drawn["funnel"]) == 3 and all(w > 0 for w in drawn["funnel"])  # sent, redeemed, ordered
+    assert len(drawn["funnel"]) == 4 and all(w > 0 for w in drawn["funnel"])  # sent, clicked, redeemed, ordered
+    assert total["clicks"]["clicked"] > 0 and "clicked / reached" in drawn["text"]
     assert drawn["funnel"][0] == max(drawn["funnel"])  # sent is the widest
     assert drawn["estimates"] == 2 and drawn["intervals"] == 6  # arms A and B, each with its interval
     assert f"{total['treated']:,}" in drawn["text"] and total["sales"] in drawn["text"]

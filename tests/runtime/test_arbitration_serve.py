@@ -86,7 +86,9 @@ def _create(client, deployment_id, slot: datetime):
     return client.create_flow_run_from_deployment(deployment_id, state=Scheduled(scheduled_time=slot)).id
 
 
-def _until(client, ids, done, what: str, timeout: float = 150) -> None:
+def _until(client, ids, done, what: str, timeout: float = 300) -> None:
+    """Wait until every run satisfies `done`. 300 s: a whole suite on two busy cores once took more than 150 s for
+    a race's eight runs to finish (CI, 2026-12-06); nothing here depends on the time but the wait."""
     deadline = time.time() + timeout
     while True:
         states = [client.read_flow_run(i).state for i in ids]
