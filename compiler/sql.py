@@ -122,6 +122,7 @@ class _Facts:
     since: set[str] = field(default_factory=set)  # steps whose send time `base` carries (`since STEP` on user fields)
     redeemed: set[str] = field(default_factory=set)  # coupon codes `redeemed(CODE)` reads from the REDEEMED table
     ends: dict[I.Dur, str] = field(default_factory=dict)  # per exposure: t0 + each window length read -> column
+    nested_tags: set[str] = field(default_factory=set)  # tags read by populations' own compilers (MANUAL_TAGS)
     history: dict[str, datetime] = field(default_factory=dict)  # classification -> earliest instant of its history read
     populations: dict[str, _Population] = field(default_factory=dict)  # repr((value, among)) -> its statistics
 
@@ -398,9 +399,10 @@ class AudienceSQL:
         return sorted(self.facts.redeemed)
 
     def tag_names(self) -> list[str]:
-        """The tags the last query compiled tests (`tagged "x"`): with manual_tags the runtime fills the
-        MANUAL_TAGS table with the ledger's manual tags of these names before running the query."""
-        return sorted(self.facts.tags)
+        """The tags the last query compiled tests (`tagged "x"`, also inside a population's `among`): with
+        manual_tags the runtime fills the MANUAL_TAGS table with the ledger's manual tags of these names before
+        running the query."""
+        return sorted(set(self.facts.tags) | self.facts.nested_tags)
     def history_since(self) -> dict[str, datetime]:
         """The classifications whose history the last query compiled reads (HISTORY), each with the earliest
         instant it reads: the runtime loads the rows of those names still valid at or after it; none, and the
@@ -701,7 +703,7 @@ class AudienceSQL:
         """Every user of the users table at the as-of time whose value is present and for whom `among` holds,
         with the window columns the query reads. Compiled by a fresh compiler (its own CTEs, nested): never a
         journey's cohort or an outcome's exposures, never the audience's filters."""
-        inner = AudienceSQL(self.p, self.as_of, self.dialect, today=self.today)
+        inner = AudienceSQL(self.p, self.as_of, self.dialect, today=self.today, manual_tags=self.manual_tags)
         ratio = inner._as_ratio(pop.value) if isinstance(pop.value, I.Agg) else None
         if ratio is not None:  # an average, exact to 10 decimals on every engine (AVG may be a float)
             fixed = exp.DataType.build("decimal(38, 10)")
@@ -733,7 +735,12 @@ class AudienceSQL:
                                    "rn", quoted=True))
         query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(
             keep, copy=False)
-        return inner._with_ctes(query)
+        query = inner._with_ctes(query)
+        self.facts.nested_tags |= set(inner.tag_names())  # the runtime loads them for the outer query
+        for name, since in inner.history_since().items():
+            known = self.facts.history.get(name)
+            self.facts.history[name] = since if known is None else min(known, since)
+        return query
 
     def _percentile_cte(self, pop: _Population) -> exp.Select:
         """One row: each percentile of the population as SQL's percentile_cont computes it, written out so
