@@ -3,10 +3,9 @@ all users, the threshold, and whether its team got the message (runtime.alert). 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from camp.audience import checked, parse_as_of
+from camp.audience import checked, parse_as_of, unknown_name
 
 
 def run_alerts(path: Path, only: str | None, as_of: str | None, dry_run: bool, data: str | None,
@@ -18,12 +17,7 @@ def run_alerts(path: Path, only: str | None, as_of: str | None, dry_run: bool, d
         return 1
     ws, program, _, _ = loaded
     if only is not None and only not in program.alerts:
-        from compiler.report import did_you_mean
-
-        print(f"camp alert: no alert `{only}` in the workspace", file=sys.stderr)
-        print(f"  hint: {did_you_mean(only, list(program.alerts)) or 'alerts: ' + (', '.join(program.alerts) or 'none')}",
-              file=sys.stderr)
-        return 2
+        return unknown_name("camp alert", "alert", only, list(program.alerts))
     names = [only] if only is not None else list(program.alerts)
     if not names:
         print("camp alert: the workspace declares no alerts")

@@ -28,6 +28,15 @@ def parse_as_of(text: str | None, tz: str, option: str = "--as-of") -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(tz))
 
 
+def unknown_name(cmd: str, kind: str, name: str, known: list[str]) -> int:
+    """Say that the workspace has no `kind` called `name`, with a did-you-mean or the list; the usage status 2."""
+    from compiler.report import did_you_mean
+
+    print(f"{cmd}: no {kind} `{name}` in the workspace", file=sys.stderr)
+    print(f"  hint: {did_you_mean(name, known) or kind + 's: ' + (', '.join(known) or 'none')}", file=sys.stderr)
+    return 2
+
+
 def checked(file: Path):
     """The checked program of FILE's workspace, and the names FILE declares; None after printing errors."""
     from compiler.check import check_workspace

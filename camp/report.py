@@ -8,7 +8,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-from camp.audience import checked, parse_as_of
+from camp.audience import checked, parse_as_of, unknown_name
 
 JSON_VERSION = 1
 
@@ -25,12 +25,7 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
         return 1
     ws, program, _, _ = loaded
     if campaign is not None and campaign not in program.campaigns:
-        from compiler.report import did_you_mean
-
-        print(f"camp report: no campaign `{campaign}` in the workspace", file=sys.stderr)
-        print(f"  hint: {did_you_mean(campaign, list(program.campaigns)) or 'campaigns: ' + ', '.join(program.campaigns)}",
-              file=sys.stderr)
-        return 2
+        return unknown_name("camp report", "campaign", campaign, list(program.campaigns))
     from camp.read_ledger import existing_ledger
     from runtime.measure import measure
     from runtime.warehouse import connect, run_urls
