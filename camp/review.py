@@ -176,6 +176,11 @@ def _side(program, plan, wh, lg, when: datetime) -> Side:
     codes, tags = compiler.redeemed_codes(), compiler.tag_names()
     if codes or tags:
         load_ledger_facts(wh, lg, c.name, codes, tags, at)
+    if compiler.history_since():  # `was` / `moved`: the label history, as camp audience loads it
+        from runtime.labels import load_history
+
+        for warning in load_history(wh, lg, compiler.history_since(), at):
+            print(f"camp plan: warning: {name}: {warning}", file=sys.stderr)
     final = sum(1 for r in wh.rows(compiler.sql(query, pretty=False)) if not r[1] and not r[2])
     if c.schedule is None:
         return Side(final)
