@@ -28,7 +28,7 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
         return unknown_name("camp report", "campaign", campaign, list(program.campaigns))
     from camp.read_ledger import existing_ledger
     from runtime.measure import measure
-    from runtime.warehouse import connect, run_urls
+    from runtime.warehouse import beside, connect, run_urls
 
     data_url, ledger_url = run_urls(ws, data, ledger)
     when = parse_as_of(as_of, program.timezone)
@@ -39,7 +39,7 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
     if isinstance(lg, int):
         return lg
     try:
-        wh = connect(data_url, read_only=True)
+        wh = beside(lg.db, data_url) or connect(data_url, read_only=True)
     except Exception as exc:  # noqa: BLE001 (any driver's error)
         lg.close()
         print(f"camp report: cannot open the data {data_url}: {exc}", file=sys.stderr)
@@ -50,8 +50,8 @@ def run_report(path: Path, campaign: str | None, as_of: str | None, fmt: str, da
         clicks = ws.config.clicks.clicks(program.schema)
         results = [measure(program, program.campaigns[n], lg, wh, when, margin, clicks) for n in names]
     finally:
+        wh.close()  # first: it may be a session of the ledger's own database (runtime.warehouse.beside)
         lg.close()
-        wh.close()
     if campaign is None:  # only campaigns that ran
         results = [m for m in results if m.steps]
     if fmt in ("json", "html"):

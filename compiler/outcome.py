@@ -27,8 +27,10 @@ from compiler.sql import AudienceSQL, CompileError
 
 
 def outcome_sql(program: Program, campaign: Campaign, as_of: datetime, dialect: str = "duckdb",
-                clicks: Clicks | None = None) -> str:
-    """The outcome query of `campaign`'s goal and clicks (see the module docstring)."""
+                clicks: Clicks | None = None, t0_range: tuple[datetime, datetime] | None = None) -> str:
+    """The outcome query of `campaign`'s goal and clicks (see the module docstring); `t0_range`: the earliest and
+    latest t0 of the EXPOSURE table, which lets windows end without a zone conversion per row where the
+    workspace zone's clocks do not change (compiler.sql.AudienceSQL)."""
     if campaign.goal is None and clicks is None:
         raise CompileError(f"campaign {campaign.name} has no goal")
     window = I.Win("from", start=campaign.goal_window)
@@ -48,7 +50,7 @@ def outcome_sql(program: Program, campaign: Campaign, as_of: datetime, dialect: 
         first = I.Agg("first", name, I.EventField(name, "time", time.column, time.type), None, None, T.TIMESTAMP)
     values = [("orders", orders), ("amount", amount), ("first_order", first),
               ("clicks", _clicks(program, campaign, clicks, window) if clicks is not None else zero)]
-    compiler = AudienceSQL(program, as_of, dialect, exposure=True)
+    compiler = AudienceSQL(program, as_of, dialect, exposure=True, t0_range=t0_range)
     return compiler.sql(compiler.per_exposure(goal, values, campaign.goal_window), pretty=False)
 
 

@@ -35,6 +35,7 @@ from compiler import ir as I
 from compiler import types as T
 from compiler.clock import minus
 from compiler.program import Campaign, Program
+from compiler.zones import fixed_offset
 
 DIALECTS = ("duckdb", "postgres", "snowflake", "bigquery", "spark", "trino")
 COHORT = "camp_cohort"  # a journey follow-up's cohort: user_id text, since_<step> timestamptz (filled by the runtime)
@@ -149,13 +150,17 @@ class AudienceSQL:
     """Compiles audiences of one program for one as-of time and dialect."""
 
     def __init__(self, program: Program, as_of: datetime, dialect: str = "duckdb", cohort: bool = False,
-                 today: date | None = None, exposure: bool = False, manual_tags: bool = False):
+                 today: date | None = None, exposure: bool = False, manual_tags: bool = False,
+                 t0_range: tuple[datetime, datetime] | None = None):
         """cohort: compile for a journey's follow-up step: only the users of the COHORT table, whose
         `since_<step>` columns hold when each earlier step was sent to them (`since STEP` windows).
         today: a local-time send (`tz user`): `today` is this date for every user (the day each receives
         it), not each user's local date at the as-of time.
         exposure: compile per row of the EXPOSURE table (`per_exposure`), not per user: `from t0` windows
-        start at each row's t0."""
+        start at each row's t0.
+        t0_range: (earliest, latest) t0 of the EXPOSURE table, when the caller knows it: where the workspace
+        zone's clocks do not change from the first t0 to the last window's end, a window of days or weeks ends at
+        t0 plus that many hours (the same instant, with no zone conversion per row)."""
         if as_of.tzinfo is None:
             raise ValueError("the as-of time must carry a time zone")
         if dialect not in DIALECTS:
@@ -168,6 +173,7 @@ class AudienceSQL:
         self.today = today
         self.exposure = exposure
         self.manual_tags = manual_tags
+        self.t0_range = t0_range
         if exposure and cohort:
             raise ValueError("a query is either over a journey's cohort or over exposures")
         self.facts = _Facts()
@@ -358,15 +364,26 @@ class AudienceSQL:
         query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True))
         return self._with_ctes(query)
 
-    def _after(self, t0: exp.Expr, d: I.Dur, parts: tuple[exp.Expr, exp.Expr] | None = None) -> exp.Expr:
+    def _fixed_clock(self) -> bool:
+        """Whether the workspace zone keeps one UTC offset from the first exposure's t0 to the end of the longest
+        window of days or weeks after the last one (t0_range; never assumed without it)."""
+        days = [d.value * (7 if d.unit == "w" else 1) for d in self.facts.ends if d.unit in ("d", "w")]
+        if self.t0_range is None or not days:
+            return False
+        first, last = self.t0_range
+        return fixed_offset(self.p.timezone, first, last + timedelta(days=max(days) + 1)) is not None
+
+    def _after(self, t0: exp.Expr, d: I.Dur, parts: tuple[exp.Expr, exp.Expr] | None = None,
+               fixed: bool = False) -> exp.Expr:
         """`t0 + d` in SQL, as compiler.clock.plus: minutes and hours absolute; days, weeks and months on the
         workspace's wall clock (a month's end clamped), a wall time the clocks skip read with the offset
         before the change (what both engines do), one they repeat as its first occurrence (the engines
         take the second: step back by the size of a change the zone's clocks ever made, the largest first,
         when that reads the same wall time; a zone whose clocks never changed needs no such step).
         `parts`: the wall-clock sum and its instant (`_after_parts`) already computed as columns, so a query
-        over many rows converts between zones once per row, not once per mention."""
-        if d.unit not in ("d", "w", "mo"):
+        over many rows converts between zones once per row, not once per mention. `fixed`: the zone keeps one
+        offset over every t0 and its window (`_fixed_clock`), so days and weeks are 24-hour days."""
+        if d.unit not in ("d", "w", "mo") or (fixed and d.unit != "mo"):  # fixed: the clocks do not change
             return exp.Add(this=t0, expression=exp.Interval(this=exp.Literal.string(str(d.minutes())),
                                                             unit=exp.var("MINUTE")))
         zone = exp.Literal.string(self.p.timezone)
@@ -857,7 +874,9 @@ class AudienceSQL:
                 base = base.select(exp.alias_(_col("c", f"since_{step}"), f"since_{step}", quoted=True), copy=False)
         if self.exposure:  # one row per exposure of a user, with its t0 and window ends
             # the wall-clock sums first (one zone conversion each per row), then the ends read from them
-            calendar = {alias: d for d, alias in self.facts.ends.items() if d.unit in ("d", "w", "mo")}
+            fixed = self._fixed_clock()
+            calendar = {alias: d for d, alias in self.facts.ends.items()
+                        if d.unit == "mo" or (d.unit in ("d", "w") and not fixed)}
             walls = exp.select(_col("x", "exposure_id"), _col("x", "user_id"), _col("x", "t0"), *[
                 exp.alias_(self._after_parts(_col("x", "t0"), d)[0], f"{alias}_m", quoted=True)
                 for alias, d in calendar.items()]).from_(exp.alias_(table_ref(EXPOSURE), "x", quoted=True))
@@ -867,7 +886,7 @@ class AudienceSQL:
                 for alias in calendar]).from_(exp.alias_(walls.subquery(), "w", quoted=True))
             exposures = exp.select(_col("x", "exposure_id"), _col("x", "user_id"), _col("x", "t0"), *[
                 exp.alias_(self._after(_col("x", "t0"), d, (_col("x", f"{alias}_m"), _col("x", f"{alias}_a"))
-                                       if alias in calendar else None), alias, quoted=True)
+                                       if alias in calendar else None, fixed), alias, quoted=True)
                 for d, alias in self.facts.ends.items()]).from_(exp.alias_(sums.subquery(), "x", quoted=True))
             ctes.insert(0, ("exposure_", exposures))
             base = base.join(exp.alias_(exp.to_identifier("exposure_", quoted=True), "x", quoted=True),

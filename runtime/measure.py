@@ -34,7 +34,8 @@ from compiler.config import Clicks
 from compiler.outcome import outcome_sql
 from compiler.program import Campaign, Program
 from compiler.sql import EXPOSURE
-from runtime.ledger.outcomes import OutcomeLedger
+from compiler.zones import fixed_offset
+from runtime.ledger.outcomes import OutcomeLedger, exposures_query
 from runtime.warehouse import Warehouse
 
 CENT = Decimal("0.01")
@@ -209,14 +210,21 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
               entry: str, clicks: Clicks | None) -> dict[tuple[str, str, date], _Totals]:
     """Exposures from the ledger into the warehouse session (EXPOSURE), then the goal counted per group, arm and
     local date of t0."""
-    frame = ledger.exposures_frame(c.name, entry, as_of)
     warehouse.backend.fresh_temp_table(warehouse.conn, EXPOSURE, "exposure_id text, user_id text, t0 timestamptz, "
                                        "grp text, arm text, reached integer")
     columns = ["exposure_id", "user_id", "t0", "grp", "arm", "reached"]
-    warehouse.bulk_insert(EXPOSURE, columns, frame[columns] if len(frame) else [])
+    if warehouse.ledger_catalog is not None:  # the ledger is attached to this session: no rows through Python
+        catalog = '"' + warehouse.ledger_catalog.replace('"', '""') + '"'
+        sql, params = exposures_query(c.name, entry, as_of, f"{catalog}.main.camp_deliveries")
+        warehouse.execute(f"INSERT INTO {EXPOSURE} ({', '.join(columns)}) {sql}", params)
+    else:
+        frame = ledger.exposures_frame(c.name, entry, as_of)
+        warehouse.bulk_insert(EXPOSURE, columns, frame[columns] if len(frame) else [])
     clicked = "0"
     if c.goal is not None or clicks is not None:
-        outcome = outcome_sql(program, c, as_of, warehouse.dialect, clicks)
+        first, last = warehouse.execute(f"SELECT MIN(t0), MAX(t0) FROM {EXPOSURE}").fetchone()
+        outcome = outcome_sql(program, c, as_of, warehouse.dialect, clicks,
+                              (first, last) if first is not None else None)
         joined = (f"LEFT JOIN ({outcome}) o ON o.exposure_id = x.exposure_id")
         conv = "CASE WHEN o.converted THEN 1 ELSE 0 END"
         open_ = "CASE WHEN o.window_open THEN 1 ELSE 0 END"
@@ -228,8 +236,7 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
         clicked = "CASE WHEN x.reached = 1 AND o.clicks > 0 THEN 1 ELSE 0 END"
     else:
         joined, conv, open_, orders, sales, revenue, ordered, new = "", "0", "0", "0", "0", "0", "0", "0"
-    zone = "'" + program.timezone.replace("'", "''") + "'"
-    day = f"CAST((x.t0 AT TIME ZONE {zone}) AS DATE)"
+    day = _local_date(warehouse, program.timezone)
     sql = (f"SELECT x.grp, x.arm, {day}, COUNT(*), SUM({conv}), SUM(x.reached), COALESCE(SUM({orders}), 0), "
            f"COALESCE(SUM({sales}), 0), COALESCE(SUM({revenue}), 0), SUM({open_}), SUM({ordered}), SUM({new}), "
            f"SUM({clicked}) "
@@ -237,6 +244,16 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
     return {(grp, arm or "", d): (int(n), int(cv or 0), int(r or 0), int(o or 0), _money(s), _money(rv),
                                   int(op or 0), int(od or 0), int(nw or 0), int(ck or 0))
             for grp, arm, d, n, cv, r, o, s, rv, op, od, nw, ck in warehouse.rows(sql)}
+
+
+def _local_date(warehouse: Warehouse, zone: str) -> str:
+    """SQL for the local date of each exposure's t0 in `zone`; where the zone keeps one offset from the first t0 to
+    the last, the date of t0 shifted by it (sessions run in UTC), which spares a zone conversion per row."""
+    first, last = warehouse.execute(f"SELECT MIN(t0), MAX(t0) FROM {EXPOSURE}").fetchone()
+    offset = fixed_offset(zone, first, last) if first is not None else None
+    if offset is not None:
+        return f"CAST(x.t0 + INTERVAL '{int(offset.total_seconds()) // 60}' MINUTE AS DATE)"
+    return "CAST((x.t0 AT TIME ZONE '" + zone.replace("'", "''") + "') AS DATE)"
 
 
 def _money(v) -> Decimal:

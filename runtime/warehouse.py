@@ -31,6 +31,7 @@ def sql_type(t) -> str:
 class Warehouse:
     dialect: str
     conn: Any
+    ledger_catalog: str | None = None  # set by `beside`: the ledger's tables are readable as CATALOG.main.table
 
     @property
     def backend(self) -> Backend:
@@ -96,6 +97,34 @@ def connect(url: str, read_only: bool = False) -> Warehouse:
         conn.execute("SET TIME ZONE 'UTC'")
         return Warehouse("postgres", conn)
     raise ValueError(f"unsupported database URL {url!r}: use duckdb:///file.duckdb or postgresql://...")
+
+
+def beside(ledger: Warehouse, url: str) -> Warehouse | None:
+    """A read-only session of the warehouse at `url` inside the ledger's own DuckDB database, when both are DuckDB
+    files: the warehouse file attached READ_ONLY and made the session's default catalog, the ledger's tables
+    readable as `ledger_catalog.main.TABLE`. SQL can then read both at once instead of copying a million rows
+    through Python (a process cannot open one DuckDB file twice, so a second connection cannot attach the ledger).
+    None for other engines or an in-memory database: the caller connects as usual."""
+    path, mine = duckdb_path(url), _catalog_file(ledger)
+    if ledger.dialect != "duckdb" or path in (None, ":memory:") or mine is None:
+        return None
+    current = ledger.conn.execute("SELECT current_database()").fetchone()[0]
+    session = ledger.conn.cursor()  # same database, its own default catalog and TEMP tables
+    if Path(path).resolve() != mine:
+        name = "camp_warehouse"
+        attached = {r[0] for r in session.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+        if name not in attached:
+            session.execute(f"ATTACH '{str(Path(path).resolve()).replace(chr(39), chr(39) * 2)}' AS {name} "
+                            "(READ_ONLY)")
+        session.execute(f"USE {name}")
+    session.execute("SET TimeZone = 'UTC'")
+    return Warehouse("duckdb", session, ledger_catalog=current)
+
+
+def _catalog_file(wh: Warehouse) -> Path | None:
+    """The file of a DuckDB session's default catalog (None in memory)."""
+    row = wh.conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return Path(row[0]).resolve() if row and row[0] else None
 
 
 def _duckdb_connect(duckdb, path: str, read_only: bool, wait: float = 30.0):

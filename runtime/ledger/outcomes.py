@@ -25,21 +25,29 @@ _ENTRY = (f"SELECT occurrence, user_id, COALESCE(arm, '') AS arm FROM camp_deliv
           f"step = ? AND status <> {_HOLDOUT} AND due_at < ?")
 
 
-class OutcomeLedger(Connection):
-    def exposures_frame(self, campaign: str, entry_step: str, as_of: datetime) -> pd.DataFrame:
-        """(exposure_id, user_id, t0, grp treated|holdout, arm, reached 0|1) of the entry step's deliveries due
-        before `as_of`."""
-        return self.frame(f"""
+def exposures_query(campaign: str, entry_step: str, as_of: datetime,
+                    table: str = "camp_deliveries") -> tuple[str, list]:
+    """`OutcomeLedger.exposures_frame`'s query (with `?` placeholders), reading `table`: a session that has the
+    ledger attached under another catalog (runtime.warehouse.beside) runs it there and keeps the rows."""
+    return (f"""
 WITH first_send AS (
-    SELECT occurrence, user_id, MIN(sent_at) AS first_sent FROM camp_deliveries
+    SELECT occurrence, user_id, MIN(sent_at) AS first_sent FROM {table}
     WHERE campaign = ? AND status = {_SENT} AND sent_at < ? GROUP BY occurrence, user_id)
 SELECT e.occurrence || '/' || e.user_id AS exposure_id, e.user_id AS user_id,
        COALESCE(f.first_sent, e.due_at) AS t0,
        CASE WHEN e.status = {_HOLDOUT} THEN 'holdout' ELSE 'treated' END AS grp,
        COALESCE(e.arm, '') AS arm,
        CASE WHEN e.status <> {_HOLDOUT} AND f.first_sent IS NOT NULL THEN 1 ELSE 0 END AS reached
-FROM camp_deliveries e LEFT JOIN first_send f ON f.occurrence = e.occurrence AND f.user_id = e.user_id
-WHERE e.campaign = ? AND e.step = ? AND e.due_at < ?""", (campaign, as_of, campaign, entry_step, as_of))
+FROM {table} e LEFT JOIN first_send f ON f.occurrence = e.occurrence AND f.user_id = e.user_id
+WHERE e.campaign = ? AND e.step = ? AND e.due_at < ?""", [campaign, as_of, campaign, entry_step, as_of])
+
+
+class OutcomeLedger(Connection):
+    def exposures_frame(self, campaign: str, entry_step: str, as_of: datetime) -> pd.DataFrame:
+        """(exposure_id, user_id, t0, grp treated|holdout, arm, reached 0|1) of the entry step's deliveries due
+        before `as_of`."""
+        sql, params = exposures_query(campaign, entry_step, as_of)
+        return self.frame(sql, params)
 
     def step_counts(self, campaign: str, as_of: datetime) -> list[tuple]:
         """(step, arm, assigned, sent, holdout, not sent, cost of the sends) per step and arm, due before as_of."""

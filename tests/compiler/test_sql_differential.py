@@ -592,9 +592,20 @@ def _load_exposures(wh, data: Data) -> None:
 
 
 def _exposed(wh, program, as_of, cond) -> set:
-    compiler = AudienceSQL(program, as_of, wh.dialect, exposure=True)
-    rows = wh.rows(compiler.sql(compiler.per_exposure(cond, [], None), pretty=False))
-    return {int(x.removeprefix("x")) for x, converted, _ in rows if converted}
+    """The exposures the query counts as converted, compiled without and with the t0 range (where the zone's
+    clocks do not change over it, windows of days end at t0 plus whole days: both compilations must agree)."""
+    found = []
+    for span in (None, _t0_range(wh)):
+        compiler = AudienceSQL(program, as_of, wh.dialect, exposure=True, t0_range=span)
+        rows = wh.rows(compiler.sql(compiler.per_exposure(cond, [], None), pretty=False))
+        found.append({int(x.removeprefix("x")) for x, converted, _ in rows if converted})
+    assert found[0] == found[1], (wh.dialect, program.timezone)
+    return found[0]
+
+
+def _t0_range(wh) -> tuple | None:
+    first, last = wh.rows("SELECT MIN(t0), MAX(t0) FROM camp_exposure")[0]
+    return (first, last) if first is not None else None
 
 
 @settings(max_examples=examples(max(EXAMPLES // 2, 50)), deadline=None,
@@ -651,6 +662,7 @@ def test_each_exposure_of_a_user_counts_from_its_own_t0(duck, pg, case, other, c
         _load_exposures(wh, data)
         wh.insert("camp_exposure", ["exposure_id", "user_id", "t0"],
                   [(f"y{u}", str(u), t) for u, t in sorted(later.t0.items())])
-        compiler = AudienceSQL(PROGRAMS[zone], as_of, wh.dialect, exposure=True)
-        rows = wh.rows(compiler.sql(compiler.per_exposure(cond, [], None), pretty=False))
-        assert {(x[0], int(x[1:])) for x, converted, _ in rows if converted} == expected, (wh.dialect, zone)
+        for span in (None, _t0_range(wh)):
+            compiler = AudienceSQL(PROGRAMS[zone], as_of, wh.dialect, exposure=True, t0_range=span)
+            rows = wh.rows(compiler.sql(compiler.per_exposure(cond, [], None), pretty=False))
+            assert {(x[0], int(x[1:])) for x, converted, _ in rows if converted} == expected, (wh.dialect, zone)

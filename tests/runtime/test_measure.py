@@ -15,7 +15,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 
 from compiler.config import Clicks
 from runtime.measure import Group, measure
-from runtime.warehouse import connect, create_tables
+from runtime.warehouse import beside, connect, create_tables
 from tests.conftest import CAMPAIGNS
 from tests.runtime.conftest import pg_schema
 from tests.runtime.measure_data import CAMPAIGN, T0, World, load_world, make_world
@@ -176,8 +176,14 @@ def test_every_metric_equals_pandas_from_the_raw_tables(urls, days):
     target, clicks = m.targets
     assert (target.metric, target.status) == ("conversion", "met" if m.total.conversion.value >= 0.08 else "missed")
     assert (clicks.metric, clicks.actual) == ("click_rate", m.total.click_rate)
-    lg.close()
     wh.close()
+    if urls[1].startswith("duckdb"):  # the shop attached to the ledger's database (`camp report` on DuckDB files)
+        same = beside(lg.db, urls[1])
+        assert same is not None and same.ledger_catalog == "ledger"
+        assert measure(PROGRAM, C, lg, same, as_of, margin, CLICKS) == m
+        same.close()
+        assert beside(lg.db, urls[0]) is not None  # the shop and the ledger in one file
+    lg.close()
 
 
 def _covers(seed: int, p_treated: float, p_holdout: float) -> bool:
