@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from compiler.config import WorkspaceConfig, load_config
 from compiler.runconfig import check_run_config
 from dsl.ast import Module
 from dsl.diagnostics import Diagnostic, diagnostic
-from dsl.parse import parse_file
+from dsl.parse import parse_file, parse_source
 from dsl.span import Span
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis"}
@@ -55,8 +56,19 @@ def camp_files(root: Path) -> list[Path]:
     return found
 
 
-def load_workspace(path: Path) -> Workspace | Diagnostic:
-    """Load the workspace that contains `path`; a Diagnostic (E001) when there is none."""
+def _walked(root: Path, path: Path) -> bool:
+    """Would `camp_files(root)` find a .camp file at `path` if it were saved?"""
+    if path.suffix != ".camp" or root not in path.parents:
+        return False
+    folders = path.relative_to(root).parts[:-1]
+    return not any(d in SKIP_DIRS or d.startswith(".") for d in folders)
+
+
+def load_workspace(path: Path, overlay: Mapping[Path, str] | None = None) -> Workspace | Diagnostic:
+    """Load the workspace that contains `path`; a Diagnostic (E001) when there is none.
+
+    `overlay` (resolved path -> text) replaces those .camp files' contents, and adds such files under the root
+    that are not on disk yet: the language server checks what an editor holds, not what was last saved."""
     root = find_root(path)
     if root is None:
         return diagnostic("E001", f"no camp.toml in {display_path(path)} or any folder above it",
@@ -72,7 +84,7 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
     gc_was_on = gc.isenabled()
     gc.disable()  # parsing allocates many small objects and frees none: collections are wasted work
     try:
-        _parse_all(root, ws)
+        _parse_all(root, ws, overlay or {})
     finally:
         gc.freeze()  # the parsed workspace lives as long as the run: keep later collections off it
         if gc_was_on:
@@ -80,10 +92,15 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
     return ws
 
 
-def _parse_all(root: Path, ws: Workspace) -> None:
-    for f in camp_files(root):
+def _parse_all(root: Path, ws: Workspace, overlay: Mapping[Path, str]) -> None:
+    files = camp_files(root)
+    if overlay:
+        on_disk = {f.resolve() for f in files}
+        files += sorted(p for p in overlay if p not in on_disk and _walked(root, p))
+    for f in files:
         shown = display_path(f)
-        module, mdiags, text = parse_file(f, shown)
+        held = overlay.get(f.resolve()) if overlay else None
+        module, mdiags, text = parse_file(f, shown) if held is None else parse_source(held, shown)
         ws.modules.append(module)
         ws.diagnostics.extend(mdiags)
         ws.paths[shown] = f
