@@ -79,7 +79,9 @@ class CampServer(LanguageServer):
             self.pending[root] = asyncio.get_running_loop().call_later(delay, self.check, root)
 
     def check(self, root: Path) -> Checked | None:
-        self.pending.pop(root, None)
+        waiting = self.pending.pop(root, None)
+        if waiting is not None:
+            waiting.cancel()  # checked now (a hover came first): the timer has nothing left to do
         cwd = os.getcwd()
         try:
             checked = check_root(root, self.open_texts())

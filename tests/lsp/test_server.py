@@ -231,3 +231,11 @@ async def test_formatting_is_camp_fmt(client: LanguageClient, tmp_path: Path):
         text_document=L.TextDocumentIdentifier(uri=uri("messy.camp")),
         options=L.FormattingOptions(tab_size=2, insert_spaces=True))) is None
     client.text_document_did_close(L.DidCloseTextDocumentParams(L.TextDocumentIdentifier(uri=uri("messy.camp"))))
+
+
+async def test_a_file_outside_any_workspace_says_so(client: LanguageClient, tmp_path: Path):
+    stray = (tmp_path / "stray.camp").as_uri()
+    client.text_document_did_open(L.DidOpenTextDocumentParams(
+        L.TextDocumentItem(uri=stray, language_id="camp", version=1, text="segment s = sticky\n")))
+    (d,) = await diagnostics_of(client, stray, lambda ds: bool(ds))
+    assert d.code == "E001" and d.message.startswith("no camp.toml")
