@@ -64,11 +64,14 @@ def _walked(root: Path, path: Path) -> bool:
     return not any(d in SKIP_DIRS or d.startswith(".") for d in folders)
 
 
-def load_workspace(path: Path, overlay: Mapping[Path, str] | None = None) -> Workspace | Diagnostic:
+def load_workspace(path: Path, overlay: Mapping[Path, str] | None = None,
+                   parsed: dict[Path, tuple] | None = None) -> Workspace | Diagnostic:
     """Load the workspace that contains `path`; a Diagnostic (E001) when there is none.
 
     `overlay` (resolved path -> text) replaces those .camp files' contents, and adds such files under the root
-    that are not on disk yet: the language server checks what an editor holds, not what was last saved."""
+    that are not on disk yet: the language server checks what an editor holds, not what was last saved.
+    `parsed`, kept by a caller between loads (the language server), holds each file's parse with its size and
+    modification time; an unchanged file is not parsed again (parsing is most of a large workspace's check)."""
     root = find_root(path)
     if root is None:
         return diagnostic("E001", f"no camp.toml in {display_path(path)} or any folder above it",
@@ -84,7 +87,7 @@ def load_workspace(path: Path, overlay: Mapping[Path, str] | None = None) -> Wor
     gc_was_on = gc.isenabled()
     gc.disable()  # parsing allocates many small objects and frees none: collections are wasted work
     try:
-        _parse_all(root, ws, overlay or {})
+        _parse_all(root, ws, overlay or {}, parsed)
     finally:
         gc.freeze()  # the parsed workspace lives as long as the run: keep later collections off it
         if gc_was_on:
@@ -92,7 +95,7 @@ def load_workspace(path: Path, overlay: Mapping[Path, str] | None = None) -> Wor
     return ws
 
 
-def _parse_all(root: Path, ws: Workspace, overlay: Mapping[Path, str]) -> None:
+def _parse_all(root: Path, ws: Workspace, overlay: Mapping[Path, str], parsed: dict[Path, tuple] | None) -> None:
     files = camp_files(root)
     if overlay:
         on_disk = {f.resolve() for f in files}
@@ -100,9 +103,26 @@ def _parse_all(root: Path, ws: Workspace, overlay: Mapping[Path, str]) -> None:
     for f in files:
         shown = display_path(f)
         held = overlay.get(f.resolve()) if overlay else None
-        module, mdiags, text = parse_file(f, shown) if held is None else parse_source(held, shown)
+        if held is not None:
+            module, mdiags, text = parse_source(held, shown)
+        elif parsed is not None:
+            module, mdiags, text = _parse_unless_known(f, shown, parsed)
+        else:
+            module, mdiags, text = parse_file(f, shown)
         ws.modules.append(module)
         ws.diagnostics.extend(mdiags)
         ws.paths[shown] = f
         if text is not None:
             ws.sources[shown] = text
+
+
+def _parse_unless_known(f: Path, shown: str, parsed: dict[Path, tuple]) -> tuple:
+    try:
+        st = f.stat()
+        stamp = (shown, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return parse_file(f, shown)
+    known = parsed.get(f)
+    if known is None or known[0] != stamp:
+        known = parsed[f] = (stamp, parse_file(f, shown))
+    return known[1]

@@ -33,15 +33,23 @@ def real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def check_root(root: Path, open_texts: dict[Path, str]) -> Checked | Diagnostic:
-    """Check the workspace at `root`; `open_texts` maps the real paths of open documents to their text."""
-    os.chdir(root)
-    overlay = {p: t for p, t in open_texts.items() if root in p.parents}
-    ws = load_workspace(root, overlay)
-    gc.unfreeze()  # load_workspace freezes what it parsed for a one-shot run; a server lets old workspaces go
-    if isinstance(ws, Diagnostic):
-        return ws
-    result = check_workspace(ws)
+def check_root(root: Path, open_texts: dict[Path, str], parsed: dict[Path, tuple] | None = None) -> Checked | Diagnostic:
+    """Check the workspace at `root`; `open_texts` maps the real paths of open documents to their text; `parsed`
+    keeps the parse of files on disk from one check to the next (compiler.workspace.load_workspace)."""
+    cwd = os.getcwd()
+    os.chdir(root)  # display paths (in diagnostics, messages, hints) relative to the root, as `camp check` there
+    try:
+        overlay = {p: t for p, t in open_texts.items() if root in p.parents}
+        ws = load_workspace(root, overlay, parsed)
+        gc.unfreeze()  # load_workspace freezes what it parsed for a one-shot run; a server lets old workspaces go
+        if isinstance(ws, Diagnostic):
+            return ws
+        if parsed is not None:
+            for gone in set(parsed) - set(ws.paths.values()):  # deleted or renamed files
+                del parsed[gone]
+        result = check_workspace(ws)
+    finally:
+        os.chdir(cwd)
     checked = Checked(root, ws, index_workspace(ws))
     for shown, text in ws.sources.items():
         checked.texts[real(ws.paths.get(shown, root / shown))] = text

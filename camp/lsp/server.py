@@ -9,7 +9,6 @@ after each open, save and close, and 0.2 s after the last change while typing: o
 from __future__ import annotations
 
 import asyncio
-import os
 import traceback
 from pathlib import Path
 
@@ -44,6 +43,8 @@ class CampServer(LanguageServer):
         self.checked: dict[Path, Checked] = {}
         self.published: dict[Path, set[str]] = {}  # root -> URIs with diagnostics
         self.pending: dict[Path, asyncio.TimerHandle] = {}
+        self.parsed: dict[Path, dict[Path, tuple]] = {}  # root -> the parse of each file on disk, while unchanged
+        self.sent: dict[str, list[L.Diagnostic]] = {}  # URI -> what it was last told: unchanged news is not sent
 
     # ------------------------------------------------------------ documents
 
@@ -82,15 +83,12 @@ class CampServer(LanguageServer):
         waiting = self.pending.pop(root, None)
         if waiting is not None:
             waiting.cancel()  # checked now (a hover came first): the timer has nothing left to do
-        cwd = os.getcwd()
         try:
-            checked = check_root(root, self.open_texts())
+            checked = check_root(root, self.open_texts(), self.parsed.setdefault(root, {}))
         except Exception as exc:  # noqa: BLE001 - a bug in camp must not take the editor's server down
             self.window_log_message(L.LogMessageParams(type=L.MessageType.Error, message="camp: internal error: "
                                                        + "".join(traceback.format_exception(exc))))
             return None
-        finally:
-            os.chdir(cwd)
         if isinstance(checked, Diagnostic):
             return None
         self.checked[root] = checked
@@ -99,16 +97,23 @@ class CampServer(LanguageServer):
             uri = self.uri_of(path)
             sent.add(uri)
             lines = checked.texts.get(path, "").split("\n")
-            self.text_document_publish_diagnostics(L.PublishDiagnosticsParams(
-                uri=uri, diagnostics=[self.diagnostic(d, lines) for d in diags]))
+            self.publish(uri, [self.diagnostic(d, lines) for d in diags])
         for uri, doc in self.workspace.text_documents.items():  # an open file without problems hears so too
             if uri not in sent and doc.path is not None and root in real(Path(doc.path)).parents:
                 sent.add(uri)
-                self.text_document_publish_diagnostics(L.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+                self.publish(uri, [])
         for uri in self.published.get(root, set()) - sent:
-            self.text_document_publish_diagnostics(L.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+            self.publish(uri, [])
         self.published[root] = sent
         return checked
+
+    def publish(self, uri: str, diagnostics: list[L.Diagnostic]) -> None:
+        """Tell the client, unless it was told exactly this already (a big workspace has many files with
+        warnings, and an edit changes the diagnostics of few). An open document always hears: it may be new."""
+        if self.sent.get(uri) == diagnostics and uri not in self.workspace.text_documents:
+            return
+        self.sent[uri] = diagnostics
+        self.text_document_publish_diagnostics(L.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics))
 
     def current(self, uri: str) -> tuple[Checked, Path, str] | None:
         """The checked workspace of a document (checked now if a change is waiting), its real path, its text."""

@@ -91,3 +91,22 @@ def test_camp_check_never_imports_the_server():
             " or m.startswith(('camp.lsp', 'compiler.editor')))\nassert not bad, bad\nprint('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+def test_unchanged_files_are_not_parsed_again(tmp_path: Path):
+    root = real(tmp_path / "campaigns")
+    shutil.copytree(CAMPAIGNS, root, ignore=shutil.ignore_patterns("*.duckdb*"))
+    parsed: dict = {}
+    first = check_root(root, {}, parsed)
+    again = check_root(root, {}, parsed)
+    assert hasattr(first, "workspace") and hasattr(again, "workspace")
+    before = {m.path: m for m in first.workspace.modules}  # pyright: ignore[reportAttributeAccessIssue]
+    after = {m.path: m for m in again.workspace.modules}  # pyright: ignore[reportAttributeAccessIssue]
+    assert all(after[p] is before[p] for p in before)  # the same parse, reused
+    (root / "vip.camp").write_text("segment vip_only = tagged \"vip\"\n", encoding="utf-8")  # another size
+    (root / "tags.camp").unlink()
+    third = check_root(root, {}, parsed)
+    mods = {m.path: m for m in third.workspace.modules}  # pyright: ignore[reportAttributeAccessIssue]
+    assert mods["vip.camp"] is not before["vip.camp"] and mods["segments.camp"] is before["segments.camp"]
+    assert [d.name.name for d in mods["vip.camp"].decls] == ["vip_only"]
+    assert root / "tags.camp" not in parsed and "tags.camp" not in mods
