@@ -110,3 +110,15 @@ def test_unchanged_files_are_not_parsed_again(tmp_path: Path):
     assert mods["vip.camp"] is not before["vip.camp"] and mods["segments.camp"] is before["segments.camp"]
     assert [d.name.name for d in mods["vip.camp"].decls] == ["vip_only"]
     assert root / "tags.camp" not in parsed and "tags.camp" not in mods
+
+
+def test_any_position_of_any_file_and_any_half_typed_prefix_answers(index: Index, ws: Path):
+    """Hover, definition and completion at every 11th position of every bundled file, and at the end of every 11th
+    prefix (a file as it is being typed): an answer or nothing, never an exception."""
+    for path in sorted(ws.glob("*.camp")):
+        text = path.read_text(encoding="utf-8")
+        for offset in range(0, len(text) + 1, 11):
+            symbol_at(index, path, text, offset)
+            complete_at(index, text, offset)
+            symbol_at(index, path, text[:offset], offset)
+            complete_at(index, text[:offset], offset)

@@ -239,3 +239,25 @@ async def test_a_file_outside_any_workspace_says_so(client: LanguageClient, tmp_
         L.TextDocumentItem(uri=stray, language_id="camp", version=1, text="segment s = sticky\n")))
     (d,) = await diagnostics_of(client, stray, lambda ds: bool(ds))
     assert d.code == "E001" and d.message.startswith("no camp.toml")
+
+
+async def test_incremental_edits_are_what_is_checked_and_completed(client: LanguageClient):
+    """Editors send ranges, not whole texts: type `orders.` into a line after a Chinese title."""
+    name = "typing.camp"
+    text = 'segment s "近期" = sum(\n'
+    open_doc(client, name, text)
+    assert await diagnostics_of(client, uri(name), lambda ds: bool(ds))  # half a declaration: E108
+    at = L.Position(line=0, character=len('segment s "近期" = sum('))
+    client.text_document_did_change(L.DidChangeTextDocumentParams(
+        text_document=L.VersionedTextDocumentIdentifier(uri=uri(name), version=2),
+        content_changes=[L.TextDocumentContentChangePartial(range=L.Range(start=at, end=at), text="orders.")]))
+    at = L.Position(line=0, character=at.character + len("orders."))
+    got = await client.text_document_completion_async(L.CompletionParams(
+        text_document=L.TextDocumentIdentifier(uri=uri(name)), position=at))
+    assert isinstance(got, L.CompletionList) and [i.label for i in got.items][:2] == ["amount", "brand"]
+    client.text_document_did_change(L.DidChangeTextDocumentParams(
+        text_document=L.VersionedTextDocumentIdentifier(uri=uri(name), version=3),
+        content_changes=[L.TextDocumentContentChangePartial(range=L.Range(start=at, end=at),
+                                                            text="amount within 30d) >= 100 CNY")]))
+    assert await diagnostics_of(client, uri(name), lambda ds: not ds) == []
+    client.text_document_did_close(L.DidCloseTextDocumentParams(L.TextDocumentIdentifier(uri=uri(name))))
