@@ -4,7 +4,8 @@
 - inside the string after `template`: the files of the template folder; after `tagged`: the workspace's tags;
   after an enum field and `=`: its values;
 - after `segment` (not at the start of a declaration): segments; after `moved`: classifications;
-- after `lifecycle =`, `lifecycle in (`, `lifecycle was`, `moved lifecycle from`: lifecycle's labels;
+- after `lifecycle =`, `lifecycle in (`, `lifecycle was`, `moved lifecycle from`, in a tiered cap's
+  `by lifecycle { … }`: lifecycle's labels;
 - elsewhere: inside an event query its fields first, then users fields, events, segments, classifications and
   the language's keywords (read from dsl/grammar.lark, so the list cannot fall behind the grammar).
 
@@ -30,6 +31,7 @@ _LABELS = (
     re.compile(r"\b(\w+)\s+(?:not\s+)?in\s*\([^()]*$"),
     re.compile(r"\b(\w+)\s+was\s+\w*$"),
     re.compile(r"\bmoved\s+(\w+)\s+from\s+(?:\w+\s+to\s+)?\w*$"),
+    re.compile(r"\bby\s+(\w+)\s*\{(?:\s*\w+\s+\d+)*\s+\w*$"),  # a tiered cap: `by engagement { highly_engaged 2 `
 )
 
 

@@ -66,6 +66,7 @@ def test_completion_contexts(index: Index):
     assert names("segment s = rfm_recency in (r4, ") == list(index.labels["rfm_recency"]) and "r1" in index.labels["rfm_recency"]
     assert names("segment s = value_quadrant was ") == ["hf_hv", "hf_lv", "lf_hv", "lf_lv"]
     assert "value_quadrant" in names("segment s = moved ")
+    assert names("  cap email per user per 1d by engagement { highly_engaged 2 ") == list(index.labels["engagement"])
     assert names('segment s = gender = "') == ["f", "m", "unknown"]
     assert names("segment s = count(orders) # count(orders where ") == []  # in a comment
     assert names("segment s = sum(visits.") == ["source", "seconds", "time"]
