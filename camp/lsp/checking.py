@@ -33,9 +33,11 @@ def real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def check_root(root: Path, open_texts: dict[Path, str], parsed: dict[Path, tuple] | None = None) -> Checked | Diagnostic:
+def check_root(root: Path, open_texts: dict[Path, str], parsed: dict[Path, tuple] | None = None,
+               memo: dict[int, tuple] | None = None) -> Checked | Diagnostic:
     """Check the workspace at `root`; `open_texts` maps the real paths of open documents to their text; `parsed`
-    keeps the parse of files on disk from one check to the next (compiler.workspace.load_workspace)."""
+    keeps the parse of files on disk from one check to the next (compiler.workspace.load_workspace), `memo` what
+    the index learnt from them (compiler.editor.index.index_workspace)."""
     cwd = os.getcwd()
     os.chdir(root)  # display paths (in diagnostics, messages, hints) relative to the root, as `camp check` there
     try:
@@ -50,7 +52,7 @@ def check_root(root: Path, open_texts: dict[Path, str], parsed: dict[Path, tuple
         result = check_workspace(ws)
     finally:
         os.chdir(cwd)
-    checked = Checked(root, ws, index_workspace(ws))
+    checked = Checked(root, ws, index_workspace(ws, memo))
     for shown, text in ws.sources.items():
         checked.texts[real(ws.paths.get(shown, root / shown))] = text
     for d in result.diagnostics:

@@ -44,6 +44,7 @@ class CampServer(LanguageServer):
         self.published: dict[Path, set[str]] = {}  # root -> URIs with diagnostics
         self.pending: dict[Path, asyncio.TimerHandle] = {}
         self.parsed: dict[Path, dict[Path, tuple]] = {}  # root -> the parse of each file on disk, while unchanged
+        self.memo: dict[Path, dict[int, tuple]] = {}  # root -> what the index learnt from each unchanged parse
         self.sent: dict[str, list[L.Diagnostic]] = {}  # URI -> what it was last told: unchanged news is not sent
 
     # ------------------------------------------------------------ documents
@@ -84,7 +85,7 @@ class CampServer(LanguageServer):
         if waiting is not None:
             waiting.cancel()  # checked now (a hover came first): the timer has nothing left to do
         try:
-            checked = check_root(root, self.open_texts(), self.parsed.setdefault(root, {}))
+            checked = check_root(root, self.open_texts(), self.parsed.setdefault(root, {}), self.memo.setdefault(root, {}))
         except Exception as exc:  # noqa: BLE001 - a bug in camp must not take the editor's server down
             self.window_log_message(L.LogMessageParams(type=L.MessageType.Error, message="camp: internal error: "
                                                        + "".join(traceback.format_exception(exc))))

@@ -57,18 +57,26 @@ class Index:
         return next((ls[name] for ls in self.labels.values() if name in ls), None)
 
 
-def index_workspace(ws: Workspace) -> Index:
+def index_workspace(ws: Workspace, memo: dict[int, tuple] | None = None) -> Index:
+    """`memo`, kept by a caller between edits, remembers each module's tag uses (walking every expression is
+    most of the index's time), for modules that are the same objects as last time (an unchanged file's parse)."""
     index = Index(root=ws.root, template_dir=ws.template_dir)
     uses: dict[str, list[tuple[Path, Span]]] = {}
+    fresh: dict[int, tuple] = {}
     for module in ws.modules:
         path = ws.paths.get(module.path, ws.root / module.path)
         index.modules[str(path)] = module
         text = ws.sources.get(module.path, "")
         for decl in module.decls:
             _declare(index, decl, path, text)
-            for node in walk(decl):
-                if isinstance(node, A.Tagged):
-                    uses.setdefault(node.tag, []).append((path, node.span))
+        known = memo.get(id(module)) if memo is not None else None
+        tagged = known[1] if known is not None and known[0] is module else _tag_uses(module)
+        fresh[id(module)] = (module, tagged)  # the module is kept with its id, so the id is not reused meanwhile
+        for tag, span in tagged:
+            uses.setdefault(tag, []).append((path, span))
+    if memo is not None:
+        memo.clear()
+        memo.update(fresh)
     for tag, found in sorted(uses.items()):
         shown = ", ".join(f"{_shown(ws.root, p)}:{s.line}" for p, s in found[:5]) + (" …" if len(found) > 5 else "")
         index.tags[tag] = Symbol("tag", tag, "tag", f"**tag** `{tag}`: a tag in the tags table or one given by hand "
@@ -76,6 +84,10 @@ def index_workspace(ws: Workspace) -> Index:
                                  Place(*found[0]))
     _templates(index)
     return index
+
+
+def _tag_uses(module: A.Module) -> list[tuple[str, Span]]:
+    return [(node.tag, node.span) for decl in module.decls for node in walk(decl) if isinstance(node, A.Tagged)]
 
 
 def _declare(index: Index, decl: object, path: Path, text: str) -> None:

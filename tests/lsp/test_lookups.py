@@ -98,15 +98,19 @@ def test_unchanged_files_are_not_parsed_again(tmp_path: Path):
     root = real(tmp_path / "campaigns")
     shutil.copytree(CAMPAIGNS, root, ignore=shutil.ignore_patterns("*.duckdb*"))
     parsed: dict = {}
-    first = check_root(root, {}, parsed)
-    again = check_root(root, {}, parsed)
+    memo: dict = {}
+    first = check_root(root, {}, parsed, memo)
+    again = check_root(root, {}, parsed, memo)
     assert hasattr(first, "workspace") and hasattr(again, "workspace")
+    tags = first.index.tags  # pyright: ignore[reportAttributeAccessIssue]
+    assert again.index.tags == tags and "complained" in tags  # pyright: ignore[reportAttributeAccessIssue]
     before = {m.path: m for m in first.workspace.modules}  # pyright: ignore[reportAttributeAccessIssue]
     after = {m.path: m for m in again.workspace.modules}  # pyright: ignore[reportAttributeAccessIssue]
     assert all(after[p] is before[p] for p in before)  # the same parse, reused
     (root / "vip.camp").write_text("segment vip_only = tagged \"vip\"\n", encoding="utf-8")  # another size
     (root / "tags.camp").unlink()
-    third = check_root(root, {}, parsed)
+    third = check_root(root, {}, parsed, memo)
+    assert "skincare_lover" not in third.index.tags and "complained" in third.index.tags  # pyright: ignore[reportAttributeAccessIssue]
     mods = {m.path: m for m in third.workspace.modules}  # pyright: ignore[reportAttributeAccessIssue]
     assert mods["vip.camp"] is not before["vip.camp"] and mods["segments.camp"] is before["segments.camp"]
     assert [d.name.name for d in mods["vip.camp"].decls] == ["vip_only"]
