@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 
 from compiler.editor.complete import keywords
 from tests.conftest import ROOT
@@ -60,3 +62,11 @@ def test_the_vscode_extension_points_at_its_files():
     json.loads((VSCODE / lang["configuration"]).read_text(encoding="utf-8"))
     assert (VSCODE / pkg["main"]).is_file()
     assert pkg["contributes"]["configuration"]["properties"]["camp.server.command"]["default"] == ["camp", "lsp"]
+
+
+def test_the_extension_script_parses():
+    """Node.js is on every machine of this project (pyright runs on it); the script it would run must parse."""
+    node = shutil.which("node")
+    assert node is not None, "node is needed (pyright runs on it too)"
+    r = subprocess.run([node, "--check", str(VSCODE / "extension.js")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
