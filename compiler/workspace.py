@@ -64,6 +64,11 @@ def _walked(root: Path, path: Path) -> bool:
     return not any(d in SKIP_DIRS or d.startswith(".") for d in folders)
 
 
+def _walk_order(rel: Path) -> list[tuple[int, str]]:
+    """camp_files' order: a folder's files (sorted) before its subfolders (sorted), top down."""
+    return [(1, d) for d in rel.parts[:-1]] + [(0, rel.name)]
+
+
 def load_workspace(path: Path, overlay: Mapping[Path, str] | None = None,
                    parsed: dict[Path, tuple] | None = None) -> Workspace | Diagnostic:
     """Load the workspace that contains `path`; a Diagnostic (E001) when there is none.
@@ -99,7 +104,9 @@ def _parse_all(root: Path, ws: Workspace, overlay: Mapping[Path, str], parsed: d
     files = camp_files(root)
     if overlay:
         on_disk = {f.resolve() for f in files}
-        files += sorted(p for p in overlay if p not in on_disk and _walked(root, p))
+        extra = [p for p in overlay if p not in on_disk and _walked(root, p)]
+        if extra:  # in the order camp_files would give once saved: the first of two declarations is the same
+            files = sorted(files + extra, key=lambda p: _walk_order(p.relative_to(root)))
     for f in files:
         shown = display_path(f)
         held = overlay.get(f.resolve()) if overlay else None

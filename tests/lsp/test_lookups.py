@@ -134,3 +134,17 @@ def test_the_server_never_imports_prefect():
             "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'prefect')\nassert not bad, bad\nprint('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+
+
+def test_an_unsaved_new_file_is_checked_as_it_will_be_once_saved(tmp_path: Path):
+    """A duplicate name is reported at the second declaration in camp_files' order; an unsaved file takes its
+    place in that order (here before segments.camp), not the last one."""
+    root = real(tmp_path / "campaigns")
+    shutil.copytree(CAMPAIGNS, root, ignore=shutil.ignore_patterns("*.duckdb*"))
+    text = 'segment sticky "again" = count(orders within 30d) >= 1\n'
+    unsaved = check_root(root, {root / "a.camp": text})
+    (root / "a.camp").write_text(text, encoding="utf-8")
+    saved = check_root(root, {})
+    assert hasattr(unsaved, "by_file") and hasattr(saved, "by_file")
+    assert unsaved.by_file == saved.by_file  # pyright: ignore[reportAttributeAccessIssue]
+    assert [d.code for d in saved.by_file[root / "segments.camp"]] == ["E205"]  # pyright: ignore[reportAttributeAccessIssue]
