@@ -129,13 +129,6 @@ def test_any_position_of_any_file_and_any_half_typed_prefix_answers(index: Index
             complete_at(index, text[:offset], offset)
 
 
-def test_the_server_never_imports_prefect():
-    code = ("import sys, camp.cli, camp.lsp.server, camp.lsp.checking\n"
-            "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'prefect')\nassert not bad, bad\nprint('ok')\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
-
-
 def test_an_unsaved_new_file_is_checked_as_it_will_be_once_saved(tmp_path: Path):
     """A duplicate name is reported at the second declaration in camp_files' order; an unsaved file takes its
     place in that order (here before segments.camp), not the last one."""
