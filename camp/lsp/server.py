@@ -3,7 +3,8 @@ between camp's spans (1-based lines, columns in characters) and the client's uni
 another encoding; pygls negotiates it).
 
 Diagnostics are published for every file of the workspace a document belongs to (templates and camp.toml too),
-after each open, save and close, and 0.2 s after the last change while typing: one check per pause, not per key.
+after each open, save and close, 0.2 s after the last change while typing (one check per pause, not per key),
+and when a watched file changes on disk (.camp files, camp.toml, templates).
 """
 
 from __future__ import annotations
@@ -201,6 +202,36 @@ def did_save(ls: CampServer, params: L.DidSaveTextDocumentParams) -> None:
 @server.feature(L.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: CampServer, params: L.DidCloseTextDocumentParams) -> None:
     ls.schedule(params.text_document.uri, 0)  # the file is read from disk again
+
+
+@server.feature(L.INITIALIZED)
+async def initialized(ls: CampServer, params: L.InitializedParams) -> None:
+    """Ask to hear of files changed outside the editor (a git checkout, a template or camp.toml saved), which
+    change the diagnostics of the open workspace; clients that cannot watch files simply answer no."""
+    caps = ls.client_capabilities.workspace
+    watch = caps.did_change_watched_files if caps is not None else None
+    if watch is None or not watch.dynamic_registration:
+        return
+    watchers = [L.FileSystemWatcher(glob_pattern=g) for g in ("**/*.camp", "**/camp.toml", "**/templates/**")]
+    try:
+        await ls.client_register_capability_async(L.RegistrationParams(registrations=[L.Registration(
+            id="camp-watch", method=L.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+            register_options=L.DidChangeWatchedFilesRegistrationOptions(watchers=watchers))]))
+    except Exception as exc:  # noqa: BLE001 - without watching, open, change, save and close still check
+        ls.window_log_message(L.LogMessageParams(type=L.MessageType.Info, message=f"camp: no file watching: {exc}"))
+
+
+@server.feature(L.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def watched_files_changed(ls: CampServer, params: L.DidChangeWatchedFilesParams) -> None:
+    """Re-check each workspace a changed file belongs to (and that the editor has a document of)."""
+    roots = set()
+    for change in params.changes:
+        fs = uris.to_fs_path(change.uri)
+        root = root_of(Path(fs)) if fs is not None else None
+        if root is not None and root in ls.checked:
+            roots.add(root)
+    for root in roots:
+        ls.check(root)
 
 
 @server.feature(L.TEXT_DOCUMENT_HOVER)

@@ -27,6 +27,7 @@ WS = WORK / "campaigns"
 shutil.copytree(CAMPAIGNS, WS, ignore=shutil.ignore_patterns("*.duckdb*", "*.wal"))
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
+REGISTERED: list[L.Registration] = []  # what the server asked the client to register
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -37,6 +38,10 @@ def _remove_the_copy():
 
 @pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=[str(CAMP), "lsp", "--stdio"]))
 async def client(lsp_client: LanguageClient):
+    @lsp_client.feature(L.CLIENT_REGISTER_CAPABILITY)
+    def register(params: L.RegistrationParams) -> None:  # as VS Code does: the server asks to watch files
+        REGISTERED.extend(params.registrations)
+
     await lsp_client.initialize_session(L.InitializeParams(
         capabilities=pytest_lsp.client_capabilities("visual-studio-code"),
         root_uri=WS.as_uri(), workspace_folders=[L.WorkspaceFolder(uri=WS.as_uri(), name="campaigns")]))
@@ -261,3 +266,25 @@ async def test_incremental_edits_are_what_is_checked_and_completed(client: Langu
                                                             text="amount within 30d) >= 100 CNY")]))
     assert await diagnostics_of(client, uri(name), lambda ds: not ds) == []
     client.text_document_did_close(L.DidCloseTextDocumentParams(L.TextDocumentIdentifier(uri=uri(name))))
+
+
+async def test_a_template_changed_on_disk_is_checked_again(client: LanguageClient):
+    """Templates are not edited as camp documents: the server hears of them through watched files."""
+    (watch,) = [r for r in REGISTERED if r.method == L.WORKSPACE_DID_CHANGE_WATCHED_FILES]
+    options = watch.register_options  # the client gets it as plain JSON data
+    assert isinstance(options, dict)
+    assert {w["globPattern"] for w in options["watchers"]} >= {"**/*.camp", "**/templates/**"}
+    open_doc(client, "birthday.camp")
+    template = WS / "templates" / "birthday" / "push.j2"
+    before = template.read_text(encoding="utf-8")
+    template.write_text(before + "{{ user.shoe_size }}\n", encoding="utf-8")
+    try:
+        client.workspace_did_change_watched_files(L.DidChangeWatchedFilesParams(
+            changes=[L.FileEvent(uri=template.as_uri(), type=L.FileChangeType.Changed)]))
+        (d,) = await diagnostics_of(client, template.as_uri(), lambda ds: bool(ds))
+        assert d.code == "E503" and "user.shoe_size" in d.message
+    finally:
+        template.write_text(before, encoding="utf-8")
+    client.workspace_did_change_watched_files(L.DidChangeWatchedFilesParams(
+        changes=[L.FileEvent(uri=template.as_uri(), type=L.FileChangeType.Changed)]))
+    assert await diagnostics_of(client, template.as_uri(), lambda ds: not ds) == []
