@@ -71,6 +71,16 @@ def fmt(paths: tuple[Path, ...], check_only: bool, diff: bool) -> None:
 
 
 @cli.command()
+@click.option("--stdio", is_flag=True, help="Talk over stdin/stdout (the default and only transport; editors pass it).")
+def lsp(stdio: bool) -> None:
+    """Start the language server on stdio: diagnostics as you type, hover, completion, go to definition and
+    formatting for .camp files (docs/editors.md)."""
+    from camp.lsp.server import serve
+
+    serve()
+
+
+@cli.command()
 @click.argument("code", required=False)
 def explain(code: str | None) -> None:
     """Explain a diagnostic code (or list them all)."""

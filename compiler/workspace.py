@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from compiler.config import WorkspaceConfig, load_config
 from compiler.runconfig import check_run_config
 from dsl.ast import Module
 from dsl.diagnostics import Diagnostic, diagnostic
-from dsl.parse import parse_file
+from dsl.parse import parse_file, parse_source
 from dsl.span import Span
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis"}
@@ -55,8 +56,27 @@ def camp_files(root: Path) -> list[Path]:
     return found
 
 
-def load_workspace(path: Path) -> Workspace | Diagnostic:
-    """Load the workspace that contains `path`; a Diagnostic (E001) when there is none."""
+def _walked(root: Path, path: Path) -> bool:
+    """Would `camp_files(root)` find a .camp file at `path` if it were saved?"""
+    if path.suffix != ".camp" or root not in path.parents:
+        return False
+    folders = path.relative_to(root).parts[:-1]
+    return not any(d in SKIP_DIRS or d.startswith(".") for d in folders)
+
+
+def _walk_order(rel: Path) -> list[tuple[int, str]]:
+    """camp_files' order: a folder's files (sorted) before its subfolders (sorted), top down."""
+    return [(1, d) for d in rel.parts[:-1]] + [(0, rel.name)]
+
+
+def load_workspace(path: Path, overlay: Mapping[Path, str] | None = None,
+                   parsed: dict[Path, tuple] | None = None) -> Workspace | Diagnostic:
+    """Load the workspace that contains `path`; a Diagnostic (E001) when there is none.
+
+    `overlay` (resolved path -> text) replaces those .camp files' contents, and adds such files under the root
+    that are not on disk yet: the language server checks what an editor holds, not what was last saved.
+    `parsed`, kept by a caller between loads (the language server), holds each file's parse with its size and
+    modification time; an unchanged file is not parsed again (parsing is most of a large workspace's check)."""
     root = find_root(path)
     if root is None:
         return diagnostic("E001", f"no camp.toml in {display_path(path)} or any folder above it",
@@ -72,7 +92,7 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
     gc_was_on = gc.isenabled()
     gc.disable()  # parsing allocates many small objects and frees none: collections are wasted work
     try:
-        _parse_all(root, ws)
+        _parse_all(root, ws, overlay or {}, parsed)
     finally:
         gc.freeze()  # the parsed workspace lives as long as the run: keep later collections off it
         if gc_was_on:
@@ -80,12 +100,36 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
     return ws
 
 
-def _parse_all(root: Path, ws: Workspace) -> None:
-    for f in camp_files(root):
+def _parse_all(root: Path, ws: Workspace, overlay: Mapping[Path, str], parsed: dict[Path, tuple] | None) -> None:
+    files = camp_files(root)
+    if overlay:
+        on_disk = {f.resolve() for f in files}
+        extra = [p for p in overlay if p not in on_disk and _walked(root, p)]
+        if extra:  # in the order camp_files would give once saved: the first of two declarations is the same
+            files = sorted(files + extra, key=lambda p: _walk_order(p.relative_to(root)))
+    for f in files:
         shown = display_path(f)
-        module, mdiags, text = parse_file(f, shown)
+        held = overlay.get(f.resolve()) if overlay else None
+        if held is not None:
+            module, mdiags, text = parse_source(held, shown)
+        elif parsed is not None:
+            module, mdiags, text = _parse_unless_known(f, shown, parsed)
+        else:
+            module, mdiags, text = parse_file(f, shown)
         ws.modules.append(module)
         ws.diagnostics.extend(mdiags)
         ws.paths[shown] = f
         if text is not None:
             ws.sources[shown] = text
+
+
+def _parse_unless_known(f: Path, shown: str, parsed: dict[Path, tuple]) -> tuple:
+    try:
+        st = f.stat()
+        stamp = (shown, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return parse_file(f, shown)
+    known = parsed.get(f)
+    if known is None or known[0] != stamp:
+        known = parsed[f] = (stamp, parse_file(f, shown))
+    return known[1]
