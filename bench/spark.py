@@ -1,6 +1,6 @@
 """Benchmark: the bundled audiences on a Spark warehouse (local[N], Parquet) against the same SQL on DuckDB.
 
-    python bench/spark.py [--users 1000000] [--runs 3] [--cores 2]
+    python bench/spark.py [--users 1000000] [--runs 3] [--cores 2] [--campaigns a,b] [--stream-runs 1]
 
 Data: `camp demo init`'s shop (default sizes: about 6 orders and 1.5 visits per user), generated once in a DuckDB
 file and exported to Parquet for Spark (runtime/spark.py). For each bundled campaign: the audience query (matched,
@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--campaigns", default="", help="comma-separated; default: every bundled campaign")
+    ap.add_argument("--stream-runs", type=int, default=1)
     args = ap.parse_args()
     program = check_workspace(load_workspace(ROOT / "campaigns")).program
     tmp = Path(tempfile.mkdtemp(prefix="camp-bench-spark-"))
@@ -60,7 +62,7 @@ def main() -> None:
 
     print("| audience | matched | spark (s) | duckdb (s) | spark / duckdb | spark runs (s) |")
     print("| --- | ---: | ---: | ---: | ---: | --- |")
-    for name in sorted(program.campaigns):
+    for name in [c for c in args.campaigns.split(",") if c] or sorted(program.campaigns):
         _, want = rows(duck, name)
         _, got = rows(spark, name)
         assert sorted((int(r[0]), bool(r[1]), bool(r[2])) for r in got) == \
@@ -74,7 +76,7 @@ def main() -> None:
               f"{', '.join(f'{t:.2f}' for t in s_times)} |", flush=True)
     q = "SELECT user_id, name, city, birthday, registered_at, balance, timezone, email FROM users"
     times = []
-    for _ in range(args.runs):
+    for _ in range(args.stream_runs):
         start = time.perf_counter()
         n = len(spark.rows(q))
         times.append(time.perf_counter() - start)

@@ -170,3 +170,21 @@ def test_a_spark_url_cannot_hold_the_ledger(shops):
 
     with pytest.raises(ValueError, match="ledger cannot live"):
         open_ledger(shops[1])
+
+
+def test_spark_urls():
+    """The URL forms docs/sql.md lists; a relative folder is the workspace's, like a DuckDB file."""
+    from runtime.spark import SparkURL
+    from runtime.warehouse import dialect_of, workspace_url
+
+    assert SparkURL.parse("spark+local:///shop?cores=2") == SparkURL("local[2]", "shop", True)
+    assert SparkURL.parse("spark+local:////abs/shop") == SparkURL("local[*]", "/abs/shop", True)
+    assert SparkURL.parse("spark://master.example:7077/mnt/shop") == SparkURL("spark://master.example:7077",
+                                                                              "/mnt/shop", False)
+    with pytest.raises(ValueError, match="cores"):
+        SparkURL.parse("spark+local:///shop?cores=zero")
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        SparkURL.parse("spark:///shop")
+    assert workspace_url("spark+local:///shop?cores=2", "/ws") == "spark+local:////ws/shop?cores=2"
+    assert workspace_url("spark+local:////abs/shop", "/ws") == "spark+local:////abs/shop"
+    assert dialect_of("spark+local:///x") == dialect_of("spark://h:1/x") == "spark"
