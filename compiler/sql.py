@@ -586,6 +586,17 @@ class AudienceSQL:
         """An instant as local time in the user's zone (the workspace's when the user has none)."""
         return exp.AtTimeZone(this=instant, zone=self._zone(table))
 
+    def _local_date(self, instant: exp.Expr, table: str = "l") -> exp.Expr:
+        """An instant's calendar date in the user's zone. Spark's CAST(timestamp AS DATE) (and EXTRACT) read the
+        session's time zone, and FROM_UTC_TIMESTAMP gives an instant whose UTC wall clock is the local one: there
+        the date is counted from the epoch seconds instead, which no session setting changes (a session in
+        Asia/Shanghai gave `birthday is today` 232 users instead of 239)."""
+        local = self._local(instant, table)
+        if self.dialect != "spark":
+            return exp.cast(local, "date")
+        days = exp.func("FLOOR", exp.Div(this=exp.func("UNIX_SECONDS", local), expression=exp.Literal.number(86400)))
+        return exp.func("DATE_FROM_UNIX_DATE", exp.cast(days, "int"))
+
     def _today(self, e: I.IsToday) -> exp.Expr:
         # each user's local date at the as-of time, computed once per user in `base`: time-zone
         # conversion is the expensive part (DuckDB: 4x faster on a million users)
@@ -593,10 +604,12 @@ class AudienceSQL:
         today = _col("l", "local_today")
         subject = self.val(e.subject)
         kind = I.type_of(e.subject).kind
-        if kind == "timestamp":
+        if kind == "timestamp" and (self.dialect == "spark" or not e.anniversary):
+            subject = self._local_date(subject)  # (Spark's EXTRACT of a timestamp reads the session zone)
+            if not e.anniversary:
+                return exp.EQ(this=subject, expression=today)
+        elif kind == "timestamp":
             subject = self._local(subject)
-        if kind == "timestamp" and not e.anniversary:
-            return exp.EQ(this=exp.cast(subject, "date"), expression=today)
         same = _month_day_match(subject, today)
         if e.anniversary:
             same = exp.and_(same, exp.LT(this=exp.Extract(this=exp.var("YEAR"), expression=subject),
@@ -633,7 +646,7 @@ class AudienceSQL:
             self.facts.since.add(w.step)
         sent = _col("c" if table == "e" else "l", f"since_{w.step}")
         if t.kind == "date":  # the day's start in the workspace zone, at or after the send time
-            subject, sent = exp.cast(subject, "timestamp"), exp.AtTimeZone(this=sent, zone=exp.Literal.string(
+            subject, sent = self._date_as_wall(subject), exp.AtTimeZone(this=sent, zone=exp.Literal.string(
                 self.p.timezone))
         return exp.and_(exp.GTE(this=subject, expression=sent), exp.LT(this=subject.copy(), expression=upper_asof))
 
@@ -644,7 +657,7 @@ class AudienceSQL:
         t0 = _col("x" if table == "e" else "l", "t0")
         end = _col("x" if table == "e" else "l", self.facts.end_alias(w.start)) if w.start is not None else None
         if t.kind == "date":  # a day counts when it starts (workspace zone) inside the window
-            subject = exp.cast(subject, "timestamp")
+            subject = self._date_as_wall(subject)
             zone = exp.Literal.string(self.p.timezone)
             t0 = exp.AtTimeZone(this=t0, zone=zone)
             end = exp.AtTimeZone(this=end, zone=zone.copy()) if end is not None else None
@@ -652,6 +665,14 @@ class AudienceSQL:
         if end is not None:
             parts.append(exp.LT(this=subject.copy(), expression=end))
         return exp.and_(*parts)
+
+    def _date_as_wall(self, d: exp.Expr) -> exp.Expr:
+        """A date as the timestamp of its midnight, to compare with a wall clock (AtTimeZone). Spark casts a date
+        at midnight of the session's zone: there it is midnight UTC from the day number, as its wall clocks are
+        (FROM_UTC_TIMESTAMP), whatever the session's zone."""
+        if self.dialect != "spark":
+            return exp.cast(d, "timestamp")
+        return exp.func("TIMESTAMP_SECONDS", exp.Mul(this=exp.func("UNIX_DATE", d), expression=exp.Literal.number(86400)))
 
     def _first_day_at_or_after(self, instant: datetime) -> date:
         local = instant.astimezone(self.tz)
@@ -753,6 +774,8 @@ class AudienceSQL:
         query = exp.select(*cols).from_(exp.alias_(exp.to_identifier("labeled", quoted=True), "l", quoted=True)).where(
             keep, copy=False)
         query = inner._with_ctes(query)
+        if self.dialect == "spark":
+            query = _prefix_ctes(query, pop.alias)
         self.facts.nested_tags |= set(inner.tag_names())  # the runtime loads them for the outer query
         for name, since in inner.history_since().items():
             known = self.facts.history.get(name)
@@ -896,7 +919,7 @@ class AudienceSQL:
                                  for c in ["exposure_id", "t0", *self.facts.ends.values()]], copy=False)
         if self.facts.local_today:
             today = (exp.cast(_lit(self.today, T.DATE), "date") if self.today is not None
-                     else exp.cast(self._local(_lit(self.as_of, T.TIMESTAMP), table="u"), "date"))
+                     else self._local_date(_lit(self.as_of, T.TIMESTAMP), table="u"))
             base = base.select(exp.alias_(today, "local_today", quoted=True), copy=False)
         for (event, per_user), facts in sorted(self._split_facts().items()):
             cte = f"evu_{event}" if per_user and self.exposure else f"ev_{event}"
@@ -1136,6 +1159,27 @@ def table_ref(qualified: str) -> exp.Table:
     if len(parts) == 2:
         return exp.Table(this=_q(parts[1]), db=_q(parts[0]))
     return exp.Table(this=_q(parts[0]))
+
+
+def _prefix_ctes(query: exp.Select, prefix: str) -> exp.Select:
+    """The query's own CTEs renamed `<prefix>_<name>` (their references too; the aliases the joins give them stay,
+    so columns read the same). sqlglot writes Spark's nested WITH at the top level, where a population's `base`,
+    `labeled` and `ev_*` would clash with the outer query's (DUPLICATED_CTE_NAMES)."""
+    with_ = query.args.get("with_") or query.args.get("with")
+    if not isinstance(with_, exp.With):
+        return query
+    names = {cte.alias: f"{prefix}_{cte.alias}" for cte in with_.expressions}
+    for cte in with_.expressions:
+        cte.set("alias", exp.TableAlias(this=exp.to_identifier(names[cte.alias], quoted=True)))
+    for table in query.find_all(exp.Table):
+        if not table.args.get("db") and table.name in names:
+            alias = table.alias or table.name
+            table.set("this", exp.to_identifier(names[table.name], quoted=True))
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
+    for aliased in query.find_all(exp.Alias):  # a join's `ev_x AS ev_x`: an identifier under its alias
+        if isinstance(aliased.this, exp.Identifier) and aliased.this.name in names:
+            aliased.set("this", exp.to_identifier(names[aliased.this.name], quoted=True))
+    return query
 
 
 def _month_day_match(d: exp.Expr, today: exp.Expr) -> exp.Expr:

@@ -4,7 +4,8 @@ and a clicks table (empty: the shop's red packet shares and clicks on messages a
 
 Generated in bulk by DuckDB SQL (no Python loop per row): every value is a function of
 (row, seed) through DuckDB's hash, so the same --users and --seed give the same shop.
-For PostgreSQL the tables are generated in DuckDB and streamed over with COPY.
+For PostgreSQL the tables are generated in DuckDB and streamed over with COPY; for Spark they are written as a
+folder of Parquet files (runtime/spark.py).
 About 6 orders (one user in eight buys 22 more), 1.5 visits and 0.4 tags per user; a fifth of
 users stopped ordering 190 days before DEMO_TODAY, where all histories end.
 """
@@ -17,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runtime.warehouse import Warehouse, connect
+from runtime.warehouse import Warehouse, connect, dialect_of
 
 DEMO_TODAY = "2026-12-01 00:00:00+00"
 
@@ -118,21 +119,38 @@ def make_shop(url: str, users: int = 10_000, seed: int = 1, orders_base: int = 8
     if not 1 <= users <= 50_000_000:
         raise ValueError("--users must be between 1 and 50,000,000")
     start = time.perf_counter()
+    if dialect_of(url) == "spark":  # a folder of Parquet tables, written from the same DuckDB shop
+        from pathlib import Path
+
+        from runtime.spark import SparkURL, export_parquet
+
+        scratch = connect("duckdb:///:memory:")
+        try:
+            _generate(scratch, users, seed, orders_base, visits_base)
+            export_parquet(scratch.conn, statements(1, 1), Path(SparkURL.parse(url).folder))
+        finally:
+            scratch.close()
     target = connect(url)
     try:
         if target.dialect == "duckdb":
             _generate(target, users, seed, orders_base, visits_base)
-        else:
+        elif target.dialect == "postgres":
             scratch = connect("duckdb:///:memory:")
             try:
                 _generate(scratch, users, seed, orders_base, visits_base)
                 _copy_to_postgres(scratch, target)
             finally:
                 scratch.close()
-        counts = {t: target.rows(f'SELECT COUNT(*) FROM "{t}"')[0][0] for t in statements(1, 1)}
+        counts = {t: target.rows(f"SELECT COUNT(*) FROM {_quoted(t, target.dialect)}")[0][0] for t in statements(1, 1)}
     finally:
         target.close()
     return Made(counts, time.perf_counter() - start)
+
+
+def _quoted(name: str, dialect: str) -> str:
+    from sqlglot import exp
+
+    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
 
 
 def _generate(wh: Warehouse, users: int, seed: int, orders_base: int = 8, visits_base: int = 4) -> None:

@@ -1,6 +1,7 @@
 """The workspace's database: connect from a URL, create tables from the schema, load rows,
 run audience SQL. DuckDB (`duckdb:///path.duckdb`, `duckdb:///:memory:`) by default,
-PostgreSQL (`postgresql://user@host:port/db`) in production. Sessions run in UTC.
+PostgreSQL (`postgresql://user@host:port/db`) in production, Spark (`spark+local:///folder`,
+`spark://host:port/folder`: runtime/spark.py) to read audiences from a distributed engine. Sessions run in UTC.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from compiler.schema import Schema
 
 if TYPE_CHECKING:
     from runtime.ledger.backend import Backend
+
+SPARK_SCHEMES = ("spark+local://", "spark://")  # runtime/spark.py
 
 TYPES = {"text": "text", "enum": "text", "number": "decimal(18, 4)", "bool": "boolean", "date": "date",
          "timestamp": "timestamptz"}
@@ -64,7 +67,7 @@ class Warehouse:
         return self.backend.frame(self.conn, sql, params)
 
     def close(self) -> None:
-        self.conn.close()
+        self.backend.close(self.conn)
 
 
 def duckdb_path(url: str) -> str | None:
@@ -96,7 +99,12 @@ def connect(url: str, read_only: bool = False) -> Warehouse:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
         conn.execute("SET TIME ZONE 'UTC'")
         return Warehouse("postgres", conn)
-    raise ValueError(f"unsupported database URL {url!r}: use duckdb:///file.duckdb or postgresql://...")
+    if url.startswith(SPARK_SCHEMES):
+        from runtime.spark import connect_spark
+
+        return Warehouse("spark", connect_spark(url))
+    raise ValueError(f"unsupported database URL {url!r}: use duckdb:///file.duckdb, postgresql://... or "
+                     f"spark+local:///parquet-folder")
 
 
 def beside(ledger: Warehouse, url: str) -> Warehouse | None:
@@ -185,8 +193,7 @@ KEY_TYPES = FAMILIES["number"] + FAMILIES["text"]
 
 def compare_schema(wh: Warehouse, schema: Schema) -> list[str]:
     """What differs between the schema and the database, one sentence per problem (empty: all good)."""
-    rows = wh.rows("SELECT table_name, column_name, data_type FROM information_schema.columns "
-                   "WHERE table_schema NOT IN ('information_schema', 'pg_catalog')")
+    rows = wh.backend.columns(wh.conn)
     have: dict[str, dict[str, str]] = {}
     for table, column, dtype in rows:
         have.setdefault(table, {})[column] = dtype.upper()
@@ -227,10 +234,12 @@ def workspace_url(url: str, root) -> str:
     """A relative DuckDB path in camp.toml is relative to the workspace."""
     from pathlib import Path
 
-    if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
-        path = Path(url.removeprefix("duckdb:///"))
-        if not path.is_absolute():
-            return "duckdb:///" + str((Path(root) / path).resolve())
+    for scheme in ("duckdb:///", "spark+local:///"):  # a Spark folder of Parquet tables too
+        if url.startswith(scheme) and not url.startswith("duckdb:///:memory:"):
+            rest, query = (url.removeprefix(scheme).split("?", 1) + [""])[:2]
+            path = Path(rest)
+            if rest and not path.is_absolute():
+                return scheme + str((Path(root) / path).resolve()) + (f"?{query}" if query else "")
     return url
 
 
@@ -245,4 +254,6 @@ def run_urls(ws, data: str | None = None, ledger: str | None = None) -> tuple[st
 
 
 def dialect_of(url: str) -> str:
+    if url.startswith(SPARK_SCHEMES):
+        return "spark"
     return "postgres" if url.startswith(("postgresql://", "postgres://")) else "duckdb"

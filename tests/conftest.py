@@ -36,6 +36,25 @@ def require_postgres():
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {exc}")
 
 
+def require_spark():
+    """pyspark and a Java runtime (scripts/setup-java) for a Spark warehouse's tests. Under CI=true a missing one
+    fails the test (never skips it); elsewhere it is skipped."""
+    import shutil
+
+    missing = None
+    if shutil.which("java") is None:
+        missing = "no `java` on PATH (scripts/setup-java installs Debian's openjdk-17-jre-headless)"
+    else:
+        try:
+            import pyspark  # noqa: F401
+        except ImportError as exc:
+            missing = f"pyspark is not installed ({exc}; scripts/setup installs .[dev])"
+    if missing:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Spark is required under CI=true: {missing}")
+        pytest.skip(missing)
+
+
 # Tests over 15 s in a full run on a busy 2-core machine (`pytest --durations=40`), by node id prefix.
 SLOW = (
     "tests/runtime/test_deploy.py", "tests/runtime/test_serve.py", "tests/runtime/test_serve_releases.py",

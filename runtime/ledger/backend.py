@@ -1,6 +1,6 @@
 """One class per database engine, holding every difference between them (as sqlglot's dialect classes do).
 
-    backend_for("duckdb" | "postgres") -> DuckDB() | Postgres()
+    backend_for("duckdb" | "postgres" | "spark") -> DuckDB() | Postgres() | runtime.spark.Spark()
 
 The ledger and the warehouse session both go through these: placeholders, statements, transactions,
 cross-process locks, `x IN list-parameter`, bulk writes and DataFrame reads. Code outside this module
@@ -27,6 +27,7 @@ class Backend:
     name: ClassVar[str]
     mark: ClassVar[str]  # the driver's parameter placeholder
     one_writer: ClassVar[bool]  # one process at a time may write the database (runs must not wait in-process)
+    holds_ledger: ClassVar[bool] = True  # the ledger may live here (a Spark warehouse is only read)
 
     # ------------------------------------------------------------ statements
     def ph(self, n: int = 1) -> str:
@@ -85,6 +86,14 @@ class Backend:
 
     def frame(self, conn: Any, sql: str, params: Iterable | None = None) -> Any:
         raise NotImplementedError
+
+    def columns(self, conn: Any) -> list[tuple[str, str, str]]:
+        """(table, column, SQL type) of every table the session sees, to check the schema against."""
+        return self.execute(conn, "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_schema NOT IN ('information_schema', 'pg_catalog')").fetchall()
+
+    def close(self, conn: Any) -> None:
+        conn.close()
 
 
 def _given_frame(rows: Any) -> bool:
@@ -229,5 +238,9 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (DuckDB(), Postgres())}
 
 
 def backend_for(dialect: str) -> Backend:
+    if dialect == "spark" and dialect not in BACKENDS:  # pyspark is imported only where Spark is used
+        from runtime.spark import Spark
+
+        BACKENDS[dialect] = Spark()
     return BACKENDS[dialect]
 

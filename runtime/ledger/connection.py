@@ -24,6 +24,12 @@ class Connection:
     queries camp makes are `runtime.ledger.store.Ledger`'s methods, built on this."""
 
     def __init__(self, url: str):
+        from runtime.ledger.backend import backend_for
+        from runtime.warehouse import dialect_of
+
+        if not backend_for(dialect_of(url)).holds_ledger:
+            raise ValueError(f"the ledger cannot live in {url}: a {dialect_of(url)} warehouse is only read; keep the "
+                             f"ledger in DuckDB or PostgreSQL ([ledger] url in camp.toml, --ledger)")
         self.url = url
         self.db: Warehouse = connect(url)
         self.dialect = self.db.dialect

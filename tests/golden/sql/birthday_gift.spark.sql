@@ -11,10 +11,16 @@ WITH `tags_` AS (
   SELECT
     `u`.`user_id` AS `user_id`,
     `u`.`birthday` AS `u_birthday`,
-    CAST(FROM_UTC_TIMESTAMP(
-      CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
-      COALESCE(`u`.`timezone`, 'Asia/Shanghai')
-    ) AS DATE) AS `local_today`,
+    DATE_FROM_UNIX_DATE(
+      CAST(FLOOR(
+        UNIX_SECONDS(
+          FROM_UTC_TIMESTAMP(
+            CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP),
+            COALESCE(`u`.`timezone`, 'Asia/Shanghai')
+          )
+        ) / 86400
+      ) AS INT)
+    ) AS `local_today`,
     `tags_`.`tag_0`
   FROM `users` AS `u`
   LEFT JOIN `tags_` AS `tags_`

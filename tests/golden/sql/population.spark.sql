@@ -1,4 +1,4 @@
-WITH `ev_orders` AS (
+WITH `pop_0_ev_orders` AS (
   SELECT
     `e`.`user_id` AS `user_id`,
     SUM(
@@ -23,18 +23,18 @@ WITH `ev_orders` AS (
     AND `e`.`created_at` < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP)
   GROUP BY
     `e`.`user_id`
-), `base` AS (
+), `pop_0_base` AS (
   SELECT
     `u`.`user_id` AS `user_id`,
     `ev_orders`.`orders_0`,
     `ev_orders`.`orders_1`
   FROM `users` AS `u`
-  LEFT JOIN `ev_orders` AS `ev_orders`
+  LEFT JOIN `pop_0_ev_orders` AS `ev_orders`
     ON `ev_orders`.`user_id` = `u`.`user_id`
-), `labeled` AS (
+), `pop_0_labeled` AS (
   SELECT
     *
-  FROM `base` AS `l`
+  FROM `pop_0_base` AS `l`
 ), `pop_0` AS (
   SELECT
     `l`.`user_id` AS `user_id`,
@@ -45,7 +45,7 @@ WITH `ev_orders` AS (
       ORDER BY COALESCE(`l`.`orders_0`, 0) NULLS LAST, CAST(`l`.`user_id` AS STRING) NULLS LAST
     ) AS `nt5`,
     ROW_NUMBER() OVER (ORDER BY COALESCE(`l`.`orders_0`, 0) NULLS LAST) - 1 AS `rn`
-  FROM `labeled` AS `l`
+  FROM `pop_0_labeled` AS `l`
   WHERE
     COALESCE(`l`.`orders_1`, 0) > 0 AND NOT COALESCE(`l`.`orders_0`, 0) IS NULL
 ), `pop_0_pct` AS (
@@ -64,7 +64,7 @@ WITH `ev_orders` AS (
       ) * 0.5) THEN `pop_0`.`v` END)
     ) AS `p0`
   FROM `pop_0` AS `pop_0`
-), `ev_orders` AS (
+), `pop_1_ev_orders` AS (
   SELECT
     `e`.`user_id` AS `user_id`,
     SUM(
@@ -81,17 +81,17 @@ WITH `ev_orders` AS (
     AND `e`.`created_at` < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP)
   GROUP BY
     `e`.`user_id`
-), `base` AS (
+), `pop_1_base` AS (
   SELECT
     `u`.`user_id` AS `user_id`,
     `ev_orders`.`orders_0`
   FROM `users` AS `u`
-  LEFT JOIN `ev_orders` AS `ev_orders`
+  LEFT JOIN `pop_1_ev_orders` AS `ev_orders`
     ON `ev_orders`.`user_id` = `u`.`user_id`
-), `labeled` AS (
+), `pop_1_labeled` AS (
   SELECT
     *
-  FROM `base` AS `l`
+  FROM `pop_1_base` AS `l`
 ), `pop_1` AS (
   SELECT
     `l`.`user_id` AS `user_id`,
@@ -99,10 +99,10 @@ WITH `ev_orders` AS (
     NTILE(5) OVER (
       ORDER BY COALESCE(`l`.`orders_0`, 0) NULLS LAST, CAST(`l`.`user_id` AS STRING) NULLS LAST
     ) AS `nt5`
-  FROM `labeled` AS `l`
+  FROM `pop_1_labeled` AS `l`
   WHERE
     COALESCE(`l`.`orders_0`, 0) > 0 AND NOT COALESCE(`l`.`orders_0`, 0) IS NULL
-), `ev_orders` AS (
+), `pop_2_ev_orders` AS (
   SELECT
     `e`.`user_id` AS `user_id`,
     MAX(
@@ -119,23 +119,23 @@ WITH `ev_orders` AS (
     AND `e`.`created_at` < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMP)
   GROUP BY
     `e`.`user_id`
-), `base` AS (
+), `pop_2_base` AS (
   SELECT
     `u`.`user_id` AS `user_id`,
     `ev_orders`.`orders_0`
   FROM `users` AS `u`
-  LEFT JOIN `ev_orders` AS `ev_orders`
+  LEFT JOIN `pop_2_ev_orders` AS `ev_orders`
     ON `ev_orders`.`user_id` = `u`.`user_id`
-), `labeled` AS (
+), `pop_2_labeled` AS (
   SELECT
     *
-  FROM `base` AS `l`
+  FROM `pop_2_base` AS `l`
 ), `pop_2` AS (
   SELECT
     `l`.`user_id` AS `user_id`,
     `l`.`orders_0` AS `v`,
     NTILE(5) OVER (ORDER BY `l`.`orders_0` NULLS LAST, CAST(`l`.`user_id` AS STRING) NULLS LAST) AS `nt5`
-  FROM `labeled` AS `l`
+  FROM `pop_2_labeled` AS `l`
   WHERE
     NOT `l`.`orders_0` IS NULL
 ), `ev_orders` AS (
