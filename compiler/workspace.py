@@ -1,4 +1,7 @@
-"""A folder -> Workspace: camp.toml, every .camp file parsed, their texts kept for diagnostics."""
+"""A folder -> Workspace: camp.toml, every .camp file parsed, their texts kept for diagnostics.
+
+Files parsed before with the same bytes come from the parse cache (dsl/parse_cache.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from compiler.config import WorkspaceConfig, load_config
 from compiler.runconfig import check_run_config
 from dsl.ast import Module
 from dsl.diagnostics import Diagnostic, diagnostic
-from dsl.parse import parse_file
+from dsl.parse_cache import parse_files_cached
 from dsl.span import Span
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis"}
@@ -81,9 +84,8 @@ def load_workspace(path: Path) -> Workspace | Diagnostic:
 
 
 def _parse_all(root: Path, ws: Workspace) -> None:
-    for f in camp_files(root):
-        shown = display_path(f)
-        module, mdiags, text = parse_file(f, shown)
+    files = [(f, display_path(f)) for f in camp_files(root)]
+    for (f, shown), (module, mdiags, text) in zip(files, parse_files_cached(files), strict=True):
         ws.modules.append(module)
         ws.diagnostics.extend(mdiags)
         ws.paths[shown] = f
