@@ -120,7 +120,7 @@ def pandas_audiences(users, orders, visits, tags) -> dict[str, set]:
     import pandas as pd
 
     def ago(days: int):
-        return pd.Timestamp(minus(AS_OF, Dur(days, "d")))
+        return pd.Timestamp(minus(AS_OF, Dur(days, "d"), "Asia/Shanghai"))
 
     asof = pd.Timestamp(AS_OF)
     o = orders[orders["created_at"] < asof]

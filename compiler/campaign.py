@@ -53,6 +53,9 @@ class CampaignContext:
     policy: P.Policy
     channels: list[str]
     templates: list[TemplateUse] = field(default_factory=list)
+    # template name -> (resolved path or None, is a file, why it could not be looked up): shared by the
+    # campaigns of one check run, so a thousand campaigns naming one template resolve it once
+    template_paths: dict[str, tuple[Path | None, bool, Exception | None]] = field(default_factory=dict)
 
 
 def check_campaign(decl: A.CampaignDecl, ctx: CampaignContext) -> P.Campaign:
@@ -300,10 +303,16 @@ def _channel(ch: A.Channel, ctx: CampaignContext) -> P.ChannelRef:
         ctx.report("E510", problem[0], ch.template.span, [problem[1]])
     elif template is not None and not nul:
         assert ch.template is not None
-        try:
-            path = resolve_template(ctx.template_dir, template)
-            found = path is not None and path.is_file()
-        except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name the file system refuses
+        looked = ctx.template_paths.get(template)
+        if looked is None:  # once per name and check run: resolving walks every part of the path
+            try:
+                path = resolve_template(ctx.template_dir, template)
+                looked = (path, path is not None and path.is_file(), None)
+            except (OSError, RuntimeError, ValueError) as exc:  # a symlink loop, a name the file system refuses
+                looked = (None, False, exc)
+            ctx.template_paths[template] = looked
+        path, found, exc = looked
+        if exc is not None:
             ctx.report("E510", f"the template \"{template}\" cannot be looked up: {exc}", ch.template.span,
                        ["check the file (a link that points to itself?) or name another"])
             return P.ChannelRef(name, template, ch.subject.value if ch.subject else None)

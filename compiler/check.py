@@ -83,9 +83,11 @@ def check_workspace(ws: Workspace) -> CheckResult:
     _cycles(graph, decls, report)
     program.policy = _policy(decls["policy"], ws, labels, report)
     channels = ws.config.channel_names()
+    template_paths: dict = {}
     for name, (file, d) in decls["campaign"].items():
         report.file = file
-        ctx = CampaignContext(checker, report, ws.config, ws.template_dir, program.policy, channels)
+        ctx = CampaignContext(checker, report, ws.config, ws.template_dir, program.policy, channels,
+                              template_paths=template_paths)
         campaign = check_campaign(d, ctx)
         program.campaigns[name] = campaign
         _templates(ctx, campaign, schema, ws, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from compiler.bounds import FIRST_DATE
@@ -148,15 +149,12 @@ def cron_lines(sched: Schedule) -> list[str]:
 def check_fires(sched: Schedule, trig: A.Node, report: Report) -> bool:
     """A schedule must fire at least once: at all, and between its start and end dates when it has them
     (`cron "0 0 30 2 *"` never does; `every monday` from a Tuesday to the Wednesday after neither)."""
-    from croniter import CroniterBadDateError, croniter
-
     tz = ZoneInfo(sched.tz)
     first = datetime.combine(sched.start or FIRST_DATE, time(), tzinfo=tz) - timedelta(seconds=1)
     last = datetime.combine(sched.end, time(23, 59, 59), tzinfo=tz) if sched.end else None
     for line in cron_lines(sched):
-        try:
-            fire = croniter(line, first).get_next(datetime)
-        except (CroniterBadDateError, ValueError, OverflowError):
+        fire = _next_fire(line, first, sched.tz)
+        if fire is None:
             continue
         if last is None or fire <= last:
             return True
@@ -169,3 +167,17 @@ def check_fires(sched: Schedule, trig: A.Node, report: Report) -> bool:
         report("E415", f"{shown} never fires: no date matches it", trig.span,
                ["check the day of month against the month (there is no 30 February or 31 April)"])
     return False
+
+
+@lru_cache(maxsize=1024)
+def _next_fire(line: str, after: datetime, zone: str) -> datetime | None:
+    """The first time after `after` (a time in `zone`) that the cron line fires, or None when it never does.
+    A pure function, computed once per distinct (line, start, zone): a thousand campaigns `daily at 09:00`
+    share one croniter run (croniter builds its tables per call: about 0.4 ms each). The zone is part of the
+    key because aware datetimes of different zones compare equal when they are the same instant."""
+    from croniter import CroniterBadDateError, croniter
+
+    try:
+        return croniter(line, after).get_next(datetime)
+    except (CroniterBadDateError, ValueError, OverflowError):
+        return None

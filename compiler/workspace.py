@@ -1,4 +1,7 @@
-"""A folder -> Workspace: camp.toml, every .camp file parsed, their texts kept for diagnostics."""
+"""A folder -> Workspace: camp.toml, every .camp file parsed, their texts kept for diagnostics.
+
+Files parsed before with the same bytes come from the parse cache (dsl/parse_cache.py).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from compiler.runconfig import check_run_config
 from dsl.ast import Module
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.parse import parse_file, parse_source
+from dsl.parse_cache import parse_files_cached
 from dsl.span import Span
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis"}
@@ -107,20 +111,26 @@ def _parse_all(root: Path, ws: Workspace, overlay: Mapping[Path, str], parsed: d
         extra = [p for p in overlay if p not in on_disk and _walked(root, p)]
         if extra:  # in the order camp_files would give once saved: the first of two declarations is the same
             files = sorted(files + extra, key=lambda p: _walk_order(p.relative_to(root)))
-    for f in files:
-        shown = display_path(f)
-        held = overlay.get(f.resolve()) if overlay else None
-        if held is not None:
-            module, mdiags, text = parse_source(held, shown)
-        elif parsed is not None:
-            module, mdiags, text = _parse_unless_known(f, shown, parsed)
-        else:
-            module, mdiags, text = parse_file(f, shown)
+    shown_files = [(f, display_path(f)) for f in files]
+    if not overlay and parsed is None:  # camp check: the content-hash parse cache (dsl.parse_cache)
+        results = parse_files_cached(shown_files)
+    else:  # the language server: open files from the editor, the rest unless unchanged since its last check
+        results = [_parse_one(f, shown, overlay, parsed) for f, shown in shown_files]
+    for (f, shown), (module, mdiags, text) in zip(shown_files, results, strict=True):
         ws.modules.append(module)
         ws.diagnostics.extend(mdiags)
         ws.paths[shown] = f
         if text is not None:
             ws.sources[shown] = text
+
+
+def _parse_one(f: Path, shown: str, overlay: Mapping[Path, str], parsed: dict[Path, tuple] | None) -> tuple:
+    held = overlay.get(f.resolve()) if overlay else None
+    if held is not None:
+        return parse_source(held, shown)
+    if parsed is not None:
+        return _parse_unless_known(f, shown, parsed)
+    return parse_file(f, shown)
 
 
 def _parse_unless_known(f: Path, shown: str, parsed: dict[Path, tuple]) -> tuple:

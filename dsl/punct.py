@@ -13,6 +13,8 @@ not mapped (digits are ASCII only; letters are name characters).
 
 from __future__ import annotations
 
+import re
+
 PUNCTUATION = {
     "：": ":", "，": ",", "、": ",", "（": "(", "）": ")", "＝": "=", "＜": "<", "＞": ">", "！": "!",
     "％": "%", "｛": "{", "｝": "}", "＋": "+", "－": "-", "＊": "*", "／": "/", "．": ".", "\u3000": " ",
@@ -22,9 +24,12 @@ _SINGLE = "‘’"
 OPENERS = {q: _DOUBLE for q in "“”＂"} | {q: _SINGLE for q in _SINGLE}
 
 
+_SPECIAL = re.compile("[" + re.escape("".join(PUNCTUATION) + "".join(OPENERS)) + "]")
+
+
 def ascii_punctuation(text: str) -> str:
     """`text` with full-width punctuation and curly string delimiters read as ASCII (same length)."""
-    if text.isascii():
+    if text.isascii() or _SPECIAL.search(text) is None:  # nothing to map: Chinese titles alone change nothing
         return text
     out = list(text)
     i, n = 0, len(text)

@@ -364,6 +364,35 @@ def test_tagged_is_either_source(duck, pg):
             assert _engine_users(wh, I.Not(cond), AS_OFS[0], program, manual) == {1, 2, 3, 4} - expected
 
 
+def test_any_of_several_tags_and_excluded_tags(duck, pg):
+    """`tagged a or tagged b or ...` (one EXISTS over both tags on PostgreSQL) and a campaign's `exclude
+    tagged` (an anti-join in the final audience's WHERE), from either source of tags, on both engines."""
+    users = [{"user_id": i, "city": "北京" if i % 2 else "上海"} for i in range(1, 9)]
+    data = Data(users=users, tags=[(1, "vip"), (2, "gold"), (3, "vip"), (3, "gold"), (5, "complained"),
+                                   (6, "other")],
+                manual=[("4", "gold"), ("6", "vip"), ("7", "complained"), ("99", "vip")])
+    city = I.Cmp("=", user_attr("city"), I.Const("北京", T.TEXT))
+    conds = [I.Or((I.HasTag("vip"), I.HasTag("gold"))), I.Or((I.HasTag("vip"), city, I.HasTag("gold"))),
+             I.Not(I.Or((I.HasTag("gold"), I.HasTag("vip")))), I.And((I.Or((I.HasTag("vip"), I.HasTag("nobody"))),
+                                                                   I.Not(I.HasTag("complained"))))]
+    campaign = dataclasses.replace(PROGRAM.campaigns["multi_tag_coupon"],
+                                   audience=I.Or((I.HasTag("vip"), I.HasTag("gold"), city)),
+                                   excludes=[I.HasTag("complained"), I.HasTag("other")])
+    for manual in (True, False):
+        used = data if manual else dataclasses.replace(data, manual=[])
+        ref = Reference(PROGRAM, used, AS_OFS[0])
+        for wh in (duck, pg):
+            _load(wh, used)
+            for cond in conds:
+                assert _engine_users(wh, cond, AS_OFS[0], PROGRAM, manual) == ref.users_where(cond), (wh.dialect, cond)
+            c = AudienceSQL(PROGRAM, AS_OFS[0], wh.dialect, manual_tags=manual)
+            sql = c.sql(c.final(campaign), pretty=False)
+            assert {r[0] for r in wh.rows(sql)} == ref.campaign(campaign)["final"], (wh.dialect, manual)
+            assert set(c.tag_names()) == {"vip", "gold", "complained", "other"}  # what the runtime loads
+            if wh.dialect == "postgres":
+                assert sql.count("EXISTS") == (4 if manual else 2) and "tags_" not in sql
+
+
 @settings(max_examples=examples(EXAMPLES), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
 @given(datasets(), st.one_of(population_atoms, st.lists(population_atoms, min_size=2, max_size=3).map(

@@ -53,18 +53,10 @@ WITH `ev_orders` AS (
   FROM `base` AS `l`
 )
 SELECT
-  `a`.`user_id`
-FROM (
-  SELECT
-    `l`.`user_id` AS `user_id`,
-    FALSE AS `excluded`,
-    FALSE AS `held_out`
-  FROM `labeled` AS `l`
-  WHERE
-    COALESCE(`l`.`u_city` = '北京', FALSE)
-    AND COALESCE(COALESCE(`l`.`visits_0`, 0) >= 3, FALSE)
-    AND COALESCE(COALESCE(`l`.`orders_0`, 0) >= 1, FALSE)
-    AND COALESCE(`l`.`orders_1`, 0) = 0
-) AS `a`
+  `l`.`user_id` AS `user_id`
+FROM `labeled` AS `l`
 WHERE
-  NOT `a`.`excluded` AND NOT `a`.`held_out`
+  COALESCE(`l`.`u_city` = '北京', FALSE)
+  AND COALESCE(COALESCE(`l`.`visits_0`, 0) >= 3, FALSE)
+  AND COALESCE(COALESCE(`l`.`orders_0`, 0) >= 1, FALSE)
+  AND COALESCE(`l`.`orders_1`, 0) = 0

@@ -27,15 +27,12 @@ WITH `tags_` AS (
   FROM `base` AS `l`
 )
 SELECT
-  `a`.`user_id`
-FROM (
-  SELECT
-    `l`.`user_id` AS `user_id`,
-    COALESCE(`l`.`tag_0`, 0) = 1 AS `excluded`,
-    FALSE AS `held_out`
-  FROM `labeled` AS `l`
-  WHERE
-    COALESCE(
+  `l`.`user_id` AS `user_id`
+FROM `labeled` AS `l`
+WHERE
+  COALESCE(
+    NOT `l`.`u_birthday` IS NULL
+    AND (
       (
         EXTRACT(MONTH FROM `l`.`u_birthday`) = EXTRACT(MONTH FROM `l`.`local_today`)
         AND EXTRACT(DAY FROM `l`.`u_birthday`) = EXTRACT(DAY FROM `l`.`local_today`)
@@ -46,9 +43,8 @@ FROM (
         AND EXTRACT(MONTH FROM `l`.`local_today`) = 2
         AND EXTRACT(DAY FROM `l`.`local_today`) = 28
         AND EXTRACT(MONTH FROM CAST(`l`.`local_today` AS DATE) + INTERVAL '1' DAY) = 3
-      ),
-      FALSE
-    )
-) AS `a`
-WHERE
-  NOT `a`.`excluded` AND NOT `a`.`held_out`
+      )
+    ),
+    FALSE
+  )
+  AND NOT COALESCE(`l`.`tag_0`, 0) = 1

@@ -1,36 +1,21 @@
-WITH "tags_" AS (
-  SELECT
-    "t"."user_id" AS "user_id",
-    MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_0"
-  FROM "user_tags" AS "t"
-  WHERE
-    "t"."tag" IN ('complained')
-  GROUP BY
-    "t"."user_id"
-), "base" AS (
+WITH "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
     "u"."birthday" AS "u_birthday",
-    CAST(CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("u"."timezone", 'Asia/Shanghai') AS DATE) AS "local_today",
-    "tags_"."tag_0"
+    CAST(CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ) AT TIME ZONE COALESCE("u"."timezone", 'Asia/Shanghai') AS DATE) AS "local_today"
   FROM "users" AS "u"
-  LEFT JOIN "tags_" AS "tags_"
-    ON "tags_"."user_id" = "u"."user_id"
 ), "labeled" AS (
   SELECT
     *
   FROM "base" AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
-    FALSE AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE(
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  COALESCE(
+    NOT "l"."u_birthday" IS NULL
+    AND (
       (
         EXTRACT(MONTH FROM "l"."u_birthday") = EXTRACT(MONTH FROM "l"."local_today")
         AND EXTRACT(DAY FROM "l"."u_birthday") = EXTRACT(DAY FROM "l"."local_today")
@@ -41,9 +26,14 @@ FROM (
         AND EXTRACT(MONTH FROM "l"."local_today") = 2
         AND EXTRACT(DAY FROM "l"."local_today") = 28
         AND EXTRACT(MONTH FROM CAST("l"."local_today" AS DATE) + INTERVAL '1 DAY') = 3
-      ),
-      FALSE
-    )
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+      )
+    ),
+    FALSE
+  )
+  AND NOT EXISTS(
+    SELECT
+      1
+    FROM "user_tags" AS "t"
+    WHERE
+      "t"."user_id" = "l"."user_id" AND "t"."tag" IN ('complained')
+  )

@@ -25,15 +25,12 @@ WITH "tags_" AS (
   FROM "base" AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
-    FALSE AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE(
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  COALESCE(
+    NOT "l"."u_birthday" IS NULL
+    AND (
       (
         DATE_PART(MONTH, "l"."u_birthday") = DATE_PART(MONTH, "l"."local_today")
         AND DATE_PART(DAY, "l"."u_birthday") = DATE_PART(DAY, "l"."local_today")
@@ -44,9 +41,8 @@ FROM (
         AND DATE_PART(MONTH, "l"."local_today") = 2
         AND DATE_PART(DAY, "l"."local_today") = 28
         AND DATE_PART(MONTH, CAST("l"."local_today" AS DATE) + INTERVAL '1 DAY') = 3
-      ),
-      FALSE
-    )
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+      )
+    ),
+    FALSE
+  )
+  AND NOT COALESCE("l"."tag_0", 0) = 1

@@ -10,19 +10,11 @@ WITH "base" AS (
   FROM "base" AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    FALSE AS "excluded",
-    FALSE AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    NOT "l"."u_email" IS NULL
-    AND COALESCE(
-      "l"."u_registered" < CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMPTZ),
-      FALSE
-    )
-) AS "a"
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
 WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  NOT "l"."u_email" IS NULL
+  AND COALESCE(
+    "l"."u_registered" < CAST('2026-11-24 02:00:00.000000+00:00' AS TIMESTAMPTZ),
+    FALSE
+  )

@@ -1,35 +1,22 @@
-WITH "tags_" AS (
-  SELECT
-    "t"."user_id" AS "user_id",
-    MAX(CASE WHEN "t"."tag" = 'employee' THEN 1 ELSE 0 END) AS "tag_0"
-  FROM "user_tags" AS "t"
-  WHERE
-    "t"."tag" IN ('employee')
-  GROUP BY
-    "t"."user_id"
-), "base" AS (
+WITH "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
-    "u"."member_level" AS "u_member_level",
-    "tags_"."tag_0"
+    "u"."member_level" AS "u_member_level"
   FROM "users" AS "u"
-  LEFT JOIN "tags_" AS "tags_"
-    ON "tags_"."user_id" = "u"."user_id"
 ), "labeled" AS (
   SELECT
     *
   FROM "base" AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
-    FALSE AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE("l"."u_member_level" = 'normal', FALSE)
-) AS "a"
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
 WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  COALESCE("l"."u_member_level" = 'normal', FALSE)
+  AND NOT EXISTS(
+    SELECT
+      1
+    FROM "user_tags" AS "t"
+    WHERE
+      "t"."user_id" = "l"."user_id" AND "t"."tag" IN ('employee')
+  )

@@ -21,15 +21,8 @@ WITH "tags_" AS (
   FROM "base" AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
-    FALSE AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE("l"."u_member_level" = 'normal', FALSE)
-) AS "a"
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
 WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  COALESCE("l"."u_member_level" = 'normal', FALSE)
+  AND NOT COALESCE("l"."tag_0", 0) = 1

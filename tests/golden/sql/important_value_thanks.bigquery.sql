@@ -49,16 +49,8 @@ WITH `ev_orders` AS (
   ) AS `l`
 )
 SELECT
-  `a`.`user_id`
-FROM (
-  SELECT
-    `l`.`user_id` AS `user_id`,
-    FALSE AS `excluded`,
-    FALSE AS `held_out`
-  FROM `labeled` AS `l`
-  WHERE
-    `l`.`seg_important_value`
-    AND COALESCE(`l`.`u_member_level` IN ('silver', 'gold'), FALSE)
-) AS `a`
+  `l`.`user_id` AS `user_id`
+FROM `labeled` AS `l`
 WHERE
-  NOT `a`.`excluded` AND NOT `a`.`held_out`
+  `l`.`seg_important_value`
+  AND COALESCE(`l`.`u_member_level` IN ('silver', 'gold'), FALSE)

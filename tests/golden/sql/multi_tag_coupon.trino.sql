@@ -26,17 +26,12 @@ WITH "tags_" AS (
   FROM "base" AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_3", 0) = 1 AS "excluded",
-    FALSE AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
     COALESCE("l"."tag_0", 0) = 1
     OR COALESCE("l"."tag_1", 0) = 1
     OR COALESCE("l"."tag_2", 0) = 1
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  )
+  AND NOT COALESCE("l"."tag_3", 0) = 1

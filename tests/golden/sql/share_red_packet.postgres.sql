@@ -42,19 +42,11 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    FALSE AS "excluded",
-    FALSE AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE("l"."class_value_quadrant" IN ('hf_hv', 'lf_hv'), FALSE)
-    AND COALESCE(
-      "l"."u_registered" < CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMPTZ),
-      FALSE
-    )
-) AS "a"
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
 WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  COALESCE("l"."class_value_quadrant" IN ('hf_hv', 'lf_hv'), FALSE)
+  AND COALESCE(
+    "l"."u_registered" < CAST('2026-11-01 02:00:00.000000+00:00' AS TIMESTAMPTZ),
+    FALSE
+  )

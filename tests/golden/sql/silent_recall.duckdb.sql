@@ -123,20 +123,16 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
-    (
-      (
-        CAST('0x' || SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS TEXT)), 1, 8) AS BIGINT)
-      ) % 10000
-    ) < 500 AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
     COALESCE("l"."class_lifecycle" IN ('silent'), FALSE)
     AND COALESCE("l"."class_promo_sensitivity" IN ('fanatic', 'sensitive', 'neutral'), FALSE)
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  )
+  AND NOT COALESCE("l"."tag_0", 0) = 1
+  AND NOT (
+    (
+      CAST('0x' || SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS TEXT)), 1, 8) AS BIGINT)
+    ) % 10000
+  ) < 500

@@ -143,11 +143,15 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
+    COALESCE("l"."class_lifecycle" IN ('silent'), FALSE)
+    AND COALESCE("l"."class_promo_sensitivity" IN ('fanatic', 'sensitive', 'neutral'), FALSE)
+  )
+  AND NOT COALESCE("l"."tag_0", 0) = 1
+  AND NOT (
     (
       (
         (
@@ -157,46 +161,38 @@ FROM (
                 (
                   (
                     (
-                      (
-                        CAST(0 AS BIGINT)
-                      ) * 16 + CHARINDEX(
-                        SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 1, 1),
-                        '0123456789abcdef'
-                      ) - 1
+                      CAST(0 AS BIGINT)
                     ) * 16 + CHARINDEX(
-                      SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 2, 1),
+                      SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 1, 1),
                       '0123456789abcdef'
                     ) - 1
                   ) * 16 + CHARINDEX(
-                    SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 3, 1),
+                    SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 2, 1),
                     '0123456789abcdef'
                   ) - 1
                 ) * 16 + CHARINDEX(
-                  SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 4, 1),
+                  SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 3, 1),
                   '0123456789abcdef'
                 ) - 1
               ) * 16 + CHARINDEX(
-                SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 5, 1),
+                SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 4, 1),
                 '0123456789abcdef'
               ) - 1
             ) * 16 + CHARINDEX(
-              SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 6, 1),
+              SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 5, 1),
               '0123456789abcdef'
             ) - 1
           ) * 16 + CHARINDEX(
-            SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 7, 1),
+            SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 6, 1),
             '0123456789abcdef'
           ) - 1
         ) * 16 + CHARINDEX(
-          SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 8, 1),
+          SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 7, 1),
           '0123456789abcdef'
         ) - 1
-      ) % 10000
-    ) < 500 AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE("l"."class_lifecycle" IN ('silent'), FALSE)
-    AND COALESCE("l"."class_promo_sensitivity" IN ('fanatic', 'sensitive', 'neutral'), FALSE)
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+      ) * 16 + CHARINDEX(
+        SUBSTRING(MD5('silent_recall:' || CAST("l"."user_id" AS VARCHAR)), 8, 1),
+        '0123456789abcdef'
+      ) - 1
+    ) % 10000
+  ) < 500

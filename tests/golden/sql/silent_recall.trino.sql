@@ -143,11 +143,15 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
+    COALESCE("l"."class_lifecycle" IN ('silent'), FALSE)
+    AND COALESCE("l"."class_promo_sensitivity" IN ('fanatic', 'sensitive', 'neutral'), FALSE)
+  )
+  AND NOT COALESCE("l"."tag_0", 0) = 1
+  AND NOT (
     (
       (
         (
@@ -157,22 +161,7 @@ FROM (
                 (
                   (
                     (
-                      (
-                        CAST(0 AS BIGINT)
-                      ) * 16 + STRPOS(
-                        '0123456789abcdef',
-                        SUBSTR(
-                          LOWER(
-                            TO_HEX(
-                              MD5(
-                                TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
-                              )
-                            )
-                          ),
-                          1,
-                          1
-                        )
-                      ) - 1
+                      CAST(0 AS BIGINT)
                     ) * 16 + STRPOS(
                       '0123456789abcdef',
                       SUBSTR(
@@ -183,7 +172,7 @@ FROM (
                             )
                           )
                         ),
-                        2,
+                        1,
                         1
                       )
                     ) - 1
@@ -197,7 +186,7 @@ FROM (
                           )
                         )
                       ),
-                      3,
+                      2,
                       1
                     )
                   ) - 1
@@ -211,7 +200,7 @@ FROM (
                         )
                       )
                     ),
-                    4,
+                    3,
                     1
                   )
                 ) - 1
@@ -225,7 +214,7 @@ FROM (
                       )
                     )
                   ),
-                  5,
+                  4,
                   1
                 )
               ) - 1
@@ -239,7 +228,7 @@ FROM (
                     )
                   )
                 ),
-                6,
+                5,
                 1
               )
             ) - 1
@@ -253,7 +242,7 @@ FROM (
                   )
                 )
               ),
-              7,
+              6,
               1
             )
           ) - 1
@@ -267,16 +256,23 @@ FROM (
                 )
               )
             ),
-            8,
+            7,
             1
           )
         ) - 1
-      ) % 10000
-    ) < 500 AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE("l"."class_lifecycle" IN ('silent'), FALSE)
-    AND COALESCE("l"."class_promo_sensitivity" IN ('fanatic', 'sensitive', 'neutral'), FALSE)
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+      ) * 16 + STRPOS(
+        '0123456789abcdef',
+        SUBSTR(
+          LOWER(
+            TO_HEX(
+              MD5(
+                TO_UTF8(CONCAT(CAST('silent_recall:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+              )
+            )
+          ),
+          8,
+          1
+        )
+      ) - 1
+    ) % 10000
+  ) < 500

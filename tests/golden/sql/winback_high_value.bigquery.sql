@@ -112,13 +112,19 @@ WITH `ev_orders` AS (
   ) AS `l`
 )
 SELECT
-  `a`.`user_id`
-FROM (
-  SELECT
-    `l`.`user_id` AS `user_id`,
-    COALESCE(`l`.`tag_0`, 0) = 1 AS `excluded`,
-    (
-      MOD(
+  `l`.`user_id` AS `user_id`
+FROM `labeled` AS `l`
+WHERE
+  (
+    COALESCE(`l`.`class_lifecycle` IN ('churned'), FALSE)
+    AND COALESCE(COALESCE(`l`.`orders_0`, 0) >= 10, FALSE)
+    AND COALESCE(COALESCE(`l`.`orders_1`, 0) >= 2000, FALSE)
+    AND COALESCE(`l`.`orders_2`, 0) = 0
+  )
+  AND NOT COALESCE(`l`.`tag_0`, 0) = 1
+  AND NOT (
+    MOD(
+      (
         (
           (
             (
@@ -126,49 +132,39 @@ FROM (
                 (
                   (
                     (
-                      (
-                        CAST(0 AS INT64)
-                      ) * 16 + INSTR(
-                        '0123456789abcdef',
-                        SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 1, 1)
-                      ) - 1
+                      CAST(0 AS INT64)
                     ) * 16 + INSTR(
                       '0123456789abcdef',
-                      SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 2, 1)
+                      SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 1, 1)
                     ) - 1
                   ) * 16 + INSTR(
                     '0123456789abcdef',
-                    SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 3, 1)
+                    SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 2, 1)
                   ) - 1
                 ) * 16 + INSTR(
                   '0123456789abcdef',
-                  SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 4, 1)
+                  SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 3, 1)
                 ) - 1
               ) * 16 + INSTR(
                 '0123456789abcdef',
-                SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 5, 1)
+                SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 4, 1)
               ) - 1
             ) * 16 + INSTR(
               '0123456789abcdef',
-              SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 6, 1)
+              SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 5, 1)
             ) - 1
           ) * 16 + INSTR(
             '0123456789abcdef',
-            SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 7, 1)
+            SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 6, 1)
           ) - 1
         ) * 16 + INSTR(
           '0123456789abcdef',
-          SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 8, 1)
-        ) - 1,
-        10000
-      )
-    ) < 1000 AS `held_out`
-  FROM `labeled` AS `l`
-  WHERE
-    COALESCE(`l`.`class_lifecycle` IN ('churned'), FALSE)
-    AND COALESCE(COALESCE(`l`.`orders_0`, 0) >= 10, FALSE)
-    AND COALESCE(COALESCE(`l`.`orders_1`, 0) >= 2000, FALSE)
-    AND COALESCE(`l`.`orders_2`, 0) = 0
-) AS `a`
-WHERE
-  NOT `a`.`excluded` AND NOT `a`.`held_out`
+          SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 7, 1)
+        ) - 1
+      ) * 16 + INSTR(
+        '0123456789abcdef',
+        SUBSTRING(TO_HEX(MD5('winback_high_value:' || CAST(`l`.`user_id` AS STRING))), 8, 1)
+      ) - 1,
+      10000
+    )
+  ) < 1000

@@ -82,22 +82,18 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
-    (
-      (
-        CAST('0x' || SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS TEXT)), 1, 8) AS BIGINT)
-      ) % 10000
-    ) < 1000 AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
     COALESCE("l"."class_lifecycle" IN ('churned'), FALSE)
     AND COALESCE(COALESCE("l"."orders_0", 0) >= 10, FALSE)
     AND COALESCE(COALESCE("l"."orders_1", 0) >= 2000, FALSE)
     AND COALESCE("l"."orders_2", 0) = 0
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  )
+  AND NOT COALESCE("l"."tag_0", 0) = 1
+  AND NOT (
+    (
+      CAST('0x' || SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS TEXT)), 1, 8) AS BIGINT)
+    ) % 10000
+  ) < 1000

@@ -29,15 +29,6 @@ WITH "ev_orders" AS (
     "e"."created_at" < CAST('2026-12-01 02:00:00.000000+00:00' AS TIMESTAMPTZ)
   GROUP BY
     "e"."user_id"
-), "tags_" AS (
-  SELECT
-    "t"."user_id" AS "user_id",
-    MAX(CASE WHEN "t"."tag" = 'complained' THEN 1 ELSE 0 END) AS "tag_0"
-  FROM "user_tags" AS "t"
-  WHERE
-    "t"."tag" IN ('complained')
-  GROUP BY
-    "t"."user_id"
 ), "base" AS (
   SELECT
     "u"."user_id" AS "user_id",
@@ -48,13 +39,10 @@ WITH "ev_orders" AS (
     "ev_orders"."orders_4",
     "ev_orders"."orders_5",
     "ev_orders"."orders_6",
-    "ev_orders"."orders_7",
-    "tags_"."tag_0"
+    "ev_orders"."orders_7"
   FROM "users" AS "u"
   LEFT JOIN "ev_orders" AS "ev_orders"
     ON "ev_orders"."user_id" = "u"."user_id"
-  LEFT JOIN "tags_" AS "tags_"
-    ON "tags_"."user_id" = "u"."user_id"
 ), "labeled" AS (
   SELECT
     *,
@@ -82,22 +70,24 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
-    (
-      (
-        CAST(CAST('x' || SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS TEXT)) FROM 1 FOR 8) AS BIT(32)) AS BIGINT)
-      ) % 10000
-    ) < 1000 AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
     COALESCE("l"."class_lifecycle" IN ('churned'), FALSE)
     AND COALESCE(COALESCE("l"."orders_0", 0) >= 10, FALSE)
     AND COALESCE(COALESCE("l"."orders_1", 0) >= 2000, FALSE)
     AND COALESCE("l"."orders_2", 0) = 0
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+  )
+  AND NOT EXISTS(
+    SELECT
+      1
+    FROM "user_tags" AS "t"
+    WHERE
+      "t"."user_id" = "l"."user_id" AND "t"."tag" IN ('complained')
+  )
+  AND NOT (
+    (
+      CAST(CAST('x' || SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS TEXT)) FROM 1 FOR 8) AS BIT(32)) AS BIGINT)
+    ) % 10000
+  ) < 1000

@@ -112,11 +112,17 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
+    COALESCE("l"."class_lifecycle" IN ('churned'), FALSE)
+    AND COALESCE(COALESCE("l"."orders_0", 0) >= 10, FALSE)
+    AND COALESCE(COALESCE("l"."orders_1", 0) >= 2000, FALSE)
+    AND COALESCE("l"."orders_2", 0) = 0
+  )
+  AND NOT COALESCE("l"."tag_0", 0) = 1
+  AND NOT (
     (
       (
         (
@@ -126,48 +132,38 @@ FROM (
                 (
                   (
                     (
-                      (
-                        CAST(0 AS BIGINT)
-                      ) * 16 + CHARINDEX(
-                        SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 1, 1),
-                        '0123456789abcdef'
-                      ) - 1
+                      CAST(0 AS BIGINT)
                     ) * 16 + CHARINDEX(
-                      SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 2, 1),
+                      SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 1, 1),
                       '0123456789abcdef'
                     ) - 1
                   ) * 16 + CHARINDEX(
-                    SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 3, 1),
+                    SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 2, 1),
                     '0123456789abcdef'
                   ) - 1
                 ) * 16 + CHARINDEX(
-                  SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 4, 1),
+                  SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 3, 1),
                   '0123456789abcdef'
                 ) - 1
               ) * 16 + CHARINDEX(
-                SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 5, 1),
+                SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 4, 1),
                 '0123456789abcdef'
               ) - 1
             ) * 16 + CHARINDEX(
-              SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 6, 1),
+              SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 5, 1),
               '0123456789abcdef'
             ) - 1
           ) * 16 + CHARINDEX(
-            SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 7, 1),
+            SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 6, 1),
             '0123456789abcdef'
           ) - 1
         ) * 16 + CHARINDEX(
-          SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 8, 1),
+          SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 7, 1),
           '0123456789abcdef'
         ) - 1
-      ) % 10000
-    ) < 1000 AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE("l"."class_lifecycle" IN ('churned'), FALSE)
-    AND COALESCE(COALESCE("l"."orders_0", 0) >= 10, FALSE)
-    AND COALESCE(COALESCE("l"."orders_1", 0) >= 2000, FALSE)
-    AND COALESCE("l"."orders_2", 0) = 0
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+      ) * 16 + CHARINDEX(
+        SUBSTRING(MD5('winback_high_value:' || CAST("l"."user_id" AS VARCHAR)), 8, 1),
+        '0123456789abcdef'
+      ) - 1
+    ) % 10000
+  ) < 1000

@@ -112,11 +112,17 @@ WITH "ev_orders" AS (
   ) AS "l"
 )
 SELECT
-  "a"."user_id"
-FROM (
-  SELECT
-    "l"."user_id" AS "user_id",
-    COALESCE("l"."tag_0", 0) = 1 AS "excluded",
+  "l"."user_id" AS "user_id"
+FROM "labeled" AS "l"
+WHERE
+  (
+    COALESCE("l"."class_lifecycle" IN ('churned'), FALSE)
+    AND COALESCE(COALESCE("l"."orders_0", 0) >= 10, FALSE)
+    AND COALESCE(COALESCE("l"."orders_1", 0) >= 2000, FALSE)
+    AND COALESCE("l"."orders_2", 0) = 0
+  )
+  AND NOT COALESCE("l"."tag_0", 0) = 1
+  AND NOT (
     (
       (
         (
@@ -126,22 +132,7 @@ FROM (
                 (
                   (
                     (
-                      (
-                        CAST(0 AS BIGINT)
-                      ) * 16 + STRPOS(
-                        '0123456789abcdef',
-                        SUBSTR(
-                          LOWER(
-                            TO_HEX(
-                              MD5(
-                                TO_UTF8(CONCAT(CAST('winback_high_value:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
-                              )
-                            )
-                          ),
-                          1,
-                          1
-                        )
-                      ) - 1
+                      CAST(0 AS BIGINT)
                     ) * 16 + STRPOS(
                       '0123456789abcdef',
                       SUBSTR(
@@ -152,7 +143,7 @@ FROM (
                             )
                           )
                         ),
-                        2,
+                        1,
                         1
                       )
                     ) - 1
@@ -166,7 +157,7 @@ FROM (
                           )
                         )
                       ),
-                      3,
+                      2,
                       1
                     )
                   ) - 1
@@ -180,7 +171,7 @@ FROM (
                         )
                       )
                     ),
-                    4,
+                    3,
                     1
                   )
                 ) - 1
@@ -194,7 +185,7 @@ FROM (
                       )
                     )
                   ),
-                  5,
+                  4,
                   1
                 )
               ) - 1
@@ -208,7 +199,7 @@ FROM (
                     )
                   )
                 ),
-                6,
+                5,
                 1
               )
             ) - 1
@@ -222,7 +213,7 @@ FROM (
                   )
                 )
               ),
-              7,
+              6,
               1
             )
           ) - 1
@@ -236,18 +227,23 @@ FROM (
                 )
               )
             ),
-            8,
+            7,
             1
           )
         ) - 1
-      ) % 10000
-    ) < 1000 AS "held_out"
-  FROM "labeled" AS "l"
-  WHERE
-    COALESCE("l"."class_lifecycle" IN ('churned'), FALSE)
-    AND COALESCE(COALESCE("l"."orders_0", 0) >= 10, FALSE)
-    AND COALESCE(COALESCE("l"."orders_1", 0) >= 2000, FALSE)
-    AND COALESCE("l"."orders_2", 0) = 0
-) AS "a"
-WHERE
-  NOT "a"."excluded" AND NOT "a"."held_out"
+      ) * 16 + STRPOS(
+        '0123456789abcdef',
+        SUBSTR(
+          LOWER(
+            TO_HEX(
+              MD5(
+                TO_UTF8(CONCAT(CAST('winback_high_value:' AS VARCHAR), CAST("l"."user_id" AS VARCHAR)))
+              )
+            )
+          ),
+          8,
+          1
+        )
+      ) - 1
+    ) % 10000
+  ) < 1000
