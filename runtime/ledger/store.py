@@ -199,13 +199,15 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         self.execute(f"UPDATE camp_deliveries SET status = '{Status.PENDING}', error = ? WHERE "
                      f"{self.in_list('idempotency_key')}", (error, keys))
 
-    def mark_sent(self, key: str, at: datetime, provider_message_id: str | None) -> None:
-        """A delivery its channel took, and its coupon issued."""
+    def mark_sent(self, rows: list[tuple[str, datetime, str | None]]) -> None:
+        """Deliveries their channel took, (key, when, provider message id) each, and their coupons issued, in one
+        transaction (key lookups: DuckDB would scan the table for IN a list)."""
         with self.transaction():
-            self.execute(f"UPDATE camp_deliveries SET status = '{Status.SENT}', sent_at = ?, provider_message_id = ? "
-                         "WHERE idempotency_key = ?", (at, provider_message_id, key))
-            self.execute(f"UPDATE camp_coupons SET state = '{CouponState.ISSUED}', issued_at = reserved_at WHERE "
-                         f"idempotency_key = ? AND state = '{CouponState.RESERVED}'", (key,))
+            for key, at, provider_message_id in rows:
+                self.execute(f"UPDATE camp_deliveries SET status = '{Status.SENT}', sent_at = ?, "
+                             "provider_message_id = ? WHERE idempotency_key = ?", (at, provider_message_id, key))
+                self.execute(f"UPDATE camp_coupons SET state = '{CouponState.ISSUED}', issued_at = reserved_at "
+                             f"WHERE idempotency_key = ? AND state = '{CouponState.RESERVED}'", (key,))
 
     def mark_failed(self, failures: list[tuple[str, str, str]]) -> None:
         """Deliveries failed for good, (key, reason, error) each, and their reserved coupons void."""

@@ -70,7 +70,10 @@ def start_hook() -> tuple[Hook, ThreadingHTTPServer, str]:
             except OSError:  # the client gave up (timeout) or was killed
                 pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # the channels send concurrently: a listen backlog of 5 would refuse connections
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return hook, server, f"http://127.0.0.1:{server.server_address[1]}"
