@@ -6,8 +6,9 @@ step each, never a retry loop, and the bucket never grants more than `burst + re
 
 The promise is a ceiling: at most N requests in ANY window of the unit (a sliding window, as a provider counts),
 not N on average. So the bucket holds `burst = N/50` tokens (20 ms of sending at the full rate) and refills at
-`N − 2·burst` per window: at most `N − burst` permits in any window, leaving `burst` for the jitter between the
-moment a permit is granted and the moment the request reaches the provider. The average is then 96% of N.
+`0.9·N − burst` per window: at most 0.9·N permits in any window, leaving 10% (100 ms of sending at the full rate)
+for the jitter between the moment a permit is granted and the moment the request reaches the provider (thread
+scheduling, a busy host, the network). The average is then about 88% of N.
 
 Where the bucket lives decides who shares it:
     a PostgreSQL ledger: one row per channel in `camp_rate_limits` (migration 10), reserved by one UPDATE on the
@@ -25,6 +26,8 @@ from typing import Protocol
 
 from compiler.config import parse_rate
 
+HEADROOM = 0.1  # of the limit, left for the jitter between a permit and its request's arrival
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -39,8 +42,8 @@ class Rate:
 
     @property
     def per_second(self) -> float:
-        """The refill: N − 2·burst per window (at least half of N, for tiny limits)."""
-        return max(self.limit - 2 * self.burst, self.limit / 2) / self.window
+        """The refill: 0.9·N − burst per window (at least half of N, for tiny limits)."""
+        return max((1 - HEADROOM) * self.limit - self.burst, self.limit / 2) / self.window
 
 
 class Bucket(Protocol):
