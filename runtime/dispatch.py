@@ -25,8 +25,9 @@ network, which releases the GIL; a bounded pool runs any adapter concurrently un
 from __future__ import annotations
 
 from collections import Counter, deque
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from datetime import UTC, datetime
+from queue import SimpleQueue
 from typing import Protocol
 
 from runtime.channels import Channel, Message, PermanentFailure, TransientFailure
@@ -117,6 +118,7 @@ def _send_concurrently(batch: list[_Item], caches: RunCaches, plan_hash: str, co
     streak: dict[str, list[tuple[Pending, str]]] = {}
     sent: list[tuple[str, datetime, str | None]] = []
     down: tuple[str, str] | None = None  # (channel, last error) once the breaker trips
+    answers: SimpleQueue[Future] = SimpleQueue()
     while (todo and down is None) or flight:
         while todo and down is None:  # start messages while their channel has a free thread
             it, msg = todo[0]
@@ -125,9 +127,13 @@ def _send_concurrently(batch: list[_Item], caches: RunCaches, plan_hash: str, co
             if busy[it.channel] >= min(channel.concurrency, caches.channels.window[it.channel]):
                 break
             todo.popleft()
-            flight[caches.channels.pool(it.channel).submit(_send, channel, msg)] = it
+            fut = caches.channels.pool(it.channel).submit(_send, channel, msg)
+            flight[fut] = it
+            fut.add_done_callback(answers.put)
             busy[it.channel] += 1
-        done, _ = wait(list(flight), return_when=FIRST_COMPLETED)
+        done = [answers.get()]  # a queue of finished futures: no waiter set on every future in flight per answer
+        while not answers.empty():
+            done.append(answers.get_nowait())
         for fut in done:
             it = flight.pop(fut)
             assert it.channel is not None
