@@ -27,6 +27,7 @@ from typing import Protocol
 from compiler.config import parse_rate
 
 HEADROOM = 0.1  # of the limit, left for the jitter between a permit and its request's arrival
+LATE = 0.05  # seconds after its time a permit is still used (Limiter.acquire)
 
 
 @dataclass(frozen=True)
@@ -112,15 +113,21 @@ class Limiter:
         self._ready_at = 0.0
 
     def acquire(self) -> None:
-        with self._lock:
-            if self._left == 0:
-                self._ready_at = time.monotonic() + self._bucket.reserve(self._chunk, self.rate)
-                self._left = self._chunk
-            self._left -= 1
-            ready_at = self._ready_at
-        wait = ready_at - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+        """A permit that is still fresh when this thread runs: on a busy host a thread may wake long after its
+        permit's time, and requests held back that way would reach the provider together with timely ones. A
+        permit woken up more than LATE seconds after its time is dropped (spent) and another taken."""
+        while True:
+            with self._lock:
+                if self._left == 0:
+                    self._ready_at = time.monotonic() + self._bucket.reserve(self._chunk, self.rate)
+                    self._left = self._chunk
+                self._left -= 1
+                ready_at = self._ready_at
+            wait = ready_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if time.monotonic() - ready_at <= LATE:
+                return
 
     def close(self) -> None:
         self._bucket.close()
