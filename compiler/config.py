@@ -329,8 +329,26 @@ def percent_fraction(text: str) -> Decimal | None:
 
 
 class ChannelSection(_Strict):
+    """`[channels.NAME]`: the adapter (`kind`) and its `settings`; `rate` ("500/s", "30000/m": at most that many
+    requests to the provider in any such window, across the runs and workers sharing the ledger; checked by
+    compiler.runconfig, E013) and `concurrency` (requests in flight at once; the adapter's default when unset)."""
+
     kind: str
     settings: dict[str, str | int | float | bool] = {}
+    rate: str | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=512)
+
+
+RATE_UNITS = {"s": 1, "m": 60}
+
+
+def parse_rate(text: str) -> tuple[int, int] | None:
+    """"500/s" -> (500, 1), "30000/m" -> (30000, 60): requests per window of seconds; None when it is not a whole
+    number from 1 to 1,000,000 over `s` or `m`."""
+    m = re.fullmatch(r"\s*(\d{1,7})\s*/\s*([a-z]+)\s*", text)
+    if not m or m.group(2) not in RATE_UNITS or not 1 <= int(m.group(1)) <= 1_000_000:
+        return None
+    return int(m.group(1)), RATE_UNITS[m.group(2)]
 
 
 class TeamSection(_Strict):

@@ -12,7 +12,7 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from compiler.config import WorkspaceConfig
+from compiler.config import WorkspaceConfig, parse_rate
 from compiler.report import did_you_mean
 from dsl.diagnostics import Diagnostic, diagnostic
 from dsl.span import Span
@@ -37,6 +37,12 @@ def check_run_config(config: WorkspaceConfig, text: str, root: Path, display: st
                    did_you_mean(spec.kind, BUILTIN_KINDS, '"{}"') or
                    f"kinds: {', '.join(BUILTIN_KINDS)}, or \"package.module:Class\" importable where camp runs")
             continue
+        if spec.rate is not None and parse_rate(spec.rate) is None:
+            line = _line(text, table, "rate")
+            out.append(diagnostic("E013", f"camp.toml: channel `{name}`: `rate` {spec.rate!r} is not a number of "
+                                  "requests per second or minute", Span.point(line, _value_col(text, line)), display,
+                                  ['a whole number from 1 to 1000000, "/s" or "/m": rate = "500/s" or '
+                                   'rate = "30000/m"']))
         settings = spec.settings
         for key in REQUIRED.get(spec.kind, ()):
             if key not in settings:
@@ -129,6 +135,15 @@ def _resolve(url: str, root: Path) -> str:
             path = root / path
         return "duckdb:///" + str(path.resolve())
     return url.rstrip("/")
+
+
+def _value_col(text: str, line: int) -> int:
+    """The column where the value of `key = value` on this line starts (1 when the line has none)."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines) or "=" not in lines[line - 1]:
+        return 1
+    key, _, rest = lines[line - 1].partition("=")
+    return len(key) + 2 + len(rest) - len(rest.lstrip())
 
 
 def _line(text: str, table: str, key: str) -> int:

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,7 @@ from runtime.channels import Channel, make_channel
 from runtime.decide import Budget, Recipient
 from runtime.ledger import Ledger
 from runtime.ledger.status import Status
+from runtime.ratelimit import limiter
 from runtime.render import Renderer
 
 
@@ -97,18 +99,33 @@ class SnapshotCache:
 
 class Channels:
     """The run's channel adapters, made on first use from camp.toml's channel table (shared by the plans a
-    release sends under)."""
+    release sends under), each with its rate limiter (runtime.ratelimit: shared through a PostgreSQL ledger) and
+    its pool of `concurrency` sending threads, kept for the run so threads and their connections are reused
+    across batches."""
 
-    def __init__(self, config: dict, made: dict[str, Channel] | None = None):
+    def __init__(self, config: dict, made: dict[str, Channel] | None = None, ledger_url: str | None = None):
         self.config = config
+        self.ledger_url = ledger_url
         self.made: dict[str, Channel] = made if made is not None else {}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self.window: defaultdict[str, int] = defaultdict(lambda: 1)  # messages in flight at once (runtime.dispatch)
 
     def get(self, name: str) -> Channel:
         if name not in self.made:
-            self.made[name] = make_channel(name, self.config)
+            channel = make_channel(name, self.config)
+            channel.limiter = limiter(name, (self.config.get(name) or {}).get("rate"), self.ledger_url)
+            self.made[name] = channel
         return self.made[name]
 
+    def pool(self, name: str) -> ThreadPoolExecutor:
+        if name not in self._pools:
+            self._pools[name] = ThreadPoolExecutor(self.get(name).concurrency, thread_name_prefix=f"camp-{name}")
+        return self._pools[name]
+
     def close(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pools.clear()
         for ch in self.made.values():
             ch.close()
 
@@ -145,7 +162,7 @@ class Run:
                               plan_hash or plan.hash)
         self.counters = Counters(touched={(plan.step, plan.occurrence): plan.next})
         self.snapshot = SnapshotCache()
-        self.caches = RunCaches(plan, channels or Channels(channel_config or {}))
+        self.caches = RunCaches(plan, channels or Channels(channel_config or {}, ledger_url=ledger.url))
 
     @property
     def plan(self) -> StepPlan:

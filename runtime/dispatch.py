@@ -3,20 +3,34 @@ no Prefect here: what dispatch records goes to a `DispatchSink` (the ledger in p
 runtime.ledger_sink), the channel adapters come from the run's caches.
 
     transactional channels (the outbox) and grants without a message: one sink call for the batch
-    other channels: marked dispatching first (a crash leaves them to be resent, same key), then one by one
+    other channels: marked dispatching first (a crash leaves them to be resent, same key), then sent
+        concurrently: each channel's pool of `concurrency` threads (the run's Channels), each message after a
+        permit of the channel's rate limit; in flight at once: a window that starts at 1, grows by one per
+        answer up to `concurrency` and halves on a transient failure (TCP's slow start: a provider that is down
+        sees BREAKER messages, not `concurrency` of them, and one that answers 429 gets fewer requests); the answers are recorded from this thread as they come, the sent ones
+        FLUSH at a time (a crash before a flush leaves them dispatching: resent with the same key, which the
+        provider drops)
     a permanent failure (or a message that could not be rendered): the next channel of the arm's chain,
         through the sink's re-check (`fall_back`); on the chain's last channel: failed
     a transient failure (after the adapter's own retries): failed `transient`
-    BREAKER transient failures in a row on one channel: the provider is down (ChannelDown); those stay
-        pending for the next run of the occurrence
+    BREAKER transient failures in a row on one channel (in the order the answers come): the provider is down
+        (ChannelDown); no message is started after that, the answers in flight are recorded, and those failures
+        and the messages never started stay pending for the next run of the occurrence
+
+Why threads rather than asyncio: a channel adapter is a plain `send(message) -> id` (the interface SMS and push
+providers plug into, docs/runtime.md), smtplib is blocking, and a request's time is spent waiting on the
+network, which releases the GIL; a bounded pool runs any adapter concurrently unchanged.
 """
 
 from __future__ import annotations
 
+from collections import Counter, deque
+from concurrent.futures import Future
 from datetime import UTC, datetime
+from queue import SimpleQueue
 from typing import Protocol
 
-from runtime.channels import Message, PermanentFailure, TransientFailure
+from runtime.channels import Channel, Message, PermanentFailure, TransientFailure
 from runtime.context import Counters, Pending, RunCaches
 from runtime.ledger.status import Status
 from runtime.message import message
@@ -37,8 +51,8 @@ class DispatchSink(Protocol):
         """These deliveries handed to their channel now."""
         ...
 
-    def sent(self, key: str, at: datetime, provider_id: str | None) -> None:
-        """A delivery its channel took."""
+    def sent(self, rows: list[tuple[str, datetime, str | None]]) -> None:
+        """Deliveries their channel took: (key, when, provider id) each."""
         ...
 
     def failed(self, failures: list[tuple[str, str, str]]) -> None:
@@ -61,6 +75,7 @@ class ChannelDown(Exception):
 
 
 BREAKER = 5  # consecutive transient failures on one channel that stop the run
+FLUSH = 200  # sent deliveries recorded in one ledger transaction
 
 _Item = tuple[Pending, Message | None, str | None]
 
@@ -68,7 +83,7 @@ _Item = tuple[Pending, Message | None, str | None]
 def dispatch(items: list[Pending], caches: RunCaches, plan_hash: str, counters: Counters,
              sink: DispatchSink) -> None:
     """Send pending deliveries decided under caches.plan: outbox rows in one sink transaction, other
-    channels one by one with the rows marked dispatching first."""
+    channels concurrently with the rows marked dispatching first."""
     if not items:
         return
     coupons = sink.coupons(items)
@@ -78,7 +93,7 @@ def dispatch(items: list[Pending], caches: RunCaches, plan_hash: str, counters: 
         transactional = it.channel is None or caches.channels.get(it.channel).transactional
         by_kind[transactional].append((it, msg, error))
     _send_transactional(by_kind[True], caches, plan_hash, counters, sink)
-    _send_one_by_one(by_kind[False], caches, plan_hash, counters, sink)
+    _send_concurrently(by_kind[False], caches, plan_hash, counters, sink)
 
 
 def _send_transactional(batch: list[_Item], caches: RunCaches, plan_hash: str, counters: Counters,
@@ -90,42 +105,83 @@ def _send_transactional(batch: list[_Item], caches: RunCaches, plan_hash: str, c
     _fallback_many([(it, err) for it, _, err in batch if err is not None], caches, plan_hash, counters, sink)
 
 
-def _send_one_by_one(batch: list[_Item], caches: RunCaches, plan_hash: str, counters: Counters,
-                     sink: DispatchSink) -> None:
+def _send_concurrently(batch: list[_Item], caches: RunCaches, plan_hash: str, counters: Counters,
+                       sink: DispatchSink) -> None:
     keys = [it.key for it, _, _ in batch]
     if not keys:
         return
     sink.dispatching(keys)
+    permanent = [(it, err) for it, _, err in batch if err is not None]  # moved to a fallback together, at the end
+    todo: deque[tuple[Pending, Message]] = deque((it, m) for it, m, err in batch if err is None and m is not None)
+    flight: dict[Future, Pending] = {}
+    busy: Counter[str] = Counter()
     streak: dict[str, list[tuple[Pending, str]]] = {}
-    permanent: list[tuple[Pending, str]] = []  # moved to a fallback channel (or not) together, after the batch
-    for it, msg, err in batch:
-        if err is not None:
-            permanent.append((it, err))
-            continue
-        assert it.channel is not None and msg is not None  # a message without an error was rendered for a channel
-        try:
-            provider_id = caches.channels.get(it.channel).send(msg)
-        except PermanentFailure as exc:
-            streak.pop(it.channel, None)
-            permanent.append((it, str(exc)))
-            continue
-        except TransientFailure as exc:
-            failing = streak.setdefault(it.channel, [])
-            failing.append((it, str(exc)))
-            if len(failing) >= BREAKER:  # the provider, not these users: leave them for the next run
-                sink.pending_again([f.key for f, _ in failing], str(exc))
-                _fallback_many(permanent, caches, plan_hash, counters, sink)
-                raise ChannelDown(f"channel {it.channel}: {BREAKER} messages in a row failed ({exc}); "
-                                  "the rest stay pending for the next run of this occurrence") from None
-            continue
-        for f, error in streak.pop(it.channel, []):  # the provider answers: those were real failures
-            _transient(f, error, counters, sink)
-        sink.sent(it.key, datetime.now(UTC), provider_id)
-        counters.counts[Status.SENT] += 1
+    sent: list[tuple[str, datetime, str | None]] = []
+    down: tuple[str, str] | None = None  # (channel, last error) once the breaker trips
+    answers: SimpleQueue[Future] = SimpleQueue()
+    while (todo and down is None) or flight:
+        while todo and down is None:  # start messages while their channel has a free thread
+            it, msg = todo[0]
+            assert it.channel is not None  # a rendered message is for a channel
+            channel = caches.channels.get(it.channel)
+            if busy[it.channel] >= min(channel.concurrency, caches.channels.window[it.channel]):
+                break
+            todo.popleft()
+            fut = caches.channels.pool(it.channel).submit(_send, channel, msg)
+            flight[fut] = it
+            fut.add_done_callback(answers.put)
+            busy[it.channel] += 1
+        done = [answers.get()]  # a queue of finished futures: no waiter set on every future in flight per answer
+        while not answers.empty():
+            done.append(answers.get_nowait())
+        for fut in done:
+            it = flight.pop(fut)
+            assert it.channel is not None
+            busy[it.channel] -= 1
+            try:
+                provider_id = fut.result()
+            except PermanentFailure as exc:
+                if down is None:
+                    streak.pop(it.channel, None)
+                permanent.append((it, str(exc)))
+                continue
+            except TransientFailure as exc:
+                caches.channels.window[it.channel] = max(1, caches.channels.window[it.channel] // 2)
+                failing = streak.setdefault(it.channel, [])
+                failing.append((it, str(exc)))
+                if len(failing) >= BREAKER and down is None:  # the provider, not these users
+                    down = (it.channel, str(exc))
+                continue
+            caches.channels.window[it.channel] += 1  # one more in flight per answer: doubles each round trip
+            if down is None:
+                for f, error in streak.pop(it.channel, []):  # the provider answers: those were real failures
+                    _transient(f, error, counters, sink)
+            sent.append((it.key, datetime.now(UTC), provider_id))
+            counters.counts[Status.SENT] += 1
+        if len(sent) >= FLUSH:
+            sink.sent(sent)
+            sent = []
+    if sent:
+        sink.sent(sent)
+    if down is not None:
+        channel_name, error = down
+        # failed while a provider was down (or before any later answer on their channel said it was up), or never
+        # started: the next run's
+        left = [f.key for failing in streak.values() for f, _ in failing] + [it.key for it, _ in todo]
+        sink.pending_again(left, error)
+        _fallback_many(permanent, caches, plan_hash, counters, sink)
+        raise ChannelDown(f"channel {channel_name}: {BREAKER} messages in a row failed ({error}); "
+                          "the rest stay pending for the next run of this occurrence")
     for failing in streak.values():
         for f, error in failing:
             _transient(f, error, counters, sink)
     _fallback_many(permanent, caches, plan_hash, counters, sink)
+
+
+def _send(channel: Channel, msg: Message) -> str:
+    """In a thread of the channel's pool: a permit of its rate limit, then the adapter (with its own retries)."""
+    channel.pace()
+    return channel.send(msg)
 
 
 def _transient(it: Pending, error: str, counters: Counters, sink: DispatchSink) -> None:

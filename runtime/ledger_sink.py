@@ -32,8 +32,8 @@ class LedgerSink:
     def dispatching(self, keys: list[str]) -> None:
         self.ledger.mark_dispatching(keys)
 
-    def sent(self, key: str, at: datetime, provider_id: str | None) -> None:
-        self.ledger.mark_sent(key, at, provider_id)
+    def sent(self, rows: list[tuple[str, datetime, str | None]]) -> None:
+        self.ledger.mark_sent(rows)
 
     def failed(self, failures: list[tuple[str, str, str]]) -> None:
         self.ledger.mark_failed(failures)

@@ -43,13 +43,26 @@ class Message:
 
 
 class Channel:
-    """One configured channel. `transactional` adapters write inside the ledger transaction (outbox)."""
+    """One configured channel. `transactional` adapters write inside the ledger transaction (outbox).
+
+    Non-transactional adapters are called from several threads at once (`concurrency` of them; camp.toml's
+    `[channels.NAME] concurrency`, else `default_concurrency`): `send` must be thread-safe. Dispatch waits for the
+    channel's rate limit (`limiter`) before each message; an adapter that retries calls `pace()` before each retry,
+    so retries count against the limit too, as the provider counts them."""
 
     transactional = False
+    default_concurrency = 1
 
     def __init__(self, name: str, settings: dict[str, Any]):
         self.name = name
         self.settings = settings
+        self.concurrency = self.default_concurrency
+        self.limiter: Any = None  # runtime.ratelimit.Limiter, set by the run's Channels when camp.toml gives a rate
+
+    def pace(self) -> None:
+        """Wait until the channel's rate limit lets one more request go (at once without a `rate`)."""
+        if self.limiter is not None:
+            self.limiter.acquire()
 
     def send(self, message: Message) -> str:
         raise NotImplementedError
@@ -115,4 +128,7 @@ def make_channel(name: str, config: dict[str, dict]) -> Channel:
         cls = getattr(importlib.import_module(module), attr)
     else:
         raise ValueError(f"channel {name}: unknown kind {kind!r}; known: {', '.join(kinds)} or module:Class")
-    return cls(name, dict(spec.get("settings", {})))
+    channel = cls(name, dict(spec.get("settings", {})))
+    if spec.get("concurrency"):
+        channel.concurrency = int(spec["concurrency"])
+    return channel

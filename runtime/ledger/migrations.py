@@ -211,4 +211,10 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             closed bigint NOT NULL, recorded_at timestamptz NOT NULL,
             PRIMARY KEY (name, as_of))"""),
     ]),
+    (9, "channel rate limits shared by every process sending through a PostgreSQL ledger", [
+        # one token bucket per channel (runtime/ratelimit.py): tokens left (negative: reserved ahead) at `at`, the
+        # database's clock; a DuckDB ledger has one writing process, whose limiter stays in memory
+        ("postgres", """CREATE TABLE camp_rate_limits (
+            channel text PRIMARY KEY, tokens double precision NOT NULL, at timestamptz NOT NULL)"""),
+    ]),
 ]

@@ -199,13 +199,28 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         self.execute(f"UPDATE camp_deliveries SET status = '{Status.PENDING}', error = ? WHERE "
                      f"{self.in_list('idempotency_key')}", (error, keys))
 
-    def mark_sent(self, key: str, at: datetime, provider_message_id: str | None) -> None:
-        """A delivery its channel took, and its coupon issued."""
+    def mark_sent(self, rows: list[tuple[str, datetime, str | None]]) -> None:
+        """Deliveries their channel took, (key, when, provider message id) each, and their coupons issued, in one
+        transaction. A key at a time for one row; for more, one join with a TEMP table of them: an UPDATE per key
+        costs ~4 ms on DuckDB, which held concurrent dispatch to ~130 messages/s (bench/dispatch.py)."""
+        if len(rows) == 1:
+            (key, at, provider_message_id), = rows
+            with self.transaction():
+                self.execute(f"UPDATE camp_deliveries SET status = '{Status.SENT}', sent_at = ?, "
+                             "provider_message_id = ? WHERE idempotency_key = ?", (at, provider_message_id, key))
+                self.execute(f"UPDATE camp_coupons SET state = '{CouponState.ISSUED}', issued_at = reserved_at "
+                             f"WHERE idempotency_key = ? AND state = '{CouponState.RESERVED}'", (key,))
+            return
         with self.transaction():
-            self.execute(f"UPDATE camp_deliveries SET status = '{Status.SENT}', sent_at = ?, provider_message_id = ? "
-                         "WHERE idempotency_key = ?", (at, provider_message_id, key))
-            self.execute(f"UPDATE camp_coupons SET state = '{CouponState.ISSUED}', issued_at = reserved_at WHERE "
-                         f"idempotency_key = ? AND state = '{CouponState.RESERVED}'", (key,))
+            self.backend.fresh_temp_table(self.db.conn, "camp_sent_now",
+                                          "idempotency_key text, sent_at timestamptz, provider_message_id text")
+            self.bulk_insert("camp_sent_now", ["idempotency_key", "sent_at", "provider_message_id"], rows)
+            self.execute(f"UPDATE camp_deliveries SET status = '{Status.SENT}', sent_at = s.sent_at, "
+                         "provider_message_id = s.provider_message_id FROM camp_sent_now AS s "
+                         "WHERE camp_deliveries.idempotency_key = s.idempotency_key")
+            self.execute(f"UPDATE camp_coupons SET state = '{CouponState.ISSUED}', issued_at = reserved_at "
+                         "FROM camp_sent_now AS s WHERE camp_coupons.idempotency_key = s.idempotency_key "
+                         f"AND camp_coupons.state = '{CouponState.RESERVED}'")
 
     def mark_failed(self, failures: list[tuple[str, str, str]]) -> None:
         """Deliveries failed for good, (key, reason, error) each, and their reserved coupons void."""

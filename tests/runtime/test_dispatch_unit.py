@@ -71,8 +71,8 @@ class Sink:
     def dispatching(self, keys: list[str]) -> None:
         self.dispatching_keys += keys
 
-    def sent(self, key: str, at: datetime, provider_id: str | None) -> None:
-        self.sent_to.append((key, provider_id))
+    def sent(self, rows: list[tuple[str, datetime, str | None]]) -> None:
+        self.sent_to += [(key, provider_id) for key, _, provider_id in rows]
 
     def failed(self, failures: list[tuple[str, str, str]]) -> None:
         self.failures += failures
@@ -155,9 +155,9 @@ def test_the_breaker_stops_after_transient_failures_in_a_row_and_leaves_them_pen
         run(p, [item(u, "push") for u in users], push, sms, sink=sink)
     down = users[1:BREAKER + 1]
     assert push.tried == users[:BREAKER + 1]  # no message after the breaker tripped
-    assert sink.left_pending == [f"c/s/o/{u}" for u in down]  # for the next run of the occurrence
-    # all of them before the first send (the untried ones stay dispatching: the next run recovers them); 1 again
-    # on its fallback channel
+    # for the next run of the occurrence: those that failed, then those never started (never handed to the channel)
+    assert sink.left_pending == [f"c/s/o/{u}" for u in down + users[BREAKER + 1:]]
+    # all of them before the first send; 1 again on its fallback channel
     assert sink.dispatching_keys == [f"c/s/o/{u}" for u in users] + ["c/s/o/1"]
     assert sink.moved == [("c/s/o/1", "sms", "push: 400")] and sms.tried == ["1"]  # earlier fallbacks go out
     assert not sink.failures
