@@ -292,8 +292,12 @@ def check_points(config: WorkspaceConfig, text: str, display: str) -> list[Diagn
 class RuntimeSection(_Strict):
     # how long after its slot a deployed run waits for higher-priority rivals (docs/runtime.md, "Arbitration")
     arbitration_wait: str = "10m"
+    # processes that decide and send one occurrence's batches (docs/runtime.md, "Parallel workers"); more than one
+    # needs a PostgreSQL ledger (E021); a worker's claim on a batch lasts `lease`, then another may take it over
+    workers: int = Field(1, ge=1, le=64)
+    lease: str = "5m"
 
-    @field_validator("arbitration_wait")
+    @field_validator("arbitration_wait", "lease")
     @classmethod
     def _duration(cls, v: str) -> str:
         if wait_seconds(v) is None:
@@ -303,6 +307,10 @@ class RuntimeSection(_Strict):
     @property
     def arbitration_seconds(self) -> int:
         return wait_seconds(self.arbitration_wait) or 0
+
+    @property
+    def lease_seconds(self) -> int:
+        return max(1, wait_seconds(self.lease) or 0)
 
 
 def wait_seconds(text: str) -> int | None:
