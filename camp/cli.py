@@ -134,9 +134,12 @@ def audience(file: Path, as_of: str | None, count_only: bool, sample: int, only:
 @click.option("--all", "run_all", is_flag=True, help="With a folder: run every campaign, due or not.")
 @click.option("--release", "release_only", is_flag=True,
               help="Only send deferred deliveries (quiet hours, `tz user`) due at the as-of time; decide nothing.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes that decide and send each occurrence's batches, claiming them from a PostgreSQL ledger "
+                   "(default: camp.toml's [runtime] workers, else 1: this process).")
 def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None, dry_run: bool, only: str | None,
         batch_size: int, data: str | None, ledger: str | None, progress: bool, run_all: bool,
-        release_only: bool) -> None:
+        release_only: bool, workers: int | None) -> None:
     """Run one occurrence of the campaigns in PATH through Prefect. A file: its campaigns. A folder: the
     campaigns due at the as-of time (fired earlier that local day, within their dates, not yet run), and a
     release of the deferred deliveries now due of the others; the rest are listed with why. --all runs every
@@ -151,7 +154,7 @@ def run(path: Path, as_of: str | None, step: str | None, occurrence: str | None,
         raise click.BadParameter("releases what was decided: no --step, --occurrence, --all or --dry-run",
                                  param_hint="--release")
     sys.exit(run_run(path, as_of, step, dry_run, only, batch_size, data, ledger, progress, occurrence, run_all,
-                     release_only))
+                     release_only, workers))
 
 
 @cli.command()

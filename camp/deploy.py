@@ -13,14 +13,21 @@ if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
 
-def _wanted(path: Path):
+def _wanted(path: Path, work_pool: str | None = None):
+    """The workspace and its deployment specs. On a work pool, the workspace travels as camp.toml's [deploy]
+    says (runtime.deploy.code_source); served by this process (`camp serve`), it is this host's path."""
     loaded = checked(path)
     if loaded is None:
         return None
     ws, program, _, _ = loaded
-    from runtime.deploy import specs
+    from runtime.deploy import SourceError, code_source, specs
 
-    return ws, specs(ws.root, program, ws.config.workspace.name, ws.template_dir)
+    try:
+        source = code_source(ws.root, ws.config.deploy) if work_pool else None
+    except SourceError as exc:
+        print(f"camp deploy: {exc}", file=sys.stderr)
+        return None
+    return ws, specs(ws.root, program, ws.config.workspace.name, ws.template_dir, source)
 
 
 def _deployed(client, workspace: str) -> list[dict]:
@@ -55,7 +62,7 @@ def _midway(ws, campaign: str, steps: list[str], all_steps: list[str]) -> int:
 
 
 def run_deploy(path: Path, work_pool: str | None, yes: bool) -> int:
-    wanted = _wanted(path)
+    wanted = _wanted(path, work_pool)
     if wanted is None:
         return 1
     ws, specs = wanted
@@ -69,6 +76,8 @@ def run_deploy(path: Path, work_pool: str | None, yes: bool) -> int:
     marks = {"create": "+", "update": "~", "delete": "-", "unchanged": "="}
     print(f"camp deploy: workspace {ws.config.workspace.name} ({ws.root})"
           + (f", work pool {work_pool}" if work_pool else ", served by `camp serve`"))
+    if work_pool and specs:
+        print(f"camp deploy: workers take the workspace {_where(specs[0].source, specs[0].parameters['workspace'])}")
     for ch in changes:
         line = f"  {marks[ch.action]} {ch.action:<9} {ch.name}"
         if ch.spec is not None and ch.action != "unchanged":
@@ -105,6 +114,14 @@ def apply(changes, work_pool: str | None) -> None:
         _deployment(ch.spec).apply(work_pool_name=work_pool)
 
 
+def _where(source: dict, workspace: str) -> str:
+    if "git" in source:
+        return f"from git {source['git']} at {source['commit'][:12]}, folder {workspace}"
+    if "path" in source:
+        return f"from the shared folder {source['path']}, folder {workspace}"
+    return f"at {workspace} on this host only (camp.toml [deploy] source = \"git\" or path for other hosts)"
+
+
 def _deployment(spec) -> RunnerDeployment:
     """The runner deployment of a spec: the generic flow, imported by module path wherever it runs."""
     from prefect.types.entrypoint import EntrypointType
@@ -113,9 +130,15 @@ def _deployment(spec) -> RunnerDeployment:
     from runtime.flows import alert_flow, materialize_labels, run_campaign
 
     flow = {"alert": alert_flow, "materialize": materialize_labels}.get(spec.flow, run_campaign)
-    return flow.to_deployment(
+    dep = flow.to_deployment(
         name=spec.name, schedules=schedule_objects(spec), triggers=trigger_objects(spec), parameters=spec.parameters,
         tags=spec.tags, description=spec.description, entrypoint_type=EntrypointType.MODULE_PATH)
+    if spec.source:  # the pull steps of runtime.deploy.pull_steps, as Prefect's own storage objects write them
+        from prefect.runner.storage import GitRepository, LocalStorage
+
+        dep.storage = (GitRepository(spec.source["git"], commit_sha=spec.source["commit"]) if "git" in spec.source
+                       else LocalStorage(spec.source["path"]))
+    return dep
 
 
 def run_serve(path: Path) -> int:

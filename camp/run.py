@@ -30,7 +30,7 @@ def _quiet_prefect() -> None:
 
 def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only: str | None, batch_size: int,
             data: str | None, ledger: str | None, progress: bool, occurrence: str | None = None,
-            run_all: bool = False, release_only: bool = False) -> int:
+            run_all: bool = False, release_only: bool = False, workers: int | None = None) -> int:
     loaded = checked(path)
     if loaded is None:
         return 1
@@ -51,6 +51,16 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
     if stores is None:
         return 1
     data_url, ledger_url, lg = stores
+    workers = workers or ws.config.runtime.workers
+    if workers > 1 and not dry_run:
+        from runtime.workers import WorkersError, check_workers
+
+        try:
+            check_workers(workers, ledger_url)
+        except WorkersError as exc:
+            print(f"camp run: {exc}", file=sys.stderr)
+            lg.close()
+            return 2
     plans = []
     to_release = []
     if release_only:
@@ -98,11 +108,11 @@ def run_run(path: Path, as_of: str | None, step: str | None, dry_run: bool, only
 
             stack.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
         return _run_plans(flows, ws, plans, [] if dry_run else to_release, when, data_url, ledger_url, dry_run,
-                          batch_size, progress, redemptions_of(ws, program))
+                          batch_size, progress, redemptions_of(ws, program), workers)
 
 
 def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: str, dry_run: bool, batch_size: int,
-               progress: bool, redemptions: dict | None) -> int:
+               progress: bool, redemptions: dict | None, workers: int = 1) -> int:
     from runtime.step import channels_of
 
     channels = channels_of(ws)
@@ -129,7 +139,8 @@ def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: st
             try:
                 with flows.run_settings():
                     summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
-                                             dry_run, batch_size, channels, redemptions, str(ws.root))
+                                             dry_run, batch_size, channels, redemptions, str(ws.root), workers,
+                                             float(ws.config.runtime.lease_seconds))
             except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
                 done = getattr(exc, "camp_summary", None)
                 sent = (done or {}).get("this_run", {}).get("sent", 0)

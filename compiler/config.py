@@ -292,8 +292,12 @@ def check_points(config: WorkspaceConfig, text: str, display: str) -> list[Diagn
 class RuntimeSection(_Strict):
     # how long after its slot a deployed run waits for higher-priority rivals (docs/runtime.md, "Arbitration")
     arbitration_wait: str = "10m"
+    # processes that decide and send one occurrence's batches (docs/runtime.md, "Parallel workers"); more than one
+    # needs a PostgreSQL ledger (E021); a worker's claim on a batch lasts `lease`, then another may take it over
+    workers: int = Field(default=1, ge=1, le=64)
+    lease: str = "5m"
 
-    @field_validator("arbitration_wait")
+    @field_validator("arbitration_wait", "lease")
     @classmethod
     def _duration(cls, v: str) -> str:
         if wait_seconds(v) is None:
@@ -304,10 +308,26 @@ class RuntimeSection(_Strict):
     def arbitration_seconds(self) -> int:
         return wait_seconds(self.arbitration_wait) or 0
 
+    @property
+    def lease_seconds(self) -> int:
+        return max(1, wait_seconds(self.lease) or 0)
+
 
 def wait_seconds(text: str) -> int | None:
     """"90s", "10m", "1h" -> seconds (0 to 24 hours); None when it is not such a duration."""
     return _count_of(text, {"s": 1, "m": 60, "h": 3600}, 24 * 3600)
+
+
+class DeploySection(_Strict):
+    """Where a worker on another host finds the workspace's files (docs/runtime.md, "Deployments on workers"):
+    `source = "git"` (the workspace's git repository: its remote's URL and the commit deployed, Prefect's
+    `git_clone` pull step) or `path` (a folder every worker mounts, the `set_working_directory` pull step).
+    Neither: the deploying host's absolute path, for workers on that host only. Checked by compiler.runconfig
+    (E020, E022)."""
+
+    source: str | None = None
+    remote: str = "origin"  # with source = "git": the remote whose URL workers clone
+    path: str | None = None
 
 
 class ReportSection(_Strict):
@@ -413,6 +433,7 @@ class WorkspaceConfig(_Strict):
     clicks: ClicksSection = ClicksSection()
     runtime: RuntimeSection = RuntimeSection()
     report: ReportSection = ReportSection()
+    deploy: DeploySection = DeploySection()
     channels: dict[str, ChannelSection] = {}
     teams: dict[str, TeamSection] = {}
     lint: LintSection = LintSection()

@@ -67,7 +67,53 @@ def check_run_config(config: WorkspaceConfig, text: str, root: Path, display: st
         report("E005", "camp.toml: the ledger and the data are the same database", _line(text, "ledger", "url"),
                "the ledger is written while the warehouse is read (a DuckDB file takes one writer): "
                "give [ledger] url its own database, e.g. \"duckdb:///ledger.duckdb\"")
+    if config.runtime.workers > 1 and ledger.startswith("duckdb:"):
+        report("E021", f"camp.toml: `runtime.workers` = {config.runtime.workers} with a DuckDB ledger",
+               _line(text, "runtime", "workers"), "a DuckDB file takes one writer process: set [ledger] url to "
+               "postgresql://... for parallel workers, or workers = 1")
+    out.extend(_deploy_problems(config, text, root, display))
     return out
+
+
+def _deploy_problems(config: WorkspaceConfig, text: str, root: Path, display: str) -> list[Diagnostic]:
+    """E020: `[deploy]` names no source camp knows, or both; a `path` that is not absolute or does not hold the
+    workspace. E022: `source = "git"` where git cannot say what to clone (no repository, no such remote)."""
+    d = config.deploy
+    out: list[Diagnostic] = []
+
+    def report(code: str, message: str, key: str, hint: str) -> None:
+        out.append(diagnostic(code, message, Span.point(_line(text, "deploy", key), 1), display, [hint]))
+
+    if d.source is not None and d.source != "git":
+        report("E020", f"camp.toml: `deploy.source` {d.source!r} is not a code source camp knows", "source",
+               'source = "git" (the workspace\'s repository), or a shared folder: path = "/srv/camp"')
+    elif d.source is not None and d.path is not None:
+        report("E020", "camp.toml: `deploy` gives both `source` and `path`", "path",
+               "workers take the workspace from one place: keep source = \"git\" or path, not both")
+    elif d.path is not None:
+        shared = Path(d.path)
+        if not shared.is_absolute():
+            report("E020", f"camp.toml: `deploy.path` {d.path!r} is not an absolute path", "path",
+                   'the folder every worker mounts, e.g. path = "/srv/camp"')
+        elif not _inside(root, shared):
+            report("E020", f"camp.toml: the workspace {root.resolve()} is not inside `deploy.path` {d.path!r}",
+                   "path", "deploy from the shared folder's copy of the workspace, or name the folder that holds it")
+    elif d.source == "git":
+        from compiler.git_source import GitSourceError, git_source
+
+        try:
+            git_source(root, d.remote)
+        except GitSourceError as exc:
+            report("E022", f"camp.toml: `deploy.source` = \"git\": {exc}", "source", exc.hint)
+    return out
+
+
+def _inside(root: Path, folder: Path) -> bool:
+    try:
+        root.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def _kind_problem(kind: str) -> str | None:

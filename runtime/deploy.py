@@ -16,6 +16,7 @@ unchanged campaign is not redeployed and a changed one says which steps changed.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -48,12 +49,14 @@ class DeploymentSpec:
     note: str = ""
     flow: str = "campaign"  # the flow it runs: campaign (camp-campaign), alert (camp-alert; `campaign` is then the
     # alert's name) or materialize (camp-materialize)
+    source: dict = field(default_factory=dict)  # code_source(): {} this host, {"git", "commit"} or {"path"}
 
     @property
     def description(self) -> str:
         return json.dumps({"camp": {"campaign": self.campaign, "fingerprint": self.fingerprint,
                                     "steps": self.steps, "order": list(self.steps), "triggers": self.triggers,
-                                    **({"flow": self.flow} if self.flow != "campaign" else {})}},
+                                    **({"flow": self.flow} if self.flow != "campaign" else {}),
+                                    **({"source": self.source} if self.source else {})}},
                           sort_keys=True)
 
 
@@ -99,7 +102,43 @@ def schedules_of(s: SchedulePlan) -> list[dict]:
     return out
 
 
-def specs(root: Path, program: Program, workspace: str, template_dir: Path) -> list[DeploymentSpec]:
+class SourceError(ValueError):
+    """`[deploy]` cannot be carried out here (the message says why)."""
+
+
+def code_source(root: Path, deploy) -> tuple[str, dict]:
+    """camp.toml's `[deploy]` (compiler.config.DeploySection) -> (the flow's `workspace` parameter, the source as
+    plain data). Nothing declared: the absolute path on this host ({}), for workers on this host only. `source =
+    "git"`: the workspace's folder relative to its repository, cloned at the commit checked out now ({"git": the
+    remote's URL, "commit": sha}). `path`: the workspace relative to that shared folder ({"path": folder})."""
+    if deploy.path is not None:
+        folder = Path(deploy.path)
+        try:
+            rel = root.resolve().relative_to(folder.resolve()).as_posix()
+        except ValueError:
+            raise SourceError(f"the workspace {root.resolve()} is not inside [deploy] path {deploy.path}") from None
+        return rel or ".", {"path": str(folder)}
+    if deploy.source == "git":
+        from compiler.git_source import GitSourceError, git_source
+
+        try:
+            g = git_source(root, deploy.remote)
+        except GitSourceError as exc:
+            raise SourceError(str(exc)) from None
+        return g.folder, {"git": g.repository, "commit": g.commit}
+    return str(root.resolve()), {}
+
+
+def specs(root: Path, program: Program, workspace: str, template_dir: Path,
+          source: tuple[str, dict] | None = None) -> list[DeploymentSpec]:
+    """What should exist. `source` (code_source()): the workspace parameter and where workers find it; default
+    this host's absolute path."""
+    param, where = source or (str(root.resolve()), {})
+    return [dataclasses.replace(s, parameters={**s.parameters, "workspace": param}, source=where)
+            for s in _specs(root, program, workspace, template_dir)]
+
+
+def _specs(root: Path, program: Program, workspace: str, template_dir: Path) -> list[DeploymentSpec]:
     out = []
     for c in sorted(program.campaigns.values(), key=lambda c: c.name):
         plan = campaign_plan(program, c, "duckdb", template_dir, workspace)
@@ -178,7 +217,7 @@ def diff(wanted: list[DeploymentSpec], deployed: list[dict]) -> list[Change]:
             continue
         old = _described(d.get("description"))
         same = old.get("fingerprint") == spec.fingerprint and _canon(d.get("schedules")) == _canon(spec.schedules) \
-            and old.get("triggers", []) == spec.triggers
+            and old.get("triggers", []) == spec.triggers and old.get("source", {}) == spec.source
         changed = sorted(step for step, fp in old.get("steps", {}).items() if spec.steps.get(step) != fp)
         out.append(Change("unchanged" if same else "update", spec.campaign, spec, d["id"], changed,
                           old.get("order") or list(spec.steps)))

@@ -201,11 +201,17 @@ def markdown(s: dict) -> str:
 @flow(name="camp-step", log_prints=False, validate_parameters=False, persist_result=False)
 def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bool = False,
              batch_size: int = 10000, channels: dict | None = None, redemptions: dict | None = None,
-             workspace: str | None = None) -> dict:
+             workspace: str | None = None, workers: int = 1, lease: float = 300.0) -> dict:
     """Run one occurrence of one campaign step exactly as `plan` says. With `redemptions` (camp.toml's
     [coupons] source), the shop's redemptions and expiries are synced first, so unused-coupon caps decide on
     the coupons' real state (runtime.coupon_sync); a dry run syncs nothing. With `workspace` (its path), the run
-    ends with an artifact of the campaign's current outcomes (what `camp report` shows)."""
+    ends with an artifact of the campaign's current outcomes (what `camp report` shows). With `workers` > 1 (a
+    PostgreSQL ledger), the batches are decided and sent by that many `camp-batch-worker` processes claiming
+    them from the ledger (runtime.workers; a claim lasts `lease` seconds); a dry run decides in this process."""
+    if workers > 1 and not dry_run:
+        from runtime.workers import check_workers
+
+        check_workers(workers, ledger_url)
     step_plan = StepPlan.model_validate(plan)
     ledger = open_ledger(ledger_url)
     run = Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
@@ -221,7 +227,12 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         recovered, released = recover_and_release(run.run_id)
         if recovered or released:
             get_run_logger().info("resent %s in-flight deliveries, released %s deferred", recovered, released)
-        for a in range(lo, hi, batch_size):
+        if workers > 1 and not dry_run:
+            from runtime.workers import spread
+
+            spread(run, lo, hi, batch_size, workers, ledger_url, channels or {}, lease)
+            _report("send", audience, audience)
+        for a in range(lo, hi, batch_size) if workers <= 1 or dry_run else ():
             send_batch(run.run_id, a, min(a + batch_size, hi))
             _report("send", min(a + batch_size, hi) - lo, audience)
         summary = summarize(run.run_id, audience)
@@ -355,7 +366,8 @@ def materialize_labels(workspace: str, names: list[str], as_of: str | None = Non
 @flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)
 def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: str | None = None,
                  batch_size: int = 10000, user_id: str | None = None, event_id: str | None = None,
-                 occurred: str | None = None, occurrence: str | None = None, release: bool = False) -> dict | None:
+                 occurred: str | None = None, occurrence: str | None = None, release: bool = False,
+                 workers: int | None = None) -> dict | None:
     """What a deployment runs: compile the workspace as it is now, plan the campaign's step for the
     scheduled time (or `as_of`), and run it. Fire times outside the campaign's date range are skipped.
 
@@ -367,6 +379,9 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
     this deployment with `step`, `occurrence` and `as_of`, idempotency key workspace:campaign:step:occurrence:time,
     so a retry or a second run of the same step schedules nothing twice. A follow-up runs even when
     its time falls after the campaign's last date: the journey began inside them.
+
+    `workers` (default: camp.toml's `[runtime] workers`, else 1): processes that share the run's batches on a
+    PostgreSQL ledger (runtime.workers).
 
     Deferred deliveries (quiet hours, `tz user` local-time sends): after every run, each distinct time
     they fall due gets a run of this deployment with `release` (idempotency key workspace:campaign:release:time),
@@ -419,7 +434,8 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
                                    occurrence)) is None:
         return None  # rivals of higher priority decide first: re-queued (docs/runtime.md, "Arbitration")
     summary = run_step(step_run.plan.model_dump(mode="json"), step_run.data_url, step_run.ledger_url,
-                       when.isoformat(), False, batch_size, step_run.channels, step_run.redemptions, workspace)
+                       when.isoformat(), False, batch_size, step_run.channels, step_run.redemptions, workspace,
+                       workers or ws.config.runtime.workers, float(ws.config.runtime.lease_seconds))
     summary = arbitrate.noted(step_run.ledger_url, summary, ruling)
     assert summary is not None  # noted returns the summary it is given
     _schedule_follow_ups(target, workspace, campaign, batch_size, summary.get("follow_ups", []))

@@ -60,6 +60,7 @@ SLOW = (
     "tests/runtime/test_deploy.py", "tests/runtime/test_serve.py", "tests/runtime/test_serve_releases.py",
     "tests/runtime/test_arbitration_serve.py", "tests/runtime/test_race.py", "tests/runtime/test_crash.py",
     "tests/runtime/test_promises_machine.py", "tests/test_fuzz.py", "tests/runtime/test_online_retail.py",
+    "tests/runtime/test_workers.py", "tests/runtime/test_deploy_source.py",
     "tests/compiler/test_sql_differential.py::test_sql_matches_the_reference",
     # the heaviest of the rest (about 55% of the inner loop's time before): whole-catalogue sweeps
     "tests/compiler/test_sql_differential.py::test_every_window_at_every_boundary",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from runtime.ledger.status import (
     AlertState,
+    BatchState,
     CouponState,
     PointsState,
     ShareState,
@@ -37,6 +38,7 @@ POINTS_STATES_4 = (PointsState.PENDING, PointsState.ISSUED, PointsState.VOID)
 SHARE_STATES_4 = (ShareState.PAID, ShareState.REFUSED)
 ALERT_STATES_6 = (AlertState.BELOW, AlertState.PENDING, AlertState.SENT, AlertState.FAILED)
 TAG_ACTIONS_7 = (TagAction.ADD, TagAction.REMOVE)
+BATCH_STATES_10 = (BatchState.OPEN, BatchState.CLAIMED, BatchState.DONE)
 TAG_EFFECTS_7 = (TagEffect.ADDED, TagEffect.ALREADY, TagEffect.REMOVED, TagEffect.ABSENT)
 _DELIVERY_STATUSES = check_list(DELIVERY_STATUSES_1)
 _DELIVERY_STATUSES_2 = check_list(DELIVERY_STATUSES_2)
@@ -216,5 +218,14 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
         # database's clock; a DuckDB ledger has one writing process, whose limiter stays in memory
         ("postgres", """CREATE TABLE camp_rate_limits (
             channel text PRIMARY KEY, tokens double precision NOT NULL, at timestamptz NOT NULL)"""),
+    ]),
+    (10, "batches of an occurrence claimed by parallel workers (runtime.claims)", [
+        # one row per batch [lo, hi) of a run's recipients: open, claimed by a worker until its lease ends, or done
+        # (with the worker's counts); a claim whose lease has ended is taken again by the next worker
+        (None, f"""CREATE TABLE camp_batches (
+            run_id text NOT NULL, lo bigint NOT NULL, hi bigint NOT NULL,
+            state text NOT NULL CHECK (state IN {check_list(BATCH_STATES_10, ', ')}),
+            worker text, lease_until timestamptz, attempts integer NOT NULL, done_at timestamptz, counts text,
+            PRIMARY KEY (run_id, lo))"""),
     ]),
 ]

@@ -70,6 +70,14 @@ class AlertState(StrEnum):
     FAILED = "failed"  # the channel refused it; the next run of the occurrence tries again
 
 
+class BatchState(StrEnum):
+    """One batch of a run's recipients spread over parallel workers (camp_batches, migration 10)."""
+
+    OPEN = "open"  # listed, nobody has claimed it yet
+    CLAIMED = "claimed"  # a worker decides and sends it until its lease ends; after that any worker may take it
+    DONE = "done"  # decided and sent (what was due now); the worker's counts are kept with it
+
+
 class TagAction(StrEnum):
     """What a `camp tag` change asked for a user (camp_tag_audit, migration 7)."""
 

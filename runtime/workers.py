@@ -1,0 +1,147 @@
+"""Parallel workers for one occurrence (PostgreSQL ledger): the `camp-batch-worker` flow and the processes that
+run it.
+
+    camp-step (parent)                       snapshot in the ledger, then spread():
+      ├─ camp_batches: the run's batches, open         (runtime.ledger.batches.list_batches)
+      ├─ N processes `python -m runtime.workers`       each a `camp-batch-worker` flow run on the same Prefect API:
+      │    claim -> decide + send -> done, until none   (runtime.claims.work_batches)
+      └─ drain: batches a killed worker held are taken once their lease ends; counts of every batch -> summary
+
+A worker is handed the ledger URL, the run id and the channel settings of camp.toml; the plan, the as-of time and
+the recipients it reads from the ledger (camp_runs, camp_plans, camp_recipients), never from the parent's memory,
+so it could as well run on another host. A DuckDB ledger takes one writer process: `check_workers` refuses more
+than one worker there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from compiler.plan import StepPlan
+from runtime.claims import add_results, work_batches
+from runtime.context import Run
+from runtime.ledger import Ledger, open_ledger
+from runtime.ledger.batches import batch_states, list_batches, results
+from runtime.ledger.status import BatchState
+
+DEFAULT_LEASE_S = 300.0  # [runtime] lease in camp.toml: how long a claim holds before another worker may take it
+
+
+class WorkersError(ValueError):
+    """More than one worker where the ledger cannot have them (a DuckDB file), or a bad count."""
+
+
+def check_workers(workers: int, ledger_url: str) -> None:
+    """Raise WorkersError unless `workers` processes may share this ledger."""
+    from runtime.ledger.backend import backend_for
+    from runtime.warehouse import dialect_of
+
+    if workers < 1:
+        raise WorkersError(f"workers must be at least 1, not {workers}")
+    if workers > 1 and backend_for(dialect_of(ledger_url)).one_writer:
+        raise WorkersError(f"{workers} workers need a PostgreSQL ledger: a DuckDB ledger file takes one writer "
+                           "process (set [ledger] url to postgresql://..., or run with one worker)")
+
+
+def _run_of(lg: Ledger, run_id: str, data_url: str, channels: dict) -> Run:
+    """The parent's run, rebuilt from the ledger: its plan (camp_plans) and as-of time (camp_runs)."""
+    row = lg.rows("SELECT plan_hash, as_of FROM camp_runs WHERE run_id = ?", (run_id,))
+    if not row:
+        raise LookupError(f"no run {run_id} in the ledger: a worker serves a run `camp run` started")
+    plan_hash, as_of = row[0]
+    plan = StepPlan.model_validate_json(lg.plan_text(plan_hash))
+    as_of = as_of if isinstance(as_of, datetime) else datetime.fromisoformat(str(as_of))
+    return Run(plan, lg, data_url, as_of, False, channels, run_id=run_id, plan_hash=plan_hash)
+
+
+@flow(name="camp-batch-worker", log_prints=False, validate_parameters=False, persist_result=False)
+def batch_worker(ledger_url: str, run_id: str, data_url: str, worker: str, channels: dict | None = None,
+                 lease: float = DEFAULT_LEASE_S) -> int:
+    """Claim, decide and send batches of run `run_id` until none is left; how many batches this worker did."""
+    lg = open_ledger(ledger_url)
+    run = _run_of(lg, run_id, data_url, channels or {})
+    try:
+        done = work_batches(run, worker, lease)
+        get_run_logger().info("worker %s: %s batches of run %s", worker, done, run_id)
+        return done
+    finally:
+        run.close()
+        lg.close()
+
+
+def spread(run: Run, lo: int, hi: int, batch_size: int, workers: int, ledger_url: str, channels: dict,
+           lease: float = DEFAULT_LEASE_S) -> None:
+    """Users seq lo..hi-1 of `run` decided and sent by `workers` processes; returns when every batch is done,
+    with the workers' counts added to run's counters."""
+    lg = run.ctx.ledger
+    list_batches(lg, run.run_id, lo, hi, batch_size)
+    env = {**os.environ, **_prefect_environment()}
+    spec = {"ledger_url": ledger_url, "run_id": run.run_id, "data_url": run.ctx.data_url, "channels": channels,
+            "lease": lease}
+    with tempfile.TemporaryDirectory(prefix="camp-workers-") as tmp:
+        path = Path(tmp) / "spec.json"
+        path.write_text(json.dumps(spec), encoding="utf-8")
+        procs = []
+        for i in range(workers):
+            log = (Path(tmp) / f"worker-{i}.log").open("w", encoding="utf-8")
+            procs.append((subprocess.Popen([sys.executable, "-m", "runtime.workers", str(path), f"{run.run_id}-w{i}"],
+                                           env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL),
+                          log, Path(tmp) / f"worker-{i}.log"))
+        for proc, log, where in procs:
+            rc = proc.wait()
+            log.close()
+            if rc != 0:  # its batches are taken over below; say why it stopped
+                tail = where.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+                _log(f"worker {proc.pid} ended with {rc}; its batches are taken over: {' | '.join(tail)}")
+    _drain(run, lease)
+    add_results(run, results(lg, run.run_id))
+
+
+def _drain(run: Run, lease: float) -> None:
+    """Batches the workers left (a killed worker's claim): done here once their lease has ended."""
+    lg = run.ctx.ledger
+    mine = Run(run.ctx.plan, lg, run.ctx.data_url, run.ctx.as_of, False, run.caches.channels.config,
+               run_id=run.run_id, plan_hash=run.ctx.plan_hash, channels=run.caches.channels)
+    while True:
+        work_batches(mine, f"{run.run_id}-parent", lease)
+        states = batch_states(lg, run.run_id)
+        if set(states) <= {BatchState.DONE}:
+            return
+        time.sleep(min(1.0, lease))
+
+
+def _prefect_environment() -> dict[str, str]:
+    """This process's Prefect settings (the API URL `camp run` started or was given), for the workers."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().to_environment_variables(exclude_unset=True)
+
+
+def _log(message: str) -> None:
+    try:
+        get_run_logger().warning(message)
+    except Exception:  # noqa: BLE001 (outside a flow run: stderr)
+        print(f"camp: {message}", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m runtime.workers SPEC.json WORKER`: one worker process, one `camp-batch-worker` flow run."""
+    from runtime.flows import run_settings
+
+    spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    with run_settings():
+        batch_worker(spec["ledger_url"], spec["run_id"], spec["data_url"], argv[1], spec["channels"], spec["lease"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
