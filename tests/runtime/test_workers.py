@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from runtime.channels.webhook import Webhook
 from runtime.demo_data import make_shop
+from runtime.dispatch import FLUSH
 from tests.conftest import require_postgres
 from tests.runtime.conftest import camp, make_workspace, pg_schema
 from tests.runtime.servers import start_hook
@@ -129,7 +131,8 @@ def test_a_worker_killed_mid_batch_leaves_its_batch_to_another(tmp_path, prefect
             assert len(sent) > 1000  # (the rest: no sms consent or number)
             assert set(hook.delivered) == sent  # the receiver took each delivery once (a resend carries its key)
             raw = [r["key"] for r in hook.raw]
-            assert len(raw) - len(set(raw)) <= 1  # at most the request in flight at the kill was repeated
+            # repeated: at most what the killed worker had in flight or sent but not yet recorded (runtime.dispatch)
+            assert len(raw) - len(set(raw)) <= Webhook.default_concurrency + FLUSH
             taken = _rows(pg, schema, "SELECT worker, attempts, state FROM camp_batches WHERE attempts > 1")
             assert taken and all(w != killed[0] and s == "done" for w, _, s in taken)  # completed by another
         pg.close()
