@@ -155,30 +155,25 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         campaign, with a delivery of the group due at `start` or later (else NULL). users None: every user.
         One aggregate over the window, whatever the number of users, returning only the users a cap or the hold
         may stop: the set operation that replaces reading each batch's rows (runtime.history.seen_counts)."""
-        cols, params, keep, keep_params = [], [], [], []
-        for entry in counts:
+        cols, params, keep = [], [], []
+        for i, entry in enumerate(counts):
             if entry is None:
-                cols.append("0")
+                cols.append(f"0 AS n{i}")
                 continue
             channel, campaign, start, floor = entry
-            cond, cond_params = ["channel IS NOT NULL"], []
+            cond = ["channel IS NOT NULL"]
             for sql, value in (("channel = ?", channel), ("campaign = ?", campaign), ("due_at >= ?", start)):
                 if value is not None:
                     cond.append(sql)
-                    cond_params.append(value)
-            count = f"count(*) FILTER (WHERE {' AND '.join(cond)})"
-            cols.append(count)
-            params.extend(cond_params)
-            keep.append(f"{count} >= {int(floor)}")
-            keep_params.extend(cond_params)
+                    params.append(value)
+            cols.append(f"count(*) FILTER (WHERE {' AND '.join(cond)}) AS n{i}")
+            keep.append(f"n{i} >= {int(floor)}")
         if hold is not None:
-            holder = "min(campaign) FILTER (WHERE exclusive_group = ? AND campaign <> ? AND due_at >= ?)"
-            cols.append(holder)
+            cols.append("min(campaign) FILTER (WHERE exclusive_group = ? AND campaign <> ? AND due_at >= ?) AS holder")
             params.extend(hold)
-            keep.append(f"{holder} IS NOT NULL")
-            keep_params.extend(hold)
+            keep.append("holder IS NOT NULL")
         else:
-            cols.append("NULL")
+            cols.append("NULL AS holder")
         if not keep:
             return []
         listed = ", ".join(f"'{s}'" for s in statuses)
@@ -187,8 +182,8 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         if users is not None:
             where += f" AND {self.in_list('user_id')}"
             params.append(users)
-        return self.rows(f"SELECT user_id, {', '.join(cols)} FROM camp_deliveries WHERE {where} GROUP BY user_id "
-                         f"HAVING {' OR '.join(keep)}", [*params, *keep_params])
+        return self.rows(f"SELECT * FROM (SELECT user_id, {', '.join(cols)} FROM camp_deliveries WHERE {where} "
+                         f"GROUP BY user_id) counted WHERE {' OR '.join(keep)}", params)
 
     def held_coupons(self, users: list[str]) -> list[CouponRow]:
         """The coupons given to these users (any campaign; not void ones, whose message never went out), each
