@@ -104,7 +104,7 @@ def start_server():
     proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/api"
-    for _ in range(300):
+    for _ in range(1000):  # a loaded machine starts the server slowly
         try:
             with urllib.request.urlopen(url + "/health", timeout=2):
                 break

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from compiler.clock import plus
 from compiler.plan import StepPlan
 from runtime.context import Pending, Run, RunContext
-from runtime.decide import Budget, HeldCoupon, Past, Recipient, bad_zone, decide
-from runtime.history import journey_coupons, ledger_budget, past_deliveries
+from runtime.decide import NOTHING_SEEN, Budget, HeldCoupon, Recipient, Seen, bad_zone, decide
+from runtime.history import journey_coupons, ledger_budget, seen_counts
 from runtime.ledger.status import PointsState, Status
 from runtime.message import message, outbox_row
 from runtime.recipients import from_json, from_row
@@ -42,7 +42,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         done: set[str] = set()
         if not ctx.dry_run:
             done = lg.decided_users(ctx.occ, ctx.key_prefix, users)
-        past, coupons = _history(ctx, users)
+        past, coupons = _history(run, users)
         given = journey_coupons(ctx, users)
         budget = _budget(run)
         out, deliveries, coupon_rows, outbox = [], [], [], []
@@ -57,7 +57,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
             if bad_zone(p, r):
                 n.unknown_zones += 1
             try:
-                d = decide(p, r, past.get(r.user_id, []), coupons.get(r.user_id, []), budget, ctx.as_of)
+                d = decide(p, r, past.get(r.user_id, NOTHING_SEEN), coupons.get(r.user_id, []), budget, ctx.as_of)
             except Exception as exc:  # noqa: BLE001 (one user's bad row fails that user's delivery, not the batch)
                 reason = f"data: {type(exc).__name__}"
                 n.fail(reason)
@@ -134,11 +134,20 @@ def _recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
     return [from_json(p, *r) for r in run.ctx.ledger.recipient_rows(run.ctx.occ, lo, hi)]
 
 
-def _history(ctx: RunContext, users: list[str]) -> tuple[dict[str, list[Past]], dict[str, list[HeldCoupon]]]:
+def _history(run: Run, users: list[str]) -> tuple[dict[str, Seen], dict[str, list[HeldCoupon]]]:
+    """What the caps and hold see of these users' past, and their coupons. Where one process writes the ledger
+    (DuckDB) nobody else adds deliveries while this run decides, and this run's own rows are of other users: the
+    counts of every user are read once, in the first batch, with one aggregate over the longest window. Where
+    several processes meet (PostgreSQL), each batch reads its users' counts inside its decision lock (an index
+    on (user_id, due_at) keeps that proportional to the batch), so a concurrent run's deliveries are seen."""
+    ctx = run.ctx
     lg, p = ctx.ledger, ctx.plan
-    past: dict[str, list[Past]] = {}
-    for _, uid, d in past_deliveries(ctx, users, ctx.as_of):
-        past.setdefault(uid, []).append(d)
+    if lg.backend.one_writer:
+        if run.caches.seen is None:
+            run.caches.seen = seen_counts(ctx, None, ctx.as_of)
+        past = run.caches.seen
+    else:
+        past = seen_counts(ctx, users, ctx.as_of)
     coupons: dict[str, list[HeldCoupon]] = {}
     if any(p.resources[g].kind == "coupon" for a in p.arms for g in a.give):
         for c in lg.held_coupons(users):

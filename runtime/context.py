@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from compiler.plan import ChannelPlan, StepPlan
 from runtime.channels import Channel, make_channel
-from runtime.decide import Budget, Recipient
+from runtime.decide import Budget, Recipient, Seen
 from runtime.ledger import Ledger
 from runtime.ledger.status import Status
 from runtime.ratelimit import limiter
@@ -132,12 +132,14 @@ class Channels:
 
 class RunCaches:
     """Per-run objects made once: the channel adapters, the plan's renderer and channel chains, the budget a
-    dry run reserves from (nothing is written, so it is kept here)."""
+    dry run reserves from (nothing is written, so it is kept here), the caps' counts read once per run."""
 
     def __init__(self, plan: StepPlan, channels: Channels):
         self.plan = plan
         self.channels = channels
         self.dry_budget: Budget | None = None
+        # caps and hold counts of every user, read once per run where one process writes the ledger (runtime.batch)
+        self.seen: dict[str, Seen] | None = None
         self._renderer: Renderer | None = None
         self._chains: dict[tuple[str | None, str], ChannelPlan] = {}
 

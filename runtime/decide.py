@@ -46,6 +46,22 @@ class Past:
 
 
 @dataclass(frozen=True)
+class Seen:
+    """A user's counted deliveries as this plan's caps and exclusive hold see them, added up in the ledger's SQL
+    (runtime.history.seen_counts) instead of one `Past` per row: `hits[i]` is what plan.caps[i] counts (0 for
+    coupon and unused-coupon caps, which read the coupons), `holder` the first (by name) other campaign of the
+    plan's exclusive group holding the user. `decide` takes either this or the rows themselves, and decides the
+    same (tests/runtime/test_seen.py)."""
+
+    hits: tuple[int, ...] = ()
+    holder: str | None = None
+
+
+NOTHING_SEEN = Seen()
+History = list[Past] | Seen  # what `decide` and `channel_block` take of a user's past
+
+
+@dataclass(frozen=True)
 class HeldCoupon:
     code: str
     campaign: str
@@ -180,7 +196,10 @@ def _cap_limit(cap: CapPlan, r: Recipient) -> int | None:
     return cap.default  # None: users with an unlisted label are not capped by this rule
 
 
-def _cap_hits(cap: CapPlan, plan: StepPlan, channel: str, past: list[Past], as_of: datetime) -> int:
+def _cap_hits(i: int, cap: CapPlan, plan: StepPlan, past: History, as_of: datetime) -> int:
+    """How many of the user's counted deliveries plan.caps[i] counts at `as_of`."""
+    if isinstance(past, Seen):
+        return past.hits[i] if i < len(past.hits) else 0
     start = minus(as_of, cap.per.dur(), plan.timezone) if cap.per else None
     n = 0
     for p in past:
@@ -193,17 +212,16 @@ def _cap_hits(cap: CapPlan, plan: StepPlan, channel: str, past: list[Past], as_o
     return n
 
 
-def channel_block(ch: ChannelPlan, plan: StepPlan, r: Recipient, past: list[Past], as_of: datetime) -> str | None:
+def channel_block(ch: ChannelPlan, plan: StepPlan, r: Recipient, past: History, as_of: datetime) -> str | None:
     if plan.consent_channels is not None and not r.consent.get(ch.channel):
         return f"no_consent:{ch.channel}"
     if ch.address_field and not r.fields.get(ch.address_field):
         return f"no_address:{ch.channel}"
-    for cap in plan.caps:
+    for i, cap in enumerate(plan.caps):
         if cap.unit in ("coupon",) or cap.unused:
             continue
         limit = _cap_limit(cap, r)
-        if limit is not None and cap.unit in ("message", ch.channel) and _cap_hits(cap, plan, ch.channel, past,
-                                                                                      as_of) >= limit:
+        if limit is not None and cap.unit in ("message", ch.channel) and _cap_hits(i, cap, plan, past, as_of) >= limit:
             return f"cap:{cap.text}"
     return None
 
@@ -229,7 +247,17 @@ def _coupon_block(plan: StepPlan, arm: ArmPlan, coupons: list[HeldCoupon], as_of
     return None
 
 
-def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCoupon], budget: Budget,
+def _holder(plan: StepPlan, past: History, as_of: datetime) -> str | None:
+    """The other campaign of the plan's exclusive group that holds the user at `as_of` (the first by name when
+    several do, so that the reason does not depend on the order the ledger returns rows in)."""
+    if isinstance(past, Seen):
+        return past.holder
+    start = minus(as_of, plan.exclusive_hold.dur(), plan.timezone)
+    return min((p.campaign for p in past if p.exclusive_group == plan.exclusive and p.campaign != plan.campaign
+                and p.due_at >= start), default=None)
+
+
+def decide(plan: StepPlan, r: Recipient, past: History, coupons: list[HeldCoupon], budget: Budget,
            as_of: datetime) -> Decision:
     if r.skip:
         return Decision(Status.SKIPPED, None, reason=r.skip, due_at=as_of)
@@ -254,9 +282,7 @@ def decide(plan: StepPlan, r: Recipient, past: list[Past], coupons: list[HeldCou
     if blocked:
         return Decision(Status.SUPPRESSED, name, reason=blocked, due_at=as_of)
     if plan.exclusive:
-        start = minus(as_of, plan.exclusive_hold.dur(), plan.timezone)
-        holder = next((p.campaign for p in past if p.exclusive_group == plan.exclusive
-                       and p.campaign != plan.campaign and p.due_at >= start), None)
+        holder = _holder(plan, past, as_of)
         if holder:
             return Decision(Status.SUPPRESSED, name, reason=f"exclusive:{plan.exclusive} held by {holder}", due_at=as_of)
     channel = None

@@ -10,22 +10,60 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from compiler.clock import minus
+from compiler.plan import CapPlan
 from runtime.context import RunContext
-from runtime.decide import COUNTED, Budget, Past
+from runtime.decide import COUNTED, Budget, Past, Seen
 from runtime.reconcile import excess_by_day
 from runtime.render import coupon_context
+
+
+def seen_counts(ctx: RunContext, users: list[str] | None, at: datetime) -> dict[str, Seen]:
+    """user -> what the plan's caps and exclusive hold see of their counted deliveries at `at` (any campaign),
+    added up by the ledger in one query over the longest window (users None: every user with a delivery in it;
+    one query for a whole run). Users missing from the result have seen nothing. Gives `decide` the same answer
+    as the rows of `past_deliveries` do."""
+    p = ctx.plan
+    since = _since(ctx, at)
+    if since is None:
+        return {}
+    counts: list[tuple[str | None, str | None, datetime | None, int] | None] = []
+    for c in p.caps:
+        floor = None if c.unit == "coupon" or c.unused else _floor(c)
+        counts.append(None if floor is None else (None if c.unit == "message" else c.unit,
+                                                   p.campaign if c.scope == "campaign" else None,
+                                                   minus(at, c.per.dur(), p.timezone) if c.per else None, floor))
+    hold = (p.exclusive, p.campaign, minus(at, p.exclusive_hold.dur(), p.timezone)) if p.exclusive else None
+    return {r[0]: Seen(tuple(r[1:-1]), r[-1]) for r in ctx.ledger.seen_by_user(COUNTED, since, counts, hold, users)}
+
+
+def _floor(cap: CapPlan) -> int | None:
+    """The fewest deliveries with which the cap stops anyone (its least limit above 0 over the tiers): a user with
+    fewer is decided as one with none. A limit of 0 stops every user it applies to whatever they were sent (`decide`
+    sees 0 >= 0 for a user missing from the counts), so it needs no count; None: no limit needs one."""
+    limits = [n for n in ([cap.count] if not cap.by else [*cap.tiers.values(), cap.default]) if n]
+    return min(limits) if limits else None
+
+
+def _since(ctx: RunContext, at: datetime) -> datetime | None:
+    """The earliest due time a cap or the exclusive hold of the plan can see at `at`: the longest window, or the
+    beginning when a message cap has no window; None when none looks at past deliveries. (Retention: a counted
+    delivery due before the longest window of every plan still running is never read again; docs/runtime.md.)"""
+    p = ctx.plan
+    counted = [c for c in p.caps if c.unit != "coupon" and not c.unused]
+    if any(not c.per for c in counted):
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    windows = [minus(at, c.per.dur(), p.timezone) for c in counted if c.per]
+    if p.exclusive:
+        windows.append(minus(at, p.exclusive_hold.dur(), p.timezone))
+    return min(windows) if windows else None
 
 
 def past_deliveries(ctx: RunContext, users: list[str], at: datetime) -> list[tuple[str, str, Past]]:
     """(key, user, delivery) of every counted delivery of these users that a cap or exclusive hold of
     the plan can see at `at` (any campaign)."""
-    p = ctx.plan
-    windows = [minus(at, c.per.dur(), p.timezone) for c in p.caps if c.per and not c.unused]
-    if p.exclusive:
-        windows.append(minus(at, p.exclusive_hold.dur(), p.timezone))
-    if not windows and not any(c.unit != "coupon" and not c.per and not c.unused for c in p.caps):
+    since = _since(ctx, at)
+    if since is None:
         return []
-    since = min(windows) if windows else datetime(1970, 1, 1, tzinfo=UTC)
     return [(r.idempotency_key, r.user_id, Past(r.campaign, r.channel, r.due_at, r.exclusive_group))
             for r in ctx.ledger.counted_deliveries(users, COUNTED, since)]
 

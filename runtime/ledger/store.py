@@ -144,6 +144,47 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
             f"SELECT idempotency_key, user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
             f"{self.in_list('user_id')} AND status IN ({listed}) AND due_at >= ?", (users, since))]
 
+    def seen_by_user(self, statuses: Iterable[Status], since: datetime,
+                     counts: list[tuple[str | None, str | None, datetime | None, int] | None],
+                     hold: tuple[str, str, datetime] | None, users: list[str] | None) -> list[tuple]:
+        """One row per user whose deliveries in these statuses (any campaign) due at `since` or later reach a count's
+        floor or make a holder: (user_id, one count per entry of `counts`, holder). An entry (channel, campaign,
+        start, floor) counts the deliveries with a channel, of that channel and that campaign when given, due at
+        `start` or later when given, and keeps the user when the count is at least `floor` (> 0); None counts
+        nothing (0). `hold` (group, campaign, start): the holder is the least campaign name, other than that
+        campaign, with a delivery of the group due at `start` or later (else NULL). users None: every user.
+        One aggregate over the window, whatever the number of users, returning only the users a cap or the hold
+        may stop: the set operation that replaces reading each batch's rows (runtime.history.seen_counts)."""
+        cols, params, keep = [], [], []
+        for i, entry in enumerate(counts):
+            if entry is None:
+                cols.append(f"0 AS n{i}")
+                continue
+            channel, campaign, start, floor = entry
+            cond = ["channel IS NOT NULL"]
+            for sql, value in (("channel = ?", channel), ("campaign = ?", campaign), ("due_at >= ?", start)):
+                if value is not None:
+                    cond.append(sql)
+                    params.append(value)
+            cols.append(f"count(*) FILTER (WHERE {' AND '.join(cond)}) AS n{i}")
+            keep.append(f"n{i} >= {int(floor)}")
+        if hold is not None:
+            cols.append("min(campaign) FILTER (WHERE exclusive_group = ? AND campaign <> ? AND due_at >= ?) AS holder")
+            params.extend(hold)
+            keep.append("holder IS NOT NULL")
+        else:
+            cols.append("NULL AS holder")
+        if not keep:
+            return []
+        listed = ", ".join(f"'{s}'" for s in statuses)
+        where = f"status IN ({listed}) AND due_at >= ?"
+        params.append(since)
+        if users is not None:
+            where += f" AND {self.in_list('user_id')}"
+            params.append(users)
+        return self.rows(f"SELECT * FROM (SELECT user_id, {', '.join(cols)} FROM camp_deliveries WHERE {where} "
+                         f"GROUP BY user_id) counted WHERE {' OR '.join(keep)}", params)
+
     def held_coupons(self, users: list[str]) -> list[CouponRow]:
         """The coupons given to these users (any campaign; not void ones, whose message never went out), each
         with whether it is still unused: reserved or issued, not redeemed by an order (`camp sync`) nor expired.
