@@ -43,5 +43,5 @@ def replayed_events(program, campaign, data_url: str, start: datetime, end: date
     return out
 
 
-def _instant(t: datetime) -> exp.Expression:
+def _instant(t: datetime) -> exp.Expr:
     return exp.cast(exp.Literal.string(t.astimezone(UTC).isoformat()), exp.DataType.build("timestamptz"))

@@ -139,9 +139,9 @@ def _pressure(lg, program) -> dict:
         if owner is not None:
             where += f" AND campaign = '{_quote(owner)}'"
         interval = f"INTERVAL {int(cap.per.value)} {_UNITS[cap.per.unit].upper()}"
-        worst = lg.rows(f"SELECT max(n) FROM ({_window_max(lg, where, interval)})")[0][0] or 0
-        limit = max([*cap.tiers.values(), *([cap.default] if cap.default is not None else [])]) if cap.by \
-            else cap.count
+        worst: int = int(lg.rows(f"SELECT max(n) FROM ({_window_max(lg, where, interval)})")[0][0] or 0)
+        limits: list[int] = [*cap.tiers.values(), *([cap.default] if cap.default is not None else [])]
+        limit: int = max(limits) if cap.by and limits else cap.count
         caps.append({"scope": scope, "campaign": owner, "unit": cap.unit, "per": f"{cap.per.value}{cap.per.unit}",
                      "limit": limit, "tiered_by": cap.by, "tiers": dict(cap.tiers) if cap.by else None,
                      "max_seen": worst, "within": worst <= limit})
