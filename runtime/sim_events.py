@@ -6,6 +6,9 @@
 The warehouse's events carry no id: each replayed event gets a stable one from (event, user, time), so a
 simulation is repeatable. A period the warehouse holds no events for (the future, or past the data's end)
 replays none: the event-triggered campaigns send nothing in it, and the report says how many events it found.
+
+`on E first` is replayed only for each user's first E (no earlier E in the warehouse): a later E's run would find
+`count(E) > 1` and decide nothing, so skipping it changes no delivery and saves a run per repeat order.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ def replayed_events(program, campaign, data_url: str, start: datetime, end: date
     query = (exp.select(user, time).from_(exp.to_table(ev.table))
              .where(exp.and_(time >= _instant(start), time < _instant(end)))
              .order_by(time, user))
+    if s.first:  # `on E first`: only a user's first E can trigger it (a later one's run finds count(E) > 1)
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[user.copy()], order=exp.Order(expressions=[
+            exp.Ordered(this=time.copy())]))
+        inner = (exp.select(user.copy(), time.copy(), exp.alias_(rank, "camp_nth", quoted=True))
+                 .from_(exp.to_table(ev.table)).where(time.copy() < _instant(end)))
+        query = (exp.select(user.copy(), time.copy()).from_(inner.subquery("e"))
+                 .where(exp.and_(exp.column("camp_nth", quoted=True).eq(1), time.copy() >= _instant(start)))
+                 .order_by(time.copy(), user.copy()))
     sql = query.sql(dialect=dialect)
     wh = connect(data_url, read_only=True)
     try:

@@ -1,20 +1,23 @@
 """`camp simulate` against real runs: on a 300-user demo shop, the simulation's per-day totals (users by status per
 campaign and local day) equal what day-by-day `camp run`s of the same campaigns (real processes, through Prefect,
-on a real DuckDB ledger) write to the ledger; simulated contact pressure stays within the workspace's caps; the
+on a real DuckDB ledger, and on a PostgreSQL one) write to the ledger; simulated contact pressure stays within the workspace's caps; the
 real ledger is byte-for-byte unchanged by a simulation, whose scratch copy starts from the real ledger's state; the
-shop's events in the period are replayed one run per event."""
+shop's events in the period are replayed one run per event (for `first` triggers, per first event)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from runtime.demo_data import make_shop
-from tests.runtime.conftest import camp
+from runtime.warehouse import connect, duckdb_path
+from tests.runtime.conftest import camp, pg_schema
 from tests.runtime.sim_workspace import DAYS, sim_workspace
 
 STATUSES = ("sent", "suppressed", "budget_exhausted", "holdout", "skipped", "failed", "deferred")
@@ -31,39 +34,54 @@ def _simulated(doc: dict) -> Counter:
     return Counter({(r["day"], r["campaign"], s): r[s] for r in doc["daily"] for s in STATUSES if r[s]})
 
 
-def _ledger_totals(path: Path) -> Counter:
+def _ledger_totals(url: str) -> Counter:
     """Users by status per local day (Asia/Shanghai, of due_at) and campaign, read from the real ledger here."""
-    con = duckdb.connect(str(path), read_only=True)
+    wh = connect(url, read_only=True)
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        rows = con.execute("SELECT timezone('Asia/Shanghai', due_at)::DATE, campaign, status, count(*) "
-                           "FROM camp_deliveries GROUP BY ALL").fetchall()
+        rows = wh.rows("SELECT CAST(due_at AT TIME ZONE 'Asia/Shanghai' AS DATE), campaign, status, count(*) "
+                       "FROM camp_deliveries GROUP BY 1, 2, 3")
     finally:
-        con.close()
+        wh.close()
     return Counter({(d.isoformat(), c, s): n for d, c, s, n in rows})
 
 
-def _fingerprint(path: Path) -> tuple:
-    """Every ledger table's row count and a hash of its rows in order: any write changes it."""
-    con = duckdb.connect(str(path), read_only=True)
+def _fingerprint(url: str) -> tuple:
+    """Every ledger table's row count and a hash of its rows in order (and a DuckDB file's bytes): any write
+    changes it."""
+    wh = connect(url, read_only=True)
     try:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
-                                            "'camp%' ORDER BY 1").fetchall()]
+        tables = [r[0] for r in wh.rows("SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
+                                        "'camp%' AND table_schema = current_schema() ORDER BY 1")]
         out = []
         for t in tables:
-            rows = con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
-            out.append((t, len(rows), hashlib.sha256(repr(rows).encode()).hexdigest()))
+            rows = sorted(repr(r) for r in wh.rows(f"SELECT * FROM {t}"))
+            out.append((t, len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()))
     finally:
-        con.close()
-    return tuple(out), hashlib.sha256(path.read_bytes()).hexdigest()
+        wh.close()
+    path = duckdb_path(url)
+    return tuple(out), hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
 
 
-def test_simulated_days_equal_real_runs_and_keep_the_caps(tmp_path, prefect_env):
+@pytest.fixture(params=["duckdb", "postgres"])
+def real_ledger(request, tmp_path):
+    """The real ledger's URL: the workspace's DuckDB file, or a fresh schema of the test PostgreSQL."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'ws' / 'ledger.duckdb'}"
+        return
+    with pg_schema(f"camp_sim_{os.getpid()}") as url:
+        yield url
+
+
+def test_simulated_days_equal_real_runs_and_keep_the_caps(tmp_path, prefect_env, real_ledger):
     root = sim_workspace(tmp_path / "ws")
     make_shop(f"duckdb:///{root / 'shop.duckdb'}", 300, seed=1)
-    env = prefect_env
+    env = {**prefect_env, "CAMP_LEDGER_URL": real_ledger}
     doc = _simulate(root, env)
     assert not (root / "ledger.duckdb").exists()  # the simulation made no real ledger
+    if real_ledger.startswith("postgresql"):
+        wh = connect(real_ledger)
+        assert not wh.rows("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()")
+        wh.close()
     assert doc["version"] == 1 and doc["runs"]["step"] == 10 and doc["runs"]["follow-up"] >= 1
 
     for day in DAYS:  # what ops would run by hand, day by day: the folder at 10:00, the journey's step at 12:00
@@ -73,7 +91,7 @@ def test_simulated_days_equal_real_runs_and_keep_the_caps(tmp_path, prefect_env)
                  cwd=root, env=env, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
 
-    real = _ledger_totals(root / "ledger.duckdb")
+    real = _ledger_totals(real_ledger)
     simulated = _simulated(doc)
     assert simulated == real
     assert real[(DAYS[0], "promo_a", "sent")] > 0 and real[(DAYS[0], "promo_b", "sent")] > 0
@@ -91,9 +109,9 @@ def test_simulated_days_equal_real_runs_and_keep_the_caps(tmp_path, prefect_env)
 
     # the real ledger now has history: a simulation reads it (the occurrences already ran, nothing new is sent)
     # and does not write it
-    before = _fingerprint(root / "ledger.duckdb")
+    before = _fingerprint(real_ledger)
     again = _simulate(root, env)
-    assert _fingerprint(root / "ledger.duckdb") == before
+    assert _fingerprint(real_ledger) == before
     assert not any(r["sent"] for r in again["daily"])
 
 
@@ -101,11 +119,17 @@ def test_events_in_the_period_are_replayed_one_run_each(tmp_path, prefect_env):
     root = sim_workspace(tmp_path / "ws", events=True)
     make_shop(f"duckdb:///{root / 'shop.duckdb'}", 300, seed=1)
     con = duckdb.connect(str(root / "shop.duckdb"), read_only=True)
-    orders = con.execute("SELECT count(*) FROM orders WHERE created_at >= TIMESTAMPTZ '2026-11-24 00:00:00+08' AND "
-                         "created_at < TIMESTAMPTZ '2026-11-29 00:00:00+08'").fetchone()[0]
+    window = ("created_at >= TIMESTAMPTZ '2026-11-24 00:00:00+08' AND created_at < "
+              "TIMESTAMPTZ '2026-11-29 00:00:00+08'")
+    orders = con.execute(f"SELECT count(*) FROM orders WHERE {window}").fetchone()[0]
+    firsts = con.execute("SELECT count(*) FROM (SELECT user_id, min(created_at) AS created_at FROM orders "
+                         f"WHERE created_at < TIMESTAMPTZ '2026-11-29 00:00:00+08' GROUP BY user_id) WHERE {window}"
+                         ).fetchone()[0]
     con.close()
     doc = _simulate(root, prefect_env)
-    assert orders > 0 and doc["events"] == {"welcome": orders} and doc["runs"]["event"] == orders
+    # `on orders first`: each user's first order only (a repeat order's run would find count(orders) > 1)
+    assert orders > firsts > 0 and doc["events"] == {"welcome": firsts} and doc["runs"]["event"] == firsts
+    assert sum(r["sent"] + r["suppressed"] for r in doc["daily"] if r["campaign"] == "welcome") > 0
     # after the data's end (the demo's histories end on 2026-12-01) nothing is replayed and nothing is sent
     out = camp("simulate", str(root), "--from", "2026-12-10", "--to", "2026-12-12", "--format", "json", cwd=root,
                env=prefect_env, timeout=600)
