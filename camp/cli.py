@@ -279,6 +279,30 @@ def report(path: Path, campaign: str | None, as_of: str | None, fmt: str, data: 
     sys.exit(run_report(path, campaign, as_of, fmt, data, ledger))
 
 
+@cli.command()
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--from", "start", required=True, help="First day (2026-12-01, in the workspace's zone) or an ISO time.")
+@click.option("--to", "end", required=True, help="Last day, included (2026-12-31), or an ISO time, excluded.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json", "html")), default="text", show_default=True,
+              help="text: tables; json: the stable document for tools (docs/simulate.md); html: one self-contained "
+                   "page with charts.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here (default: stdout).")
+@click.option("--data", help="Data URL (default: $CAMP_DATA_URL, else camp.toml).")
+@click.option("--ledger", help="Ledger URL to start from (default: $CAMP_LEDGER_URL, else camp.toml); only read.")
+def simulate(path: Path, start: str, end: str, fmt: str, out: Path | None, data: str | None,
+             ledger: str | None) -> None:
+    """Play the period's schedules, replayed events, journeys and releases against a scratch copy of the ledger
+    with the real decision engine; nothing is sent and the real ledger is not written. Reports sends per day,
+    spend against budgets, contact pressure against the caps, collisions and suppressions.
+
+    Exit status: 0 simulated, 1 errors in the workspace or data that cannot be read, 2 usage (bad dates, --to
+    not after --from, no camp.toml), 3 internal error.
+    """
+    from camp.simulate import run_simulate
+
+    sys.exit(run_simulate(path, start, end, fmt, out, data, ledger))
+
+
 @cli.command("ledger")
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--ledger", "url", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")

@@ -1,0 +1,137 @@
+"""`camp simulate` against real runs: on a 300-user demo shop, the simulation's per-day totals (users by status per
+campaign and local day) equal what day-by-day `camp run`s of the same campaigns (real processes, through Prefect,
+on a real DuckDB ledger, and on a PostgreSQL one) write to the ledger; simulated contact pressure stays within the workspace's caps; the
+real ledger is byte-for-byte unchanged by a simulation, whose scratch copy starts from the real ledger's state; the
+shop's events in the period are replayed one run per event (for `first` triggers, per first event)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from runtime.demo_data import make_shop
+from runtime.warehouse import connect, duckdb_path
+from tests.runtime.conftest import camp, pg_schema
+from tests.runtime.sim_workspace import DAYS, sim_workspace
+
+STATUSES = ("sent", "suppressed", "budget_exhausted", "holdout", "skipped", "failed", "deferred")
+
+
+def _simulate(root: Path, env: dict, *extra: str) -> dict:
+    out = camp("simulate", str(root), "--from", DAYS[0], "--to", DAYS[-1], "--format", "json", *extra, cwd=root,
+               env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def _simulated(doc: dict) -> Counter:
+    return Counter({(r["day"], r["campaign"], s): r[s] for r in doc["daily"] for s in STATUSES if r[s]})
+
+
+def _ledger_totals(url: str) -> Counter:
+    """Users by status per local day (Asia/Shanghai, of due_at) and campaign, read from the real ledger here."""
+    wh = connect(url, read_only=True)
+    try:
+        rows = wh.rows("SELECT CAST(due_at AT TIME ZONE 'Asia/Shanghai' AS DATE), campaign, status, count(*) "
+                       "FROM camp_deliveries GROUP BY 1, 2, 3")
+    finally:
+        wh.close()
+    return Counter({(d.isoformat(), c, s): n for d, c, s, n in rows})
+
+
+def _fingerprint(url: str) -> tuple:
+    """Every ledger table's row count and a hash of its rows in order (and a DuckDB file's bytes): any write
+    changes it."""
+    wh = connect(url, read_only=True)
+    try:
+        tables = [r[0] for r in wh.rows("SELECT table_name FROM information_schema.tables WHERE table_name LIKE "
+                                        "'camp%' AND table_schema = current_schema() ORDER BY 1")]
+        out = []
+        for t in tables:
+            rows = sorted(repr(r) for r in wh.rows(f"SELECT * FROM {t}"))
+            out.append((t, len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()))
+    finally:
+        wh.close()
+    path = duckdb_path(url)
+    return tuple(out), hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else None
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def real_ledger(request, tmp_path):
+    """The real ledger's URL: the workspace's DuckDB file, or a fresh schema of the test PostgreSQL."""
+    if request.param == "duckdb":
+        yield f"duckdb:///{tmp_path / 'ws' / 'ledger.duckdb'}"
+        return
+    with pg_schema(f"camp_sim_{os.getpid()}") as url:
+        yield url
+
+
+def test_simulated_days_equal_real_runs_and_keep_the_caps(tmp_path, prefect_env, real_ledger):
+    root = sim_workspace(tmp_path / "ws")
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 300, seed=1)
+    env = {**prefect_env, "CAMP_LEDGER_URL": real_ledger}
+    doc = _simulate(root, env)
+    assert not (root / "ledger.duckdb").exists()  # the simulation made no real ledger
+    if real_ledger.startswith("postgresql"):
+        wh = connect(real_ledger)
+        assert not wh.rows("SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema()")
+        wh.close()
+    assert doc["version"] == 1 and doc["runs"]["step"] == 10 and doc["runs"]["follow-up"] >= 1
+
+    for day in DAYS:  # what ops would run by hand, day by day: the folder at 10:00, the journey's step at 12:00
+        r = camp("run", str(root), "--as-of", f"{day}T10:00+08:00", "--no-progress", cwd=root, env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = camp("run", str(root / "a.camp"), "--step", "nudge", "--as-of", f"{day}T12:00+08:00", "--no-progress",
+                 cwd=root, env=env, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    real = _ledger_totals(real_ledger)
+    simulated = _simulated(doc)
+    assert simulated == real
+    assert real[(DAYS[0], "promo_a", "sent")] > 0 and real[(DAYS[0], "promo_b", "sent")] > 0
+    assert sum(n for (_, _, s), n in real.items() if s == "budget_exhausted") > 0  # the daily budget ran out
+    assert sum(n for (_, c, s), n in real.items() if s == "suppressed") > 0
+
+    # contact pressure within the workspace's caps (policy: 3 messages and 1 sms per user per 7 days)
+    caps = {(c["unit"], c["per"]): c for c in doc["pressure"]["caps"] if c["scope"] == "policy"}
+    assert caps[("message", "7d")]["limit"] == 3 and caps[("sms", "7d")]["limit"] == 1
+    assert all(c["max_seen"] <= c["limit"] and c["within"] for c in caps.values())
+    assert doc["pressure"]["per_7_days"]["max"] <= 3
+    assert doc["pressure"]["per_7_days"]["max"] == 3  # the cap binds: someone reaches it
+    sent_days = {b["campaign"]: b for b in doc["budgets"]}
+    assert sent_days["promo_a"]["daily_runs_out"]  # and the budget's days are named
+
+    # the real ledger now has history: a simulation reads it (the occurrences already ran, nothing new is sent)
+    # and does not write it
+    before = _fingerprint(real_ledger)
+    again = _simulate(root, env)
+    assert _fingerprint(real_ledger) == before
+    assert not any(r["sent"] for r in again["daily"])
+
+
+def test_events_in_the_period_are_replayed_one_run_each(tmp_path, prefect_env):
+    root = sim_workspace(tmp_path / "ws", events=True)
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 300, seed=1)
+    con = duckdb.connect(str(root / "shop.duckdb"), read_only=True)
+    window = ("created_at >= TIMESTAMPTZ '2026-11-24 00:00:00+08' AND created_at < "
+              "TIMESTAMPTZ '2026-11-29 00:00:00+08'")
+    orders = con.execute(f"SELECT count(*) FROM orders WHERE {window}").fetchone()[0]
+    firsts = con.execute("SELECT count(*) FROM (SELECT user_id, min(created_at) AS created_at FROM orders "
+                         f"WHERE created_at < TIMESTAMPTZ '2026-11-29 00:00:00+08' GROUP BY user_id) WHERE {window}"
+                         ).fetchone()[0]
+    con.close()
+    doc = _simulate(root, prefect_env)
+    # `on orders first`: each user's first order only (a repeat order's run would find count(orders) > 1)
+    assert orders > firsts > 0 and doc["events"] == {"welcome": firsts} and doc["runs"]["event"] == firsts
+    assert sum(r["sent"] + r["suppressed"] for r in doc["daily"] if r["campaign"] == "welcome") > 0
+    # after the data's end (the demo's histories end on 2026-12-01) nothing is replayed and nothing is sent
+    out = camp("simulate", str(root), "--from", "2026-12-10", "--to", "2026-12-12", "--format", "json", cwd=root,
+               env=prefect_env, timeout=600)
+    later = json.loads(out.stdout)
+    assert later["events"] == {"welcome": 0} and "event" not in later["runs"]
