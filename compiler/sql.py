@@ -1128,7 +1128,9 @@ class AudienceSQL:
                 arr = exp.ArrayAgg(this=exp.Order(this=self._field(a), expressions=order.expressions))
                 if cond is not None:
                     arr = exp.Filter(this=arr, expression=exp.Where(this=cond))
-                agg = exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1)
+                agg = (exp.func("TRY_ELEMENT_AT", arr, exp.Literal.number(1)) if self.dialect == "spark"  # ANSI: no
+                       # index error on a user without such events (an empty array): NULL, as elsewhere
+                       else exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1))
             cols.append(exp.alias_(agg, alias, quoted=True))
         scope = exp.LT(this=time.copy(), expression=_lit(self.as_of, T.TIMESTAMP))
         lower = self._earliest_bound(facts)
