@@ -221,8 +221,8 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
         frame = ledger.exposures_frame(c.name, entry, as_of)
         warehouse.bulk_insert(EXPOSURE, columns, frame[columns] if len(frame) else [])
     clicked = "0"
+    first, last = warehouse.execute(f"SELECT MIN(t0), MAX(t0) FROM {EXPOSURE}").fetchone()
     if c.goal is not None or clicks is not None:
-        first, last = warehouse.execute(f"SELECT MIN(t0), MAX(t0) FROM {EXPOSURE}").fetchone()
         outcome = outcome_sql(program, c, as_of, warehouse.dialect, clicks,
                               (first, last) if first is not None else None)
         joined = (f"LEFT JOIN ({outcome}) o ON o.exposure_id = x.exposure_id")
@@ -236,7 +236,7 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
         clicked = "CASE WHEN x.reached = 1 AND o.clicks > 0 THEN 1 ELSE 0 END"
     else:
         joined, conv, open_, orders, sales, revenue, ordered, new = "", "0", "0", "0", "0", "0", "0", "0"
-    day = _local_date(warehouse, program.timezone)
+    day = _local_date(program.timezone, first, last)
     sql = (f"SELECT x.grp, x.arm, {day}, COUNT(*), SUM({conv}), SUM(x.reached), COALESCE(SUM({orders}), 0), "
            f"COALESCE(SUM({sales}), 0), COALESCE(SUM({revenue}), 0), SUM({open_}), SUM({ordered}), SUM({new}), "
            f"SUM({clicked}) "
@@ -246,11 +246,10 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
             for grp, arm, d, n, cv, r, o, s, rv, op, od, nw, ck in warehouse.rows(sql)}
 
 
-def _local_date(warehouse: Warehouse, zone: str) -> str:
+def _local_date(zone: str, first: datetime | None, last: datetime | None) -> str:
     """SQL for the local date of each exposure's t0 in `zone`; where the zone keeps one offset from the first t0 to
     the last, the date of t0 shifted by it (sessions run in UTC), which spares a zone conversion per row."""
-    first, last = warehouse.execute(f"SELECT MIN(t0), MAX(t0) FROM {EXPOSURE}").fetchone()
-    offset = fixed_offset(zone, first, last) if first is not None else None
+    offset = fixed_offset(zone, first, last) if first is not None and last is not None else None
     if offset is not None:
         return f"CAST(x.t0 + INTERVAL '{int(offset.total_seconds()) // 60}' MINUTE AS DATE)"
     return "CAST((x.t0 AT TIME ZONE '" + zone.replace("'", "''") + "') AS DATE)"
