@@ -34,6 +34,7 @@ from runtime.ledger.batches import batch_states, list_batches, results
 from runtime.ledger.status import BatchState
 
 DEFAULT_LEASE_S = 300.0  # [runtime] lease in camp.toml: how long a claim holds before another worker may take it
+START_WAIT_S = 120.0  # how long the parent waits for every worker to be up before it lists the batches anyway
 
 
 class WorkersError(ValueError):
@@ -65,11 +66,16 @@ def _run_of(lg: Ledger, run_id: str, data_url: str, channels: dict) -> Run:
 
 @flow(name="camp-batch-worker", log_prints=False, validate_parameters=False, persist_result=False)
 def batch_worker(ledger_url: str, run_id: str, data_url: str, worker: str, channels: dict | None = None,
-                 lease: float = DEFAULT_LEASE_S) -> int:
-    """Claim, decide and send batches of run `run_id` until none is left; how many batches this worker did."""
+                 lease: float = DEFAULT_LEASE_S, gate: str | None = None) -> int:
+    """Claim, decide and send batches of run `run_id` until none is left; how many batches this worker did.
+    With `gate` (a file path, from `spread`): say this worker is up by creating it, then wait for the parent's
+    go on stdin (a line, or its end), so that the workers start claiming together."""
     lg = open_ledger(ledger_url)
     run = _run_of(lg, run_id, data_url, channels or {})
     try:
+        if gate:
+            Path(gate).touch()
+            sys.stdin.readline()
         done = work_batches(run, worker, lease)
         get_run_logger().info("worker %s: %s batches of run %s", worker, done, run_id)
         return done
@@ -81,9 +87,12 @@ def batch_worker(ledger_url: str, run_id: str, data_url: str, worker: str, chann
 def spread(run: Run, lo: int, hi: int, batch_size: int, workers: int, ledger_url: str, channels: dict,
            lease: float = DEFAULT_LEASE_S) -> None:
     """Users seq lo..hi-1 of `run` decided and sent by `workers` processes; returns when every batch is done,
-    with the workers' counts added to run's counters."""
+    with the workers' counts added to run's counters.
+
+    The batches are listed once every worker is up (each has started its flow run and opened the ledger), or
+    after START_WAIT_S: a worker that started first would otherwise take every batch while the others still load
+    Prefect."""
     lg = run.ctx.ledger
-    list_batches(lg, run.run_id, lo, hi, batch_size)
     env = {**os.environ, **_prefect_environment()}
     spec = {"ledger_url": ledger_url, "run_id": run.run_id, "data_url": run.ctx.data_url, "channels": channels,
             "lease": lease}
@@ -93,9 +102,19 @@ def spread(run: Run, lo: int, hi: int, batch_size: int, workers: int, ledger_url
         procs = []
         for i in range(workers):
             log = (Path(tmp) / f"worker-{i}.log").open("w", encoding="utf-8")
-            procs.append((subprocess.Popen([sys.executable, "-m", "runtime.workers", str(path), f"{run.run_id}-w{i}"],
-                                           env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL),
+            procs.append((subprocess.Popen([sys.executable, "-m", "runtime.workers", str(path), f"{run.run_id}-w{i}",
+                                            str(Path(tmp) / f"worker-{i}.up")],
+                                           env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.PIPE),
                           log, Path(tmp) / f"worker-{i}.log"))
+        _wait_up([(proc, Path(tmp) / f"worker-{i}.up") for i, (proc, _, _) in enumerate(procs)])
+        list_batches(lg, run.run_id, lo, hi, batch_size)
+        for proc, _, _ in procs:  # go
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(b"go\n")
+                proc.stdin.close()
+            except OSError:  # it has ended already: said below
+                pass
         for proc, log, where in procs:
             rc = proc.wait()
             log.close()
@@ -104,6 +123,13 @@ def spread(run: Run, lo: int, hi: int, batch_size: int, workers: int, ledger_url
                 _log(f"worker {proc.pid} ended with {rc}; its batches are taken over: {' | '.join(tail)}")
     _drain(run, lease)
     add_results(run, results(lg, run.run_id))
+
+
+def _wait_up(procs: list[tuple[subprocess.Popen, Path]]) -> None:
+    """Until every worker has created its gate file or ended, for at most START_WAIT_S."""
+    end = time.monotonic() + START_WAIT_S
+    while time.monotonic() < end and not all(up.exists() or proc.poll() is not None for proc, up in procs):
+        time.sleep(0.05)
 
 
 def _drain(run: Run, lease: float) -> None:
@@ -134,12 +160,13 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m runtime.workers SPEC.json WORKER`: one worker process, one `camp-batch-worker` flow run."""
+    """`python -m runtime.workers SPEC.json WORKER [GATE]`: one worker process, one `camp-batch-worker` flow run."""
     from runtime.flows import run_settings
 
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     with run_settings():
-        batch_worker(spec["ledger_url"], spec["run_id"], spec["data_url"], argv[1], spec["channels"], spec["lease"])
+        batch_worker(spec["ledger_url"], spec["run_id"], spec["data_url"], argv[1], spec["channels"], spec["lease"],
+                     argv[2] if len(argv) > 2 else None)
     return 0
 
 
