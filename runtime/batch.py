@@ -17,11 +17,12 @@ from zoneinfo import ZoneInfo
 from compiler.clock import plus
 from compiler.plan import StepPlan
 from runtime.context import Pending, Run, RunContext
-from runtime.decide import NOTHING_SEEN, Budget, HeldCoupon, Recipient, Seen, bad_zone, decide
+from runtime.decide import Budget, HeldCoupon, Seen
+from runtime.decision_classes import RecipientView, RowView, View, decide_rows
 from runtime.history import journey_coupons, ledger_budget, seen_counts
 from runtime.ledger.status import PointsState, Status
 from runtime.message import message, outbox_row
-from runtime.recipients import from_json, from_row
+from runtime.recipients import from_json
 from runtime.render import coupon_context
 
 
@@ -32,12 +33,12 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
 
 
 def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
-    batch = _recipients(run, lo, hi)
-    if not batch:
+    rows, view = _rows(run, lo, hi)
+    if not rows:
         return []
     ctx, n, caches = run.ctx, run.counters, run.caches
     lg, p = ctx.ledger, ctx.plan
-    users = [r.user_id for r in batch]
+    users = [view.user(x) for x in rows]
     with lg.decision():
         done: set[str] = set()
         if not ctx.dry_run:
@@ -50,41 +51,41 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         prefix, occ = ctx.key_prefix, ctx.occ
         render_s = 0.0
         now = datetime.now(UTC)
-        for r in batch:
-            if r.user_id in done:
-                continue
-            key = prefix + r.user_id
-            if bad_zone(p, r):
+        for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done):
+            key = prefix + user
+            if bad:
                 n.unknown_zones += 1
-            try:
-                d = decide(p, r, past.get(r.user_id, NOTHING_SEEN), coupons.get(r.user_id, []), budget, ctx.as_of)
-            except Exception as exc:  # noqa: BLE001 (one user's bad row fails that user's delivery, not the batch)
-                reason = f"data: {type(exc).__name__}"
+            if isinstance(d, Exception):  # one user's bad row fails that user's delivery, not the batch
+                reason = f"data: {type(d).__name__}"
                 n.fail(reason)
-                deliveries.append(_failed_row(ctx, key, r, reason, str(exc), now))
+                deliveries.append(_failed_row(ctx, key, user, reason, str(d), now))
                 continue
             n.counts[d.status] += 1
             if d.reason:
                 n.reasons[f"{d.status}: {d.reason}"] += 1
-            if d.status == Status.BUDGET_EXHAUSTED and len(n.left_out) < 20:
-                n.left_out.append(r.user_id)
-            if d.status in (Status.PENDING, Status.DEFERRED):
-                n.cost += d.cost
+            if d.status not in (Status.PENDING, Status.DEFERRED):  # stopped: nothing given, sent or held
+                if d.status == Status.BUDGET_EXHAUSTED and len(n.left_out) < 20:
+                    n.left_out.append(user)
+                deliveries.append((key, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost, p.currency, None,
+                                   None, ctx.plan_hash, ctx.run_id, None, d.due_at, d.not_before, now, None, 0, None))
+                continue
+            n.cost += d.cost
             coupon_id, mine = None, []
             status, provider, sent_at, reason, error = d.status, None, None, d.reason, None
             try:
                 for name in d.give:
                     if p.resources[name].kind == "coupon":
                         assert d.due_at is not None  # a decision that gives something says when it is due
-                        mine.append(_coupon_row(p, key, r.user_id, name, d.due_at))
+                        mine.append(_coupon_row(p, key, user, name, d.due_at))
                         coupon_id = mine[-1][0]
                 if status == Status.PENDING:
-                    it = Pending(key, r.user_id, d.arm, d.channel, coupon_id, r)
+                    r = view.recipient(i, rows[i])
+                    it = Pending(key, user, d.arm, d.channel, coupon_id, r)
                     if not ctx.dry_run and (d.channel is None or caches.channels.get(d.channel).transactional):
                         # the outbox (or a grant without a message) is written in this same transaction
                         t0 = time.perf_counter()
                         msg, err = message(p, ctx.plan_hash, caches, it, _coupon_of_row(p, mine[-1]) if coupon_id
-                                           else given.get(r.user_id))
+                                           else given.get(user))
                         render_s += time.perf_counter() - t0
                         if err is None:
                             status, sent_at = Status.SENT, now
@@ -110,8 +111,8 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 outbox = [o for o in outbox if o[0] != key]
             coupon_rows.extend(mine)
             if status in (Status.PENDING, Status.DEFERRED, Status.SENT) and not ctx.dry_run:
-                _grants(run, key, r.user_id, d.give, d.due_at or now, now, status == Status.SENT, grants)
-            deliveries.append((key, *occ, r.user_id, d.arm, d.channel, status, reason, d.cost, p.currency,
+                _grants(run, key, user, d.give, d.due_at or now, now, status == Status.SENT, grants)
+            deliveries.append((key, *occ, user, d.arm, d.channel, status, reason, d.cost, p.currency,
                                coupon_id, provider, ctx.plan_hash, ctx.run_id,
                                p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
@@ -126,12 +127,13 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     return out
 
 
-def _recipients(run: Run, lo: int, hi: int) -> list[Recipient]:
-    """Users seq lo..hi-1: from the rows this process fetched, else from the ledger's snapshot."""
+def _rows(run: Run, lo: int, hi: int) -> tuple[list, View]:
+    """Users seq lo..hi-1 and how to read them: the rows this process fetched, else Recipients from the ledger's
+    snapshot."""
     cache, p = run.snapshot, run.ctx.plan
     if cache.rows is not None:
-        return [from_row(p, cache.names, lo + i, row) for i, row in enumerate(cache.rows[lo - cache.lo:hi - cache.lo])]
-    return [from_json(p, *r) for r in run.ctx.ledger.recipient_rows(run.ctx.occ, lo, hi)]
+        return cache.rows[lo - cache.lo:hi - cache.lo], RowView(p, cache.names, lo)
+    return [from_json(p, *r) for r in run.ctx.ledger.recipient_rows(run.ctx.occ, lo, hi)], RecipientView(p)
 
 
 def _history(run: Run, users: list[str]) -> tuple[dict[str, Seen], dict[str, list[HeldCoupon]]]:
@@ -202,9 +204,9 @@ def _grants(run: Run, key: str, user: str, give: list[str], due: datetime, now: 
                            res.currency or p.currency, res.decay, res.floor, res.fixed_after, res.forecast_cost, due))
 
 
-def _failed_row(ctx: RunContext, key: str, r: Recipient, reason: str, error: str, now: datetime) -> tuple:
+def _failed_row(ctx: RunContext, key: str, user: str, reason: str, error: str, now: datetime) -> tuple:
     """The ledger row of a recipient whose own data could not be decided on (the others go on)."""
-    return (key, *ctx.occ, r.user_id, None, None, Status.FAILED, reason, Decimal(0), ctx.plan.currency, None, None,
+    return (key, *ctx.occ, user, None, None, Status.FAILED, reason, Decimal(0), ctx.plan.currency, None, None,
             ctx.plan_hash, ctx.run_id, None, ctx.as_of, None, now, None, 0, error[:2000])
 
 

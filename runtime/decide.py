@@ -265,8 +265,22 @@ def _holder(plan: StepPlan, past: History, as_of: datetime) -> str | None:
                 and p.due_at >= start), default=None)
 
 
-def decide(plan: StepPlan, r: Recipient, past: History, coupons: list[HeldCoupon], budget: Budget,
-           as_of: datetime) -> Decision:
+@dataclass(frozen=True)
+class Ask:
+    """What a recipient that only the budget can still stop would reserve: `judge`'s answer before `settle`."""
+
+    arm: str
+    channel: str | None
+    cost: Decimal
+    day: date  # the local day (the workspace's zone) the cost is reserved on
+    due_at: datetime
+    not_before: datetime | None
+    give: tuple[str, ...]
+
+
+def judge(plan: StepPlan, r: Recipient, past: History, coupons: list[HeldCoupon], as_of: datetime) -> Decision | Ask:
+    """Every stage but the budget: the final Decision of a user they stop, else what the budget is asked for. It
+    reads of `r` only what `runtime.decision_classes` keys on (users alike there are judged alike)."""
     if r.skip:
         return Decision(Status.SKIPPED, None, reason=r.skip, due_at=as_of)
     arm = arm_of(plan, r)
@@ -309,8 +323,26 @@ def decide(plan: StepPlan, r: Recipient, past: History, coupons: list[HeldCoupon
     due = not_before or as_of
     cost = (channel.cost if channel else Decimal(0)) + sum(
         (plan.resources[g].forecast_cost for g in arm.give), Decimal(0))
-    short = budget.reserve(due.astimezone(ZoneInfo(plan.timezone)).date(), cost)
+    return Ask(arm.name, channel.channel if channel else None, cost, due.astimezone(_zone(plan.timezone)).date(), due,
+               not_before, tuple(arm.give))
+
+
+def settle(ask: Ask, budget: Budget) -> Decision:
+    """The budget's answer to `ask`: reserved (pending, or deferred to its not_before), or exhausted."""
+    short = budget.reserve(ask.day, ask.cost)
     if short:
-        return Decision(Status.BUDGET_EXHAUSTED, name, channel.channel if channel else None, reason=short, due_at=due)
-    return Decision(Status.DEFERRED if not_before else Status.PENDING, name, channel.channel if channel else None,
-                    cost=cost, due_at=due, not_before=not_before, give=list(arm.give))
+        return Decision(Status.BUDGET_EXHAUSTED, ask.arm, ask.channel, reason=short, due_at=ask.due_at)
+    return Decision(Status.DEFERRED if ask.not_before else Status.PENDING, ask.arm, ask.channel, cost=ask.cost,
+                    due_at=ask.due_at, not_before=ask.not_before, give=list(ask.give))
+
+
+def decide(plan: StepPlan, r: Recipient, past: History, coupons: list[HeldCoupon], budget: Budget,
+           as_of: datetime) -> Decision:
+    """One recipient's decision: `judge`, then the budget (`settle`)."""
+    j = judge(plan, r, past, coupons, as_of)
+    return j if isinstance(j, Decision) else settle(j, budget)
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)

@@ -1,0 +1,153 @@
+"""A batch's recipients -> their decisions, judged once per class of users alike.
+
+`runtime.decide.judge` reads few things of a recipient: why a follow-up skips them, the holdout, the arm (branch,
+or variant by the hash of the user id), the zone field, consent and the presence of an address on the plan's
+channels, the labels tiered caps are by, and the user's counted past (`Seen`) and coupons. Users equal in all of
+those are judged alike, so each class is judged once and its answer reused (a digest to 77,000 users has a few
+dozen classes). The budget is then settled user by user in snapshot order, as `decide` does: a reservation that
+failed fails again until another one succeeds (room only shrinks while a batch decides), so the answer is kept
+until then.
+
+    decide_rows(plan, rows, view, seen, coupons, budget, as_of, leave) -> [(i, user, Decision | Exception, bad_zone)]
+
+`view` says how to read a row: `RowView` for the typed rows this process fetched (`runtime.recipients.from_row`),
+`RecipientView` for Recipients already built (read back from the ledger). Equal to `decide` user by user:
+tests/runtime/test_decision_classes.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from operator import itemgetter
+from typing import Any, Protocol
+
+from compiler.plan import StepPlan
+from runtime.decide import (
+    NOTHING_SEEN,
+    Ask,
+    Budget,
+    Decision,
+    HeldCoupon,
+    Recipient,
+    Seen,
+    bad_zone,
+    judge,
+    settle,
+    variant_of,
+)
+from runtime.recipients import from_row
+
+
+class View(Protocol):
+    def user(self, row: Any) -> str: ...
+
+    def key(self, row: Any) -> tuple: ...
+
+    def recipient(self, i: int, row: Any) -> Recipient: ...  # the i-th row of the batch
+
+
+def _reads(plan: StepPlan) -> tuple[list[str], list[str], list[str]]:
+    """What judge reads beyond skip, holdout and arm: user fields (the zone field, then the address fields whose
+    presence counts), consent channels, labels (of tiered caps)."""
+    fields = [plan.tz_field] if plan.tz_field else []
+    addresses = sorted({ch.address_field for a in plan.arms for ch in a.notify if ch.address_field})
+    labels = sorted({c.by for c in plan.caps if c.by})
+    return fields + addresses, list(plan.consent_channels or []), labels
+
+
+class RecipientView:
+    """Recipients already built."""
+
+    def __init__(self, plan: StepPlan):
+        self.plan = plan
+        fields, self.consent, self.labels = _reads(plan)
+        self.zone, self.addresses = (fields[0] if plan.tz_field else None), fields[1 if plan.tz_field else 0:]
+
+    def user(self, row: Recipient) -> str:
+        return row.user_id
+
+    def recipient(self, i: int, row: Recipient) -> Recipient:
+        return row
+
+    def key(self, row: Recipient) -> tuple:
+        p, r = self.plan, row
+        kind = p.arms[0].kind
+        arm = variant_of(p, r.user_id).name if kind == "variant" else (r.branch if kind == "branch" else None)
+        return (r.skip, r.held_out, arm, r.fields.get(self.zone) if self.zone else None,
+                tuple(bool(r.fields.get(a)) for a in self.addresses), tuple(bool(r.consent.get(c)) for c in self.consent),
+                tuple(r.labels.get(lb) for lb in self.labels))
+
+
+class RowView:
+    """Typed rows this process fetched (`names`: column -> index, the first row being seq `lo`), read as
+    `from_row` reads them; a Recipient is built only to judge a new class and for the users a message goes to."""
+
+    def __init__(self, plan: StepPlan, names: dict[str, int], lo: int):
+        self.plan, self.names, self.lo = plan, names, lo
+        fields, consent, labels = _reads(plan)
+        zone = fields[0] if plan.tz_field else None
+        addresses = fields[1 if plan.tz_field else 0:]
+        # the columns judge reads, raw (a finer split than judge's reading of them, so still alike): one C call
+        read = [names["held_out"], names.get("skip"), names.get(f"u_{zone}") if zone else None]
+        read += [names.get("branch")] if plan.arms[0].kind == "branch" else []
+        read += [names.get(f"consent_{c}") for c in consent] + [names.get(f"class_{lb}") for lb in labels]
+        self._read = itemgetter(*[i for i in read if i is not None])
+        self._addresses = [i for i in (names.get(f"u_{a}") for a in addresses) if i is not None]  # present or not
+        self._variant = plan.arms[0].kind == "variant"
+
+    def user(self, row: tuple) -> str:
+        return str(row[0])
+
+    def recipient(self, i: int, row: tuple) -> Recipient:
+        return from_row(self.plan, self.names, self.lo + i, row)
+
+    def key(self, row: tuple) -> tuple:
+        return (self._read(row), tuple([bool(row[i]) for i in self._addresses]) if self._addresses else (),
+                variant_of(self.plan, str(row[0])).name if self._variant else None)
+
+
+class _Settled:
+    """The budget's answers: only a reservation changes the budget, so a refused ask is refused again, for the
+    same reason, until one succeeds."""
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+        self.exhausted: dict[Ask, Decision] = {}
+
+    def __call__(self, ask: Ask) -> Decision:
+        d = self.exhausted.get(ask)
+        if d is not None:
+            return d
+        d = settle(ask, self.budget)
+        if d.reason:  # exhausted: room only shrinks, so it is again for this ask until something is reserved
+            self.exhausted[ask] = d
+        else:
+            self.exhausted.clear()
+        return d
+
+
+def decide_rows(plan: StepPlan, rows: list, view: View, seen: dict[str, Seen], coupons: dict[str, list[HeldCoupon]],
+                budget: Budget, as_of: datetime, leave: set[str] | frozenset[str] = frozenset(),
+                ) -> Iterator[tuple[int, str, Decision | Exception, bool]]:
+    """In order, each row's index, user, decision (or the exception judging its class raised) and whether its
+    zone value is not a zone; users in `leave` (already decided) are left out."""
+    memo: dict[tuple, tuple[Decision | Ask | Exception, bool]] = {}
+    settled = _Settled(budget)
+    for i, row in enumerate(rows):
+        u = view.user(row)
+        if u in leave:
+            continue
+        past = seen.get(u, NOTHING_SEEN)
+        held = coupons.get(u)
+        k = (view.key(row), past, tuple(held) if held else ())
+        hit = memo.get(k)
+        if hit is None:
+            r = view.recipient(i, row)
+            try:
+                j: Decision | Ask | Exception = judge(plan, r, past, held or [], as_of)
+            except Exception as exc:  # noqa: BLE001 (the caller fails this class's users one by one)
+                j = exc
+            hit = memo[k] = (j, bad_zone(plan, r))
+        j, bad = hit
+        yield i, u, (settled(j) if isinstance(j, Ask) else j), bad
