@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from compiler.plan import StepPlan
@@ -38,12 +39,26 @@ def _decode(kind: str, v):
     return v
 
 
+def _encode_other(v):
+    """What JSON cannot hold as is (the encoder asks only for those): dates, times and Decimals, as `_encode`."""
+    if isinstance(v, datetime | date | Decimal):
+        return _encode(v)
+    raise TypeError(f"a snapshot column of type {type(v).__name__} cannot be kept as JSON")
+
+
+_PAYLOAD = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_encode_other)
+
+
 def payloads(names: list[str], rows: list) -> list[str]:
-    """Each row's columns other than user_id and held_out, as the JSON the ledger's snapshot keeps."""
-    idx = {n: i for i, n in enumerate(names)}
+    """Each row's columns other than user_id and held_out, as the JSON the ledger's snapshot keeps (one encoder
+    for every row; only dates and Decimals go through Python)."""
     extra = [n for n in names if n not in ("user_id", "held_out")]
-    return [json.dumps({n: _encode(row[idx[n]]) for n in extra}, ensure_ascii=False, separators=(",", ":"))
-            for row in rows]
+    pick = itemgetter(*[names.index(n) for n in extra]) if extra else None
+    if pick is None:
+        return ["{}"] * len(rows)
+    if len(extra) == 1:
+        return [_PAYLOAD.encode({extra[0]: pick(row)}) for row in rows]
+    return [_PAYLOAD.encode(dict(zip(extra, pick(row), strict=True))) for row in rows]
 
 
 def _make(plan: StepPlan, seq: int, user_id: str, held_out: bool, get: Callable[[str], Any]) -> Recipient:

@@ -173,12 +173,12 @@ def _collisions(lg) -> dict:
         "list(campaign ORDER BY campaign) FILTER (WHERE won) AS winners FROM wanted GROUP BY day, user_id "
         "HAVING count(*) > 1) "
         "SELECT campaigns, coalesce(winners, []), count(*), count(DISTINCT user_id), min(day) FROM contested "
-        "GROUP BY ALL ORDER BY count(*) DESC, campaigns")
+        "GROUP BY ALL ORDER BY count(*) DESC, campaigns, 2")  # ties in a stable order: a report diffs cleanly
     per_day = lg.rows("SELECT day, count(*) FROM (SELECT day, user_id FROM sim_rows WHERE status NOT IN "
                       "('holdout', 'skipped') GROUP BY day, user_id HAVING count(DISTINCT campaign) > 1) "
                       "GROUP BY day ORDER BY day")
     held = lg.rows("SELECT campaign, reason, count(*) FROM sim_rows WHERE reason LIKE 'exclusive:%' GROUP BY ALL "
-                   "ORDER BY count(*) DESC, campaign")
+                   "ORDER BY count(*) DESC, campaign, reason")
     return {"per_day": [{"day": d.isoformat(), "users": n} for d, n in per_day],
             "groups": [{"campaigns": list(c), "winners": list(w), "user_days": n, "users": u,
                         "first_day": d.isoformat()} for c, w, n, u, d in rows],
@@ -188,5 +188,5 @@ def _collisions(lg) -> dict:
 def _suppressions(lg) -> list[dict]:
     """Deliveries not sent, by campaign, status and reason."""
     rows = lg.rows("SELECT campaign, status, coalesce(reason, ''), count(*) FROM sim_rows WHERE status NOT IN ("
-                   + _in(_COUNTED) + ") GROUP BY ALL ORDER BY campaign, count(*) DESC, status")
+                   + _in(_COUNTED) + ") GROUP BY ALL ORDER BY campaign, count(*) DESC, status, 3")
     return [{"campaign": c, "status": s, "reason": r, "users": n} for c, s, r, n in rows]

@@ -35,10 +35,9 @@ from compiler.trigger import EventRun
 from runtime import engine
 from runtime.context import Run
 from runtime.coupon_sync import sync_coupons
-from runtime.ledger import open_ledger
 from runtime.release import release
 from runtime.sim_events import replayed_events
-from runtime.sim_ledger import scratch_ledger
+from runtime.sim_ledger import open_scratch, scratch_ledger
 from runtime.step import redemptions_of, runnable
 from runtime.summary import release_summary
 
@@ -112,7 +111,7 @@ def simulate(ws, program, start: datetime, end: datetime, data_url: str, ledger_
 
     channels = _outbox_only(ws)
     redemptions = redemptions_of(ws, program)
-    lg = open_ledger(url)
+    lg = open_scratch(url)
     try:
         while queue:
             item = heapq.heappop(queue)
