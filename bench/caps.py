@@ -7,8 +7,9 @@ so a bigger ledger is an older one and the part a 7-day window sees stays the sa
 group `g` for 7 days. Three ways to find which of the 1M recipients the caps and hold let through, each asserted to
 give the same set:
 
-- camp: `runtime.history.seen_counts` (one aggregate over the longest window, what runtime.batch reads once per run
-  on DuckDB) and `decide`'s cap and hold checks (`channel_block`, the holder) for the users it returned;
+- camp: `runtime.history.seen_counts` (one aggregate over the longest window, semi-joined with the run's snapshot in
+  camp_recipients, what runtime.batch reads once per run on DuckDB) and `decide`'s cap and hold checks
+  (`channel_block`, the holder) for the users it returned;
 - peer: one hand-written DuckDB query, the recipients anti-joined with the users over the cap or held;
 - old (--old, one run): the per-batch path before issue 16: each batch of 10,000 read its users' rows
   (`past_deliveries`, one `Past` per row) and `decide`'s checks ran over the lists.
@@ -65,6 +66,10 @@ def fill(path: Path, rows: int, recipients: int) -> float:
     con = duckdb.connect(str(path))
     if fresh:
         con.execute(f"CREATE TABLE bench_recipients AS SELECT (i * 2)::VARCHAR AS user_id FROM range({recipients}) t(i)")
+    if not con.execute("SELECT count(*) FROM camp_recipients").fetchone()[0]:  # type: ignore[index]
+        # the run's snapshot, as `camp run` writes it before deciding (the same users as the peer's table)
+        con.execute("INSERT INTO camp_recipients SELECT 'c', 's', 'o', row_number() OVER (ORDER BY user_id) - 1, "
+                    "user_id, false, '{}' FROM bench_recipients")
     (have,) = con.execute("SELECT count(*) FROM camp_deliveries").fetchone() or (0,)
     if rows > have:
         # users spread over 2M ids by a hash; one in ten suppressed, one in ten failed (not counted), one in 11 without
@@ -86,7 +91,7 @@ def fill(path: Path, rows: int, recipients: int) -> float:
 def camp(lg, plan: StepPlan, users: set[str]) -> set[str]:
     """The engine's way: counts of every user in one aggregate, then decide's checks for those it returned."""
     ctx = RunContext(plan, lg, "", AS_OF, False, "bench", "hash")
-    seen = seen_counts(ctx, None, AS_OF)
+    seen = seen_counts(ctx, None, AS_OF, snapshot=True)
     return _blocked(plan, users, seen)
 
 

@@ -146,7 +146,8 @@ def _history(run: Run, users: list[str]) -> tuple[dict[str, Seen], dict[str, lis
     lg, p = ctx.ledger, ctx.plan
     if lg.backend.one_writer:
         if run.caches.seen is None:
-            run.caches.seen = seen_counts(ctx, None, ctx.as_of)
+            # the run's recipients are in the ledger's snapshot (but for a dry run): only theirs leave the database
+            run.caches.seen = seen_counts(ctx, None, ctx.as_of, snapshot=not ctx.dry_run)
         past = run.caches.seen
     else:
         past = seen_counts(ctx, users, ctx.as_of)

@@ -17,11 +17,11 @@ from runtime.reconcile import excess_by_day
 from runtime.render import coupon_context
 
 
-def seen_counts(ctx: RunContext, users: list[str] | None, at: datetime) -> dict[str, Seen]:
+def seen_counts(ctx: RunContext, users: list[str] | None, at: datetime, snapshot: bool = False) -> dict[str, Seen]:
     """user -> what the plan's caps and exclusive hold see of their counted deliveries at `at` (any campaign),
     added up by the ledger in one query over the longest window (users None: every user with a delivery in it;
-    one query for a whole run). Users missing from the result have seen nothing. Gives `decide` the same answer
-    as the rows of `past_deliveries` do."""
+    one query for a whole run; `snapshot`: only the users of the run's snapshot in the ledger). Users missing from
+    the result have seen nothing. Gives `decide` the same answer as the rows of `past_deliveries` do."""
     p = ctx.plan
     since = _since(ctx, at)
     if since is None:
@@ -33,7 +33,8 @@ def seen_counts(ctx: RunContext, users: list[str] | None, at: datetime) -> dict[
                                                    p.campaign if c.scope == "campaign" else None,
                                                    minus(at, c.per.dur(), p.timezone) if c.per else None, floor))
     hold = (p.exclusive, p.campaign, minus(at, p.exclusive_hold.dur(), p.timezone)) if p.exclusive else None
-    return {r[0]: Seen(tuple(r[1:-1]), r[-1]) for r in ctx.ledger.seen_by_user(COUNTED, since, counts, hold, users)}
+    rows = ctx.ledger.seen_by_user(COUNTED, since, counts, hold, users, ctx.occ if snapshot else None)
+    return {r[0]: Seen(tuple(r[1:-1]), r[-1]) for r in rows}
 
 
 def _floor(cap: CapPlan) -> int | None:

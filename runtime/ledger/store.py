@@ -146,7 +146,8 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
 
     def seen_by_user(self, statuses: Iterable[Status], since: datetime,
                      counts: list[tuple[str | None, str | None, datetime | None, int] | None],
-                     hold: tuple[str, str, datetime] | None, users: list[str] | None) -> list[tuple]:
+                     hold: tuple[str, str, datetime] | None, users: list[str] | None,
+                     snapshot: tuple[str, str, str] | None = None) -> list[tuple]:
         """One row per user whose deliveries in these statuses (any campaign) due at `since` or later reach a count's
         floor or make a holder: (user_id, one count per entry of `counts`, holder). An entry (channel, campaign,
         start, floor) counts the deliveries with a channel, of that channel and that campaign when given, due at
@@ -154,7 +155,9 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         nothing (0). `hold` (group, campaign, start): the holder is the least campaign name, other than that
         campaign, with a delivery of the group due at `start` or later (else NULL). users None: every user.
         One aggregate over the window, whatever the number of users, returning only the users a cap or the hold
-        may stop: the set operation that replaces reading each batch's rows (runtime.history.seen_counts)."""
+        may stop: the set operation that replaces reading each batch's rows (runtime.history.seen_counts).
+        `snapshot` (campaign, step, occurrence): only the users of that occurrence's snapshot (a semi-join with
+        camp_recipients), so that the users of other campaigns never leave the database."""
         cols, params, keep = [], [], []
         for i, entry in enumerate(counts):
             if entry is None:
@@ -182,6 +185,10 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         if users is not None:
             where += f" AND {self.in_list('user_id')}"
             params.append(users)
+        if snapshot is not None:
+            where += (" AND user_id IN (SELECT user_id FROM camp_recipients WHERE campaign = ? AND step = ? AND "
+                      "occurrence = ?)")
+            params.extend(snapshot)
         return self.rows(f"SELECT * FROM (SELECT user_id, {', '.join(cols)} FROM camp_deliveries WHERE {where} "
                          f"GROUP BY user_id) counted WHERE {' OR '.join(keep)}", params)
 

@@ -80,10 +80,18 @@ def _property(lg) -> None:
         read = {u: [] for u in USERS}  # what the per-batch read of the old path gave each user
         for _, uid, d in past_deliveries(ctx, USERS, NOW):
             read[uid].append(d)
-        for everyone in (None, USERS[:3]):
-            seen = seen_counts(ctx, everyone, NOW)
+        lg.execute("DELETE FROM camp_recipients")
+        snapshot = USERS[1:5]  # the run's recipients in the ledger (`snapshot=True`: only theirs are counted)
+        lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
+                       [(*ctx.occ, i, u, False, "{}") for i, u in enumerate(snapshot)])
+        lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
+                       [(*ctx.occ[:2], "another", 0, USERS[0], False, "{}")])  # another occurrence's: not read
+        for everyone, only in ((None, False), (USERS[:3], False), (None, True)):
+            seen = seen_counts(ctx, everyone, NOW, snapshot=only)
+            if only:
+                assert set(seen) <= set(snapshot)
             for n, (u, (consent, label)) in enumerate(zip(USERS, who, strict=True)):
-                if everyone is not None and u not in everyone:
+                if (everyone is not None and u not in everyone) or (only and u not in snapshot):
                     continue
                 r = Recipient(n, u, False, {"timezone": None}, {"engagement": label} if label else {},
                               {c: True for c in consent})
