@@ -110,14 +110,23 @@ def old(lg, plan: StepPlan, users: list[str], batch: int = 10_000) -> set[str]:
 
 def _blocked(plan: StepPlan, users: set[str], seen: dict) -> set[str]:
     """Recipients a cap or the hold stops: only users the counts name can be (no cap here has a limit of 0: a user
-    missing from them is decided as one with no past), so decide's checks run over those that are recipients."""
+    missing from them is decided as one with no past), so decide's checks run over those that are recipients, once
+    per distinct count, as runtime.decision_classes judges a batch once per class of users alike."""
     from runtime.decide import _holder
 
     ch = plan.arms[0].notify[0]
+    nobody = Recipient(0, "", False, {}, {}, {})  # this plan reads nothing of the user but the counts
+    verdict: dict = {}
     out = set()
     for uid, s in seen.items():
-        if uid in users and (_holder(plan, s, AS_OF) or channel_block(ch, plan, Recipient(0, uid, False, {}, {}, {}),
-                                                                       s, AS_OF)):
+        if uid not in users:
+            continue
+        stops = None if isinstance(s, list) else verdict.get(s)  # the old path's rows (a list) are judged each
+        if stops is None:
+            stops = bool(_holder(plan, s, AS_OF) or channel_block(ch, plan, nobody, s, AS_OF))
+            if not isinstance(s, list):
+                verdict[s] = stops
+        if stops:
             out.add(uid)
     return out
 
