@@ -34,7 +34,15 @@ def seen_counts(ctx: RunContext, users: list[str] | None, at: datetime, snapshot
                                                    minus(at, c.per.dur(), p.timezone) if c.per else None, floor))
     hold = (p.exclusive, p.campaign, minus(at, p.exclusive_hold.dur(), p.timezone)) if p.exclusive else None
     rows = ctx.ledger.seen_by_user(COUNTED, since, counts, hold, users, ctx.occ if snapshot else None)
-    return {r[0]: Seen(tuple(r[1:-1]), r[-1]) for r in rows}
+    alike: dict[tuple, Seen] = {}  # users with the same counts share one Seen (building a frozen one is the cost)
+    out: dict[str, Seen] = {}
+    for r in rows:
+        key = r[1:]
+        s = alike.get(key)
+        if s is None:
+            s = alike[key] = Seen(tuple(r[1:-1]), r[-1])
+        out[r[0]] = s
+    return out
 
 
 def _floor(cap: CapPlan) -> int | None:
