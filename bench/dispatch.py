@@ -36,38 +36,59 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 def serve(latency: float) -> None:
     """The receiver: answers every POST after `latency` seconds with 200 and an id; GET /stats returns the arrival
-    times since the last /stats (time.monotonic) and forgets them."""
+    times since the last /stats (time.monotonic) and forgets them. An asyncio Protocol that parses requests from its
+    buffer and answers each with a timer (no coroutine per request): the earlier StreamReader receiver cost the
+    second core more CPU per request than the sender's side did (bench/RESULTS.md, issue 16)."""
     arrivals: list[float] = []
+    ok = b'{"id": "ok"}'
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(ok)).encode()
+              + b"\r\n\r\n" + ok)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
+    class Receiver(asyncio.Protocol):
+        def connection_made(self, transport) -> None:
+            self.transport, self.buffer = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                first, *lines = head.decode("latin-1").split("\r\n")
-                length = next((int(v) for k, _, v in (h.partition(":") for h in lines)
-                               if k.lower() == "content-length"), 0)
-                if length:
-                    await reader.readexactly(length)
-                if first.startswith("GET /stats"):
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = self.buffer[:end].decode("latin-1")
+                length = 0
+                for line in head.split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                if len(self.buffer) < end + 4 + length:
+                    return
+                self.buffer = self.buffer[end + 4 + length:]
+                if head.startswith("GET /stats"):
                     body = json.dumps(arrivals).encode()
                     arrivals.clear()
+                    self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                         + str(len(body)).encode() + b"\r\n\r\n" + body)
                 else:
                     arrivals.append(time.monotonic())
-                    await asyncio.sleep(latency)
-                    body = b'{"id": "ok"}'
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(body)).encode() + b"\r\n\r\n" + body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+                    asyncio.get_running_loop().call_later(latency, self._answer)
+
+        def _answer(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.write(answer)
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        server = await asyncio.get_running_loop().create_server(Receiver, "127.0.0.1", 0, backlog=1024)
         print(server.sockets[0].getsockname()[1], flush=True)
         async with server:
             await server.serve_forever()
 
     asyncio.run(main())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (/proc), to tell how busy the receiver was."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def most_in_a_window(times: list[float], window: float = 1.0) -> int:
@@ -135,22 +156,26 @@ def main() -> None:
                                                      ("limited", "big", None, args.rate)):
                     plan, data_url = shops[shop]
                     ledger = Path(tmp) / f"ledger-{way}-{i}.duckdb"
+                    cpu0, mine0 = cpu_seconds(receiver.pid), time.process_time()
                     r = one_run(plan, data_url, f"duckdb:///{ledger}", url, concurrency, rate)
+                    r["receiver_cpu_s"] = cpu_seconds(receiver.pid) - cpu0
+                    r["sender_cpu_s"] = time.process_time() - mine0
                     results[way].append(r)
                     print(f"run {i + 1} {way:10} sent {r['sent']:6} run {r['run_s']:6.2f} s "
-                          f"{r['run_rate']:7.0f}/s  dispatch {r['dispatch_s']:6.2f} s {r['dispatch_rate']:7.0f}/s  send rate {r['send_rate']:7.0f}/s  max in 1 s {r['max_1s']}",
+                          f"{r['run_rate']:7.0f}/s  dispatch {r['dispatch_s']:6.2f} s {r['dispatch_rate']:7.0f}/s  send rate {r['send_rate']:7.0f}/s  max in 1 s {r['max_1s']}"
+                          f"  cpu: sender {r['sender_cpu_s']:.2f} s, receiver {r['receiver_cpu_s']:.2f} s",
                           flush=True)
     finally:
         receiver.terminate()
     print(f"\nmedians of {args.runs} (latency {args.latency * 1000:.0f} ms, rate for 'limited': {args.rate})")
-    print("| way | messages | run (s) | run msg/s | send msg/s | most in any 1 s window |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| way | messages | run (s) | run msg/s | send msg/s | most in any 1 s window | CPU s: sender / receiver |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     med = {}
     for way, rs in results.items():
         med[way] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         m = med[way]
         print(f"| {way} | {m['sent']:.0f} | {m['run_s']:.2f} | {m['run_rate']:.0f} | {m['send_rate']:.0f} | "
-              f"{max(r['max_1s'] for r in rs)} (max of runs) |")
+              f"{max(r['max_1s'] for r in rs)} (max of runs) | {m['sender_cpu_s']:.1f} / {m['receiver_cpu_s']:.1f} |")
     print(f"\nconcurrent / serial send rate: {med['concurrent']['send_rate'] / med['serial']['send_rate']:.1f}x; "
           f"whole run: {med['concurrent']['run_rate'] / med['serial']['run_rate']:.1f}x")
 
