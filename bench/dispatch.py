@@ -1,6 +1,7 @@
 """Benchmark: a webhook channel against a local receiver that answers after 20 ms (a provider's round trip), issue 16.
 
     python bench/dispatch.py [--users 12000] [--serial-users 1000] [--runs 3] [--latency 0.02] [--rate 1000/s]
+                             [--concurrency N]
 
 One campaign step (bench/run.py's: push to every member who consented) runs without Prefect (`engine.run_through`:
 snapshot, decisions, dispatch, ledger writes on a fresh DuckDB ledger each run) three ways:
@@ -128,6 +129,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--latency", type=float, default=0.02)
     ap.add_argument("--rate", default="1000/s")
+    ap.add_argument("--concurrency", type=int, default=None, help="in flight for 'concurrent' and 'limited' "
+                    "(default: the webhook's own, 64)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -152,8 +155,9 @@ def main() -> None:
                 make_shop(f"duckdb:///{root / 'shop.duckdb'}", users, seed=3)
                 shops[name] = (plan_of(root, "duckdb"), f"duckdb:///{root / 'shop.duckdb'}")
             for i in range(args.runs):
-                for way, shop, concurrency, rate in (("serial", "small", 1, None), ("concurrent", "big", None, None),
-                                                     ("limited", "big", None, args.rate)):
+                for way, shop, concurrency, rate in (("serial", "small", 1, None),
+                                                     ("concurrent", "big", args.concurrency, None),
+                                                     ("limited", "big", args.concurrency, args.rate)):
                     plan, data_url = shops[shop]
                     ledger = Path(tmp) / f"ledger-{way}-{i}.duckdb"
                     cpu0, mine0 = cpu_seconds(receiver.pid), time.process_time()
