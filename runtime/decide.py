@@ -323,8 +323,8 @@ def judge(plan: StepPlan, r: Recipient, past: History, coupons: list[HeldCoupon]
     due = not_before or as_of
     cost = (channel.cost if channel else Decimal(0)) + sum(
         (plan.resources[g].forecast_cost for g in arm.give), Decimal(0))
-    return Ask(arm.name, channel.channel if channel else None, cost, due.astimezone(_zone(plan.timezone)).date(), due,
-               not_before, tuple(arm.give))
+    return Ask(arm.name, channel.channel if channel else None, cost, due.astimezone(ZoneInfo(plan.timezone)).date(),
+               due, not_before, tuple(arm.give))
 
 
 def settle(ask: Ask, budget: Budget) -> Decision:
@@ -341,8 +341,3 @@ def decide(plan: StepPlan, r: Recipient, past: History, coupons: list[HeldCoupon
     """One recipient's decision: `judge`, then the budget (`settle`)."""
     j = judge(plan, r, past, coupons, as_of)
     return j if isinstance(j, Decision) else settle(j, budget)
-
-
-@lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)

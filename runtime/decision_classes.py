@@ -47,13 +47,12 @@ class View(Protocol):
     def recipient(self, i: int, row: Any) -> Recipient: ...  # the i-th row of the batch
 
 
-def _reads(plan: StepPlan) -> tuple[list[str], list[str], list[str]]:
-    """What judge reads beyond skip, holdout and arm: user fields (the zone field, then the address fields whose
-    presence counts), consent channels, labels (of tiered caps)."""
-    fields = [plan.tz_field] if plan.tz_field else []
+def _reads(plan: StepPlan) -> tuple[str | None, list[str], list[str], list[str]]:
+    """What judge reads beyond skip, holdout and arm: the zone field, the address fields whose presence counts,
+    the consent channels, the labels of tiered caps."""
     addresses = sorted({ch.address_field for a in plan.arms for ch in a.notify if ch.address_field})
     labels = sorted({c.by for c in plan.caps if c.by})
-    return fields + addresses, list(plan.consent_channels or []), labels
+    return plan.tz_field, addresses, list(plan.consent_channels or []), labels
 
 
 class RecipientView:
@@ -61,8 +60,7 @@ class RecipientView:
 
     def __init__(self, plan: StepPlan):
         self.plan = plan
-        fields, self.consent, self.labels = _reads(plan)
-        self.zone, self.addresses = (fields[0] if plan.tz_field else None), fields[1 if plan.tz_field else 0:]
+        self.zone, self.addresses, self.consent, self.labels = _reads(plan)
 
     def user(self, row: Recipient) -> str:
         return row.user_id
@@ -85,9 +83,7 @@ class RowView:
 
     def __init__(self, plan: StepPlan, names: dict[str, int], lo: int):
         self.plan, self.names, self.lo = plan, names, lo
-        fields, consent, labels = _reads(plan)
-        zone = fields[0] if plan.tz_field else None
-        addresses = fields[1 if plan.tz_field else 0:]
+        zone, addresses, consent, labels = _reads(plan)
         # the columns judge reads, raw (a finer split than judge's reading of them, so still alike): one C call
         read = [names["held_out"], names.get("skip"), names.get(f"u_{zone}") if zone else None]
         read += [names.get("branch")] if plan.arms[0].kind == "branch" else []
