@@ -8,8 +8,8 @@ runtime.ledger_sink), the channel adapters come from the run's caches.
         permit of the channel's rate limit; in flight at once: a window that starts at 1, grows by one per
         answer up to `concurrency` and halves on a transient failure (TCP's slow start: a provider that is down
         sees BREAKER messages, not `concurrency` of them, and one that answers 429 gets fewer requests); the answers are recorded from this thread as they come, the sent ones
-        FLUSH at a time (a crash before a flush leaves them dispatching: resent with the same key, which the
-        provider drops)
+        FLUSH at a time or once FLUSH_S has passed (a crash before a flush leaves them dispatching: resent with the
+        same key, which the provider drops)
     a permanent failure (or a message that could not be rendered): the next channel of the arm's chain,
         through the sink's re-check (`fall_back`); on the chain's last channel: failed
     a transient failure (after the adapter's own retries): failed `transient`
@@ -24,6 +24,7 @@ network, which releases the GIL; a bounded pool runs any adapter concurrently un
 
 from __future__ import annotations
 
+import time
 from collections import Counter, deque
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -75,7 +76,8 @@ class ChannelDown(Exception):
 
 
 BREAKER = 5  # consecutive transient failures on one channel that stop the run
-FLUSH = 200  # sent deliveries recorded in one ledger transaction
+FLUSH = 1000  # sent deliveries recorded in one ledger transaction (a transaction costs ~15 ms, whatever its size)
+FLUSH_S = 1.0  # and at least once a second, so a slow channel's progress reaches the ledger as it goes
 
 _Item = tuple[Pending, Message | None, str | None]
 
@@ -119,6 +121,7 @@ def _send_concurrently(batch: list[_Item], caches: RunCaches, plan_hash: str, co
     sent: list[tuple[str, datetime, str | None]] = []
     down: tuple[str, str] | None = None  # (channel, last error) once the breaker trips
     answers: SimpleQueue[Future] = SimpleQueue()
+    flushed = time.monotonic()
     while (todo and down is None) or flight:
         while todo and down is None:  # start messages while their channel has a free thread
             it, msg = todo[0]
@@ -158,9 +161,9 @@ def _send_concurrently(batch: list[_Item], caches: RunCaches, plan_hash: str, co
                     _transient(f, error, counters, sink)
             sent.append((it.key, datetime.now(UTC), provider_id))
             counters.counts[Status.SENT] += 1
-        if len(sent) >= FLUSH:
+        if len(sent) >= FLUSH or (sent and time.monotonic() - flushed >= FLUSH_S):
             sink.sent(sent)
-            sent = []
+            sent, flushed = [], time.monotonic()
     if sent:
         sink.sent(sent)
     if down is not None:
