@@ -303,7 +303,39 @@ def simulate(path: Path, start: str, end: str, fmt: str, out: Path | None, data:
     sys.exit(run_simulate(path, start, end, fmt, out, data, ledger))
 
 
-@cli.command("ledger")
+class _LedgerGroup(click.Group):
+    """`camp ledger [PATH] [options]` lists deliveries (the `list` subcommand); `camp ledger archive ...` archives.
+    A first argument that is not a subcommand's name is the listing's."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("ledger", cls=_LedgerGroup)
+def ledger_group() -> None:
+    """The ledger: `camp ledger [PATH]` lists deliveries; `camp ledger archive PATH` moves old rows out of the
+    tables runs read."""
+
+
+@ledger_group.command("archive")
+@click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
+@click.option("--as-of", help="Archive what no decision at this time or later reads (default: now).")
+@click.option("--ledger", "url", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
+@click.option("--dry-run", is_flag=True, help="Count what would move; move nothing.")
+@click.option("--json", "as_json", is_flag=True)
+def ledger_archive(path: Path, as_of: str | None, url: str | None, dry_run: bool, as_json: bool) -> None:
+    """Move the deliveries and snapshots of settled occurrences that no cap, exclusive hold, journey, coupon, points
+    credit or red packet can read any more (at --as-of or later) to camp_deliveries_archive and
+    camp_recipients_archive, in one transaction. Reports still read them; an archived occurrence never runs again
+    (docs/runtime.md, "Retention")."""
+    from camp.archive import run_archive
+
+    sys.exit(run_archive(path, as_of, url, dry_run, as_json))
+
+
+@ledger_group.command("list")
 @click.argument("path", default=".", type=click.Path(exists=True, path_type=Path))
 @click.option("--ledger", "url", help="Ledger URL (default: $CAMP_LEDGER_URL, else camp.toml).")
 @click.option("--campaign")

@@ -188,12 +188,27 @@ def _occurrences(lg, c, step: str | None, occurrence: str | None, when, zone: st
         return [None]
     assert s is not None and step is not None  # a journey plan is made for a named step
     if occurrence:
-        return [occurrence]
+        return [_occurrence_key(occurrence, zone)]
     found = due_occurrences(lg, c.name, step, journey, when, zone)
     if not found:
         print(f"camp run: {c.name} / {step}: no one is due at {when.isoformat()} (it follows "
               f"`{journey.previous}`{' by ' + str(s.after) if s.after else ''})")
     return found
+
+
+def _occurrence_key(text: str, zone: str) -> str:
+    """--occurrence as the ledger keys it: a time (ISO 8601, with an offset or in the workspace's zone, or the key
+    itself, `2026-11-27T02:00Z`) becomes its UTC key; anything else (an event's occurrence) is taken as it is."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        at = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return text
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo(zone))
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class _progress:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from compiler.plan import StepPlan
 from runtime.batch import decide_batch
-from runtime.context import Run
+from runtime.context import Run, RunContext
 from runtime.dispatch import dispatch
 from runtime.ledger import Ledger
 from runtime.ledger.status import RunStatus
@@ -28,16 +28,40 @@ from runtime.ledger_sink import LedgerSink
 from runtime.points import issue_points
 from runtime.recover import recover
 from runtime.release import release
+from runtime.retention import lookback
 from runtime.snapshot import snapshot
 from runtime.summary import summarize
 
 
+class Archived(Exception):
+    """The run would read deliveries `camp ledger archive` moved out: it is refused rather than decide on fewer."""
+
+
 def start(run: Run, flow_run_id: str | None = None) -> None:
-    """Record the run as `running`; its ledger session holds the run's liveness lock (Ledger.start_run)."""
+    """Record the run as `running`; its ledger session holds the run's liveness lock (Ledger.start_run). A run of
+    an archived occurrence, or one whose caps or exclusive hold look back past what an archive moved, is refused
+    (a dry run too: it would preview decisions made on fewer deliveries)."""
     ctx = run.ctx
+    _check_archive(ctx)
     if ctx.dry_run:
         return
     ctx.ledger.start_run(ctx.run_id, ctx.plan, ctx.plan_hash, ctx.as_of, flow_run_id)
+
+
+def _check_archive(ctx: RunContext) -> None:
+    lg, p = ctx.ledger, ctx.plan
+    when = lg.archived_step(*ctx.occ)
+    if when is not None:
+        raise Archived(f"{p.campaign} / {p.step} @ {p.occurrence} was archived on {when.astimezone(UTC):%Y-%m-%d %H:%M} "
+                       "UTC (camp ledger archive): it does not run again; its deliveries are in "
+                       "camp_deliveries_archive")
+    horizon = lg.archive_horizon()
+    since = lookback(p.caps, p.exclusive_hold if p.exclusive else None, p.timezone, ctx.as_of)
+    if horizon is not None and since is not None and since < horizon:
+        raise Archived(f"at {ctx.as_of.isoformat()} the caps and exclusive hold of {p.campaign} look back to "
+                       f"{since.astimezone(UTC).isoformat()}, but deliveries due before "
+                       f"{horizon.astimezone(UTC).isoformat()} were archived (camp ledger archive): run it at an as-of "
+                       f"of {(ctx.as_of + (horizon - since)).isoformat()} or later")
 
 
 def finish(run: Run, summary: dict, status: str = RunStatus.FINISHED) -> None:

@@ -243,7 +243,7 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
             outcome_artifact(workspace, step_plan.campaign, step_plan.step, data_url, ledger_url, as_of)
         return summary
     except BaseException as exc:
-        if not dry_run:
+        if not dry_run and not isinstance(exc, engine.Archived):  # (a refused run never started: nothing to say)
             try:  # what was delivered before the failure, from the ledger: the run record and the caller say it
                 done = summary_of(run, run.counters.counts.total())
                 done["error"] = f"{type(exc).__name__}: {exc}"

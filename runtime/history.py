@@ -15,6 +15,7 @@ from runtime.context import RunContext
 from runtime.decide import COUNTED, Budget, Past, Seen
 from runtime.reconcile import excess_by_day
 from runtime.render import coupon_context
+from runtime.retention import lookback
 
 
 def seen_counts(ctx: RunContext, users: list[str] | None, at: datetime, snapshot: bool = False) -> dict[str, Seen]:
@@ -56,15 +57,11 @@ def _floor(cap: CapPlan) -> int | None:
 def _since(ctx: RunContext, at: datetime) -> datetime | None:
     """The earliest due time a cap or the exclusive hold of the plan can see at `at`: the longest window, or the
     beginning when a message cap has no window; None when none looks at past deliveries. (Retention: a counted
-    delivery due before the longest window of every plan still running is never read again; docs/runtime.md.)"""
+    delivery due before the longest window of every plan still running is never read again; runtime.retention.)"""
     p = ctx.plan
-    counted = [c for c in p.caps if c.unit != "coupon" and not c.unused]
-    if any(not c.per for c in counted):
+    if any(c.unit != "coupon" and not c.unused and not c.per for c in p.caps):
         return datetime(1970, 1, 1, tzinfo=UTC)
-    windows = [minus(at, c.per.dur(), p.timezone) for c in counted if c.per]
-    if p.exclusive:
-        windows.append(minus(at, p.exclusive_hold.dur(), p.timezone))
-    return min(windows) if windows else None
+    return lookback(p.caps, p.exclusive_hold if p.exclusive else None, p.timezone, at)
 
 
 def past_deliveries(ctx: RunContext, users: list[str], at: datetime) -> list[tuple[str, str, Past]]:

@@ -215,7 +215,7 @@ def _outcomes(program: Program, c: Campaign, ledger: OutcomeLedger, warehouse: W
     columns = ["exposure_id", "user_id", "t0", "grp", "arm", "reached"]
     if warehouse.ledger_catalog is not None:  # the ledger is attached to this session: no rows through Python
         catalog = '"' + warehouse.ledger_catalog.replace('"', '""') + '"'
-        sql, params = exposures_query(c.name, entry, as_of, f"{catalog}.main.camp_deliveries")
+        sql, params = exposures_query(c.name, entry, as_of, f"{catalog}.main.camp_deliveries_all")
         warehouse.execute(f"INSERT INTO {EXPOSURE} ({', '.join(columns)}) {sql}", params)
     else:
         frame = ledger.exposures_frame(c.name, entry, as_of)

@@ -113,8 +113,10 @@ def beside(ledger: Warehouse, url: str) -> Warehouse | None:
     readable as `ledger_catalog.main.TABLE`. SQL can then read both at once instead of copying a million rows
     through Python (a process cannot open one DuckDB file twice, so a second connection cannot attach the ledger).
     None for other engines or an in-memory database: the caller connects as usual."""
+    if ledger.dialect != "duckdb":  # (a PostgreSQL ledger has no duckdb_databases() to ask)
+        return None
     path, mine = duckdb_path(url), _catalog_file(ledger)
-    if ledger.dialect != "duckdb" or path in (None, ":memory:") or mine is None:
+    if path in (None, ":memory:") or mine is None:
         return None
     current = ledger.conn.execute("SELECT current_database()").fetchone()[0]
     session = ledger.conn.cursor()  # same database, its own default catalog and TEMP tables

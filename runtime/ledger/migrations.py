@@ -63,6 +63,11 @@ def _coupons_3(name: str) -> str:
             usable_to timestamptz NOT NULL, redeemed_at timestamptz, {added})"""
 
 
+_DELIVERY_COLUMNS = ("idempotency_key, campaign, step, occurrence, user_id, arm, channel, status, reason, cost, currency, "
+                     "coupon_id, provider_message_id, plan_hash, run_id, exclusive_group, due_at, not_before, "
+                     "decided_at, sent_at, attempts, error")
+
+
 def _deliveries(name: str, statuses: str) -> str:
     return f"""CREATE TABLE {name} (
             idempotency_key text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
@@ -227,5 +232,28 @@ MIGRATIONS: list[tuple[int, str, list[tuple[str | None, str]]]] = [
             state text NOT NULL CHECK (state IN {check_list(BATCH_STATES_10, ', ')}),
             worker text, lease_until timestamptz, attempts integer NOT NULL, done_at timestamptz, counts text,
             PRIMARY KEY (run_id, lo))"""),
+    ]),
+    (11, "archive: old deliveries and snapshots no decision reads, moved out of the tables runs read (camp ledger archive)", [
+        # the same columns as camp_deliveries and camp_recipients, without the CHECK (an archived row is never
+        # written again), and when it was archived; camp_archived: the occurrences archived, which never run again
+        (None, """CREATE TABLE camp_deliveries_archive (
+            idempotency_key text PRIMARY KEY, campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL,
+            user_id text NOT NULL, arm text, channel text, status text NOT NULL, reason text,
+            cost decimal(18, 4) NOT NULL, currency text NOT NULL, coupon_id text, provider_message_id text,
+            plan_hash text NOT NULL, run_id text NOT NULL, exclusive_group text,
+            due_at timestamptz NOT NULL, not_before timestamptz, decided_at timestamptz NOT NULL,
+            sent_at timestamptz, attempts integer NOT NULL, error text, archived_at timestamptz NOT NULL)"""),
+        (None, """CREATE TABLE camp_recipients_archive (
+            campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, seq bigint NOT NULL,
+            user_id text NOT NULL, held_out boolean NOT NULL, data text NOT NULL, archived_at timestamptz NOT NULL)"""),
+        (None, """CREATE TABLE camp_archived (
+            campaign text NOT NULL, step text NOT NULL, occurrence text NOT NULL, archived_at timestamptz NOT NULL,
+            as_of timestamptz NOT NULL, horizon timestamptz NOT NULL, deliveries bigint NOT NULL, kept bigint NOT NULL,
+            recipients bigint NOT NULL,
+            PRIMARY KEY (campaign, step, occurrence))"""),
+        # what reports read: every delivery, archived or not (a later migration that adds a column to
+        # camp_deliveries re-creates this view)
+        (None, f"""CREATE VIEW camp_deliveries_all AS SELECT {_DELIVERY_COLUMNS} FROM camp_deliveries UNION ALL
+            SELECT {_DELIVERY_COLUMNS} FROM camp_deliveries_archive"""),
     ]),
 ]

@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 _SENT, _HOLDOUT, _REDEEMED = f"'{Status.SENT}'", f"'{Status.HOLDOUT}'", f"'{CouponState.REDEEMED}'"
 _NOT_SENT = ", ".join(f"'{s}'" for s in (Status.SUPPRESSED, Status.FAILED, Status.BUDGET_EXHAUSTED, Status.SKIPPED))
 _REDEEMED_BY = f"c.state = {_REDEEMED} AND coalesce(c.redeemed_order_at, c.redeemed_at) < ?"
-_ENTRY = (f"SELECT occurrence, user_id, COALESCE(arm, '') AS arm FROM camp_deliveries WHERE campaign = ? AND "
+_ENTRY = (f"SELECT occurrence, user_id, COALESCE(arm, '') AS arm FROM camp_deliveries_all WHERE campaign = ? AND "
           f"step = ? AND status <> {_HOLDOUT} AND due_at < ?")
 
 
 def exposures_query(campaign: str, entry_step: str, as_of: datetime,
-                    table: str = "camp_deliveries") -> tuple[str, list]:
+                    table: str = "camp_deliveries_all") -> tuple[str, list]:
     """`OutcomeLedger.exposures_frame`'s query (with `?` placeholders), reading `table`: a session that has the
     ledger attached under another catalog (runtime.warehouse.beside) runs it there and keeps the rows."""
     return (f"""
@@ -56,14 +56,14 @@ SELECT step, arm, COUNT(*), SUM(CASE WHEN status = {_SENT} THEN 1 ELSE 0 END),
        SUM(CASE WHEN status = {_HOLDOUT} THEN 1 ELSE 0 END),
        SUM(CASE WHEN status IN ({_NOT_SENT}) THEN 1 ELSE 0 END),
        COALESCE(SUM(CASE WHEN status = {_SENT} THEN cost ELSE 0 END), 0)
-FROM camp_deliveries WHERE campaign = ? AND due_at < ? GROUP BY step, arm ORDER BY step, arm""", (campaign, as_of))
+FROM camp_deliveries_all WHERE campaign = ? AND due_at < ? GROUP BY step, arm ORDER BY step, arm""", (campaign, as_of))
 
     def journey_send_cost(self, campaign: str, entry_step: str, as_of: datetime) -> list[tuple]:
         """(arm of the entry step, cost of every send of the journey to its treated users before as_of)."""
         return self.rows(f"""
 WITH entry AS ({_ENTRY})
 SELECT e.arm, COALESCE(SUM(CASE WHEN d.status = {_SENT} AND d.sent_at < ? THEN d.cost ELSE 0 END), 0)
-FROM camp_deliveries d JOIN entry e ON e.occurrence = d.occurrence AND e.user_id = d.user_id
+FROM camp_deliveries_all d JOIN entry e ON e.occurrence = d.occurrence AND e.user_id = d.user_id
 WHERE d.campaign = ? GROUP BY e.arm""", (campaign, entry_step, as_of, as_of, campaign))
 
     def entry_coupons(self, campaign: str, entry_step: str, as_of: datetime) -> list[tuple]:
@@ -72,7 +72,7 @@ WHERE d.campaign = ? GROUP BY e.arm""", (campaign, entry_step, as_of, as_of, cam
         return self.rows(f"""
 WITH entry AS ({_ENTRY}),
 given AS (
-    SELECT DISTINCT d.occurrence, d.user_id, d.coupon_id FROM camp_deliveries d
+    SELECT DISTINCT d.occurrence, d.user_id, d.coupon_id FROM camp_deliveries_all d
     WHERE d.campaign = ? AND d.coupon_id IS NOT NULL)
 SELECT e.arm, SUM(CASE WHEN c.issued_at < ? THEN 1 ELSE 0 END),
        SUM(CASE WHEN {_REDEEMED_BY} THEN 1 ELSE 0 END),
@@ -91,7 +91,7 @@ WITH d AS (
     SELECT campaign, occurrence, user_id, status, arm, sent_at, due_at,
            ROW_NUMBER() OVER (PARTITION BY campaign, occurrence, user_id
                               ORDER BY due_at, CASE WHEN status = {_SENT} THEN 0 ELSE 1 END, arm) AS rk
-    FROM camp_deliveries WHERE status <> '{Status.SKIPPED}')
+    FROM camp_deliveries_all WHERE status <> '{Status.SKIPPED}')
 SELECT campaign, occurrence, user_id, max(CASE WHEN status = {_SENT} THEN 1 ELSE 0 END) AS sent,
        coalesce(min(sent_at), min(due_at)) AS t0, coalesce(max(CASE WHEN rk = 1 THEN arm END), '') AS arm
 FROM d GROUP BY campaign, occurrence, user_id""")
@@ -100,7 +100,7 @@ FROM d GROUP BY campaign, occurrence, user_id""")
         """(campaign, occurrence, user_id, packet, at) of the red packets granted with a delivery that was sent;
         `at`: the later of the grant and the send (a share pays from then on)."""
         return self.frame("SELECT g.campaign, d.occurrence, g.user_id, g.packet, CASE WHEN d.sent_at > g.granted_at "
-                          "THEN d.sent_at ELSE g.granted_at END AS at FROM camp_red_packets g JOIN camp_deliveries d "
+                          "THEN d.sent_at ELSE g.granted_at END AS at FROM camp_red_packets g JOIN camp_deliveries_all d "
                           f"ON d.idempotency_key = g.idempotency_key WHERE d.status = {_SENT}")
 
     def issued_coupons_frame(self) -> pd.DataFrame:
@@ -108,5 +108,5 @@ FROM d GROUP BY campaign, occurrence, user_id""")
         issued, whatever became of them since (redeemed, expired). Money as text: exact through a DataFrame."""
         states = ", ".join(f"'{s}'" for s in (CouponState.ISSUED, CouponState.REDEEMED, CouponState.EXPIRED))
         return self.frame("SELECT c.coupon_id, c.campaign, d.occurrence, c.user_id, CAST(c.min_spend AS text) AS "
-                          "min_spend, c.scope, c.usable_from, c.usable_to FROM camp_coupons c JOIN camp_deliveries d "
+                          "min_spend, c.scope, c.usable_from, c.usable_to FROM camp_coupons c JOIN camp_deliveries_all d "
                           f"ON d.coupon_id = c.coupon_id WHERE c.state IN ({states})")

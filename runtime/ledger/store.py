@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from runtime.ledger.alerts import AlertLedger
+from runtime.ledger.archive import ArchiveLedger
 from runtime.ledger.labels import LabelLedger
 from runtime.ledger.outcomes import OutcomeLedger
 from runtime.ledger.redemptions import CouponLedger
@@ -58,10 +59,11 @@ def _run_key(run_id: str) -> int:
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
 
 
-class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger, LabelLedger):
+class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger, LabelLedger, ArchiveLedger):
     """Every named query; the coupon lifecycle after issue (`camp sync`) is CouponLedger's, outcomes (`camp
     report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's, alerts AlertLedger's,
-    manual tags TagLedger's, materialised labels' history (`camp materialize`) LabelLedger's."""
+    manual tags TagLedger's, materialised labels' history (`camp materialize`) LabelLedger's, moving old rows out
+    (`camp ledger archive`) ArchiveLedger's."""
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,

@@ -183,6 +183,8 @@ def test_every_metric_equals_pandas_from_the_raw_tables(urls, days):
         assert measure(PROGRAM, C, lg, same, as_of, margin, CLICKS) == m
         same.close()
         assert beside(lg.db, urls[0]) is not None  # the shop and the ledger in one file
+    else:  # a PostgreSQL ledger with a DuckDB shop: `camp report` connects to the shop as usual
+        assert beside(lg.db, "duckdb:///shop.duckdb") is None
     lg.close()
 
 
