@@ -58,6 +58,7 @@ def run_simulate(path: Path, start: str, end: str, fmt: str, out: Path | None, d
         return 1
     ws, program, _, _ = loaded
     a, b = period(start, end, program.timezone)
+    from runtime.engine import Archived
     from runtime.sim_ledger import ScratchError
     from runtime.sim_report import simulation_report
     from runtime.simulate import simulate
@@ -76,6 +77,10 @@ def run_simulate(path: Path, start: str, end: str, fmt: str, out: Path | None, d
             sim = simulate(ws, program, a, b, data_url, ledger_url, folder, progress=_progress())
         except ScratchError as exc:
             print(f"camp simulate: {exc}", file=sys.stderr)
+            return 1
+        except Archived as exc:  # the period starts where the ledger's archive no longer has what caps read
+            print(f"camp simulate: {exc}", file=sys.stderr)
+            print("  hint: simulate a period that starts later", file=sys.stderr)
             return 1
         doc = simulation_report(sim, program)
     finally:

@@ -53,6 +53,7 @@ def _copy_postgres(real_url: str, url: str) -> None:
     wh = connect(real_url, read_only=True)
     try:
         found = wh.rows("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() "
+                        "AND table_type = 'BASE TABLE' "
                         "AND table_name LIKE 'camp\\_%'")
         tables = {r[0] for r in found}
         lg = open_ledger(url)
@@ -65,7 +66,7 @@ def _copy_postgres(real_url: str, url: str) -> None:
                 raise ScratchError(f"the ledger at {real_url} has migrations {sorted(theirs)}, this camp "
                                    f"{sorted(ours)}: run `camp run` or `camp sync` with this camp first (a "
                                    "simulation never writes the real ledger)")
-            mine = [r[0] for r in lg.rows("SELECT table_name FROM information_schema.tables WHERE "
+            mine = [r[0] for r in lg.rows("SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' AND "
                                           "table_name LIKE 'camp\\_%' ESCAPE '\\' AND table_schema = 'main'")]
             for table in sorted(t for t in mine if t in tables and t != "camp_migrations"):
                 frame = wh.frame(f"SELECT * FROM {table}")

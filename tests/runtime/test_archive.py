@@ -180,6 +180,8 @@ def test_archiving_changes_no_decision_and_no_report(tmp_path, prefect_env, ledg
              env=arch_env)
     assert r.returncode == 1 and "look back to" in r.stderr and "run it at an as-of of" in r.stderr
     assert "stopped after sending" not in r.stderr  # a refused run never started
+    r = camp("simulate", str(root), "--from", "2026-12-01", "--to", "2026-12-02", cwd=root, env=arch_env)
+    assert r.returncode == 1 and "look back to" in r.stderr and "Traceback" not in r.stderr
 
     # a second archive at the same as-of finds nothing more to move
     again = json.loads(_ok(camp("ledger", "archive", str(root), "--as-of", ARCHIVE_AT, "--json", cwd=root,
