@@ -145,3 +145,13 @@ def workspace_name(root: Path) -> str:
 def deployment_of(root: Path, campaign: str) -> str:
     """The campaign's deployment as `run_deployment` names it: `camp-campaign/CAMPAIGN@WORKSPACE`."""
     return f"camp-campaign/{campaign}@{workspace_name(root)}"
+
+
+def two_databases(engine: str, tmp_path: Path, names: tuple[str, str]) -> Iterator[tuple[str, str]]:
+    """Two fresh, separate databases of one engine (a fixture's body: `yield from`): DuckDB files named after
+    `names` in tmp_path, or two PostgreSQL schemas (camp_NAME_pid) dropped after."""
+    if engine == "duckdb":
+        yield f"duckdb:///{tmp_path / (names[0] + '.duckdb')}", f"duckdb:///{tmp_path / (names[1] + '.duckdb')}"
+        return
+    with pg_schema(f"camp_{names[0]}_{os.getpid()}") as a, pg_schema(f"camp_{names[1]}_{os.getpid()}") as b:
+        yield a, b

@@ -10,7 +10,6 @@ PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -18,43 +17,14 @@ import pytest
 
 from runtime.demo_data import make_shop
 from runtime.warehouse import connect
-from tests.runtime.conftest import camp, make_workspace, pg_schema
+from tests.runtime.conftest import camp, make_workspace, two_databases
 from tests.runtime.sim_workspace import POLICY, TEMPLATES
+from tests.runtime.sim_workspace import A as SIM_A
+from tests.runtime.sim_workspace import B as SIM_B
 
-A = '''
-campaign promo_a "上新 A" {
-  why retention
-    goal any(orders) within 3d
-  who member_level in ("normal", "silver", "gold")
-    holdout 10%
-  what message
-  when daily at 10:00 from 2026-11-20 to 2026-12-31 tz "Asia/Shanghai"
-  where push template "sim/push.j2" else sms template "sim/sms.j2"
-  how
-    step touch: notify where
-    step nudge after 2h unless any(orders since touch): notify sms template "sim/sms.j2"
-  how much
-    budget 1.2 CNY per day
-    priority 10
-    exclusive "g"
-}
-'''
-B = '''
-campaign promo_b "上新 B" {
-  why retention
-    goal any(orders) within 3d
-  who member_level in ("silver", "gold")
-  what message
-  when daily at 10:00 from 2026-11-20 to 2026-12-31 tz "Asia/Shanghai"
-  where push template "sim/push.j2"
-  how
-    step touch: notify where
-  how much
-    cap 2 messages per user
-    priority 5
-    exclusive "g"
-}
-'''
+SEASON = ("from 2026-11-24 to 2026-11-28", "from 2026-11-20 to 2026-12-31")
+A = SIM_A.replace(*SEASON)
+B = SIM_B.replace(*SEASON).replace("  how much\n", "  how much\n    cap 2 messages per user\n")
 HISTORY = [f"2026-11-{d}" for d in range(20, 28)]  # 20th .. 27th
 OPEN = HISTORY[-1]  # its follow-up is left to run after the archive (a day's run also catches up the day before's)
 ARCHIVE_AT = "2026-12-05T10:00+08:00"  # horizon: 7 days of caps and hold back, 2026-11-28 10:00
@@ -106,11 +76,7 @@ def _copy_ledger(src: str, dest: str) -> None:
 @pytest.fixture(params=["duckdb", "postgres"])
 def ledgers(request, tmp_path):
     """(the ledger kept whole, the one archived)."""
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'whole.duckdb'}", f"duckdb:///{tmp_path / 'archived.duckdb'}"
-        return
-    with pg_schema(f"camp_whole_{os.getpid()}") as whole, pg_schema(f"camp_archived_{os.getpid()}") as archived:
-        yield whole, archived
+    yield from two_databases(request.param, tmp_path, ("whole", "archived"))
 
 
 def test_archiving_changes_no_decision_and_no_report(tmp_path, prefect_env, ledgers):

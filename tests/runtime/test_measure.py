@@ -4,7 +4,6 @@ PostgreSQL), and a planted uplift recovered by its 95% interval (and no effect: 
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,7 +16,7 @@ from compiler.config import Clicks
 from runtime.measure import Group, measure
 from runtime.warehouse import beside, connect, create_tables
 from tests.conftest import CAMPAIGNS
-from tests.runtime.conftest import pg_schema
+from tests.runtime.conftest import two_databases
 from tests.runtime.measure_data import CAMPAIGN, T0, World, load_world, make_world
 from tests.runtime.steps import program_of
 
@@ -30,11 +29,7 @@ CENT = Decimal("0.01")
 @pytest.fixture(params=["duckdb", "postgres"])
 def urls(request, tmp_path):
     """(ledger URL, warehouse URL)."""
-    if request.param == "duckdb":
-        yield f"duckdb:///{tmp_path / 'ledger.duckdb'}", f"duckdb:///{tmp_path / 'shop.duckdb'}"
-        return
-    with pg_schema(f"camp_measure_l_{os.getpid()}") as ledger, pg_schema(f"camp_measure_w_{os.getpid()}") as wh:
-        yield ledger, wh
+    yield from two_databases(request.param, tmp_path, ("ledger", "shop"))
 
 
 def _money(values) -> Decimal:
