@@ -98,7 +98,7 @@ def _context(where: SparkURL) -> Any:
             .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false") \
             .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log}") \
             .config("spark.sql.session.timeZone", "UTC") \
-            .config("spark.driver.memory", os.environ.get("CAMP_SPARK_DRIVER_MEMORY", "2g"))
+            .config("spark.driver.memory", os.environ.get("CAMP_SPARK_DRIVER_MEMORY", "4g"))  # 2g lost 1M-row results
         if where.local:  # 200 shuffle partitions (the default, for clusters) are 200 tasks per stage on a laptop
             builder = builder.config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
         session = builder.getOrCreate()
