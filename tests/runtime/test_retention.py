@@ -18,33 +18,25 @@ policy {
   exclusive group "g"
 }
 '''
-A = '''
-campaign a "A" {
+
+def _campaign(name: str, steps: str, how_much: str) -> str:
+    return f"""
+campaign {name} "{name.upper()}" {{
   who member_level in ("gold")
   what message
   when daily at 10:00 tz "America/New_York"
   where push template "t.j2"
   how
-    step touch: notify where
-    step nudge after 2h: notify where
+{steps}
   how much
-    cap 1 sms per user per 30d
-    cap 2 coupons per user per 90d
-    exclusive "g"
-}
-'''
-B = '''
-campaign b "B" {
-  who member_level in ("gold")
-  what message
-  when daily at 10:00 tz "America/New_York"
-  where push template "t.j2"
-  how
-    step touch: notify where
-  how much
-    cap 2 messages per user
-}
-'''
+{how_much}
+}}
+"""
+
+
+A = _campaign("a", "    step touch: notify where\n    step nudge after 2h: notify where",
+              '    cap 1 sms per user per 30d\n    cap 2 coupons per user per 90d\n    exclusive "g"')
+B = _campaign("b", "    step touch: notify where", "    cap 2 messages per user")
 
 
 def _plans(tmp_path, files):
