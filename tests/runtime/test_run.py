@@ -63,9 +63,19 @@ TEMPLATES = {"t/push.j2": "{{ user.name | default('朋友') }}，{{ coupon.title
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory):
+def shop(tmp_path_factory, prefect_env):
+    """The workspace, with t_coupon's first run at AS_OF done: the tests after read its ledger, and pytest-xdist
+    may give a worker any of them first (the first test's own run is then a rerun, which adds nothing)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
     root = make_workspace(tmp_path_factory.mktemp("ws"), CAMPAIGNS, templates=TEMPLATES)
     make_shop(f"duckdb:///{root / 'shop.duckdb'}", 600, seed=3)
+    with pytest.MonkeyPatch.context() as mp:
+        for key in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_LOGGING_LEVEL"):
+            mp.setenv(key, prefect_env[key])
+        with temporary_settings(updates={PREFECT_API_URL: prefect_env["PREFECT_API_URL"],
+                                         PREFECT_HOME: prefect_env["PREFECT_HOME"]}):
+            run(root, "t_coupon", AS_OF)
     return root
 
 
