@@ -21,8 +21,6 @@ from compiler.plan import ArmPlan, CapPlan, ChannelPlan, StepPlan
 from compiler.zones import zone_or_none
 from runtime.ledger.status import Status
 
-COUNTED = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT)  # count against caps and budgets
-
 
 @dataclass
 class Recipient:

@@ -12,7 +12,8 @@ from decimal import Decimal
 from compiler.clock import minus
 from compiler.plan import CapPlan
 from runtime.context import RunContext
-from runtime.decide import COUNTED, Budget, Past, Seen
+from runtime.decide import Budget, Past, Seen
+from runtime.ledger.status import COUNTED
 from runtime.reconcile import excess_by_day
 from runtime.render import coupon_context
 from runtime.retention import lookback

@@ -18,10 +18,9 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from runtime.ledger import open_ledger
-from runtime.ledger.status import Status
+from runtime.ledger.status import COUNTED, Status
 
 SIM_VERSION = 1
-_COUNTED = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT)
 _STATUSES = [s.value for s in (Status.SENT, Status.DEFERRED, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED,
                                Status.HOLDOUT, Status.SKIPPED, Status.FAILED, Status.PENDING, Status.DISPATCHING)]
 _UNITS = {"min": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month"}
@@ -74,7 +73,7 @@ def _sends(lg) -> list[dict]:
     """Per local day, campaign and channel: messages sent (and still deferred when the period ended)."""
     rows = lg.rows("SELECT day, campaign, channel, count(*) FILTER (WHERE status = 'sent'), "
                    "count(*) FILTER (WHERE status <> 'sent'), sum(cost) FROM sim_rows "
-                   f"WHERE channel IS NOT NULL AND status IN ({_in(_COUNTED)}) GROUP BY ALL "
+                   f"WHERE channel IS NOT NULL AND status IN ({_in(COUNTED)}) GROUP BY ALL "
                    "ORDER BY day, campaign, channel")
     return [{"day": d.isoformat(), "campaign": c, "channel": ch, "sent": s, "waiting": w, "cost": str(cost)}
             for d, c, ch, s, w, cost in rows]
@@ -123,7 +122,7 @@ def _pressure(lg, program) -> dict:
     """Messages per user in any 7 days (distribution, p95, max), and for each cap with a window the most any
     user got in such a window of that cap's unit (and campaign, for a campaign's cap), against its limit."""
     base = (f"SELECT user_id, campaign, channel, due_at, run_id IN (SELECT run_id FROM sim_runs) AS mine "
-            f"FROM camp_deliveries WHERE channel IS NOT NULL AND status IN ({_in(_COUNTED)})")
+            f"FROM camp_deliveries WHERE channel IS NOT NULL AND status IN ({_in(COUNTED)})")
     lg.execute(f"CREATE TEMP TABLE sim_counted AS {base}")
     week = _window_max(lg, "TRUE", "INTERVAL 7 DAY")
     hist = lg.rows(f"SELECT n, count(*) FROM ({week}) GROUP BY n ORDER BY n")
@@ -166,7 +165,7 @@ def _collisions(lg) -> dict:
     """Users whom several campaigns wanted on the same local day (a row of any campaign but holdout and journey
     skips), and who won: the campaigns that delivered to them that day."""
     rows = lg.rows(
-        "WITH wanted AS (SELECT day, user_id, campaign, bool_or(status IN (" + _in(_COUNTED) + ")) AS won, "
+        "WITH wanted AS (SELECT day, user_id, campaign, bool_or(status IN (" + _in(COUNTED) + ")) AS won, "
         "string_agg(DISTINCT reason, '; ') FILTER (WHERE reason LIKE 'exclusive:%') AS held FROM sim_rows "
         "WHERE status NOT IN ('holdout', 'skipped') GROUP BY day, user_id, campaign), "
         "contested AS (SELECT day, user_id, list(campaign ORDER BY campaign) AS campaigns, "
@@ -188,5 +187,5 @@ def _collisions(lg) -> dict:
 def _suppressions(lg) -> list[dict]:
     """Deliveries not sent, by campaign, status and reason."""
     rows = lg.rows("SELECT campaign, status, coalesce(reason, ''), count(*) FROM sim_rows WHERE status NOT IN ("
-                   + _in(_COUNTED) + ") GROUP BY ALL ORDER BY campaign, count(*) DESC, status, 3")
+                   + _in(COUNTED) + ") GROUP BY ALL ORDER BY campaign, count(*) DESC, status, 3")
     return [{"campaign": c, "status": s, "reason": r, "users": n} for c, s, r, n in rows]

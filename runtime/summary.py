@@ -14,9 +14,9 @@ from compiler.clock import ceil_minute
 from compiler.plan import StepPlan
 from runtime import journey
 from runtime.context import Run, RunContext
-from runtime.decide import COUNTED
 from runtime.history import coupons_over, ledger_budget
 from runtime.ledger import Ledger
+from runtime.ledger.status import COUNTED
 
 
 def summarize(run: Run, audience: int) -> dict:

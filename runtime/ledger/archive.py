@@ -21,13 +21,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from runtime.ledger.connection import Connection
-from runtime.ledger.status import CouponState, PointsState, RunStatus, Status
+from runtime.ledger.status import COUNTED, CouponState, PointsState, RunStatus, Status
 
 if TYPE_CHECKING:
     from runtime.retention import ArchiveRule
 
 _LIVE = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED)
-_COUNTED = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT)
 _COLS = ("idempotency_key, campaign, step, occurrence, user_id, arm, channel, status, reason, cost, currency, "
          "coupon_id, provider_message_id, plan_hash, run_id, exclusive_group, due_at, not_before, decided_at, "
          "sent_at, attempts, error")
@@ -113,7 +112,7 @@ class ArchiveLedger(Connection):
         parameters."""
         parts, params = [], []
         for channel, campaign in rule.forever:
-            cond = [f"d.channel IS NOT NULL AND d.status IN {_in(_COUNTED)}"]
+            cond = [f"d.channel IS NOT NULL AND d.status IN {_in(COUNTED)}"]
             for sql, value in (("d.channel = ?", channel), ("d.campaign = ?", campaign)):
                 if value is not None:
                     cond.append(sql)

@@ -26,6 +26,9 @@ class Status(StrEnum):
     SKIPPED = "skipped"  # a journey's follow-up skipped the user (migration 2)
 
 
+
+COUNTED = (Status.PENDING, Status.DISPATCHING, Status.DEFERRED, Status.SENT)  # count against caps and budgets
+
 class RunStatus(StrEnum):
     """A `camp_runs` row's status."""
 

@@ -31,10 +31,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from compiler.step_plan import build_plan
 from runtime.context import Run
-from runtime.decide import COUNTED
 from runtime.demo_data import make_shop
 from runtime.journey import due_occurrences
 from runtime.ledger import open_ledger
+from runtime.ledger.status import COUNTED
 from runtime.warehouse import connect
 from tests.conftest import PG_URL, require_postgres
 from tests.profiles import examples

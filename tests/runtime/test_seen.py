@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from compiler.plan import Duration
 from runtime.context import RunContext
-from runtime.decide import COUNTED, NOTHING_SEEN, Budget, Past, Recipient, decide
+from runtime.decide import NOTHING_SEEN, Budget, Past, Recipient, decide
 from runtime.history import past_deliveries, seen_counts
 from runtime.ledger import open_ledger
-from runtime.ledger.status import Status
+from runtime.ledger.status import COUNTED, Status
 from runtime.ledger.store import DELIVERY_COLS
 from tests.profiles import examples
 from tests.runtime.conftest import pg_schema
