@@ -41,7 +41,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     users = [view.user(x) for x in rows]
     with lg.decision():
         done: set[str] = set()
-        if not ctx.dry_run:
+        if not ctx.dry_run and not _unseen(run, lo):
             done = lg.decided_users(ctx.occ, ctx.key_prefix, users)
         past, coupons = _history(run, users)
         given = journey_coupons(ctx, users)
@@ -125,6 +125,17 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     n.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
     n.timings["decide"] -= render_s
     return out
+
+
+def _unseen(run: Run, lo: int) -> bool:
+    """No user of the batch starting at seq `lo` can have a delivery of the occurrence yet: this run wrote them to
+    the snapshot, each user once, where this process is the ledger's one writer, and has not decided this batch
+    before (the ledger's check of decided users, 1.4 s at 1M recipients, is then skipped)."""
+    cache = run.snapshot
+    if not (cache.fresh and run.ctx.ledger.backend.one_writer) or lo in cache.decided:
+        return False
+    cache.decided.add(lo)
+    return True
 
 
 def _rows(run: Run, lo: int, hi: int) -> tuple[list, View]:

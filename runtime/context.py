@@ -95,6 +95,10 @@ class SnapshotCache:
     rows: list | None = None
     lo: int = 0  # seq of rows[0] (a follow-up's part starts after the earlier parts)
     names: dict[str, int] = field(default_factory=dict)  # snapshot column -> index in rows
+    # this run wrote these rows to the snapshot, each user once: none of them can have a delivery of the occurrence
+    # yet where this process is the ledger's one writer (a rerun reads the snapshot back and finds rows = None)
+    fresh: bool = False
+    decided: set[int] = field(default_factory=set)  # the batches (by first seq) this run decided
 
 
 class Channels:

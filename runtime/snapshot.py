@@ -55,6 +55,7 @@ def _snapshot(run: Run) -> tuple[int, int]:
         rows = [(*ctx.occ, lo + i, str(row[0]), bool(row[idx["held_out"]]), rows_json[i])
                 for i, row in enumerate(data)]
         cache.rows, cache.lo, cache.names = data, lo, idx
+        cache.fresh = len({row[0] for row in data}) == len(data)
         lg.add_recipients(ctx.occ, ctx.plan_hash, lo, rows, part)
     return lo, lo + len(rows)
 
