@@ -18,7 +18,7 @@ import pytest
 
 from compiler.check import check_workspace
 from compiler.workspace import load_workspace
-from runtime.ledger import Ledger
+from runtime.ledger import open_ledger
 from runtime.warehouse import connect, create_tables
 from tests.conftest import PG_URL, require_postgres
 from tests.runtime.conftest import camp, make_workspace
@@ -111,7 +111,8 @@ def _data_url(ws: Shop) -> str:
 
 
 def _rows(ws, sql: str, params=()) -> list[tuple]:
-    lg = Ledger(ws.url or f"duckdb:///{ws.root / 'ledger.duckdb'}")
+    """Rows of the ledger (made, as a first run would, when no test of the module has run before on this worker)."""
+    lg = open_ledger(ws.url or f"duckdb:///{ws.root / 'ledger.duckdb'}")
     try:
         return [tuple(r) for r in lg.rows(sql, params)]
     finally:
