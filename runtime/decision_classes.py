@@ -10,7 +10,7 @@ until then.
 
     decide_rows(plan, rows, view, seen, coupons, budget, as_of, leave) -> [(i, user, Decision | Exception, bad_zone)]
 
-`view` says how to read a row: `RowView` for the typed rows this process fetched (`runtime.recipients.from_row`),
+`view` says how to read a row: `RowView` for the typed rows this process fetched (`runtime.recipients.row_reader`),
 `RecipientView` for Recipients already built (read back from the ledger). Equal to `decide` user by user:
 tests/runtime/test_decision_classes.py.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ from runtime.decide import (
     settle,
     variant_of,
 )
-from runtime.recipients import from_row
+from runtime.recipients import row_reader
 
 
 class View(Protocol):
@@ -79,7 +80,7 @@ class RecipientView:
 
 class RowView:
     """Typed rows this process fetched (`names`: column -> index, the first row being seq `lo`), read as
-    `from_row` reads them; a Recipient is built only to judge a new class and for the users a message goes to."""
+    `from_row` reads them (`row_reader`); a Recipient is built only to judge a new class and for the users a message goes to."""
 
     def __init__(self, plan: StepPlan, names: dict[str, int], lo: int):
         self.plan, self.names, self.lo = plan, names, lo
@@ -91,12 +92,13 @@ class RowView:
         self._read = itemgetter(*[i for i in read if i is not None])
         self._addresses = [i for i in (names.get(f"u_{a}") for a in addresses) if i is not None]  # present or not
         self._variant = plan.arms[0].kind == "variant"
+        self._recipient = row_reader(plan, names)
 
     def user(self, row: tuple) -> str:
         return str(row[0])
 
     def recipient(self, i: int, row: tuple) -> Recipient:
-        return from_row(self.plan, self.names, self.lo + i, row)
+        return self._recipient(self.lo + i, row)
 
     def key(self, row: tuple) -> tuple:
         return (self._read(row), tuple([bool(row[i]) for i in self._addresses]) if self._addresses else (),
@@ -105,13 +107,24 @@ class RowView:
 
 class _Settled:
     """The budget's answers: only a reservation changes the budget, so a refused ask is refused again, for the
-    same reason, until one succeeds."""
+    same reason, until one succeeds; without a limit, every ask is granted with the same decision."""
 
     def __init__(self, budget: Budget):
         self.budget = budget
         self.exhausted: dict[Ask, Decision] = {}
+        # no limit: every ask is granted, the same decision each time; only the day's spend grows
+        self.granted: dict[Ask, Decision] | None = {} if budget.total_limit is None and budget.daily_limit is None \
+            else None
 
     def __call__(self, ask: Ask) -> Decision:
+        if self.granted is not None:
+            d = self.granted.get(ask)
+            if d is None:
+                d = self.granted[ask] = settle(ask, self.budget)
+            else:
+                spent = self.budget.spent
+                spent[ask.day] = spent.get(ask.day, Decimal(0)) + ask.cost
+            return d
         d = self.exhausted.get(ask)
         if d is not None:
             return d

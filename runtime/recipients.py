@@ -101,6 +101,24 @@ def from_row(plan: StepPlan, names: dict[str, int], seq: int, row: tuple) -> Rec
                  lambda col: row[names[col]] if col in names else None)
 
 
+def row_reader(plan: StepPlan, names: dict[str, int]) -> Callable[[int, tuple], Recipient]:
+    """`from_row(plan, names, seq, row)` as a function of (seq, row), with the columns looked up once rather than
+    per row (a million sent users spent 6 s of a profiled run building their Recipients)."""
+    held = names["held_out"]
+    fields = [(f, names.get(f"u_{f}")) for f in plan.user_fields]
+    labels = [(c, names.get(f"class_{c}")) for c in plan.labels]
+    consent = [(ch, names.get(f"consent_{ch}")) for ch in (plan.consent_channels or [])]
+    branch, skip = names.get("branch"), names.get("skip")
+
+    def read(seq: int, row: tuple) -> Recipient:
+        return Recipient(seq=seq, user_id=str(row[0]), held_out=bool(row[held]),
+                         fields={f: None if i is None else row[i] for f, i in fields},
+                         labels={c: None if i is None else row[i] for c, i in labels},
+                         consent={ch: i is not None and bool(row[i]) for ch, i in consent},
+                         branch=None if branch is None else row[branch], skip=None if skip is None else row[skip])
+    return read
+
+
 def pending(plan: StepPlan, rows: list[PendingRow]) -> list[Pending]:
     """Deliveries read back from the ledger (to recover or release), with their recipients."""
     return [Pending(r.idempotency_key, r.user_id, r.arm, r.channel, r.coupon_id,

@@ -48,6 +48,9 @@ class Backend:
         """`column` is one of the values of a list parameter (`?`)."""
         raise NotImplementedError
 
+    def ledger_session(self, conn: Any) -> None:
+        """Settings of a session that writes the ledger."""
+
     # ------------------------------------------------------------ transactions and locks
     @contextmanager
     def transaction(self, conn: Any) -> Iterator[None]:
@@ -116,6 +119,13 @@ class DuckDB(Backend):
 
     def in_list(self, column: str) -> str:
         return f"{column} IN (SELECT unnest(?))"
+
+    def ledger_session(self, conn: Any) -> None:
+        """Checkpoints put off until the log holds 1 GB (DuckDB's default: 16 MB) or the ledger is closed: a
+        checkpoint rewrites the tables' changed parts and the whole primary-key index, so a 1M-recipient run
+        checkpointing every 16 MB spent 4-6 s of its 35 s in them. The log is as durable either way: a process
+        killed before its checkpoint has its log replayed when the ledger is next opened."""
+        conn.execute("SET checkpoint_threshold = '1GB'")
 
     def decided(self, lg: Any, occ: tuple[str, str, str], prefix: str, users: list[str]) -> set[str]:
         """A vectorised scan of the occurrence beats probing its index key by key."""

@@ -34,6 +34,7 @@ class Connection:
         self.db: Warehouse = connect(url)
         self.dialect = self.db.dialect
         self.backend = self.db.backend
+        self.backend.ledger_session(self.db.conn)
         self._depth = 0
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from compiler.plan import ArmPlan, ChannelPlan, ResourcePlan
 from runtime.decide import NOTHING_SEEN, Budget, HeldCoupon, Recipient, Seen, decide
 from runtime.decision_classes import RecipientView, RowView, decide_rows
-from runtime.recipients import from_row
+from runtime.recipients import from_row, row_reader
 from tests.profiles import examples
 from tests.runtime.test_decide import NOW, cap, plan
 
@@ -141,3 +141,18 @@ def test_a_refusal_is_not_kept_past_a_reservation():
     budget = Budget(Decimal("0.08"), Decimal("0.04"))
     got = [d.reason for _, _, d, _ in decide_rows(p, rows, RowView(p, NAMES, 0), {}, {}, budget, NOW)]
     assert got == [f"budget:daily {NOW.date()}", None, None, None, None, "budget:total"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_the_row_reader_builds_what_from_row_builds(data):
+    """`row_reader` looks the columns up once; its Recipient equals from_row's, columns missing included."""
+    p = plan(user_fields={"timezone": "text", "phone": "text"}, labels=["engagement"])
+    p = p.model_copy(update={"consent_channels": ["push", "sms"]})
+    columns = ["user_id", "held_out", *data.draw(st.lists(st.sampled_from(
+        ["u_timezone", "u_phone", "consent_push", "consent_sms", "class_engagement", "branch", "skip"]), unique=True))]
+    names = {c: i for i, c in enumerate(columns)}
+    value = st.none() | st.booleans() | st.integers(0, 3) | st.sampled_from(["", "x", "Europe/London"])
+    row = (data.draw(st.integers(0, 99) | st.text(max_size=3)), data.draw(st.booleans()),
+           *[data.draw(value) for _ in columns[2:]])
+    assert row_reader(p, names)(5, row) == from_row(p, names, 5, row)

@@ -202,3 +202,28 @@ def test_migration_6_keeps_one_alert_evaluation_per_occurrence_in_the_states_the
     lg.close()
     sql = next(sql for _, _, st in MIGRATIONS for _, sql in st if "CREATE TABLE camp_alerts " in sql)
     assert set(re.findall(r"'(\w+)'", sql.split("CHECK (state IN", 1)[1])) == {m.value for m in AlertState}
+
+
+def test_a_duckdb_ledger_puts_checkpoints_off_and_a_killed_writers_log_is_replayed(tmp_path):
+    """A ledger session checkpoints at 1 GB of log, not DuckDB's 16 MB; what a process killed before any checkpoint
+    committed is in the ledger when it is next opened (tests/runtime/test_crash.py kills real runs)."""
+    import subprocess
+    import sys
+
+    url = f"duckdb:///{tmp_path / 'ledger.duckdb'}"
+    lg = open_ledger(url)
+    try:
+        assert lg.one("SELECT current_setting('checkpoint_threshold')") == "953.6 MiB"
+    finally:
+        lg.close()
+    script = ("import os; from runtime.ledger import open_ledger; from datetime import date; "
+              f"lg = open_ledger({url!r}); "
+              "[lg.add_spend('c', date(2026, 12, d), 1) for d in range(1, 29)]; os.kill(os.getpid(), 9)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), capture_output=True, timeout=120)
+    assert done.returncode == -9
+    assert (tmp_path / "ledger.duckdb.wal").exists()  # nothing was checkpointed
+    lg = open_ledger(url)
+    try:
+        assert lg.one("SELECT count(*) FROM camp_spend") == 28
+    finally:
+        lg.close()
