@@ -1121,6 +1121,8 @@ class AudienceSQL:
                 agg = agg_of(a.func.upper(), self._field(a))
             elif a.func in ("first", "last") and a.field is not None and a.field.field == "time":
                 agg = agg_of("MIN" if a.func == "first" else "MAX", time.copy())
+            elif a.func in ("first", "last") and self.dialect == "spark":
+                agg = _spark_first_last(a.func, time, self._field(a), cond)
             else:  # first/last of another field: the value at the earliest/latest time, ties by value
                 order = exp.Order(expressions=[
                     exp.Ordered(this=time.copy(), desc=a.func == "last", nulls_first=False),
@@ -1128,9 +1130,7 @@ class AudienceSQL:
                 arr = exp.ArrayAgg(this=exp.Order(this=self._field(a), expressions=order.expressions))
                 if cond is not None:
                     arr = exp.Filter(this=arr, expression=exp.Where(this=cond))
-                agg = (exp.func("TRY_ELEMENT_AT", arr, exp.Literal.number(1)) if self.dialect == "spark"  # ANSI: no
-                       # index error on a user without such events (an empty array): NULL, as elsewhere
-                       else exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1))
+                agg = exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1)
             cols.append(exp.alias_(agg, alias, quoted=True))
         scope = exp.LT(this=time.copy(), expression=_lit(self.as_of, T.TIMESTAMP))
         lower = self._earliest_bound(facts)
@@ -1210,6 +1210,25 @@ def table_ref(qualified: str) -> exp.Table:
     if len(parts) == 2:
         return exp.Table(this=_q(parts[1]), db=_q(parts[0]))
     return exp.Table(this=_q(parts[0]))
+
+
+def _spark_first_last(func: str, time: exp.Expr, value: exp.Expr, cond: exp.Expr | None) -> exp.Expr:
+    """Spark's `first`/`last` of a field: the value at the earliest/latest time, ties by value (NULL last), as the
+    other engines' `ARRAY_AGG(v ORDER BY time, v)[1]`. Spark's COLLECT_LIST takes no ORDER BY (sqlglot drops it,
+    leaving the list in whatever order the rows arrive): the list holds STRUCT(time key, v IS NULL, v), sorted.
+    The event pass reads only events before the as-of, so the time is never NULL here. TRY_ELEMENT_AT: a user
+    without such events (an empty list) gets NULL, as elsewhere, with no index error under ANSI mode."""
+    key: exp.Expr = exp.func("UNIX_MICROS", time.copy())
+    if func == "last":
+        key = exp.Neg(this=exp.Paren(this=key))
+    item = exp.Struct(expressions=[exp.alias_(key, "k"),
+                                   exp.alias_(exp.Is(this=value.copy(), expression=exp.Null()), "n"),
+                                   exp.alias_(value.copy(), "v")])
+    arr: exp.Expr = exp.ArrayAgg(this=item)
+    if cond is not None:
+        arr = exp.Filter(this=arr, expression=exp.Where(this=cond.copy()))
+    first = exp.func("TRY_ELEMENT_AT", exp.func("SORT_ARRAY", arr), exp.Literal.number(1))
+    return exp.Dot(this=first, expression=exp.to_identifier("v"))
 
 
 def _prefix_ctes(query: exp.Select, prefix: str) -> exp.Select:
