@@ -73,6 +73,11 @@ def test_columns_of_one_type_and_the_odd_ones():
     got = payloads(names, rows)
     assert got == _expected(names, rows)
     assert got[-1].startswith('{"u_name":1208925819614629174706176,')
+    # and without it, orjson writes every row: datetimes still as isoformat does (orjson's own writes +08:06)
+    rows[-1] = (*rows[-1][:2], "x", *rows[-1][3:])
+    got = payloads(names, rows)
+    assert got == _expected(names, rows)
+    assert got[-1].endswith('"u_seen":"1900-01-01T00:00:00+08:05:43"}')
 
 
 def test_a_type_json_cannot_hold_is_refused_as_before():
