@@ -80,7 +80,8 @@ class RecipientView:
 
 class RowView:
     """Typed rows this process fetched (`names`: column -> index, the first row being seq `lo`), read as
-    `from_row` reads them (`row_reader`); a Recipient is built only to judge a new class and for the users a message goes to."""
+    `runtime.recipients.row_reader` reads them; a Recipient is built only to judge a new class and for the users a
+    message goes to."""
 
     def __init__(self, plan: StepPlan, names: dict[str, int], lo: int):
         self.plan, self.names, self.lo = plan, names, lo

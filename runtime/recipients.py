@@ -1,5 +1,5 @@
 """Snapshot rows <-> Recipients: a fetched row to the JSON payload the ledger keeps (`payloads`), and back
-to a Recipient from the typed row this process fetched (`from_row`) or from the ledger's JSON
+to a Recipient from the typed row this process fetched (`row_reader`) or from the ledger's JSON
 (`from_json`, values decoded to their schema types: a rerun, a recovery, a release); the ledger's rows of
 deliveries still to send -> Pending deliveries (`pending`).
 """
@@ -89,15 +89,10 @@ def from_json(plan: StepPlan, seq: int, user_id: str, held_out: bool, data: str)
                  else d.get(col))
 
 
-def from_row(plan: StepPlan, names: dict[str, int], seq: int, row: tuple) -> Recipient:
-    """From a row this process fetched (already typed); names: column -> index in the row."""
-    return _make(plan, seq, str(row[0]), bool(row[names["held_out"]]),
-                 lambda col: row[names[col]] if col in names else None)
-
-
 def row_reader(plan: StepPlan, names: dict[str, int]) -> Callable[[int, tuple], Recipient]:
-    """`from_row(plan, names, seq, row)` as a function of (seq, row), with the columns looked up once rather than
-    per row (a million sent users spent 6 s of a profiled run building their Recipients)."""
+    """From rows this process fetched (already typed; names: column -> index in the row): a function of (seq, row)
+    giving its Recipient, the columns looked up once rather than per row (a million sent users spent 6 s of a
+    profiled run building their Recipients); a missing column reads as None (consent: False)."""
     held = names["held_out"]
     fields = [(f, names.get(f"u_{f}")) for f in plan.user_fields]
     labels = [(c, names.get(f"class_{c}")) for c in plan.labels]

@@ -17,9 +17,22 @@ from hypothesis import strategies as st
 from compiler.plan import ArmPlan, ChannelPlan, ResourcePlan
 from runtime.decide import NOTHING_SEEN, Budget, HeldCoupon, Recipient, Seen, decide
 from runtime.decision_classes import RecipientView, RowView, decide_rows
-from runtime.recipients import from_row, row_reader
+from runtime.recipients import row_reader
 from tests.profiles import examples
 from tests.runtime.test_decide import NOW, cap, plan
+
+
+def from_row(plan, names: dict[str, int], seq: int, row: tuple) -> Recipient:
+    """The reference reading of a fetched row (what runtime.recipients.row_reader must give), column by column."""
+    def get(col):
+        return row[names[col]] if col in names else None
+
+    return Recipient(seq=seq, user_id=str(row[0]), held_out=bool(row[names["held_out"]]),
+                     fields={f: get(f"u_{f}") for f in plan.user_fields},
+                     labels={c: get(f"class_{c}") for c in plan.labels},
+                     consent={ch: bool(get(f"consent_{ch}")) for ch in (plan.consent_channels or [])},
+                     branch=get("branch"), skip=get("skip"))
+
 
 ZONES = [None, "Europe/London", "America/New_York", "Mars/Olympus", "", "Asia/Shanghai"]
 COUPON = ResourcePlan(name="T", kind="coupon", code="T10", value=Decimal(10), forecast_cost=Decimal("0.03"))
@@ -124,7 +137,7 @@ def test_class_by_class_decides_as_user_by_user(drawn, users, as_of):
 
 
 def test_a_recipient_built_from_a_row_is_the_one_judged():
-    """RowView builds the i-th row's Recipient with seq lo + i, as runtime.recipients.from_row does."""
+    """RowView builds the i-th row's Recipient with seq lo + i, as the reference reading (from_row) does."""
     p = plan(user_fields={"timezone": "text", "phone": "text"}, labels=["engagement"])
     row = ("7", False, None, None, "Europe/London", "138", True, False, "high")
     assert RowView(p, NAMES, 100).recipient(3, row) == from_row(p, NAMES, 103, row) == Recipient(
