@@ -140,7 +140,7 @@ def _run_plans(flows, ws, plans, to_release, when, data_url: str, ledger_url: st
                 with flows.run_settings():
                     summary = flows.run_step(plan.model_dump(mode="json"), data_url, ledger_url, when.isoformat(),
                                              dry_run, batch_size, channels, redemptions, str(ws.root), workers,
-                                             float(ws.config.runtime.lease_seconds))
+                                             *flows.spread_settings(ws))
             except Exception as exc:  # noqa: BLE001 (shown to the user, the ledger keeps what was done)
                 done = getattr(exc, "camp_summary", None)
                 sent = (done or {}).get("this_run", {}).get("sent", 0)

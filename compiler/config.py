@@ -296,8 +296,13 @@ class RuntimeSection(_Strict):
     # needs a PostgreSQL ledger (E021); a worker's claim on a batch lasts `lease`, then another may take it over
     workers: int = Field(default=1, ge=1, le=64)
     lease: str = "5m"
+    # with workers > 1: the workers are flow runs of the `camp-batch-worker` deployment on this Prefect work pool,
+    # taken by that pool's workers on any host, instead of processes of the host that runs the occurrence
+    work_pool: str | None = Field(default=None, min_length=1, max_length=100)
+    # how long an occurrence waits for its workers to start before it lists its batches anyway
+    start_wait: str = "2m"
 
-    @field_validator("arbitration_wait", "lease")
+    @field_validator("arbitration_wait", "lease", "start_wait")
     @classmethod
     def _duration(cls, v: str) -> str:
         if wait_seconds(v) is None:
@@ -311,6 +316,10 @@ class RuntimeSection(_Strict):
     @property
     def lease_seconds(self) -> int:
         return max(1, wait_seconds(self.lease) or 0)
+
+    @property
+    def start_wait_seconds(self) -> int:
+        return wait_seconds(self.start_wait) or 0
 
 
 def wait_seconds(text: str) -> int | None:

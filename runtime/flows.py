@@ -201,17 +201,22 @@ def markdown(s: dict) -> str:
 @flow(name="camp-step", log_prints=False, validate_parameters=False, persist_result=False)
 def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bool = False,
              batch_size: int = 10000, channels: dict | None = None, redemptions: dict | None = None,
-             workspace: str | None = None, workers: int = 1, lease: float = 300.0) -> dict:
+             workspace: str | None = None, workers: int = 1, lease: float = 300.0, work_pool: str | None = None,
+             start_wait: float = 120.0) -> dict:
     """Run one occurrence of one campaign step exactly as `plan` says. With `redemptions` (camp.toml's
     [coupons] source), the shop's redemptions and expiries are synced first, so unused-coupon caps decide on
     the coupons' real state (runtime.coupon_sync); a dry run syncs nothing. With `workspace` (its path), the run
     ends with an artifact of the campaign's current outcomes (what `camp report` shows). With `workers` > 1 (a
     PostgreSQL ledger), the batches are decided and sent by that many `camp-batch-worker` processes claiming
-    them from the ledger (runtime.workers; a claim lasts `lease` seconds); a dry run decides in this process."""
+    them from the ledger (runtime.workers; a claim lasts `lease` seconds), or with `work_pool` by that many flow
+    runs on that Prefect work pool's workers, the batches listed once they have started or after `start_wait`
+    seconds; a dry run decides in this process."""
     if workers > 1 and not dry_run:
-        from runtime.workers import check_workers
+        from runtime.workers import check_pool, check_workers
 
         check_workers(workers, ledger_url)
+        if work_pool:
+            check_pool(work_pool)
     step_plan = StepPlan.model_validate(plan)
     ledger = open_ledger(ledger_url)
     run = Run(step_plan, ledger, data_url, datetime.fromisoformat(as_of), dry_run, channels or {})
@@ -230,7 +235,7 @@ def run_step(plan: dict, data_url: str, ledger_url: str, as_of: str, dry_run: bo
         if workers > 1 and not dry_run:
             from runtime.workers import spread
 
-            spread(run, lo, hi, batch_size, workers, ledger_url, channels or {}, lease)
+            spread(run, lo, hi, batch_size, workers, ledger_url, channels or {}, lease, work_pool, start_wait)
             _report("send", audience, audience)
         for a in range(lo, hi, batch_size) if workers <= 1 or dry_run else ():
             send_batch(run.run_id, a, min(a + batch_size, hi))
@@ -363,6 +368,12 @@ def materialize_labels(workspace: str, names: list[str], as_of: str | None = Non
     return out
 
 
+def spread_settings(ws) -> tuple[float, str | None, float]:
+    """camp.toml's [runtime] lease, work_pool and start_wait: run_step's last three parameters."""
+    r = ws.config.runtime
+    return float(r.lease_seconds), r.work_pool, float(r.start_wait_seconds)
+
+
 @flow(name="camp-campaign", log_prints=False, validate_parameters=False, persist_result=False)
 def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: str | None = None,
                  batch_size: int = 10000, user_id: str | None = None, event_id: str | None = None,
@@ -435,7 +446,7 @@ def run_campaign(workspace: str, campaign: str, step: str | None = None, as_of: 
         return None  # rivals of higher priority decide first: re-queued (docs/runtime.md, "Arbitration")
     summary = run_step(step_run.plan.model_dump(mode="json"), step_run.data_url, step_run.ledger_url,
                        when.isoformat(), False, batch_size, step_run.channels, step_run.redemptions, workspace,
-                       workers or ws.config.runtime.workers, float(ws.config.runtime.lease_seconds))
+                       workers or ws.config.runtime.workers, *spread_settings(ws))
     summary = arbitrate.noted(step_run.ledger_url, summary, ruling)
     assert summary is not None  # noted returns the summary it is given
     _schedule_follow_ups(target, workspace, campaign, batch_size, summary.get("follow_ups", []))
