@@ -17,7 +17,7 @@ import pytest
 from runtime.demo_data import make_shop
 from tests.conftest import require_postgres
 from tests.runtime.conftest import BIN, camp, make_workspace, pg_schema
-from tests.runtime.test_workers import CAMPAIGN, DAY1, POLICY
+from tests.runtime.test_workers import CAMPAIGN, DAY1, POLICY, kill_a_worker_mid_batch
 
 USERS = 6_000
 
@@ -40,7 +40,7 @@ def _pool(env: dict, name: str) -> str:
 @pytest.fixture
 def pool_with_workers(prefect_env, tmp_path):
     """A process pool and two `prefect worker start` processes serving it (polling every second)."""
-    pool = _pool(prefect_env, f"camp-batches-{os.getpid()}")
+    pool = _pool(prefect_env, f"camp-batches-{os.getpid()}-{tmp_path.name}"[:60])
     env = {**prefect_env, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5"}
     procs = []
     for i in range(2):
@@ -135,3 +135,33 @@ def test_a_pool_the_server_does_not_have_fails_the_run_before_deciding(tmp_path,
         assert "no work pool 'no-such-pool'" in out.stderr and "prefect work-pool create" in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
         assert _rows(pg, schema, "SELECT count(*) FROM camp_deliveries") == [(0,)]
+
+
+def test_a_pool_worker_killed_mid_batch_leaves_its_batch_to_another(tmp_path, prefect_env, pool_with_workers):
+    """The flow run process a Prefect worker started for a batch worker, SIGKILLed while the receiver holds one of
+    its requests: its batch is completed by another (each message accepted once), and Prefect has the flow run
+    crashed."""
+    runs: dict[str, str] = {}
+
+    def pid_of(worker: str) -> int:
+        if not runs:  # worker name -> flow run id, from the run's flow runs
+            run_id = worker.rsplit("-w", 1)[0]
+            runs.update({r.parameters["worker"]: str(r.id) for r in _worker_runs(prefect_env, run_id)})
+        wanted = f"PREFECT__FLOW_RUN_ID={runs[worker]}".encode()
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and wanted in (d / "environ").read_bytes().split(b"\0"):
+                    return int(d.name)
+            except OSError:
+                continue
+        raise AssertionError(f"no process runs the flow run of worker {worker}")
+
+    killed = kill_a_worker_mid_batch(tmp_path, prefect_env, f'work_pool = "{pool_with_workers}"\nstart_wait = "90s"\n',
+                                     ["--workers", "2"], pid_of)
+    deadline = time.monotonic() + 60  # the Prefect worker reports the crash when it sees its process end
+    while True:
+        states = {r.parameters["worker"]: r.state for r in _worker_runs(prefect_env, killed.rsplit("-w", 1)[0])}
+        if states[killed] is not None and states[killed].is_final() or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert states[killed] is not None and states[killed].is_crashed(), states
