@@ -712,11 +712,17 @@ class _Callbacks:
         return call
 
 
-def _edge(t: ToAst, item, last: bool):
+def _edge(t: ToAst, item, last: bool) -> tuple[int, int, int] | None:
+    """(line, column, offset) where the first item starts, or with `last` where the last one ends; None when
+    there is no token or node among them. Read off tokens and spans directly: no Span is built per edge."""
     if isinstance(item, Token):
-        return t._tspan(item)
-    if isinstance(item, A.Node) or isinstance(item, Span):
-        return item.span if isinstance(item, A.Node) else item
+        if last:
+            return item.end_line + t.line_offset, item.end_column, item.end_pos + t.char_offset  # type: ignore[operator]
+        return item.line + t.line_offset, item.column, item.start_pos + t.char_offset  # type: ignore[operator]
+    if isinstance(item, A.Node):
+        item = item.span
+    if isinstance(item, Span):
+        return (item.end_line, item.end_column, item.end) if last else (item.line, item.column, item.start)
     if isinstance(item, (list, tuple)):
         for x in (reversed(item) if last else item):
             found = _edge(t, x, last)
@@ -730,5 +736,6 @@ def _span_of(t: ToAst, children: list) -> Span:
     if first is None:
         return Span.unknown()
     end = _edge(t, children, True)
-    return _make(Span, line=first.line, column=first.column, end_line=end.end_line, end_column=end.end_column,
-                 start=first.start, end=end.end)
+    assert end is not None  # there is a first item, so there is a last
+    return _make(Span, line=first[0], column=first[1], end_line=end[0], end_column=end[1], start=first[2],
+                 end=end[2])

@@ -8,24 +8,31 @@ from dsl.ast import Node
 
 
 def children(node: Node) -> Iterator[Node]:
-    for key, value in node.__dict__.items():
-        if key == "span":
-            continue
+    return iter(_children(node))
+
+
+def _children(node: Node) -> list[Node]:
+    """The nodes directly under `node`, in field order (a node's `span` is not a Node)."""
+    out: list[Node] = []
+    for value in node.__dict__.values():
         if isinstance(value, Node):
-            yield value
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, Node):
-                    yield item
+            out.append(value)
+        elif value.__class__ is list:
+            out.extend(item for item in value if isinstance(item, Node))
+    return out
 
 
 def walk(node: Node) -> Iterator[Node]:
     """Every node under `node` (itself included), parents before children."""
     stack = [node]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        n = stack.pop()
+        n = pop()
         yield n
-        stack.extend(reversed(list(children(n))))
+        kids = _children(n)
+        if kids:
+            kids.reverse()
+            extend(kids)
 
 
 def max_depth(node: Node) -> tuple[int, Node]:
