@@ -33,7 +33,7 @@ def message(plan: StepPlan, plan_hash: str, caches: RunCaches, it: Pending,
     ch = caches.channel_plan(it.arm, it.channel)
     rd = caches.renderer()
     try:
-        subject, body = rd.render(ch, rd.context(it.user_id, it.recipient.fields, it.arm, coupon))
+        subject, body = rd.render(ch, rd.user_context(it.user_id, it.recipient.fields, it.arm, coupon))
         address = it.recipient.fields.get(ch.address_field) if ch.address_field else None
         address = None if address is None else str(address)
     except RenderError as exc:

@@ -33,6 +33,7 @@ class RenderError(Exception):
 
 
 _MISSING = object()
+_NO_ROOT = object()
 _MEMO_LIMIT = 200_000  # rendered texts kept per template
 
 
@@ -51,6 +52,7 @@ class Renderer:
         self.plan = plan
         self.env = make_environment()
         self._cache: dict[str, tuple[Template, tuple | None, dict]] = {}
+        self._shared: dict[str | None, dict] = {}  # arm -> its context without the user (user_context)
 
     def _template(self, source: str) -> tuple[Template, tuple | None, dict]:
         t = self._cache.get(source)
@@ -58,23 +60,33 @@ class Renderer:
             t = self._cache[source] = (self.env.from_string(source), _memo_key_of(source), {})
         return t
 
-    def _render(self, source: str, ctx: dict) -> str:
+    def _render(self, source: str, ctx: dict | _UserContext) -> str:
         if len(source) > MAX_SOURCE:
             raise LimitExceeded("size limit", f"the template is longer than {MAX_SOURCE} characters")
         template, reads, memo = self._template(source)
         if reads is None:
-            return _bounded(template, ctx)
-        key = tuple(ctx[root].get(attr, _MISSING) if isinstance(ctx.get(root), dict) else _MISSING
-                    for root, attr in reads)
+            return _bounded(template, _full(ctx))
+        if isinstance(ctx, dict):
+            key = tuple(_read(ctx, root, attr) for root, attr in reads)
+        else:
+            key = tuple(ctx.read(root, attr) for root, attr in reads)
         try:
             text = memo.get(key)
         except TypeError:  # an unhashable value
-            return _bounded(template, ctx)
+            return _bounded(template, _full(ctx))
         if text is None:
-            text = _bounded(template, ctx)
+            text = _bounded(template, _full(ctx))
             if len(memo) < _MEMO_LIMIT:
                 memo[key] = text
         return text
+
+    def user_context(self, user_id: str, fields: dict, arm: str | None, coupon: dict | None) -> _UserContext:
+        """`context(...)` of one user, built only when a template must be rendered: a memoised template's key is
+        read from the user's fields and the arm's shared part (campaign, step, variant, points, red packet)."""
+        shared = self._shared.get(arm)
+        if shared is None:
+            shared = self._shared[arm] = self.context("", {}, arm, None)
+        return _UserContext(self, user_id, fields, arm, coupon, shared)
 
     def context(self, user_id: str, fields: dict, arm: str | None, coupon: dict | None) -> dict:
         p = self.plan
@@ -95,7 +107,7 @@ class Renderer:
             ctx["coupon"] = coupon
         return ctx
 
-    def render(self, ch: ChannelPlan, ctx: dict) -> tuple[str | None, str]:
+    def render(self, ch: ChannelPlan, ctx: dict | _UserContext) -> tuple[str | None, str]:
         """(subject, body) of one message; RenderError says why the template could not be rendered."""
         name = ch.template
         try:
@@ -119,6 +131,45 @@ class Renderer:
             kind = "" if isinstance(exc, TemplateError) else f"{type(exc).__name__}: "
             raise RenderError(f"template {name}: {kind}{exc}") from None
         return subject, body
+
+
+class _UserContext:
+    """One user's template context, its parts kept apart until the whole is needed (Renderer.user_context)."""
+
+    __slots__ = ("coupon", "shared", "renderer", "user_id", "fields", "arm", "_whole")
+
+    def __init__(self, renderer: Renderer, user_id: str, fields: dict, arm: str | None, coupon: dict | None,
+                 shared: dict):
+        self.renderer, self.user_id, self.fields, self.arm, self.coupon = renderer, user_id, fields, arm, coupon
+        self.shared = shared
+        self._whole: dict | None = None
+
+    def read(self, root: str, attr: str):
+        """What `_read(whole, root, attr)` gives, without building the whole context."""
+        if root == "user":
+            if attr == "id":
+                return self.user_id
+            value = self.fields.get(attr)
+            return _MISSING if value is None else value
+        part = self.coupon if root == "coupon" else self.shared.get(root)
+        return part.get(attr, _MISSING) if isinstance(part, dict) else _NO_ROOT
+
+    def whole(self) -> dict:
+        if self._whole is None:
+            self._whole = self.renderer.context(self.user_id, self.fields, self.arm, self.coupon)
+        return self._whole
+
+
+def _read(ctx: dict, root: str, attr: str):
+    """The value of `root.attr` in a template context, as a memo key part: _MISSING when `root` has no `attr`,
+    _NO_ROOT when there is no `root` (`coupon.code | default('-')` renders for a coupon without a code, and fails
+    for a user without a coupon: two keys)."""
+    part = ctx.get(root)
+    return part.get(attr, _MISSING) if isinstance(part, dict) else _NO_ROOT
+
+
+def _full(ctx: dict | _UserContext) -> dict:
+    return ctx if isinstance(ctx, dict) else ctx.whole()
 
 
 def _bounded(template: Template, ctx: dict) -> str:

@@ -87,7 +87,8 @@ def test_camp_check_refuses_the_attempts_before_anything_runs(tmp_path):
 
 
 def test_memoised_renders_equal_plain_renders():
-    """A template that reads only `x.attr` values is rendered once per distinct combination of them."""
+    """A template that reads only `x.attr` values is rendered once per distinct combination of them, whether it
+    is given the whole context or a user's context built only on a miss (`user_context`, what runs use)."""
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
@@ -95,25 +96,34 @@ def test_memoised_renders_equal_plain_renders():
 
     sources = ["{{ user.name | default('朋友') }}，{{ campaign.title }}", "{{ user.id }}-{{ user.city }}",
                "{% if user.city == '北京' %}京{% else %}{{ user.name }}{% endif %}", "{{ user.items() | list }}",
-               "{% for k in [1, 2] %}{{ k }}{{ user.name }}{% endfor %}"]
+               "{% for k in [1, 2] %}{{ k }}{{ user.name }}{% endfor %}",
+               "{{ coupon.code | default('-') }} {{ step.name }} {{ campaign.name }}",
+               "{{ user.tags | default([]) | join(',') }}"]
     plans = [_plan(src) for src in sources]
 
     @settings(max_examples=examples(150), deadline=None)
     @given(st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.sampled_from(["张伟", "Emma", None]),
-                              st.sampled_from(["北京", "上海", None])), min_size=1, max_size=12))
+                              st.sampled_from(["北京", "上海", None]), st.sampled_from([None, "x9", "1"]),
+                              st.sampled_from([None, ["a"], ["a", "b"]]),
+                              st.sampled_from([None, {"code": "C1"}, {"name": "n"}])), min_size=1, max_size=12))
     def check(users):
         for plan in plans:
-            r = Renderer(plan)
+            r, lazy = Renderer(plan), Renderer(plan)
             ch = plan.arms[0].notify[0]
-            for uid, name, city in users:
-                ctx = r.context(uid, {"name": name, "city": city}, "all", None)
+            for uid, name, city, own_id, tags, coupon in users:
+                fields = {"name": name, "city": city, **({"id": own_id} if own_id else {}),
+                          **({"tags": tags} if tags else {})}
+                ctx = r.context(uid, fields, "all", coupon)
                 try:
                     plain = r.env.from_string(ch.template_source).render(ctx)
-                except Exception:  # noqa: BLE001 (then the memoised render must fail too)
+                except Exception:  # noqa: BLE001 (then the memoised renders must fail too)
                     with pytest.raises(RenderError):
                         r.render(ch, ctx)
+                    with pytest.raises(RenderError):
+                        lazy.render(ch, lazy.user_context(uid, fields, "all", coupon))
                     continue
                 assert r.render(ch, ctx)[1] == plain
+                assert lazy.render(ch, lazy.user_context(uid, fields, "all", coupon))[1] == plain
 
     check()
 
