@@ -1,11 +1,14 @@
 """Benchmark: one occurrence of ~200k recipients on a PostgreSQL ledger, decided and sent by 1, 2 and 4 workers.
 
-    python bench/workers.py [--users 200000] [--runs 2] [--batch-size 5000] [--workers 1,2,4] [--pg postgresql://...]
+    python bench/workers.py [--users 200000] [--runs 2] [--batch-size 5000] [--workers 1,1p,2,4,2pool]
+                            [--pg postgresql://...]
 
 Each run starts from an empty ledger schema and goes through the real flow (`runtime.flows.run_step`) against the
 Prefect API in the environment, or a `prefect server start` process the script starts. `1` is the default path
 (this process decides every batch); `1p` is one `camp-batch-worker` process (the parallel path's overhead); `2`, `4`
-are that many worker processes claiming batches from camp_batches. The warehouse is a DuckDB file (read once, by
+are that many worker processes claiming batches from camp_batches; `2pool`, `4pool` are that many flow runs on a
+Prefect process work pool ([runtime] work_pool), taken by as many `prefect worker start` processes the script
+starts, with the run's own process claiming beside them. The warehouse is a DuckDB file (read once, by
 the parent: workers read the snapshot from the ledger). The campaign has a tight budget, so every run is checked:
 each recipient decided once (ledger rows = audience, keys unique), the budget used to the last send and never
 beyond. Medians of --runs; the speed-up is against `1` measured in the same invocation.
@@ -84,17 +87,19 @@ def main() -> None:
         times: dict[str, list[float]] = {}
         out: dict = {}
         configs = args.workers.split(",")
+        pool = _pool_workers(max((int(c[:-4]) for c in configs if c.endswith("pool")), default=0))
         for r in range(args.runs):
             for i, cfg in enumerate(configs):
                 url = fresh_ledger("postgres", tmp, args.pg, 100 + i)
-                n = 1 if cfg == "1p" else int(cfg)
+                n = 1 if cfg == "1p" else int(cfg.removesuffix("pool"))
                 t0 = time.perf_counter()
                 with flows.run_settings():
                     if cfg == "1p":  # the parallel path with one worker process: run_step takes it for n > 1 only
                         summary = _one_worker(spread, plan, data_url, url, args.batch_size)
                     else:
                         summary = flows.run_step(plan.model_dump(mode="json"), data_url, url, AS_OF.isoformat(),
-                                                 False, args.batch_size, {}, None, None, n)
+                                                 False, args.batch_size, {}, None, None, n, 300.0,
+                                                 pool.name if cfg.endswith("pool") else None, 60.0)
                 times.setdefault(cfg, []).append(time.perf_counter() - t0)
                 out[cfg] = {"audience": summary["audience"], "sent": summary["statuses"].get("sent", 0),
                             **check(args.pg, f"camp_bench_run_{100 + i}", summary["audience"], budget)}
@@ -105,12 +110,41 @@ def main() -> None:
             out[cfg] |= {"wall_s": round(med, 1), "runs_s": [round(x, 1) for x in times[cfg]],
                          "speed_up": round(base / med, 2) if base else None}
         print(json.dumps({"users": args.users, "batch_size": args.batch_size, "results": out}, indent=1))
+        pool.stop()
         wh = connect(args.pg)
         for i in range(len(configs)):
             wh.execute(f"DROP SCHEMA IF EXISTS camp_bench_run_{100 + i} CASCADE")
         wh.close()
     if server is not None:
         server.terminate()
+
+
+class _Pool:
+    """A Prefect process work pool and `prefect worker start` processes serving it (none: name None)."""
+
+    def __init__(self, name: str | None, procs: list):
+        self.name, self.procs = name, procs
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+            proc.wait(30)
+
+
+def _pool_workers(n: int) -> _Pool:
+    """`n` Prefect workers on the process pool `camp-bench-pool` (made if missing), polling every second."""
+    import subprocess
+
+    if n == 0:
+        return _Pool(None, [])
+    prefect = str(Path(sys.executable).parent / "prefect")
+    env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    subprocess.run([prefect, "work-pool", "create", "camp-bench-pool", "--type", "process", "--overwrite"], env=env,
+                   check=True, capture_output=True)
+    return _Pool("camp-bench-pool", [subprocess.Popen([prefect, "worker", "start", "--pool", "camp-bench-pool",
+                                                       "--type", "process", "--name", f"bench-{i}"], env=env,
+                                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     for i in range(n)])
 
 
 def _one_worker(spread, plan, data_url: str, url: str, batch_size: int) -> dict:
