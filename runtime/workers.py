@@ -164,9 +164,12 @@ def _on_pool(run: Run, lo: int, hi: int, batch_size: int, workers: int, spec: di
         ids = [client.create_flow_run_from_deployment(
             deployment, parameters={**spec, "worker": f"{run.run_id}-w{i}", "wait_listed": start_wait + 60.0},
             tags=["camp", f"camp-run:{run.run_id}"]).id for i in range(workers)]
-        end = time.monotonic() + start_wait
+        t0 = time.monotonic()
+        end = t0 + start_wait
         while time.monotonic() < end and not all(_started(client.read_flow_run(i).state) for i in ids):
             time.sleep(POLL_S)
+        _log(f"{sum(_started(client.read_flow_run(i).state) for i in ids)} of {workers} worker flow runs on pool "
+             f"{pool} started in {time.monotonic() - t0:.1f} s; batches listed", info=True)
         list_batches(run.ctx.ledger, run.run_id, lo, hi, batch_size)
         _drain(run, float(spec["lease"]))
         _settle(client, ids)
@@ -258,9 +261,10 @@ def _prefect_environment() -> dict[str, str]:
     return get_current_settings().to_environment_variables(exclude_unset=True)
 
 
-def _log(message: str) -> None:
+def _log(message: str, info: bool = False) -> None:
     try:
-        get_run_logger().warning(message)
+        logger = get_run_logger()
+        (logger.info if info else logger.warning)(message)
     except Exception:  # noqa: BLE001 (outside a flow run: stderr)
         print(f"camp: {message}", file=sys.stderr)
 
