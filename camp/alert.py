@@ -22,7 +22,8 @@ def run_alerts(path: Path, only: str | None, as_of: str | None, dry_run: bool, d
     if not names:
         print("camp alert: the workspace declares no alerts")
         return 0
-    from camp.run import _print_table, _table, open_stores
+    from camp.run import open_stores
+    from camp.tables import new_table, print_table
     from runtime.alert import run_alert
     from runtime.step import channels_of
     from runtime.warehouse import connect
@@ -34,7 +35,7 @@ def run_alerts(path: Path, only: str | None, as_of: str | None, dry_run: bool, d
     data_url, _, lg = stores
     wh = connect(data_url, read_only=True)
     failed = 0
-    table = _table(["alert", "occurrence", "users", "share", "threshold", "state"], right={2, 3})
+    table = new_table(["alert", "occurrence", "users", "share", "threshold", "state"], right={2, 3})
     try:
         for name in names:
             a = program.alerts[name]
@@ -48,5 +49,5 @@ def run_alerts(path: Path, only: str | None, as_of: str | None, dry_run: bool, d
     finally:
         wh.close()
         lg.close()
-    _print_table(table)
+    print_table(table)
     return 1 if failed else 0

@@ -55,13 +55,13 @@ def run_archive(path: Path, as_of: str | None, ledger: str | None, dry_run: bool
     if not done.steps:
         print("camp ledger archive: nothing to archive")
         return 0
-    from camp.run import _print_table, _table
+    from camp.tables import new_table, print_table
 
-    table = _table(["campaign", "step", "occurrence", "deliveries " + verb.split()[-1], "kept", "snapshot rows"],
+    table = new_table(["campaign", "step", "occurrence", "deliveries " + verb.split()[-1], "kept", "snapshot rows"],
                    right={3, 4, 5})
     for c, s, o, m, k, r in done.steps:
         table.add_row(c, s, o, f"{m:,}", f"{k:,}", f"{r:,}")
-    _print_table(table)
+    print_table(table)
     print(f"camp ledger archive: {verb} {done.moved:,} deliveries and {done.recipients:,} snapshot rows of "
           f"{done.occurrences:,} occurrences to camp_deliveries_archive and camp_recipients_archive; kept "
           f"{done.kept:,} that a cap without a window, an open coupon, pending points or a red packet still read"

@@ -141,7 +141,7 @@ def _money(v: Decimal | None) -> str:
 
 
 def _print_campaign(m) -> None:
-    from camp.run import _print_table, _table
+    from camp.tables import new_table, print_table
 
     head = f"{m.campaign} as of {m.as_of:%Y-%m-%d %H:%M} UTC"
     if m.goal_window:
@@ -149,16 +149,16 @@ def _print_campaign(m) -> None:
     if m.total and m.total.open_windows:
         head += f"; window open for {m.total.open_windows:,} (counted as they stand)"
     print(head)
-    steps = _table(["step", "arm", "assigned", "reached", "holdout", "not sent", f"cost {m.currency}"],
+    steps = new_table(["step", "arm", "assigned", "reached", "holdout", "not sent", f"cost {m.currency}"],
                    right={2, 3, 4, 5, 6})
     for s in m.steps:
         steps.add_row(s.step, s.arm or "-", f"{s.assigned:,}", f"{s.reached:,}", f"{s.holdout:,}",
                       f"{s.suppressed:,}", _money(s.cost))
-    _print_table(steps)
+    print_table(steps)
     if m.total is None:
         print()
         return
-    out = _table(["group", "users", "converted", "conversion", "95% CI", "uplift", "uplift 95% CI", "relative",
+    out = new_table(["group", "users", "converted", "conversion", "95% CI", "uplift", "uplift 95% CI", "relative",
                   "incremental", "sales", "AOV", "redeemed", "subsidy", "per incr.", "ROI"],
                  right=set(range(1, 15)))
     for g in [m.total, *m.arms]:
@@ -171,7 +171,7 @@ def _print_campaign(m) -> None:
     t = m.total
     out.add_row("holdout", f"{t.holdout:,}", f"{t.holdout_converted:,}", _pct(t.holdout_conversion.value),
                 _ci(t.holdout_conversion), "", "", "", "", "", "", "", "", "", "")
-    _print_table(out)
+    print_table(out)
     for g in [m.total, *m.arms] if m.total.clicked is not None else []:
         label = f"treated {g.arm}" if g.arm else "treated"
         print(f"clicks, {label}: {g.clicked:,} of {g.reached:,} reached clicked: {_pct(g.click_rate.value)} "
@@ -188,14 +188,14 @@ def _print_campaign(m) -> None:
 
 def _print_customers(m) -> None:
     """Recall rate (reactivation campaigns) and new customers (every campaign) of each group against the holdout."""
-    from camp.run import _print_table, _table
+    from camp.tables import new_table, print_table
 
     recall = m.objective == "reactivation"
     head = ["group", "users"]
     if recall:
         head += ["ordered", "recall", "95% CI", "recall uplift", "95% CI"]
     head += ["new customers", "new rate", "95% CI", "new uplift", "95% CI"]
-    table = _table(head, right=set(range(1, len(head))))
+    table = new_table(head, right=set(range(1, len(head))))
     t = m.total
     for g in [t, *m.arms]:
         row = [f"treated {g.arm}" if g.arm else "treated", f"{g.treated:,}"]
@@ -211,4 +211,4 @@ def _print_customers(m) -> None:
     row += [f"{t.holdout_new_customers:,}", _pct(t.holdout_new_customer_rate.value), _ci(t.holdout_new_customer_rate),
             "", ""]
     table.add_row(*row)
-    _print_table(table)
+    print_table(table)

@@ -382,34 +382,17 @@ def run_runs(path: Path, ledger: str | None, limit: int, as_json: bool) -> int:
                            "summary": json.loads(r.summary) if r.summary else None} for r in rows],
                          ensure_ascii=False, indent=1))
         return 0
-    table = _table(["run", "campaign", "step", "occurrence", "status", "sent", "cost", "started"], right={5, 6})
+    from camp.tables import new_table, print_table
+
+    table = new_table(["run", "campaign", "step", "occurrence", "status", "sent", "cost", "started"], right={5, 6})
     for r in rows:
         s = json.loads(r.summary) if r.summary else {}
         # what this run sent (a rerun or a release sends only what earlier runs left); the occurrence's cost
         sent = s.get("this_run", {}).get("sent", 0) if s else ""
         table.add_row(r.run_id, r.campaign, r.step, r.occurrence, r.status, f"{sent:,}" if sent != "" else "",
                       s.get("cost", "") if not s.get("release") else "", f"{r.started_at:%Y-%m-%d %H:%M:%S}")
-    _print_table(table)
+    print_table(table)
     return 0
-
-
-def _table(columns: list[str], right: frozenset[int] | set[int] = frozenset()):
-    """A plain table (rich: Chinese text takes two columns per character and stays aligned)."""
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold", padding=(0, 2, 0, 0))
-    for i, name in enumerate(columns):
-        table.add_column(name, justify="right" if i in right else "left", no_wrap=True, overflow="ellipsis")
-    return table
-
-
-def _print_table(table) -> None:
-    import shutil
-
-    from rich.console import Console
-
-    width = shutil.get_terminal_size((200, 24)).columns if sys.stdout.isatty() else 240
-    Console(width=width, highlight=False, soft_wrap=False).print(table)
 
 
 def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str | None, user: str | None,
@@ -424,9 +407,11 @@ def run_ledger(path: Path, ledger: str | None, campaign: str | None, status: str
     if as_json:
         print(json.dumps([r._asdict() for r in rows], default=str, ensure_ascii=False, indent=1))
         return 0
-    table = _table(["campaign", "step", "occurrence", "user", "channel", "status", "cost", "reason"], right={6})
+    from camp.tables import new_table, print_table
+
+    table = new_table(["campaign", "step", "occurrence", "user", "channel", "status", "cost", "reason"], right={6})
     for r in rows:
         table.add_row(r.campaign, r.step, r.occurrence, r.user_id, r.channel or "-", r.status, f"{float(r.cost):.2f}",
                       r.reason or "")
-    _print_table(table)
+    print_table(table)
     return 0

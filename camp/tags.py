@@ -144,21 +144,21 @@ def run_tag_show(tag: str, workspace: Path, history: bool, as_json: bool, ledger
                                "source": e.source} for e in events]
         print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
-    from camp.run import _print_table, _table
+    from camp.tables import new_table, print_table
 
     print(f"manual tag {tag}: {len(holders):,} users")
     if holders:
-        table = _table(["user", "added at", "by"])
+        table = new_table(["user", "added at", "by"])
         for h in holders:
             table.add_row(h.user_id, f"{h.added_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z", h.added_by)
-        _print_table(table)
+        print_table(table)
     if history:
         print(f"history ({len(events):,} rows, oldest first)")
-        table = _table(["at", "by", "action", "user", "effect", "source", "reason"])
+        table = new_table(["at", "by", "action", "user", "effect", "source", "reason"])
         for e in events:
             table.add_row(f"{e.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z", e.actor, e.action, e.user_id, e.effect,
                           e.source, e.reason or "")
-        _print_table(table)
+        print_table(table)
     return 0
 
 
@@ -188,13 +188,13 @@ def run_tags(path: Path, as_of: str | None, fmt: str, data: str | None, ledger: 
                                 for c, labels in pool.classifications.items()],
         }, ensure_ascii=False, indent=1))
         return 0
-    from camp.run import _print_table, _table
+    from camp.tables import new_table, print_table
 
     def share(n: int) -> str:
         return f"{100 * n / pool.users:.1f}%" if pool.users else "-"
 
     print(f"the tag pool of {pool.users:,} users; segments and labels as of {pool.as_of.isoformat()}, tags now")
-    table = _table(["kind", "name", "users", "share", "from", "since materialised"], right={2, 3, 5})
+    table = new_table(["kind", "name", "users", "share", "from", "since materialised"], right={2, 3, 5})
     for t in pool.tags:
         source = " + ".join(f"{what} {n:,}" for what, n in (("table", t.schema), ("manual", t.manual)) if n)
         table.add_row("tag", t.tag, f"{t.users:,}", share(t.users), source, "")
@@ -204,7 +204,7 @@ def run_tags(path: Path, as_of: str | None, fmt: str, data: str | None, ledger: 
         for x in labels:
             table.add_row("label", f"{c} = {x.label}", f"{x.users:,}", share(x.users), "", _change(pool, c, x.label,
                                                                                                    x.users))
-    _print_table(table)
+    print_table(table)
     return 0
 
 
@@ -243,17 +243,17 @@ def run_describe(path: Path, name: str, top: int, fmt: str, data: str | None) ->
             "top": [{"value": _plain(v), "rows": n, "share": p.share(n)} for v, n in p.top],
         }, ensure_ascii=False, indent=1))
         return 0
-    from camp.run import _print_table, _table
+    from camp.tables import new_table, print_table
 
     print(f"{p.name} ({p.type}, table {p.table}): {p.rows:,} rows, {p.distinct:,} distinct values, "
           f"null {p.nulls:,} ({100 * p.null_share:.1f}%)")
     if p.min is not None or p.max is not None:
         print(f"  min {_plain(p.min)}  max {_plain(p.max)}")
     if p.top:
-        table = _table(["value", "rows", "share"], right={1, 2})
+        table = new_table(["value", "rows", "share"], right={1, 2})
         for v, n in p.top:
             table.add_row(str(_plain(v)), f"{n:,}", _percent(p.share(n)))
-        _print_table(table)
+        print_table(table)
     return 0
 
 

@@ -28,7 +28,7 @@ from runtime.ledger_sink import LedgerSink
 from runtime.points import issue_points
 from runtime.recover import recover
 from runtime.release import release
-from runtime.retention import lookback
+from runtime.retention import plan_lookback
 from runtime.snapshot import snapshot
 from runtime.summary import summarize
 
@@ -56,7 +56,7 @@ def _check_archive(ctx: RunContext) -> None:
                        "UTC (camp ledger archive): it does not run again; its deliveries are in "
                        "camp_deliveries_archive")
     horizon = lg.archive_horizon()
-    since = lookback(p.caps, p.exclusive_hold if p.exclusive else None, p.timezone, ctx.as_of)
+    since = plan_lookback(p, ctx.as_of)
     if horizon is not None and since is not None and since < horizon:
         raise Archived(f"at {ctx.as_of.isoformat()} the caps and exclusive hold of {p.campaign} look back to "
                        f"{since.astimezone(UTC).isoformat()}, but deliveries due before "

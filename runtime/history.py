@@ -16,7 +16,7 @@ from runtime.decide import Budget, Past, Seen
 from runtime.ledger.status import COUNTED
 from runtime.reconcile import excess_by_day
 from runtime.render import coupon_context
-from runtime.retention import lookback
+from runtime.retention import plan_lookback
 
 
 def seen_counts(ctx: RunContext, users: list[str] | None, at: datetime, snapshot: bool = False) -> dict[str, Seen]:
@@ -62,7 +62,7 @@ def _since(ctx: RunContext, at: datetime) -> datetime | None:
     p = ctx.plan
     if any(c.unit != "coupon" and not c.unused and not c.per for c in p.caps):
         return datetime(1970, 1, 1, tzinfo=UTC)
-    return lookback(p.caps, p.exclusive_hold if p.exclusive else None, p.timezone, at)
+    return plan_lookback(p, at)
 
 
 def past_deliveries(ctx: RunContext, users: list[str], at: datetime) -> list[tuple[str, str, Past]]:

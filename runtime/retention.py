@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from compiler.clock import minus
-from compiler.plan import EXCLUSIVE_HOLD, CampaignPlan, CapPlan, Duration
+from compiler.plan import EXCLUSIVE_HOLD, CampaignPlan, CapPlan, Duration, StepPlan
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,12 @@ def lookback(caps: Iterable[CapPlan], hold: Duration | None, timezone: str, at: 
     if hold is not None:
         starts.append(minus(at, hold.dur(), timezone))
     return min(starts) if starts else None
+
+
+def plan_lookback(p: StepPlan, at: datetime) -> datetime | None:
+    """`lookback` of a step plan (compiler.plan.StepPlan): its windowed caps and, in an exclusive group, its
+    hold."""
+    return lookback(p.caps, p.exclusive_hold if p.exclusive else None, p.timezone, at)
 
 
 def archive_rule(plans: Iterable[CampaignPlan], as_of: datetime) -> ArchiveRule:
