@@ -1124,10 +1124,8 @@ class AudienceSQL:
             elif a.func in ("first", "last") and self.dialect == "spark":
                 agg = _spark_first_last(a.func, time, self._field(a), cond)
             else:  # first/last of another field: the value at the earliest/latest time, ties by value
-                order = exp.Order(expressions=[
-                    exp.Ordered(this=time.copy(), desc=a.func == "last", nulls_first=False),
-                    exp.Ordered(this=self._field(a), desc=False, nulls_first=False)])
-                arr = exp.ArrayAgg(this=exp.Order(this=self._field(a), expressions=order.expressions))
+                arr = exp.ArrayAgg(this=exp.Order(this=self._field(a), expressions=_first_last_order(
+                    self.dialect, a.func, time, self._field(a))))
                 if cond is not None:
                     arr = exp.Filter(this=arr, expression=exp.Where(this=cond))
                 agg = exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1)
@@ -1210,6 +1208,25 @@ def table_ref(qualified: str) -> exp.Table:
     if len(parts) == 2:
         return exp.Table(this=_q(parts[1]), db=_q(parts[0]))
     return exp.Table(this=_q(parts[0]))
+
+
+def _first_last_order(dialect: str, func: str, time: exp.Expr, value: exp.Expr) -> list[exp.Ordered]:
+    """The ORDER BY of first/last's ARRAY_AGG: time (ascending for first), then the value, missing values last.
+    Where an aggregate's ORDER BY cannot say NULLS LAST (BigQuery, whose ascending order puts NULLs first), a
+    `value IS NULL` key puts them last, and each key keeps the dialect's own NULL order: sqlglot would otherwise drop
+    the NULLS LAST (with a warning), and a tie at the latest time between a brand and a missing one would pick the
+    missing one there alone. (The time is never NULL: the scope compares it with the as-of.)"""
+    from sqlglot.dialects.dialect import Dialect
+
+    d = Dialect.get_or_raise(dialect)
+    if d.generator_class.NULL_ORDERING_SUPPORTED is not False:
+        return [exp.Ordered(this=time.copy(), desc=func == "last", nulls_first=False),
+                exp.Ordered(this=value, desc=False, nulls_first=False)]
+    first_when_ascending = d.NULL_ORDERING == "nulls_are_small"
+    return [exp.Ordered(this=time.copy(), desc=func == "last", nulls_first=first_when_ascending != (func == "last")),
+            exp.Ordered(this=exp.Is(this=value.copy(), expression=exp.Null()), desc=False,
+                        nulls_first=first_when_ascending),
+            exp.Ordered(this=value, desc=False, nulls_first=first_when_ascending)]
 
 
 def _spark_first_last(func: str, time: exp.Expr, value: exp.Expr, cond: exp.Expr | None) -> exp.Expr:
