@@ -8,8 +8,8 @@ pool that run it.
       │    `camp-batch-worker/batches@POOL` deployment, taken by that pool's Prefect workers on any host;
       │    claim -> decide + send -> done, until none   (runtime.claims.work_batches)
       └─ drain: batches a killed worker held are taken once their lease ends; counts of every batch -> summary
-         (on a work pool the parent claims batches beside its workers from the start: a pool whose workers are
-         busy or gone delays nothing)
+         (on a work pool the parent claims batches beside its workers once they are listed: a pool whose
+         workers are busy or gone delays the occurrence by `start_wait`, no more)
 
 A worker is handed the ledger URL, the run id and the channel settings of camp.toml; the plan, the as-of time and
 the recipients it reads from the ledger (camp_runs, camp_plans, camp_recipients), never from the parent's memory,
