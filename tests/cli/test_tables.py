@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from rich.cells import cell_len
 
-from camp.run import _print_table, _table
+from camp.tables import new_table, print_table
 
 
 def test_columns_line_up_with_chinese_text(capsys):
-    table = _table(["campaign", "step", "status", "sent"], right={3})
+    table = new_table(["campaign", "step", "status", "sent"], right={3})
     table.add_row("双十一预热", "触达", "finished", "1,234")
     table.add_row("winback_high_value", "touch", "failed", "7")
     table.add_row("春节", "提醒", "interrupted", "12,000")
-    _print_table(table)
+    print_table(table)
     lines = [line.rstrip() for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 4
     starts = [cell_len(line[: line.index(word)]) for line, word in zip(
