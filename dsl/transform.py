@@ -717,8 +717,8 @@ def _edge(t: ToAst, item, last: bool) -> tuple[int, int, int] | None:
     there is no token or node among them. Read off tokens and spans directly: no Span is built per edge."""
     if isinstance(item, Token):
         if last:
-            return item.end_line + t.line_offset, item.end_column, item.end_pos + t.char_offset  # type: ignore[operator]
-        return item.line + t.line_offset, item.column, item.start_pos + t.char_offset  # type: ignore[operator]
+            return item.end_line + t.line_offset, item.end_column, item.end_pos + t.char_offset  # pyright: ignore[reportOptionalOperand, reportReturnType]  # lark types Token positions Optional; lexer tokens have them
+        return item.line + t.line_offset, item.column, item.start_pos + t.char_offset  # pyright: ignore[reportOptionalOperand, reportReturnType]  # lark types Token positions Optional; lexer tokens have them
     if isinstance(item, A.Node):
         item = item.span
     if isinstance(item, Span):
