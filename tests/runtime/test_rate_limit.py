@@ -54,8 +54,8 @@ def test_a_bucket_never_grants_more_than_the_limit_in_any_window():
     start, grants = time.monotonic(), []
     for _ in range(3000):
         grants.append(time.monotonic() + bucket.reserve(1, rate) - start)
-    assert most_in_a_window(grants) <= 900  # the ceiling less the headroom left for the network's jitter
-    assert 3.1 < grants[-1] < 3.6  # and it does go at about the rate (88% of it: 3,000 permits in about 3.4 s)
+    assert most_in_a_window(grants) <= 800  # the ceiling less the headroom left for the network's jitter
+    assert 3.6 < grants[-1] < 4.1  # and it does go at about the rate (78% of it: 3,000 permits in about 3.8 s)
 
 
 def test_webhook_waits_as_long_as_retry_after_says_in_seconds_and_as_an_http_date():
