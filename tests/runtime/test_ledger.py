@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from runtime.ledger import open_ledger
 from runtime.migrations import MIGRATIONS
@@ -225,5 +227,46 @@ def test_a_duckdb_ledger_puts_checkpoints_off_and_a_killed_writers_log_is_replay
     lg = open_ledger(url)
     try:
         assert lg.one("SELECT count(*) FROM camp_spend") == 28
+    finally:
+        lg.close()
+
+
+def test_a_batch_of_mostly_free_decisions_keeps_each_cost_exactly(ledger_url):
+    """A batch of 10,000 decided rows, nearly all suppressed at cost 0 and three sent at 0.01, far apart: DuckDB typed
+    the costs from a sample of the rows (DECIMAL(1,0)) and stored the 0.01s as 0. Each cost is kept exactly."""
+    lg = open_ledger(ledger_url)
+    try:
+        rows = [(f"c/s/o/{i}", "c", "s", "o", str(i), "all", "push", "suppressed", "cap", Decimal(0), *ROW[10:])
+                for i in range(10_000)]
+        for i in (2312, 5443, 7253):
+            rows[i] = (*rows[i][:7], "sent", None, Decimal("0.01"), *ROW[10:])
+        with lg.transaction():
+            lg.record_decisions(rows, [], [])
+        got = lg.rows("SELECT user_id, cost FROM camp_deliveries WHERE cost <> 0 ORDER BY user_id")
+        assert [(u, Decimal(c)) for u, c in got] == [("2312", Decimal("0.01")), ("5443", Decimal("0.01")),
+                                                     ("7253", Decimal("0.01"))]
+    finally:
+        lg.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(amounts=st.lists(st.decimals(min_value=0, max_value=10**13, places=4, allow_nan=False), min_size=1,
+                        max_size=40),
+       at=st.lists(st.integers(0, 2_999), min_size=1, max_size=40), zero_first=st.booleans())
+def test_any_amounts_anywhere_in_a_batch_are_stored_exactly(tmp_path_factory, amounts, at, zero_first):
+    """Amounts of any size and up to 4 places (a DECIMAL(18, 4) column), anywhere among 3,000 rows of 0 (or of
+    amounts at ints), on a DuckDB ledger: each is stored as given, none rounded or refused."""
+    lg = open_ledger(f"duckdb:///{tmp_path_factory.mktemp('bulk') / 'ledger.duckdb'}")
+    try:
+        filler = Decimal(0) if zero_first else 0
+        costs = [filler] * 3_000
+        for i, a in zip(at, amounts, strict=False):
+            costs[i] = a
+        rows = [(f"c/s/o/{i}", "c", "s", "o", str(i), "all", "push", "sent", None, cost, *ROW[10:])
+                for i, cost in enumerate(costs)]
+        with lg.transaction():
+            lg.record_decisions(rows, [], [])
+        got = {u: Decimal(c) for u, c in lg.rows("SELECT user_id, cost FROM camp_deliveries")}
+        assert got == {str(i): Decimal(c) for i, c in enumerate(costs)}
     finally:
         lg.close()
