@@ -51,6 +51,12 @@ def in_dates(s: SchedulePlan | Schedule | None, when: datetime) -> bool:
 def latest_fire(s: SchedulePlan | None, as_of: datetime) -> datetime | None:
     """The schedule's latest fire time at or before `as_of` (UTC), or None: no schedule (event triggers),
     not fired yet, or a fire time outside the campaign's dates."""
+    latest = _latest(s, as_of)
+    return latest if latest is not None and in_dates(s, latest) else None
+
+
+def _latest(s: SchedulePlan | None, as_of: datetime) -> datetime | None:
+    """The schedule's latest fire time at or before `as_of` (UTC) whatever the campaign's dates; None: none."""
     if s is None:
         return None
     tz = ZoneInfo(s.tz)
@@ -75,7 +81,7 @@ def latest_fire(s: SchedulePlan | None, as_of: datetime) -> datetime | None:
         latest = origin + timedelta(minutes=steps * s.interval_minutes)
     else:
         return None
-    return latest if in_dates(s, latest) else None
+    return latest
 
 
 _RRULE_DAYS = {0: SU, 1: MO, 2: TU, 3: WE, 4: TH, 5: FR, 6: SA}  # cron day numbers (0 is sunday)
@@ -118,9 +124,12 @@ def fires_between(s: SchedulePlan | None, start: datetime, end: datetime, most: 
     before the one after it, so every kind of schedule (and its dates) is counted the way runs see it."""
     out: list[datetime] = []
     t = end - timedelta(seconds=1)
+    if s is not None and s.end is not None:  # nothing fires after the campaign's last day: look from its end
+        t = min(t, datetime.combine(s.end + timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(s.tz))
+                - timedelta(seconds=1))
     while len(out) < most:
-        fire = latest_fire(s, t)
-        if fire is None or fire < start:
+        fire = _latest(s, t)
+        if fire is None or fire < start or not in_dates(s, fire):  # (before its first day: so are all earlier)
             break
         out.append(fire)
         t = fire - timedelta(seconds=1)  # a whole second: cron fires are found from the second after
