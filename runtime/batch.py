@@ -22,7 +22,7 @@ from runtime.decision_classes import RecipientView, RowView, View, decide_rows
 from runtime.history import journey_coupons, ledger_budget, seen_counts
 from runtime.ledger.status import PointsState, Status
 from runtime.message import message, outbox_row
-from runtime.recipients import from_json
+from runtime.recipients import from_json, payloads
 from runtime.render import coupon_context
 
 
@@ -41,7 +41,8 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     users = [view.user(x) for x in rows]
     with lg.decision():
         done: set[str] = set()
-        if not ctx.dry_run and not _unseen(run, lo):
+        unseen = not ctx.dry_run and _unseen(run, lo)
+        if not ctx.dry_run and not unseen:
             done = lg.decided_users(ctx.occ, ctx.key_prefix, users)
         past, coupons = _history(run, users)
         given = journey_coupons(ctx, users)
@@ -51,6 +52,9 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         prefix, occ = ctx.key_prefix, ctx.occ
         render_s = 0.0
         now = datetime.now(UTC)
+        # a simulation's stopped users: rows apart, unkeyed, only where no check of decided users reads them
+        apart, stopped = lg.stopped_apart and unseen, []
+        later: list[int] = []  # users left pending or deferred, of a snapshot written without its data
         for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done):
             key = prefix + user
             if bad:
@@ -66,6 +70,9 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
             if d.status not in (Status.PENDING, Status.DEFERRED):  # stopped: nothing given, sent or held
                 if d.status == Status.BUDGET_EXHAUSTED and len(n.left_out) < 20:
                     n.left_out.append(user)
+                if apart and d.status in _APART:
+                    stopped.append((ctx.run_id, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost, d.due_at))
+                    continue
                 deliveries.append((key, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost, p.currency, None,
                                    None, ctx.plan_hash, ctx.run_id, None, d.due_at, d.not_before, now, None, 0, None))
                 continue
@@ -110,6 +117,8 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 out = [o for o in out if o.key != key]
                 outbox = [o for o in outbox if o[0] != key]
             coupon_rows.extend(mine)
+            if status in (Status.PENDING, Status.DEFERRED) and run.snapshot.payload_later:
+                later.append(i)  # read back with its data (a release, a recovery)
             if status in (Status.PENDING, Status.DEFERRED, Status.SENT) and not ctx.dry_run:
                 _grants(run, key, user, d.give, d.due_at or now, now, status == Status.SENT, grants)
             deliveries.append((key, *occ, user, d.arm, d.channel, status, reason, d.cost, p.currency,
@@ -118,6 +127,12 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not ctx.dry_run:
             lg.record_decisions(deliveries, coupon_rows, outbox)
+            if stopped:
+                lg.record_stopped(stopped)
+            if later:
+                names = sorted(run.snapshot.names, key=run.snapshot.names.__getitem__)
+                lg.fill_payloads(ctx.occ, list(zip([lo + i for i in later], payloads(names, [rows[i] for i in later]),
+                                                   strict=True)))
             lg.record_grants(*grants)
             for day, amount in budget.spent.items():
                 if amount:
@@ -125,6 +140,9 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     n.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
     n.timings["decide"] -= render_s
     return out
+
+
+_APART = (Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)  # what a scratch ledger keeps apart (Ledger.stopped_apart)
 
 
 def _unseen(run: Run, lo: int) -> bool:

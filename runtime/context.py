@@ -99,6 +99,7 @@ class SnapshotCache:
     # yet where this process is the ledger's one writer (a rerun reads the snapshot back and finds rows = None)
     fresh: bool = False
     decided: set[int] = field(default_factory=set)  # the batches (by first seq) this run decided
+    payload_later: bool = False  # rows written without their data: the batch writes it for users read back later
 
 
 class Channels:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from runtime.ledger import open_ledger
 from runtime.ledger.status import COUNTED, Status
+from runtime.ledger.store import STOPPED_TABLE
 
 SIM_VERSION = 1
 _STATUSES = [s.value for s in (Status.SENT, Status.DEFERRED, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED,
@@ -32,8 +33,12 @@ def simulation_report(sim, program) -> dict:
     try:
         lg.execute("CREATE TEMP TABLE sim_runs (run_id TEXT)")
         lg.bulk_insert("sim_runs", ["run_id"], [(r.run_id,) for r in sim.runs])
+        cols = "run_id, campaign, step, occurrence, user_id, arm, channel, status, reason, cost, due_at"
+        rows = f"SELECT {cols} FROM camp_deliveries"
+        if lg.has_table(STOPPED_TABLE):  # the stopped decisions the scratch ledger kept apart
+            rows += f" UNION ALL SELECT {cols} FROM {STOPPED_TABLE}"
         lg.execute(f"CREATE TEMP VIEW sim_rows AS SELECT d.*, timezone('{_zone(tz)}', d.due_at)::DATE AS day "
-                   "FROM camp_deliveries d JOIN sim_runs USING (run_id)")
+                   f"FROM ({rows}) d JOIN sim_runs USING (run_id)")
         first = sim.start.astimezone(ZoneInfo(tz)).date()
         last = (sim.end - timedelta(microseconds=1)).astimezone(ZoneInfo(tz)).date()
         days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]

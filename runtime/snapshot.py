@@ -43,7 +43,6 @@ def _snapshot(run: Run) -> tuple[int, int]:
     names, data = _fetch(run, cohort)
     gc.freeze()  # the snapshot lives as long as the run: keep the collector from rescanning a million rows
     idx = {n: i for i, n in enumerate(names)}
-    rows_json = payloads(names, data)
     if ctx.dry_run:
         cache.rows, cache.names = data, idx
         return 0, len(data)
@@ -52,6 +51,9 @@ def _snapshot(run: Run) -> tuple[int, int]:
         if done is not None:
             return done
         lo = lg.snapshot_size(ctx.occ) or 0
+        # a scratch ledger's snapshot gets the data of the users read back later only (runtime.batch fills them)
+        cache.payload_later = lg.stopped_apart
+        rows_json = [""] * len(data) if cache.payload_later else payloads(names, data)
         rows = [(*ctx.occ, lo + i, str(row[0]), bool(row[idx["held_out"]]), rows_json[i])
                 for i, row in enumerate(data)]
         cache.rows, cache.lo, cache.names = data, lo, idx

@@ -50,6 +50,11 @@ DELIVERY_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id",
                  "due_at", "not_before", "decided_at", "sent_at", "attempts", "error"]
 COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "value", "currency", "min_spend",
                "scope", "state", "reserved_at", "issued_at", "usable_from", "usable_to", "redeemed_at"]
+# a simulation's scratch ledger (runtime.sim_ledger) keeps stopped decisions apart, unkeyed: nothing reads them back
+# one by one (caps count only COUNTED statuses; no simulated batch is decided twice), only its report and summaries
+STOPPED_TABLE = "camp_sim_stopped"
+STOPPED_COLS = ["run_id", "campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason", "cost",
+                "due_at"]
 OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
                "plan_hash", "created_at"]
 
@@ -64,6 +69,10 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     report`) OutcomeLedger's, points, red packets and actual spend ResourceLedger's, alerts AlertLedger's,
     manual tags TagLedger's, materialised labels' history (`camp materialize`) LabelLedger's, moving old rows out
     (`camp ledger archive`) ArchiveLedger's."""
+
+    # a simulation's scratch ledger: stopped decisions go to STOPPED_TABLE (record_stopped), and a snapshot's data
+    # is written only for the users left pending or deferred (fill_payloads), the ones read back
+    stopped_apart = False
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
@@ -127,6 +136,15 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         if part is not None:
             self.execute("INSERT INTO camp_snapshot_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (*occ, part, lo, lo + len(rows), plan_hash, datetime.now(UTC)))
+
+    def fill_payloads(self, occ: Occurrence, rows: list[tuple[int, str]]) -> None:
+        """The data of these (seq, data) users of the snapshot, written without it (a scratch ledger's, where only
+        those read back later need it). Call it inside `decision()`."""
+        self.backend.fresh_temp_table(self.db.conn, "camp_fill", "seq bigint, data text")
+        self.bulk_insert("camp_fill", ["seq", "data"], rows)
+        self.execute("UPDATE camp_recipients SET data = f.data FROM camp_fill f WHERE camp_recipients.campaign = ? "
+                     "AND camp_recipients.step = ? AND camp_recipients.occurrence = ? AND camp_recipients.seq = f.seq",
+                     occ)
 
     def recipient_rows(self, occ: Occurrence, lo: int, hi: int) -> list[RecipientRow]:
         """The snapshot's users with seq in [lo, hi), in order."""
@@ -214,6 +232,10 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         self.bulk_insert("camp_deliveries", DELIVERY_COLS, deliveries)
         self.bulk_insert("camp_coupons", COUPON_COLS, coupons)
         self.bulk_insert("camp_outbox", OUTBOX_COLS, outbox)
+
+    def record_stopped(self, rows: list[tuple]) -> None:
+        """A simulated batch's stopped decisions (STOPPED_COLS), on a scratch ledger that keeps them apart."""
+        self.bulk_insert(STOPPED_TABLE, STOPPED_COLS, rows)
 
     def add_spend(self, campaign: str, day: date, amount: Decimal) -> None:
         """Add to (or, negative, give back to) the campaign's spend of the day."""
@@ -361,8 +383,12 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     # ------------------------------------------------------------ summaries
     def status_counts(self, occ: Occurrence) -> list[StatusCount]:
         """The occurrence's deliveries per (status, reason), in that order."""
+        rows = "camp_deliveries"
+        if self.stopped_apart:
+            rows = f"(SELECT campaign, step, occurrence, status, reason, cost FROM camp_deliveries UNION ALL " \
+                   f"SELECT campaign, step, occurrence, status, reason, cost FROM {STOPPED_TABLE})"
         return [StatusCount(*r) for r in self.rows(
-            "SELECT status, reason, count(*), sum(cost) FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
+            f"SELECT status, reason, count(*), sum(cost) FROM {rows} WHERE campaign = ? AND step = ? AND "
             "occurrence = ? GROUP BY status, reason ORDER BY status, reason", occ)]
 
     # ------------------------------------------------------------ runs (the CLI, arbitration)

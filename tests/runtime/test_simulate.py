@@ -10,14 +10,16 @@ import hashlib
 import json
 import os
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
 
 from runtime.demo_data import make_shop
 from runtime.warehouse import connect, duckdb_path
-from tests.runtime.conftest import camp, pg_schema
+from tests.runtime.conftest import camp, make_workspace, pg_schema
 from tests.runtime.sim_workspace import DAYS, sim_workspace
 
 STATUSES = ("sent", "suppressed", "budget_exhausted", "holdout", "skipped", "failed", "deferred")
@@ -135,3 +137,62 @@ def test_events_in_the_period_are_replayed_one_run_each(tmp_path, prefect_env):
                env=prefect_env, timeout=600)
     later = json.loads(out.stdout)
     assert later["events"] == {"welcome": 0} and "event" not in later["runs"]
+
+
+NIGHT = '''
+campaign night "夜间" {
+  why retention
+    goal any(orders) within 3d
+  who member_level in ("normal", "silver", "gold")
+  what message
+  when daily at 23:00 from 2026-11-24 to 2026-11-24 tz "Asia/Shanghai"
+  where push template "n/push.j2"
+  how
+    step touch: notify where
+}
+'''
+
+
+def test_users_quiet_hours_hold_are_released_with_their_snapshot_data(tmp_path):
+    """The scratch ledger writes a snapshot user's data only for those read back later (the deferred, released
+    the next morning, runtime.batch), and keeps stopped decisions apart: the released messages are rendered from
+    the users' own values, and the report counts every user once."""
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+    from runtime.ledger import open_ledger
+    from runtime.sim_report import simulation_report
+    from runtime.simulate import simulate
+
+    root = make_workspace(tmp_path / "ws", {"night.camp": NIGHT}, policy="policy {\n  quiet 22:00-08:00\n}\n",
+                          templates={"n/push.j2": "level {{ user.member_level }}"})
+    data = f"duckdb:///{root / 'shop.duckdb'}"
+    make_shop(data, 300, seed=3)
+    ws = load_workspace(root)
+    program = check_workspace(ws).program
+    zone = ZoneInfo("Asia/Shanghai")
+    (tmp_path / "sim").mkdir()
+    sim = simulate(ws, program, datetime(2026, 11, 24, tzinfo=zone), datetime(2026, 11, 26, tzinfo=zone), data,
+                   f"duckdb:///{root / 'ledger.duckdb'}", tmp_path / "sim")
+    kinds = [r.kind for r in sim.runs]  # users in other zones wake at other times: a release each
+    assert kinds[0] == "step" and len(kinds) > 1 and set(kinds[1:]) == {"release"}, sim.problems
+    doc = simulation_report(sim, program)
+    wh = connect(data, read_only=True)
+    levels = dict(wh.rows("SELECT user_id::TEXT, member_level FROM users WHERE member_level IS NOT NULL"))
+    wh.close()
+    lg = open_ledger(sim.ledger_url)
+    try:
+        sent = dict(lg.rows("SELECT user_id, body FROM camp_outbox"))
+        data_of = dict(lg.rows("SELECT user_id, data FROM camp_recipients"))
+        released = {u for (u,) in lg.rows("SELECT user_id FROM camp_deliveries WHERE status = 'sent' AND "
+                                          "not_before IS NOT NULL")}
+        apart = lg.rows("SELECT status, count(*) FROM camp_sim_stopped GROUP BY ALL")
+        kept = lg.rows("SELECT count(*) FROM camp_deliveries WHERE status IN ('suppressed', 'budget_exhausted')")
+    finally:
+        lg.close()
+    assert released and released < set(sent)  # some were in their daytime, sent at once
+    assert sent == {u: f"level {levels[u]}" for u in sent}
+    assert apart and kept == [(0,)]
+    assert {u for u, d in data_of.items() if d} == released  # only the users read back have their data
+    assert set(data_of) == set(levels)
+    days = {r["day"]: r for r in doc["daily"]}
+    assert sum(r["sent"] + r["suppressed"] + r["deferred"] + r["holdout"] for r in days.values()) == len(levels)
