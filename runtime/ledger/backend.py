@@ -120,8 +120,8 @@ def _exact_decimals(frame: Any) -> Any:
 
 
 def _plain(v: Any) -> str:
-    """A number as DuckDB reads a DECIMAL from text: fixed point, never an exponent."""
-    return format(v, "f") if isinstance(v, Decimal) else repr(v)
+    """A number as DuckDB reads a DECIMAL from text: fixed point, never an exponent (1e-07 is 0.0000001)."""
+    return format(v if isinstance(v, Decimal) else Decimal(repr(v)), "f")
 
 
 def _given_frame(rows: Any) -> bool:

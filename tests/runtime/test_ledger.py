@@ -270,3 +270,9 @@ def test_any_amounts_anywhere_in_a_batch_are_stored_exactly(tmp_path_factory, am
         assert got == {str(i): Decimal(c) for i, c in enumerate(costs)}
     finally:
         lg.close()
+
+
+def test_amounts_go_to_duckdb_as_fixed_point_text():
+    from runtime.ledger.backend import _plain
+
+    assert [_plain(v) for v in (Decimal("1E+2"), Decimal("0.0100"), 1e-07, 3)] == ["100", "0.0100", "0.0000001", "3"]
