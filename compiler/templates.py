@@ -92,15 +92,21 @@ def template_reads(source: str) -> Reads:
     """The planner selects the user fields from it, the renderer memoises on it."""
     tree = _env().parse(source)
     opaque = any(n.name == "random" for n in tree.find_all(nodes.Filter)) or \
-        any(True for _ in tree.find_all(nodes.Call))
+        any(not (isinstance(c.node, nodes.Name) and c.node.name in _PURE) for c in tree.find_all(nodes.Call))
     pairs, inner = set(), set()
     for n in tree.find_all((nodes.Getattr, nodes.Getitem)):
         attr = n.attr if isinstance(n, nodes.Getattr) else getattr(n.arg, "value", None)
         if isinstance(n.node, nodes.Name) and isinstance(attr, str):
             pairs.add((n.node.name, attr))
             inner.add(id(n.node))
-    whole = frozenset(n.name for n in tree.find_all(nodes.Name) if id(n) not in inner and n.ctx == "load")
+    # names the context gives (Jinja's own scoping: a loop's or a set's variable is the template's own)
+    given = meta.find_undeclared_variables(tree) - _PURE
+    whole = frozenset(n.name for n in tree.find_all(nodes.Name)
+                      if id(n) not in inner and n.ctx == "load" and n.name in given)
     return Reads(tuple(sorted(pairs)), whole, opaque)
+
+
+_PURE = frozenset({"range"})  # globals whose call is a function of its arguments (memoising stays on)
 
 
 MAX_TEMPLATE_NAME = 1024  # bytes of the whole name; each part is a file name, at most 255 bytes on common file systems

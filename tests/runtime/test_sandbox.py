@@ -98,8 +98,16 @@ def test_memoised_renders_equal_plain_renders():
                "{% if user.city == '北京' %}京{% else %}{{ user.name }}{% endif %}", "{{ user.items() | list }}",
                "{% for k in [1, 2] %}{{ k }}{{ user.name }}{% endfor %}",
                "{{ coupon.code | default('-') }} {{ step.name }} {{ campaign.name }}",
-               "{{ user.tags | default([]) | join(',') }}"]
+               "{{ user.tags | default([]) | join(',') }}", "{{ user | length }}{{ user.name }}",
+               # loops over range and the template's own variables keep memoising on (the bundled newsletter)
+               "{{ user.name | default('您好') }}，今日精选。\n{% for i in range(3) %}- 推荐 {{ i + 1 }}\n{% endfor %}",
+               "{% for user in ['a'] %}{{ user }}{% endfor %}{{ user.name }}", "{% set n = user.city %}{{ n }}{{ n }}",
+               "{% for i in range(user.id | length) %}{{ i }}{{ loop.index }}{% endfor %}"]
     plans = [_plan(src) for src in sources]
+    from runtime.render import _memo_key_of
+
+    memoised = [sources[-4], *sources[-2:]]  # each was rendered for every user before (a shadowing loop still is)
+    assert all(_memo_key_of(src) is not None for src in memoised)
 
     @settings(max_examples=examples(150), deadline=None)
     @given(st.lists(st.tuples(st.sampled_from(["1", "2", "3"]), st.sampled_from(["张伟", "Emma", None]),
