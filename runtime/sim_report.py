@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from runtime.ledger import open_ledger
 from runtime.ledger.status import COUNTED, Status
-from runtime.ledger.store import STOPPED_TABLE
+from runtime.ledger.store import STOPPED_COLS, STOPPED_TABLE
 
 SIM_VERSION = 1
 _STATUSES = [s.value for s in (Status.SENT, Status.DEFERRED, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED,
@@ -33,7 +33,7 @@ def simulation_report(sim, program) -> dict:
     try:
         lg.execute("CREATE TEMP TABLE sim_runs (run_id TEXT)")
         lg.bulk_insert("sim_runs", ["run_id"], [(r.run_id,) for r in sim.runs])
-        cols = "run_id, campaign, step, occurrence, user_id, arm, channel, status, reason, cost, due_at"
+        cols = ", ".join(STOPPED_COLS)  # the columns both tables have
         rows = f"SELECT {cols} FROM camp_deliveries"
         if lg.has_table(STOPPED_TABLE):  # the stopped decisions the scratch ledger kept apart
             rows += f" UNION ALL SELECT {cols} FROM {STOPPED_TABLE}"
