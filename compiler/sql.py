@@ -1124,11 +1124,16 @@ class AudienceSQL:
             elif a.func in ("first", "last") and self.dialect == "spark":
                 agg = _spark_first_last(a.func, time, self._field(a), cond)
             else:  # first/last of another field: the value at the earliest/latest time, ties by value
-                arr = exp.ArrayAgg(this=exp.Order(this=self._field(a), expressions=_first_last_order(
+                item = self._field(a)
+                if self.dialect == "snowflake":  # its ARRAY_AGG leaves NULLs out: aggregate [v], never NULL
+                    item = exp.Array(expressions=[item])
+                arr = exp.ArrayAgg(this=exp.Order(this=item, expressions=_first_last_order(
                     self.dialect, a.func, time, self._field(a))))
                 if cond is not None:
                     arr = exp.Filter(this=arr, expression=exp.Where(this=cond))
                 agg = exp.Bracket(this=exp.Paren(this=arr), expressions=[exp.Literal.number(1)], offset=1)
+                if self.dialect == "snowflake":
+                    agg = exp.Bracket(this=agg, expressions=[exp.Literal.number(1)], offset=1)
             cols.append(exp.alias_(agg, alias, quoted=True))
         scope = exp.LT(this=time.copy(), expression=_lit(self.as_of, T.TIMESTAMP))
         lower = self._earliest_bound(facts)
