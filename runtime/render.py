@@ -8,6 +8,7 @@ message; the sandbox refuses attribute access to Python internals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -51,25 +52,22 @@ class Renderer:
     def __init__(self, plan: StepPlan):
         self.plan = plan
         self.env = make_environment()
-        self._cache: dict[str, tuple[Template, tuple | None, dict]] = {}
-        self._shared: dict[str | None, dict] = {}  # arm -> its context without the user (user_context)
+        self._cache: dict[str, tuple[Template, tuple | None, dict, Callable[[_UserContext], tuple]]] = {}
 
-    def _template(self, source: str) -> tuple[Template, tuple | None, dict]:
+    def _template(self, source: str) -> tuple[Template, tuple | None, dict, Callable[[_UserContext], tuple]]:
         t = self._cache.get(source)
         if t is None:
-            t = self._cache[source] = (self.env.from_string(source), _memo_key_of(source), {})
+            reads = _memo_key_of(source)
+            t = self._cache[source] = (self.env.from_string(source), reads, {}, _user_key(reads or ()))
         return t
 
     def _render(self, source: str, ctx: dict | _UserContext) -> str:
         if len(source) > MAX_SOURCE:
             raise LimitExceeded("size limit", f"the template is longer than {MAX_SOURCE} characters")
-        template, reads, memo = self._template(source)
+        template, reads, memo, user_key = self._template(source)
         if reads is None:
             return _bounded(template, _full(ctx))
-        if isinstance(ctx, dict):
-            key = tuple(_read(ctx, root, attr) for root, attr in reads)
-        else:
-            key = tuple(ctx.read(root, attr) for root, attr in reads)
+        key = tuple(_read(ctx, root, attr) for root, attr in reads) if isinstance(ctx, dict) else user_key(ctx)
         try:
             text = memo.get(key)
         except TypeError:  # an unhashable value
@@ -82,11 +80,8 @@ class Renderer:
 
     def user_context(self, user_id: str, fields: dict, arm: str | None, coupon: dict | None) -> _UserContext:
         """`context(...)` of one user, built only when a template must be rendered: a memoised template's key is
-        read from the user's fields and the arm's shared part (campaign, step, variant, points, red packet)."""
-        shared = self._shared.get(arm)
-        if shared is None:
-            shared = self._shared[arm] = self.context("", {}, arm, None)
-        return _UserContext(self, user_id, fields, arm, coupon, shared)
+        made from the user's fields, id, arm and coupon (`_user_key`)."""
+        return _UserContext(self, user_id, fields, arm, coupon)
 
     def context(self, user_id: str, fields: dict, arm: str | None, coupon: dict | None) -> dict:
         p = self.plan
@@ -136,28 +131,38 @@ class Renderer:
 class _UserContext:
     """One user's template context, its parts kept apart until the whole is needed (Renderer.user_context)."""
 
-    __slots__ = ("coupon", "shared", "renderer", "user_id", "fields", "arm", "_whole")
+    __slots__ = ("coupon", "renderer", "user_id", "fields", "arm", "_whole")
 
-    def __init__(self, renderer: Renderer, user_id: str, fields: dict, arm: str | None, coupon: dict | None,
-                 shared: dict):
+    def __init__(self, renderer: Renderer, user_id: str, fields: dict, arm: str | None, coupon: dict | None):
         self.renderer, self.user_id, self.fields, self.arm, self.coupon = renderer, user_id, fields, arm, coupon
-        self.shared = shared
         self._whole: dict | None = None
-
-    def read(self, root: str, attr: str):
-        """What `_read(whole, root, attr)` gives, without building the whole context."""
-        if root == "user":
-            if attr == "id":
-                return self.user_id
-            value = self.fields.get(attr)
-            return _MISSING if value is None else value
-        part = self.coupon if root == "coupon" else self.shared.get(root)
-        return part.get(attr, _MISSING) if isinstance(part, dict) else _NO_ROOT
 
     def whole(self) -> dict:
         if self._whole is None:
             self._whole = self.renderer.context(self.user_id, self.fields, self.arm, self.coupon)
         return self._whole
+
+
+_USER_KEY = object()  # heads a key made by `_user_key`, so it never equals one read from a whole context
+
+
+def _user_key(reads: tuple[tuple[str, str], ...]) -> Callable[[_UserContext], tuple]:
+    """A function of a user's context giving a memo key that determines `_read(whole, root, attr)` for every read
+    (so equal keys render equal texts) without building the whole context: the user's fields read (None for one
+    missing, which `_read` gives as _MISSING), their id if read, the arm (which fixes every other part but the coupon:
+    campaign, step, variant, points, red packet) and the coupon's attributes read (_NO_ROOT without a coupon)."""
+    attrs = tuple(a for root, a in reads if root == "user" and a != "id")
+    by_id = ("user", "id") in reads
+    by_arm = any(root not in ("user", "coupon") for root, _ in reads)
+    coupon = tuple(a for root, a in reads if root == "coupon")
+
+    def key(ctx: _UserContext) -> tuple:
+        c = ctx.coupon
+        held = (_NO_ROOT if not isinstance(c, dict) else tuple([c.get(a, _MISSING) for a in coupon])) if coupon \
+            else None
+        return (_USER_KEY, tuple(map(ctx.fields.get, attrs)), ctx.user_id if by_id else None,
+                ctx.arm if by_arm else None, held)
+    return key
 
 
 def _read(ctx: dict, root: str, attr: str):
