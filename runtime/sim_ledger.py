@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from runtime.ledger import MIGRATIONS, Ledger, open_ledger
-from runtime.ledger.store import STOPPED_TABLE
+from runtime.ledger.store import STOPPED_SCHEMA, STOPPED_TABLE
 from runtime.warehouse import connect, dialect_of, duckdb_path
 
 
@@ -47,9 +47,7 @@ def open_scratch(url: str) -> Ledger:
     log was a tenth of a simulated week, and grew with the ledger): nobody reopens the file after a crash."""
     lg = open_ledger(url)
     lg.execute("SET checkpoint_threshold = '64GB'")
-    lg.execute(f"CREATE TABLE IF NOT EXISTS {STOPPED_TABLE} (run_id text NOT NULL, campaign text NOT NULL, "
-               "step text NOT NULL, occurrence text NOT NULL, user_id text NOT NULL, arm text, channel text, "
-               "status text NOT NULL, reason text, cost decimal(18, 4) NOT NULL, due_at timestamptz NOT NULL)")
+    lg.execute(f"CREATE TABLE IF NOT EXISTS {STOPPED_TABLE} ({', '.join(f'{c} {t}' for c, t in STOPPED_SCHEMA)})")
     lg.stopped_apart = True
     return lg
 

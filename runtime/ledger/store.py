@@ -53,8 +53,11 @@ COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "v
 # a simulation's scratch ledger (runtime.sim_ledger) keeps stopped decisions apart, unkeyed: nothing reads them back
 # one by one (caps count only COUNTED statuses; no simulated batch is decided twice), only its report and summaries
 STOPPED_TABLE = "camp_sim_stopped"
-STOPPED_COLS = ["run_id", "campaign", "step", "occurrence", "user_id", "arm", "channel", "status", "reason", "cost",
-                "due_at"]
+STOPPED_SCHEMA = [("run_id", "text NOT NULL"), ("campaign", "text NOT NULL"), ("step", "text NOT NULL"),
+                  ("occurrence", "text NOT NULL"), ("user_id", "text NOT NULL"), ("arm", "text"), ("channel", "text"),
+                  ("status", "text NOT NULL"), ("reason", "text"), ("cost", "decimal(18, 4) NOT NULL"),
+                  ("due_at", "timestamptz NOT NULL")]  # its columns and types (runtime.sim_ledger creates it)
+STOPPED_COLS = [name for name, _ in STOPPED_SCHEMA]
 OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
                "plan_hash", "created_at"]
 
