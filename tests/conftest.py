@@ -94,3 +94,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.pg)
         if item.nodeid.startswith(SLOW):
             item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A flow run in a test process without PREFECT_API_URL starts Prefect's temporary API server, which Prefect
+    stops at interpreter exit, logging to a console stream pytest has closed by then: a `--- Logging error ---`
+    traceback at the end of the run. Stop it here, while the streams are open."""
+    import sys
+
+    server = sys.modules.get("prefect.server.api.server")
+    if server is None or not server.SubprocessASGIServer._instances:
+        return
+    from prefect._internal.concurrency.services import QueueService
+
+    def services(cls):  # what still sends to the server (logs, events): drained first, as at exit
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from services(sub)
+
+    for service in set(services(QueueService)):
+        service.drain_all(timeout=10)
+    for temporary in list(server.SubprocessASGIServer._instances.values()):
+        temporary.stop()
