@@ -4,6 +4,8 @@ byte, another display name or another parser version each miss; a broken entry i
 from __future__ import annotations
 
 import os
+import pickle
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,8 +49,13 @@ def _same(a, b) -> None:
     assert ta == tb
 
 
-def _entries(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".tmp-")]
+def _entries(folder: Path) -> int:
+    """How many parses the cache holds (every version's database under `folder`)."""
+    total = 0
+    for db_path in folder.rglob(parse_cache.DATABASE):
+        with sqlite3.connect(db_path) as db:
+            total += db.execute("SELECT count(*) FROM parsed").fetchone()[0]
+    return total
 
 
 def test_cold_and_warm_equal_parsing(cache, tmp_path):
@@ -57,7 +64,7 @@ def test_cold_and_warm_equal_parsing(cache, tmp_path):
                               "nul.camp": b"segment\x00", "empty.camp": b"# nothing\n"})
     fresh = [parse_file(p, d) for p, d in files]
     cold = parse_cache.parse_files_cached(files)
-    assert len(_entries(cache)) == len(files)
+    assert _entries(cache) == len(files)
     warm = parse_cache.parse_files_cached(files)
     for f, c, w in zip(fresh, cold, warm, strict=True):
         _same(f, c)
@@ -83,8 +90,10 @@ def test_another_parser_version_misses(cache, tmp_path, monkeypatch):
     [(path, name)] = _files(tmp_path, {"a.camp": GOOD.encode()})
     other = parse_cache.parse_files_cached([(path, "x.camp")])[0]
     folder = parse_cache._folder()
-    assert folder is not None
-    parse_cache._store(parse_cache._job(folder, path, name)[3], other)  # another parse under this file's key
+    db = parse_cache._database()
+    assert folder is not None and db is not None
+    parse_cache._save(db, {parse_cache._job(path, name)[3]: parse_cache._dumps(other)})  # another parse, this key
+    db.close()
     assert parse_cache.parse_files_cached([(path, name)])[0][0].path == "x.camp"  # read: the key alone decides
     monkeypatch.setattr(parse_cache, "_version_key", lambda: "f" * 32)  # a changed grammar or transformer
     parse_cache._folder.cache_clear()
@@ -118,11 +127,45 @@ def test_version_key_covers_the_parser_source(cache):
 def test_broken_entries_are_parsed_again(cache, tmp_path):
     files = _files(tmp_path, {"a.camp": GOOD.encode(), "b.camp": BROKEN.encode()})
     parse_cache.parse_files_cached(files)
-    entries = _entries(cache)
-    entries[0].write_bytes(entries[0].read_bytes()[:40])  # truncated by a crash
-    entries[1].write_bytes(b"not a pickle")
+    [db_path] = cache.rglob(parse_cache.DATABASE)
+    with sqlite3.connect(db_path) as db:
+        first, second = [key for (key,) in db.execute("SELECT key FROM parsed ORDER BY key")]
+        db.execute("UPDATE parsed SET parse = substr(parse, 1, 40) WHERE key = ?", (first,))  # truncated
+        db.execute("UPDATE parsed SET parse = ? WHERE key = ?", (b"not a pickle", second))
     for (p, d), got in zip(files, parse_cache.parse_files_cached(files), strict=True):
         _same(got, parse_file(p, d))
+    with sqlite3.connect(db_path) as db:  # and stored again, whole
+        assert all(len(blob) > 40 for (blob,) in db.execute("SELECT parse FROM parsed"))
+
+
+def test_a_damaged_database_is_replaced(cache, tmp_path):
+    files = _files(tmp_path, {"a.camp": GOOD.encode(), "b.camp": BROKEN.encode()})
+    parse_cache.parse_files_cached(files)
+    [db_path] = cache.rglob(parse_cache.DATABASE)
+    db_path.write_bytes(b"garbage, not SQLite" * 100)  # a disk error, or something else wrote there
+    for (p, d), got in zip(files, parse_cache.parse_files_cached(files), strict=True):
+        _same(got, parse_file(p, d))
+    assert _entries(cache) == len(files)
+
+
+def test_a_locked_database_still_checks(cache, tmp_path, monkeypatch):
+    """Another process holding the write lock past the wait: the files are parsed, nothing is stored, no error."""
+    monkeypatch.setattr(parse_cache, "_WAIT", 0.2)
+    files = _files(tmp_path, {"a.camp": GOOD.encode()})
+    parse_cache.parse_files_cached(files)  # made
+    more = _files(tmp_path, {"b.camp": BROKEN.encode()})
+    [db_path] = cache.rglob(parse_cache.DATABASE)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        for (p, d), got in zip(files + more, parse_cache.parse_files_cached(files + more), strict=True):
+            _same(got, parse_file(p, d))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert _entries(cache) == 1  # b.camp's parse could not be stored; the next check stores it
+    parse_cache.parse_files_cached(files + more)
+    assert _entries(cache) == 2
 
 
 def test_unwritable_or_off_still_parses(tmp_path, monkeypatch):
@@ -142,16 +185,57 @@ def test_many_new_files_parse_in_a_helper_process(cache, tmp_path, monkeypatch):
     """From 64 new files a forked helper fills half of the cache; the results are the same, in order."""
     texts = {f"f{i:03d}.camp": (GOOD.replace("vip", f"vip{i}") if i % 7 else BROKEN).encode() for i in range(80)}
     files = _files(tmp_path, texts)
-    helpers = []
-    start = parse_cache._start_helper
-    monkeypatch.setattr(parse_cache, "_start_helper", lambda jobs: helpers.append((len(jobs), start(jobs))) or helpers[-1][1])
+    helpers: list[int] = []
+    sent: list[int] = []
+    start, results = parse_cache._Helper.start, parse_cache._Helper.results
+    monkeypatch.setattr(parse_cache._Helper, "start", staticmethod(lambda jobs: helpers.append(len(jobs)) or start(jobs)))
+    monkeypatch.setattr(parse_cache._Helper, "results", lambda self: sent.append(len(got := results(self))) or got)
     got = parse_cache.parse_files_cached(files)
     if (os.cpu_count() or 1) > 1:
-        [(count, helper)] = helpers
-        assert count == 40 and helper is not None and helper.exitcode == 0
+        assert helpers == [40] and sent == [40]  # it parsed its half and sent every parse back
     for (p, d), g in zip(files, got, strict=True):
         _same(g, parse_file(p, d))
-    assert len(_entries(cache)) == len(files)
+    assert _entries(cache) == len(files)
+
+
+def test_a_helper_that_dies_costs_nothing_but_time(cache, tmp_path, monkeypatch):
+    """The helper killed mid-way (here: it kills itself on its fifth file): the parent parses its share."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: no helper is started")
+    texts = {f"f{i:03d}.camp": GOOD.replace("vip", f"vip{i}").encode() for i in range(70)}
+    files = _files(tmp_path, texts)
+    parent, real, seen = os.getpid(), parse_cache.parse_source, []
+
+    def dying(data, display):
+        if os.getpid() != parent:
+            seen.append(display)
+            if len(seen) == 5:
+                os.kill(os.getpid(), 9)
+        return real(data, display)
+
+    monkeypatch.setattr(parse_cache, "parse_source", dying)
+    for (p, d), g in zip(files, parse_cache.parse_files_cached(files), strict=True):
+        _same(g, parse_file(p, d))
+    assert _entries(cache) == len(files)
+
+
+def test_concurrent_checks_share_one_cache(cache, tmp_path):
+    """Four processes parse the same 80 new files into one cache at once: each gets every parse right."""
+    texts = {f"f{i:03d}.camp": (GOOD.replace("vip", f"vip{i}") if i % 9 else BROKEN).encode() for i in range(80)}
+    files = _files(tmp_path, texts)
+    code = ("import sys, pickle\nfrom pathlib import Path\nfrom dsl.parse_cache import parse_files_cached\n"
+            f"files = [(Path(p), d) for p, d in {[(str(p), d) for p, d in files]!r}]\n"
+            "got = parse_files_cached(files)\n"
+            "sys.stdout.buffer.write(pickle.dumps([(m.model_dump(), [x.model_dump() for x in ds], t) "
+            "for m, ds, t in got]))\n")
+    env = {**os.environ, "CAMP_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, env=env) for _ in range(4)]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4
+    want = [(m.model_dump(), [x.model_dump() for x in ds], t) for m, ds, t in (parse_file(p, d) for p, d in files)]
+    for out in outs:
+        assert pickle.loads(out) == want
+    assert _entries(cache) == len(files)
 
 
 def test_camp_check_output_cold_warm_and_off(tmp_path):
