@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Iterator
 
 from dsl.ast import Node
@@ -14,7 +16,9 @@ def children(node: Node) -> Iterator[Node]:
 def _children(node: Node) -> list[Node]:
     """The nodes directly under `node`, in field order (a node's `span` is not a Node)."""
     out: list[Node] = []
-    for value in node.__dict__.values():
+    values = node.__dict__
+    for name in _node_fields(node.__class__):
+        value = values[name]
         if isinstance(value, Node):
             out.append(value)
         elif value.__class__ is list:
@@ -45,3 +49,25 @@ def max_depth(node: Node) -> tuple[int, Node]:
             best, deepest = d, n
         stack.extend((c, d + 1) for c in children(n))
     return best, deepest
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _node_fields(cls: type[Node]) -> tuple[str, ...]:
+    """The fields of `cls` whose declared type can hold a node, in field order: a walk looks at no other
+    (spans, names, numbers, texts are most of a node's fields)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(name for name, f in cls.model_fields.items() if _may_hold_node(f.annotation))
+    return names
+
+
+def _may_hold_node(annotation: object) -> bool:
+    if typing.get_origin(annotation) is typing.Literal:
+        return False
+    if annotation is typing.Any or isinstance(annotation, (str, typing.ForwardRef)):
+        return True  # not resolved: look at the values
+    if isinstance(annotation, type) and not isinstance(annotation, types.GenericAlias):
+        return issubclass(annotation, Node)
+    return any(_may_hold_node(arg) for arg in typing.get_args(annotation))

@@ -5,11 +5,13 @@ import time
 
 import lark
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from dsl import ast as A
 from dsl.parse import GRAMMAR, MAX_BYTES, parse_source
-from dsl.walk import walk
+from dsl.walk import children, walk
 from tests.conftest import CAMPAIGNS
+from tests.dsl import strategies
 
 
 def test_known_conflicts():
@@ -154,3 +156,33 @@ def test_long_chains_do_not_overflow(src):
     assert all(d.code == "E106" for d in diags)
     if not diags:  # `and` chains are flat, so they are fine
         assert len(m.decls) == 1
+
+
+def _every_node_value(node: A.Node) -> list[A.Node]:
+    """The nodes directly under `node`, found by looking at every field's value (what dsl.walk did before it
+    looked only at the fields whose declared type can hold a node)."""
+    out: list[A.Node] = []
+    for value in node.__dict__.values():
+        items = value if isinstance(value, (list, tuple)) else [value]
+        out.extend(item for item in items if isinstance(item, A.Node))
+    return out
+
+
+def _assert_walk_misses_nothing(module: A.Module) -> int:
+    seen = 0
+    for node in walk(module):
+        assert list(children(node)) == _every_node_value(node), type(node).__name__
+        seen += 1
+    return seen
+
+
+def test_walk_visits_every_node_of_the_bundled_and_example_files():
+    files = [*sorted(CAMPAIGNS.glob("*.camp")), *sorted((CAMPAIGNS.parent / "examples").rglob("*.camp"))]
+    assert len(files) > 10
+    assert sum(_assert_walk_misses_nothing(parse_source(p.read_text(encoding="utf-8"), p.name)[0]) for p in files) > 1000
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strategies.module)
+def test_walk_visits_every_node_of_generated_modules(module):
+    _assert_walk_misses_nothing(module)
