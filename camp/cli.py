@@ -45,7 +45,7 @@ def check(paths: tuple[Path, ...], fmt: str, strict: bool, fix: bool) -> None:
     """
     from camp.commands import run_check
 
-    sys.exit(run_check(paths or (Path("."),), fmt, strict, fix))
+    raise LeanExit(run_check(paths or (Path("."),), fmt, strict, fix))
 
 
 @cli.command()
@@ -556,6 +556,13 @@ def main() -> None:
             reconfigure(errors="backslashreplace")
     try:
         cli(prog_name="camp")
+    except LeanExit as done:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed pipe: let Python's own exit report it
+            raise done from None
+        os._exit(done.code if isinstance(done.code, int) else 1)
     except Exception as exc:  # the last guard: every expected problem is reported where it happens
         if os.environ.get("CAMP_DEBUG", "") not in ("", "0"):
             import traceback
@@ -563,6 +570,12 @@ def main() -> None:
             traceback.print_exc()
         print(internal_error_line(exc), file=sys.stderr)
         sys.exit(EXIT_INTERNAL)
+
+
+class LeanExit(SystemExit):
+    """The end of a command whose process holds a large heap and nothing to clean up (`camp check` of a
+    thousand files: a second of work, then 70 ms of Python freeing every AST node at exit). The `camp`
+    executable flushes its output and leaves at once, as mypy does; called in-process it is a SystemExit."""
 
 
 def internal_error_line(exc: BaseException) -> str:

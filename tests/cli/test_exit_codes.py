@@ -172,3 +172,20 @@ def test_help_documents_the_exit_codes():
     for args in (("--help",), ("check", "--help")):
         out = camp(*args).stdout
         assert "3 internal error" in " ".join(out.split()) or "3  internal error" in out
+
+
+def test_a_large_report_reaches_a_pipe_whole(tmp_path):
+    """`camp check` leaves without Python's teardown (camp.cli.LeanExit): everything it printed must still arrive,
+    through a pipe, in every format, with the exit code."""
+    ws = _ws(tmp_path)
+    for i in range(400):  # 400 files with one unknown field each: a report of some hundreds of KB
+        (ws / f"bad{i:03d}.camp").write_text(f"segment odd{i} = unknown_field_{i} > 3\n", encoding="utf-8")
+    as_json = camp("check", "--format", "json", str(ws), cwd=tmp_path)
+    text = camp("check", str(ws), cwd=tmp_path)
+    github = camp("check", "--format", "github", str(ws), cwd=tmp_path)
+    assert as_json.returncode == text.returncode == github.returncode == 1
+    report = json.loads(as_json.stdout)
+    assert len(report) >= 400 and all(f"unknown_field_{i}" in as_json.stdout for i in range(400))
+    assert len(as_json.stdout) > 150_000  # far more than a pipe holds (64 KB) and than Python buffers (8 KB)
+    assert text.stderr.strip().splitlines()[-1].startswith("camp check: 40") and f"{len(report)} errors" in text.stderr
+    assert len([line for line in github.stdout.splitlines() if line.startswith("::error")]) == len(report)
