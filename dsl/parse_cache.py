@@ -28,6 +28,7 @@ import pickle
 import platform
 import shutil
 import sqlite3
+import struct
 import sys
 import time
 from functools import lru_cache
@@ -60,22 +61,27 @@ def parse_files_cached(files: list[tuple[Path, str]]) -> list[_Parse]:
         found = _load(db, [job[3] for job in jobs if job[2] is not None])
         missing = list({job[3]: job for job in jobs if job[2] is not None and job[3] not in found}.values())
         new: dict[bytes, bytes] = {}
-        cut = len(missing) // 2  # measured: the helper, pickling its share to send, finishes with the parent
-        helper = _Helper.start(missing[cut:]) if len(missing) >= _PARALLEL_FROM else None
-        for job in missing[:cut] if helper is not None else missing:
+
+        def parse(job: _Job) -> None:
             found[job[3]] = result = parse_source(job[2] or b"", job[1])
             new[job[3]] = _dumps(result)
-        if helper is not None:
+
+        helper = _Helper.start(missing) if len(missing) >= _PARALLEL_FROM else None
+        if helper is None:
+            for job in missing:
+                parse(job)
+        else:
+            while (i := helper.queue.take_front()) is not None:
+                parse(missing[i])
             for key, blob in helper.results().items():
                 try:
                     found[key] = pickle.loads(blob)
                     new[key] = blob
-                except Exception:  # noqa: BLE001  # a helper that died mid-way: parse those files here
+                except Exception:  # noqa: BLE001  # sent broken: parse it here
                     pass
-            for job in missing[cut:]:
+            for job in missing:  # what a helper that died took and did not send
                 if job[3] not in found:
-                    found[job[3]] = result = parse_source(job[2] or b"", job[1])
-                    new[job[3]] = _dumps(result)
+                    parse(job)
         _save(db, new)
         return [found[key] if data is not None else parse_file(path, display) for path, display, data, key in jobs]
     finally:
@@ -130,18 +136,48 @@ def _dumps(result: _Parse) -> bytes:
     return buf.getvalue()
 
 
-class _Helper:
-    """A forked process that parses jobs and writes their pickles to a pipe; the parent reads them when it
-    has parsed its own share. Nothing depends on it succeeding: a parse it did not send is made by the parent."""
+class _Queue:
+    """The indices 0..n-1 of the jobs, taken from the front by the parent and from the back by the helper, in
+    memory both processes share: neither waits for the other, and a helper that gets no CPU (a busy machine)
+    leaves the parent to parse everything rather than to wait for a fixed half."""
 
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid, self.fd = pid, fd
+    def __init__(self, n: int) -> None:
+        import mmap
+        import multiprocessing
+
+        self.mem = mmap.mmap(-1, 16)  # anonymous and shared: the forked helper sees the parent's writes
+        struct.pack_into("qq", self.mem, 0, 0, n - 1)
+        self.lock = multiprocessing.get_context("fork").Lock()
+
+    def take_front(self) -> int | None:
+        return self._take(0)
+
+    def take_back(self) -> int | None:
+        return self._take(1)
+
+    def _take(self, back: int) -> int | None:
+        with self.lock:
+            front, last = struct.unpack_from("qq", self.mem)
+            if front > last:
+                return None
+            struct.pack_into("q", self.mem, 8 * back, last - 1 if back else front + 1)
+            return last if back else front
+
+
+class _Helper:
+    """A forked process that parses jobs taken from the back of the queue and, when none are left, writes
+    their pickles to a pipe; the parent reads them once it has run out too. Nothing depends on it
+    succeeding: a parse it did not send is made by the parent."""
+
+    def __init__(self, pid: int, fd: int, queue: _Queue) -> None:
+        self.pid, self.fd, self.queue = pid, fd, queue
 
     @classmethod
     def start(cls, jobs: list[_Job]) -> _Helper | None:
         if sys.platform != "linux" or (os.cpu_count() or 1) < 2:
             return None
         try:
+            queue = _Queue(len(jobs))
             read, write = os.pipe()
             pid = os.fork()
         except OSError:
@@ -150,15 +186,17 @@ class _Helper:
             code = 1
             try:
                 os.close(read)
-                payload = pickle.dumps({job[3]: _dumps(parse_source(job[2] or b"", job[1])) for job in jobs},
-                                       protocol=pickle.HIGHEST_PROTOCOL)
+                done = {}
+                while (i := queue.take_back()) is not None:
+                    done[jobs[i][3]] = _dumps(parse_source(jobs[i][2] or b"", jobs[i][1]))
+                payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write, "wb") as out:
                     out.write(payload)
                 code = 0
             finally:
                 os._exit(code)
         os.close(write)
-        return cls(pid, read)
+        return cls(pid, read, queue)
 
     def results(self) -> dict[bytes, bytes]:
         """What the helper sent, once it has finished; {} if it failed."""

@@ -182,7 +182,8 @@ def test_unwritable_or_off_still_parses(tmp_path, monkeypatch):
 
 
 def test_many_new_files_parse_in_a_helper_process(cache, tmp_path, monkeypatch):
-    """From 64 new files a forked helper fills half of the cache; the results are the same, in order."""
+    """From 64 new files a forked helper takes files from the back of the queue; the results are the same, in
+    order, and all stored."""
     texts = {f"f{i:03d}.camp": (GOOD.replace("vip", f"vip{i}") if i % 7 else BROKEN).encode() for i in range(80)}
     files = _files(tmp_path, texts)
     helpers: list[int] = []
@@ -192,10 +193,38 @@ def test_many_new_files_parse_in_a_helper_process(cache, tmp_path, monkeypatch):
     monkeypatch.setattr(parse_cache._Helper, "results", lambda self: sent.append(len(got := results(self))) or got)
     got = parse_cache.parse_files_cached(files)
     if (os.cpu_count() or 1) > 1:
-        assert helpers == [40] and sent == [40]  # it parsed its half and sent every parse back
+        assert helpers == [80] and len(sent) == 1  # how many it took depends on the CPU it got
     for (p, d), g in zip(files, got, strict=True):
         _same(g, parse_file(p, d))
     assert _entries(cache) == len(files)
+
+
+def test_the_queue_gives_each_job_once_to_two_processes():
+    """Parent from the front, a forked child from the back, both as fast as they can: every index is taken
+    once, by one of them. Many short queues: the two meet, where a race would be, once per queue."""
+    if sys.platform != "linux":
+        pytest.skip("the helper forks: Linux only")
+    for n in (1, 2, 7, 5000, *[64] * 300):
+        queue = parse_cache._Queue(n)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                taken = []
+                while (i := queue.take_back()) is not None:
+                    taken.append(i)
+                os.write(write, pickle.dumps(taken))
+            finally:
+                os._exit(0)
+        os.close(write)
+        mine = []
+        while (i := queue.take_front()) is not None:
+            mine.append(i)
+        with os.fdopen(read, "rb") as pipe:
+            theirs = pickle.loads(pipe.read())
+        os.waitpid(pid, 0)
+        assert sorted(mine + theirs) == list(range(n))
+        assert mine == sorted(mine) and theirs == sorted(theirs, reverse=True)
 
 
 def test_a_helper_that_dies_costs_nothing_but_time(cache, tmp_path, monkeypatch):
