@@ -40,6 +40,7 @@ from runtime.sim_events import replayed_events
 from runtime.sim_ledger import open_scratch, scratch_ledger
 from runtime.step import redemptions_of, runnable
 from runtime.summary import release_summary
+from runtime.warehouse import kept_open
 
 RELEASE, FIRST, FOLLOW_UP = 0, 1, 2  # the order of runs due at the same minute
 
@@ -73,6 +74,12 @@ def simulate(ws, program, start: datetime, end: datetime, data_url: str, ledger_
              batch: int = 10_000, progress: Callable[[datetime, str], None] | None = None) -> Simulation:
     """Play [start, end) on a scratch copy of the ledger at `ledger_url` (in `folder`, else a new temporary
     folder the caller removes with the Simulation's ledger)."""
+    with kept_open(data_url):  # the shop is only read: its file opened once, a session per query
+        return _play(ws, program, start, end, data_url, ledger_url, folder, batch, progress)
+
+
+def _play(ws, program, start: datetime, end: datetime, data_url: str, ledger_url: str, folder: Path | None,
+          batch: int, progress: Callable[[datetime, str], None] | None) -> Simulation:
     where = folder or Path(tempfile.mkdtemp(prefix="camp-simulate-"))
     url = scratch_ledger(ledger_url, where)
     sim = Simulation(url, start, end)
