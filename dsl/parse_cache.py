@@ -156,12 +156,22 @@ class _Queue:
         return self._take(1)
 
     def _take(self, back: int) -> int | None:
-        with self.lock:
+        """The next index from this end; None when the ends have met, or when the lock is not free within
+        _LOCK_WAIT (the other process was killed holding it: a semaphore is not given back by a dead process, and
+        the caller then parses whatever is left itself rather than hang)."""
+        if not self.lock.acquire(timeout=_LOCK_WAIT):
+            return None
+        try:
             front, last = struct.unpack_from("qq", self.mem)
             if front > last:
                 return None
             struct.pack_into("q", self.mem, 8 * back, last - 1 if back else front + 1)
             return last if back else front
+        finally:
+            self.lock.release()
+
+
+_LOCK_WAIT = 5.0  # seconds; the lock is held for microseconds
 
 
 class _Helper:

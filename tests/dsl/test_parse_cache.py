@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -225,6 +226,40 @@ def test_the_queue_gives_each_job_once_to_two_processes():
         os.waitpid(pid, 0)
         assert sorted(mine + theirs) == list(range(n))
         assert mine == sorted(mine) and theirs == sorted(theirs, reverse=True)
+
+
+def test_a_helper_killed_holding_the_queue_lock_does_not_hang_the_check(cache, tmp_path, monkeypatch):
+    """A process killed between taking the queue's lock and giving it back never gives it back: the parent stops
+    taking after the wait and parses what is left, with the same results."""
+    if sys.platform != "linux" or (os.cpu_count() or 1) < 2:
+        pytest.skip("no helper process here")
+    monkeypatch.setattr(parse_cache, "_LOCK_WAIT", 0.5)
+    texts = {f"f{i:03d}.camp": GOOD.replace("vip", f"vip{i}").encode() for i in range(70)}
+    files = _files(tmp_path, texts)
+    real_take = parse_cache._Queue._take
+    parent = os.getpid()
+
+    def take(self, back):
+        if os.getpid() != parent:  # the helper: dies holding the lock on its first take
+            self.lock.acquire()
+            os.kill(os.getpid(), 9)
+        return real_take(self, back)
+
+    monkeypatch.setattr(parse_cache._Queue, "_take", take)
+
+    def hung(*_):
+        raise AssertionError("the check hung on a lock its dead helper held")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(30)
+    try:
+        got = parse_cache.parse_files_cached(files)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    for (p, d), g in zip(files, got, strict=True):
+        _same(g, parse_file(p, d))
+    assert _entries(cache) == len(files)
 
 
 def test_a_helper_that_dies_costs_nothing_but_time(cache, tmp_path, monkeypatch):
