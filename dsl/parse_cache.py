@@ -63,8 +63,7 @@ def parse_files_cached(files: list[tuple[Path, str]]) -> list[_Parse]:
         new: dict[bytes, bytes] = {}
 
         def parse(job: _Job) -> None:
-            found[job[3]] = result = parse_source(job[2] or b"", job[1])
-            new[job[3]] = _dumps(result)
+            found[job[3]], new[job[3]] = _parsed(job)
 
         helper = _Helper.start(missing) if len(missing) >= _PARALLEL_FROM else None
         if helper is None:
@@ -128,6 +127,12 @@ def _save(db: sqlite3.Connection, entries: dict[bytes, bytes]) -> None:
             db.executemany("INSERT OR REPLACE INTO parsed (key, parse) VALUES (?, ?)", entries.items())
     except sqlite3.Error:  # a full disk, a read-only cache or a lock held too long must not fail a check
         pass
+
+
+def _parsed(job: _Job) -> tuple[_Parse, bytes]:
+    """A new file's parse and its pickle (what the cache stores and the helper sends)."""
+    result = parse_source(job[2] or b"", job[1])
+    return result, _dumps(result)
 
 
 def _dumps(result: _Parse) -> bytes:
@@ -198,7 +203,7 @@ class _Helper:
                 os.close(read)
                 done = {}
                 while (i := queue.take_back()) is not None:
-                    done[jobs[i][3]] = _dumps(parse_source(jobs[i][2] or b"", jobs[i][1]))
+                    done[jobs[i][3]] = _parsed(jobs[i])[1]
                 payload = pickle.dumps(done, protocol=pickle.HIGHEST_PROTOCOL)
                 with os.fdopen(write, "wb") as out:
                     out.write(payload)
