@@ -82,7 +82,10 @@ def run_simulate(path: Path, start: str, end: str, fmt: str, out: Path | None, d
             print(f"camp simulate: {exc}", file=sys.stderr)
             print("  hint: simulate a period that starts later", file=sys.stderr)
             return 1
-        doc = simulation_report(sim, program)
+        try:
+            doc = simulation_report(sim, program)
+        finally:
+            sim.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if fmt == "json":

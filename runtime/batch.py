@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from compiler.clock import plus
 from compiler.plan import StepPlan
 from runtime.context import Pending, Run, RunContext
-from runtime.decide import Budget, HeldCoupon, Seen
+from runtime.decide import Budget, Decision, HeldCoupon, Seen
 from runtime.decision_classes import RecipientView, RowView, View, decide_rows
 from runtime.history import journey_coupons, ledger_budget, seen_counts
 from runtime.ledger.status import PointsState, Status
@@ -53,7 +53,9 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         render_s = 0.0
         now = datetime.now(UTC)
         # a simulation's stopped users: rows apart, unkeyed, only where no check of decided users reads them
-        apart, stopped = lg.stopped_apart and unseen, []
+        apart = lg.stopped_apart and unseen
+        # a Decision (one per class of alike users; held here, so its id stays its own) -> it, its users
+        stopped: dict[int, tuple[Decision, list[str]]] = {}
         later: list[int] = []  # users left pending or deferred, of a snapshot written without its data
         for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done):
             key = prefix + user
@@ -71,7 +73,10 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 if d.status == Status.BUDGET_EXHAUSTED and len(n.left_out) < 20:
                     n.left_out.append(user)
                 if apart and d.status in _APART:
-                    stopped.append((ctx.run_id, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost, d.due_at))
+                    alike = stopped.get(id(d))
+                    if alike is None:
+                        alike = stopped[id(d)] = (d, [])
+                    alike[1].append(user)
                     continue
                 deliveries.append((key, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost, p.currency, None,
                                    None, ctx.plan_hash, ctx.run_id, None, d.due_at, d.not_before, now, None, 0, None))
@@ -128,7 +133,8 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         if not ctx.dry_run:
             lg.record_decisions(deliveries, coupon_rows, outbox)
             if stopped:
-                lg.record_stopped(stopped)
+                lg.record_stopped(ctx.run_id, occ, [((d.arm, d.channel, d.status, d.reason, d.cost, d.due_at), users)
+                                                    for d, users in stopped.values()])
             if later:
                 names = sorted(run.snapshot.names, key=run.snapshot.names.__getitem__)
                 lg.fill_payloads(ctx.occ, list(zip([lo + i for i in later], payloads(names, [rows[i] for i in later]),

@@ -3,21 +3,31 @@ coupons, exclusive holds, budgets spent and journeys already recorded, and the r
 
     scratch_ledger(real_url, folder) -> the scratch ledger's URL
     open_scratch(url) -> the scratch ledger, opened to be written fast (it is thrown away)
+    drop_scratch(url) -> None: an in-memory scratch ledger's memory given back
 
-A DuckDB ledger is copied byte for byte (the file and its WAL, if any), then opened in the copy, where camp's
-pending migrations are applied: the real file is only read. A PostgreSQL ledger is read table by table (every
-`camp_` table of the current migration) into a fresh DuckDB ledger; one at another migration than this camp is
-refused (reading it with camp's migrations would write it). No ledger yet: the scratch ledger starts empty, as a
-first `camp run` would.
+The scratch ledger is a DuckDB database in memory (a named one, `duckdb:///:memory:camp-sim-…`, which every
+connection of this process to that URL shares, kept alive by a connection held here until `drop_scratch`): it is
+thrown away, so nothing it writes needs to reach a disk, where a DuckDB file writes its log at every commit (a
+simulation commits a thousand times a week). When the real ledger is larger than `IN_MEMORY_UP_TO` (1 GiB), it is a
+file in `folder` instead.
+
+A DuckDB ledger is read through a read-only ATTACH and copied whole (`COPY FROM DATABASE`); a file in `folder` is
+a byte-for-byte copy of the file and its WAL, as is the fallback when another process holds the real file. camp's
+pending migrations are then applied in the copy only: the real file is only read. A PostgreSQL ledger is read
+table by table (every `camp_` table of the current migration) into the fresh scratch ledger; one at another
+migration than this camp is refused (reading it with camp's migrations would write it). No ledger yet: the scratch
+ledger starts empty, as a first `camp run` would.
 """
 
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
+from typing import Any
 
 from runtime.ledger import MIGRATIONS, Ledger, open_ledger
-from runtime.ledger.store import STOPPED_SCHEMA, STOPPED_TABLE
+from runtime.ledger.store import STOPPED_DDL
 from runtime.warehouse import connect, dialect_of, duckdb_path
 
 
@@ -25,21 +35,89 @@ class ScratchError(Exception):
     """The real ledger cannot be read into a scratch copy (said to the user, exit 1)."""
 
 
+IN_MEMORY_UP_TO = 1 << 30  # bytes of real ledger the scratch copy may hold in memory
+_KEEPERS: dict[str, Any] = {}  # in-memory scratch ledger URL -> the connection that keeps it alive
+
+
 def scratch_ledger(real_url: str, folder: Path) -> str:
-    """A DuckDB ledger in `folder` holding the real ledger's state, migrated; its URL."""
-    target = folder / "scratch-ledger.duckdb"
-    url = f"duckdb:///{target}"
+    """A DuckDB ledger holding the real ledger's state, migrated, in memory (else in `folder`); its URL."""
     if dialect_of(real_url) == "duckdb":
         src = duckdb_path(real_url)
-        if src and src != ":memory:" and Path(src).exists():
+        src = src if src and src != ":memory:" and Path(src).exists() else None
+        if _size(src) <= IN_MEMORY_UP_TO:
+            url, keeper = _in_memory()
+            try:
+                if src is not None:
+                    _attach_copy(keeper, src)
+            except Exception:  # noqa: BLE001 (held by a writing process, or not a database DuckDB can attach)
+                drop_scratch(url)
+            else:
+                open_ledger(url).close()  # pending migrations, in the copy only
+                return url
+        target = folder / "scratch-ledger.duckdb"
+        url = f"duckdb:///{target}"
+        if src is not None:
             shutil.copyfile(src, target)
             wal = Path(src + ".wal")
             if wal.exists():
                 shutil.copyfile(wal, str(target) + ".wal")
         open_ledger(url).close()  # pending migrations, in the copy only
         return url
-    _copy_postgres(real_url, url)
+    url = _in_memory()[0] if _postgres_size(real_url) <= IN_MEMORY_UP_TO else f"duckdb:///{folder / 'scratch-ledger.duckdb'}"
+    try:
+        _copy_postgres(real_url, url)
+    except BaseException:
+        drop_scratch(url)
+        raise
     return url
+
+
+def drop_scratch(url: str) -> None:
+    """An in-memory scratch ledger's memory given back (once no other connection to it is open); a file's stays
+    for the caller to remove with its folder."""
+    keeper = _KEEPERS.pop(url, None)
+    if keeper is not None:
+        keeper.close()
+
+
+def _in_memory() -> tuple[str, Any]:
+    import duckdb
+
+    name = f":memory:camp-sim-{uuid.uuid4().hex[:12]}"
+    keeper = duckdb.connect(name)
+    url = f"duckdb:///{name}"
+    _KEEPERS[url] = keeper
+    return url, keeper
+
+
+def _attach_copy(keeper: Any, src: str) -> None:
+    """The DuckDB file at `src` (its WAL replayed) copied whole into the in-memory database `keeper` holds."""
+    (mine,) = keeper.execute("SELECT current_database()").fetchone()
+    quoted = src.replace("'", "''")
+    keeper.execute(f"ATTACH '{quoted}' AS camp_real_ledger (READ_ONLY)")
+    try:
+        keeper.execute(f'COPY FROM DATABASE camp_real_ledger TO "{mine}"')
+    finally:
+        keeper.execute("DETACH camp_real_ledger")
+
+
+def _size(path: str | None) -> int:
+    """Bytes of a DuckDB file and its WAL (0 for none)."""
+    if path is None:
+        return 0
+    return sum(p.stat().st_size for p in (Path(path), Path(path + ".wal")) if p.exists())
+
+
+def _postgres_size(real_url: str) -> int:
+    """Bytes of the `camp_` tables (with their indexes) of a PostgreSQL ledger."""
+    wh = connect(real_url, read_only=True)
+    try:
+        (n,) = wh.rows("SELECT coalesce(sum(pg_total_relation_size(quote_ident(table_name))), 0) FROM "
+                       "information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' "
+                       "AND table_name LIKE 'camp\\_%'")[0]
+    finally:
+        wh.close()
+    return int(n)
 
 
 def open_scratch(url: str) -> Ledger:
@@ -47,7 +125,8 @@ def open_scratch(url: str) -> Ledger:
     log was a tenth of a simulated week, and grew with the ledger): nobody reopens the file after a crash."""
     lg = open_ledger(url)
     lg.execute("SET checkpoint_threshold = '64GB'")
-    lg.execute(f"CREATE TABLE IF NOT EXISTS {STOPPED_TABLE} ({', '.join(f'{c} {t}' for c, t in STOPPED_SCHEMA)})")
+    for ddl in STOPPED_DDL:
+        lg.execute(ddl)
     lg.stopped_apart = True
     return lg
 

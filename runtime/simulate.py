@@ -37,7 +37,7 @@ from runtime.context import Run
 from runtime.coupon_sync import sync_coupons
 from runtime.release import release
 from runtime.sim_events import replayed_events
-from runtime.sim_ledger import open_scratch, scratch_ledger
+from runtime.sim_ledger import drop_scratch, open_scratch, scratch_ledger
 from runtime.step import redemptions_of, runnable
 from runtime.summary import release_summary
 from runtime.warehouse import kept_open
@@ -70,10 +70,14 @@ class Simulation:
     problems: list[str] = field(default_factory=list)
     not_played: list[tuple[str, str]] = field(default_factory=list)  # (campaign, why)
 
+    def close(self) -> None:
+        """The scratch ledger given up (an in-memory one's memory freed); read the report before."""
+        drop_scratch(self.ledger_url)
+
 def simulate(ws, program, start: datetime, end: datetime, data_url: str, ledger_url: str, folder: Path | None = None,
              batch: int = 10_000, progress: Callable[[datetime, str], None] | None = None) -> Simulation:
-    """Play [start, end) on a scratch copy of the ledger at `ledger_url` (in `folder`, else a new temporary
-    folder the caller removes with the Simulation's ledger)."""
+    """Play [start, end) on a scratch copy of the ledger at `ledger_url` (in memory, or in `folder`, else a new
+    temporary folder, which the caller removes; `Simulation.close` gives the scratch ledger up)."""
     with kept_open(data_url):  # the shop is only read: its file opened once, a session per query
         return _play(ws, program, start, end, data_url, ledger_url, folder, batch, progress)
 
@@ -82,6 +86,15 @@ def _play(ws, program, start: datetime, end: datetime, data_url: str, ledger_url
           batch: int, progress: Callable[[datetime, str], None] | None) -> Simulation:
     where = folder or Path(tempfile.mkdtemp(prefix="camp-simulate-"))
     url = scratch_ledger(ledger_url, where)
+    try:
+        return _played(ws, program, start, end, data_url, url, batch, progress)
+    except BaseException:
+        drop_scratch(url)
+        raise
+
+
+def _played(ws, program, start: datetime, end: datetime, data_url: str, url: str, batch: int,
+            progress: Callable[[datetime, str], None] | None) -> Simulation:
     sim = Simulation(url, start, end)
     queue: list[tuple] = []
     seen: set[tuple] = set()

@@ -92,7 +92,7 @@ def connect(url: str, read_only: bool = False) -> Warehouse:
         import duckdb
 
         kept = _KEPT.get(path) if read_only else None
-        conn = kept.cursor() if kept is not None else _duckdb_connect(duckdb, path, read_only and path != ":memory:")
+        conn = kept.cursor() if kept is not None else _duckdb_connect(duckdb, path, read_only and not path.startswith(":memory:"))
         conn.execute("SET TimeZone = 'UTC'")
         return Warehouse("duckdb", conn)
     if url.startswith(("postgresql://", "postgres://")):

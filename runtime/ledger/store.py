@@ -51,13 +51,25 @@ DELIVERY_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id",
 COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "value", "currency", "min_spend",
                "scope", "state", "reserved_at", "issued_at", "usable_from", "usable_to", "redeemed_at"]
 # a simulation's scratch ledger (runtime.sim_ledger) keeps stopped decisions apart, unkeyed: nothing reads them back
-# one by one (caps count only COUNTED statuses; no simulated batch is decided twice), only its report and summaries
+# one by one (caps count only COUNTED statuses; no simulated batch is decided twice), only its report and summaries.
+# Each decision is written once (STOPPED_DECISIONS) and the users it stopped as (run, decision, user)
+# (STOPPED_USERS); the view STOPPED_TABLE joins them into STOPPED_COLS.
 STOPPED_TABLE = "camp_sim_stopped"
+STOPPED_USERS = "camp_sim_stopped_users"
+STOPPED_DECISIONS = "camp_sim_stopped_decisions"
 STOPPED_SCHEMA = [("run_id", "text NOT NULL"), ("campaign", "text NOT NULL"), ("step", "text NOT NULL"),
                   ("occurrence", "text NOT NULL"), ("user_id", "text NOT NULL"), ("arm", "text"), ("channel", "text"),
                   ("status", "text NOT NULL"), ("reason", "text"), ("cost", "decimal(18, 4) NOT NULL"),
-                  ("due_at", "timestamptz NOT NULL")]  # its columns and types (runtime.sim_ledger creates it)
+                  ("due_at", "timestamptz NOT NULL")]  # the view's columns and types
 STOPPED_COLS = [name for name, _ in STOPPED_SCHEMA]
+_DECISION_SCHEMA = [("run_id", "text NOT NULL"), ("decision", "bigint NOT NULL")] + \
+    [(c, t) for c, t in STOPPED_SCHEMA if c not in ("run_id", "user_id")] + [("users", "bigint NOT NULL")]
+STOPPED_DDL = [  # runtime.sim_ledger runs these on a scratch ledger
+    f"CREATE TABLE IF NOT EXISTS {STOPPED_DECISIONS} ({', '.join(f'{c} {t}' for c, t in _DECISION_SCHEMA)})",
+    f"CREATE TABLE IF NOT EXISTS {STOPPED_USERS} (run_id text NOT NULL, decision bigint NOT NULL, "
+    "user_id text NOT NULL)",
+    f"CREATE OR REPLACE VIEW {STOPPED_TABLE} AS SELECT {', '.join(STOPPED_COLS)} FROM {STOPPED_USERS} "
+    f"JOIN {STOPPED_DECISIONS} USING (run_id, decision)"]
 OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
                "plan_hash", "created_at"]
 
@@ -76,6 +88,7 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     # a simulation's scratch ledger: stopped decisions go to STOPPED_TABLE (record_stopped), and a snapshot's data
     # is written only for the users left pending or deferred (fill_payloads), the ones read back
     stopped_apart = False
+    _stopped_next = 0  # the next decision number record_stopped gives (with the run id, a decision's key)
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
@@ -236,9 +249,23 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         self.bulk_insert("camp_coupons", COUPON_COLS, coupons)
         self.bulk_insert("camp_outbox", OUTBOX_COLS, outbox)
 
-    def record_stopped(self, rows: list[tuple]) -> None:
-        """A simulated batch's stopped decisions (STOPPED_COLS), on a scratch ledger that keeps them apart."""
-        self.bulk_insert(STOPPED_TABLE, STOPPED_COLS, rows)
+    def record_stopped(self, run_id: str, occ: Occurrence, alike: list[tuple[tuple, list[str]]]) -> None:
+        """A simulated batch's stopped decisions, on a scratch ledger that keeps them apart: each decision (arm,
+        channel, status, reason, cost, due_at) once, and the users it stopped as (run, decision, user) (a batch
+        has a few dozen decisions; a frame of whole rows was a tenth of a simulated week)."""
+        if not alike:
+            return
+        import numpy as np
+        import pandas as pd
+
+        first = self._stopped_next
+        self._stopped_next += len(alike)
+        self.bulk_insert(STOPPED_DECISIONS, [c for c, _ in _DECISION_SCHEMA],
+                         [(run_id, first + k, *occ, *decision, len(users))
+                          for k, (decision, users) in enumerate(alike)])
+        ids = np.repeat(np.arange(first, first + len(alike), dtype=np.int64), [len(users) for _, users in alike])
+        self.bulk_insert(STOPPED_USERS, ["run_id", "decision", "user_id"], pd.DataFrame(
+            {"run_id": run_id, "decision": ids, "user_id": [u for _, users in alike for u in users]}))
 
     def add_spend(self, campaign: str, day: date, amount: Decimal) -> None:
         """Add to (or, negative, give back to) the campaign's spend of the day."""
@@ -386,12 +413,14 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     # ------------------------------------------------------------ summaries
     def status_counts(self, occ: Occurrence) -> list[StatusCount]:
         """The occurrence's deliveries per (status, reason), in that order."""
-        rows = "camp_deliveries"
-        if self.stopped_apart:
-            rows = f"(SELECT campaign, step, occurrence, status, reason, cost FROM camp_deliveries UNION ALL " \
-                   f"SELECT campaign, step, occurrence, status, reason, cost FROM {STOPPED_TABLE})"
+        if self.stopped_apart:  # a stopped decision counts its users (none of them read one by one)
+            return [StatusCount(*r) for r in self.rows(
+                "SELECT status, reason, sum(n), sum(cost) FROM (SELECT status, reason, 1 AS n, cost FROM "
+                "camp_deliveries WHERE campaign = ? AND step = ? AND occurrence = ? UNION ALL SELECT status, reason, "
+                f"users, cost * users FROM {STOPPED_DECISIONS} WHERE campaign = ? AND step = ? AND occurrence = ?) "
+                "GROUP BY status, reason ORDER BY status, reason", (*occ, *occ))]
         return [StatusCount(*r) for r in self.rows(
-            f"SELECT status, reason, count(*), sum(cost) FROM {rows} WHERE campaign = ? AND step = ? AND "
+            "SELECT status, reason, count(*), sum(cost) FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
             "occurrence = ? GROUP BY status, reason ORDER BY status, reason", occ)]
 
     # ------------------------------------------------------------ runs (the CLI, arbitration)

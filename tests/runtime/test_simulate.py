@@ -189,6 +189,7 @@ def test_users_quiet_hours_hold_are_released_with_their_snapshot_data(tmp_path):
         kept = lg.rows("SELECT count(*) FROM camp_deliveries WHERE status IN ('suppressed', 'budget_exhausted')")
     finally:
         lg.close()
+        sim.close()
     assert released and released < set(sent)  # some were in their daytime, sent at once
     assert sent == {u: f"level {levels[u]}" for u in sent}
     assert apart and kept == [(0,)]

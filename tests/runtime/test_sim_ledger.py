@@ -1,0 +1,167 @@
+"""The scratch ledger of `camp simulate` (runtime.sim_ledger): a copy of the real ledger's state, in memory when the
+real ledger is small, in the simulation's folder otherwise or when the real file cannot be attached; the real
+ledger never written; an in-memory copy's memory given back by `drop_scratch`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from runtime import sim_ledger
+from runtime.ledger import open_ledger
+from runtime.sim_ledger import drop_scratch, open_scratch, scratch_ledger
+from runtime.warehouse import connect
+from tests.runtime.conftest import pg_schema
+
+DAY = date(2026, 12, 1)
+NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
+
+
+def _real(url: str) -> None:
+    lg = open_ledger(url)
+    try:
+        lg.add_spend("spring", DAY, Decimal("12.34"))
+    finally:
+        lg.close()
+
+
+def _spend(url: str) -> list[tuple]:
+    lg = open_ledger(url)
+    try:
+        return lg.rows("SELECT campaign, day, amount FROM camp_spend")
+    finally:
+        lg.close()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_small_duckdb_ledger_is_copied_into_memory_and_never_written(tmp_path):
+    real = tmp_path / "ledger.duckdb"
+    _real(f"duckdb:///{real}")
+    before = _digest(real)
+    (tmp_path / "sim").mkdir()
+    url = scratch_ledger(f"duckdb:///{real}", tmp_path / "sim")
+    try:
+        assert url.startswith("duckdb:///:memory:camp-sim-")
+        assert list((tmp_path / "sim").iterdir()) == []  # nothing on disk
+        assert _spend(url) == [("spring", DAY, Decimal("12.34"))]
+        lg = open_scratch(url)  # written as a simulation writes it
+        try:
+            lg.add_spend("spring", DAY, Decimal("1"))
+            lg.record_stopped("r", ("c", "s", "o"), [((None, None, "suppressed", None, Decimal(0), NOW), ["u"])])
+        finally:
+            lg.close()
+        assert _spend(url) == [("spring", DAY, Decimal("13.34"))]  # kept between connections
+    finally:
+        drop_scratch(url)
+    assert _digest(real) == before
+    assert _spend(f"duckdb:///{real}") == [("spring", DAY, Decimal("12.34"))]
+    gone = connect(url)  # the memory given back: the same name is a new, empty database
+    try:
+        assert gone.rows("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'camp%'") == [(0,)]
+    finally:
+        gone.close()
+
+
+def test_no_ledger_yet_gives_an_empty_scratch_ledger_in_memory(tmp_path):
+    url = scratch_ledger(f"duckdb:///{tmp_path / 'none.duckdb'}", tmp_path)
+    try:
+        assert url.startswith("duckdb:///:memory:") and _spend(url) == []
+    finally:
+        drop_scratch(url)
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_a_ledger_over_the_limit_is_copied_to_a_file_in_the_folder(tmp_path, monkeypatch):
+    real = tmp_path / "ledger.duckdb"
+    _real(f"duckdb:///{real}")
+    monkeypatch.setattr(sim_ledger, "IN_MEMORY_UP_TO", 1)
+    (tmp_path / "sim").mkdir()
+    url = scratch_ledger(f"duckdb:///{real}", tmp_path / "sim")
+    assert url == f"duckdb:///{tmp_path / 'sim' / 'scratch-ledger.duckdb'}"
+    assert _spend(url) == [("spring", DAY, Decimal("12.34"))]
+    drop_scratch(url)  # a file stays for its folder's owner
+    assert (tmp_path / "sim" / "scratch-ledger.duckdb").exists()
+
+
+def test_a_real_file_another_process_writes_is_copied_byte_for_byte(tmp_path):
+    """DuckDB refuses to attach a file another process holds for writing: the scratch ledger is then a copy of
+    the file in the folder, as before the in-memory copy."""
+    real = tmp_path / "ledger.duckdb"
+    _real(f"duckdb:///{real}")
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(60)", str(real)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        (tmp_path / "sim").mkdir()
+        t0 = time.monotonic()
+        url = scratch_ledger(f"duckdb:///{real}", tmp_path / "sim")
+        assert time.monotonic() - t0 < 20  # no wait for the writer to leave
+        assert url.endswith("scratch-ledger.duckdb")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _spend(url) == [("spring", DAY, Decimal("12.34"))]
+
+
+def test_a_postgresql_ledger_is_read_into_memory(tmp_path):
+    with pg_schema(f"camp_scratch_{os.getpid()}") as real:
+        _real(real)
+        url = scratch_ledger(real, tmp_path)
+        try:
+            assert url.startswith("duckdb:///:memory:camp-sim-")
+            assert _spend(url) == [("spring", DAY, Decimal("12.34"))]
+        finally:
+            drop_scratch(url)
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_copy_gives_its_memory_back(tmp_path, monkeypatch):
+    real = tmp_path / "ledger.duckdb"
+    _real(f"duckdb:///{real}")
+
+    def broken(real_url: str, url: str) -> None:
+        raise RuntimeError("the server went away")
+
+    monkeypatch.setattr(sim_ledger, "_copy_postgres", broken)
+    monkeypatch.setattr(sim_ledger, "_postgres_size", lambda url: 0)
+    monkeypatch.setattr(sim_ledger, "dialect_of", lambda url: "postgres")
+    before = set(sim_ledger._KEEPERS)
+    with pytest.raises(RuntimeError):
+        scratch_ledger("postgresql://nowhere/db", tmp_path)
+    assert set(sim_ledger._KEEPERS) == before
+
+
+def test_stopped_decisions_count_their_users_in_the_run_summary(tmp_path):
+    """A scratch ledger writes a stopped decision once with its users; the run summary's counts (status_counts)
+    equal a count of the users one by one through the view the report reads."""
+    url = scratch_ledger(f"duckdb:///{tmp_path / 'none.duckdb'}", tmp_path)
+    lg = open_scratch(url)
+    try:
+        occ = ("c", "s", "o")
+        lg.record_stopped("r1", occ, [((None, "push", "suppressed", "no_consent:push", Decimal("0.5"), NOW), ["a", "b"]),
+                                      ((None, "sms", "budget_exhausted", "budget:total", Decimal("0.25"), NOW), ["c"])])
+        lg.record_stopped("r1", occ, [((None, "push", "suppressed", "no_consent:push", Decimal("0.5"), NOW), ["d"])])
+        lg.record_stopped("r2", ("c", "s", "other"), [((None, None, "suppressed", "x", Decimal(1), NOW), ["a"])])
+        counts = [tuple(r) for r in lg.status_counts(occ)]
+        by_user = lg.rows("SELECT status, reason, count(*), sum(cost) FROM camp_sim_stopped WHERE campaign = 'c' AND "
+                          "step = 's' AND occurrence = 'o' GROUP BY ALL ORDER BY 1, 2")
+        users = lg.rows("SELECT run_id, user_id, reason FROM camp_sim_stopped ORDER BY 1, 2")
+    finally:
+        lg.close()
+        drop_scratch(url)
+    assert counts == [tuple(r) for r in by_user] == [("budget_exhausted", "budget:total", 1, Decimal("0.25")),
+                                                    ("suppressed", "no_consent:push", 3, Decimal("1.5"))]
+    assert users == [("r1", "a", "no_consent:push"), ("r1", "b", "no_consent:push"), ("r1", "c", "budget:total"),
+                     ("r1", "d", "no_consent:push"), ("r2", "a", "x")]
