@@ -53,13 +53,12 @@ def _snapshot(run: Run) -> tuple[int, int]:
         lo = lg.snapshot_size(ctx.occ) or 0
         # a scratch ledger's snapshot gets the data of the users read back later only (runtime.batch fills them)
         cache.payload_later = lg.stopped_apart
-        rows_json = [""] * len(data) if cache.payload_later else payloads(names, data)
-        rows = [(*ctx.occ, lo + i, str(row[0]), bool(row[idx["held_out"]]), rows_json[i])
-                for i, row in enumerate(data)]
+        held = idx["held_out"]
         cache.rows, cache.lo, cache.names = data, lo, idx
         cache.fresh = len({row[0] for row in data}) == len(data)
-        lg.add_recipients(ctx.occ, ctx.plan_hash, lo, rows, part)
-    return lo, lo + len(rows)
+        lg.add_recipients(ctx.occ, ctx.plan_hash, lo, [str(row[0]) for row in data], [bool(row[held]) for row in data],
+                          "" if cache.payload_later else payloads(names, data), part)
+    return lo, lo + len(data)
 
 
 def _fetch(run: Run, cohort) -> tuple[list[str], list]:

@@ -82,6 +82,10 @@ class Connection:
     def bulk_insert(self, table: str, columns: list[str], rows) -> None:
         self.backend.bulk_insert(self.db.conn, table, columns, rows)
 
+    def insert_columns(self, table: str, columns: dict, n: int) -> None:
+        """`n` rows given column by column (Backend.insert_columns)."""
+        self.backend.insert_columns(self.db.conn, table, columns, n)
+
     def frame(self, sql: str, params: Sequence | None = None):
         return self.backend.frame(self.db.conn, self.backend.sql(sql), params)
 

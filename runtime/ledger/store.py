@@ -139,19 +139,20 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
                         "AND part = ?", (*occ, part))
         return (int(row[0][0]), int(row[0][1])) if row else None
 
-    def add_recipients(self, occ: Occurrence, plan_hash: str, lo: int, rows: list[tuple], part: str | None) -> None:
-        """Append recipient rows (RECIPIENT_COLS, seq from lo on) to the occurrence's snapshot, and the part
-        they make when the step is a follow-up. Call it inside `decision()`."""
-        self.bulk_insert("camp_recipients", RECIPIENT_COLS, rows)
-        if lo:
-            self.execute("UPDATE camp_snapshots SET recipients = ? WHERE campaign = ? AND step = ? AND occurrence = ?",
-                         (lo + len(rows), *occ))
-        else:
-            self.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                         (*occ, plan_hash, len(rows), datetime.now(UTC)))
+    def add_recipients(self, occ: Occurrence, plan_hash: str, lo: int, users: list[str], held_out: list[bool],
+                       data: list[str] | str, part: str | None) -> None:
+        """Append recipients (their ids, holdout flags and data, or one data text for all) to the occurrence's
+        snapshot as seq lo, lo + 1, ..., and the part they make when the step is a follow-up. Call it inside
+        `decision()`."""
+        n = len(users)
+        self.insert_columns("camp_recipients", dict(zip(RECIPIENT_COLS, (*occ, range(lo, lo + n), users, held_out,
+                                                                         data), strict=True)), n)
+        # a first part of no users leaves a snapshot of 0 (a later part starts at 0 again)
+        self.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign, step, occurrence) "
+                     "DO UPDATE SET recipients = excluded.recipients", (*occ, plan_hash, lo + n, datetime.now(UTC)))
         if part is not None:
             self.execute("INSERT INTO camp_snapshot_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (*occ, part, lo, lo + len(rows), plan_hash, datetime.now(UTC)))
+                         (*occ, part, lo, lo + n, plan_hash, datetime.now(UTC)))
 
     def fill_payloads(self, occ: Occurrence, rows: list[tuple[int, str]]) -> None:
         """The data of these (seq, data) users of the snapshot, written without it (a scratch ledger's, where only

@@ -276,3 +276,28 @@ def test_amounts_go_to_duckdb_as_fixed_point_text():
     from runtime.ledger.backend import _plain
 
     assert [_plain(v) for v in (Decimal("1E+2"), Decimal("0.0100"), 1e-07, 3)] == ["100", "0.0100", "0.0000001", "3"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(users=st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1,
+                              max_size=8), max_size=30, unique=True), one_text=st.booleans())
+def test_a_snapshot_written_column_by_column_holds_each_recipient_once_in_order(ledger_url, users, one_text):
+    """add_recipients takes the snapshot column by column (DuckDB: a frame; PostgreSQL: rows zipped for COPY):
+    the rows are the ones written one by one would be, seq from 0 on, on both engines; a second part goes on
+    from where the first ended, also after a first part of no users."""
+    lg = open_ledger(ledger_url)
+    try:
+        lg.execute("DELETE FROM camp_recipients")
+        lg.execute("DELETE FROM camp_snapshots")
+        held = [i % 3 == 0 for i in range(len(users))]
+        data = "" if one_text else [f'{{"n": {i}, "名": "{u}"}}' for i, u in enumerate(users)]
+        with lg.decision():
+            lg.add_recipients(("c", "s", "o"), "h", 0, users, held, data, None)
+            lg.add_recipients(("c", "s", "o"), "h", len(users), ["extra"], [True], "{}", None)
+        got = lg.rows("SELECT seq, user_id, held_out, data FROM camp_recipients ORDER BY seq")
+        size = lg.snapshot_size(("c", "s", "o"))
+    finally:
+        lg.close()
+    want = [(i, u, held[i], data if one_text else data[i]) for i, u in enumerate(users)]
+    assert [tuple(r) for r in got] == want + [(len(users), "extra", True, "{}")]
+    assert size == len(users) + 1
