@@ -54,33 +54,35 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         now = datetime.now(UTC)
         # a simulation's stopped users: rows apart, unkeyed, only where no check of decided users reads them
         apart = lg.stopped_apart and unseen
-        # a Decision (one per class of alike users; held here, so its id stays its own) -> it, its users
-        stopped: dict[int, tuple[Decision, list[str]]] = {}
+        # each stopped Decision (one per class of alike users, or per budget answer; held here, so its id stays its
+        # own) -> it, its users, whether they are kept apart: counted once per decision, not per user
+        stopped: dict[int, tuple[Decision, list[str], bool]] = {}
+        left_out = n.left_out
         later: list[int] = []  # users left pending or deferred, of a snapshot written without its data
         for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done):
-            key = prefix + user
             if bad:
                 n.unknown_zones += 1
             if isinstance(d, Exception):  # one user's bad row fails that user's delivery, not the batch
                 reason = f"data: {type(d).__name__}"
                 n.fail(reason)
-                deliveries.append(_failed_row(ctx, key, user, reason, str(d), now))
+                deliveries.append(_failed_row(ctx, prefix + user, user, reason, str(d), now))
                 continue
+            if d.status not in _GOING:  # stopped: nothing given, sent or held
+                alike = stopped.get(id(d))
+                if alike is None:
+                    alike = stopped[id(d)] = (d, [], apart and d.status in _APART)
+                alike[1].append(user)
+                if d.status == Status.BUDGET_EXHAUSTED and len(left_out) < 20:
+                    left_out.append(user)
+                if not alike[2]:
+                    deliveries.append((prefix + user, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost,
+                                       p.currency, None, None, ctx.plan_hash, ctx.run_id, None, d.due_at,
+                                       d.not_before, now, None, 0, None))
+                continue
+            key = prefix + user
             n.counts[d.status] += 1
             if d.reason:
                 n.reasons[f"{d.status}: {d.reason}"] += 1
-            if d.status not in (Status.PENDING, Status.DEFERRED):  # stopped: nothing given, sent or held
-                if d.status == Status.BUDGET_EXHAUSTED and len(n.left_out) < 20:
-                    n.left_out.append(user)
-                if apart and d.status in _APART:
-                    alike = stopped.get(id(d))
-                    if alike is None:
-                        alike = stopped[id(d)] = (d, [])
-                    alike[1].append(user)
-                    continue
-                deliveries.append((key, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost, p.currency, None,
-                                   None, ctx.plan_hash, ctx.run_id, None, d.due_at, d.not_before, now, None, 0, None))
-                continue
             n.cost += d.cost
             coupon_id, mine = None, []
             status, provider, sent_at, reason, error = d.status, None, None, d.reason, None
@@ -132,9 +134,10 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not ctx.dry_run:
             lg.record_decisions(deliveries, coupon_rows, outbox)
-            if stopped:
-                lg.record_stopped(ctx.run_id, occ, [((d.arm, d.channel, d.status, d.reason, d.cost, d.due_at), users)
-                                                    for d, users in stopped.values()])
+            apart_users = [((d.arm, d.channel, d.status, d.reason, d.cost, d.due_at), users)
+                           for d, users, kept_apart in stopped.values() if kept_apart]
+            if apart_users:
+                lg.record_stopped(ctx.run_id, occ, apart_users)
             if later:
                 names = sorted(run.snapshot.names, key=run.snapshot.names.__getitem__)
                 lg.fill_payloads(ctx.occ, list(zip([lo + i for i in later], payloads(names, [rows[i] for i in later]),
@@ -143,12 +146,17 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
             for day, amount in budget.spent.items():
                 if amount:
                     lg.add_spend(p.campaign, day, amount)
+    for d, users, _ in stopped.values():
+        n.counts[d.status] += len(users)
+        if d.reason:
+            n.reasons[f"{d.status}: {d.reason}"] += len(users)
     n.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
     n.timings["decide"] -= render_s
     return out
 
 
 _APART = (Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)  # what a scratch ledger keeps apart (Ledger.stopped_apart)
+_GOING = (Status.PENDING, Status.DEFERRED)  # what a decision lets go on: to send now, or later
 
 
 def _unseen(run: Run, lo: int) -> bool:

@@ -17,7 +17,7 @@ tests/runtime/test_decision_classes.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -43,7 +43,7 @@ from runtime.recipients import row_reader
 class View(Protocol):
     def user(self, row: Any) -> str: ...
 
-    def key(self, row: Any) -> tuple: ...
+    def key(self, row: Any, /) -> tuple: ...
 
     def recipient(self, i: int, row: Any) -> Recipient: ...  # the i-th row of the batch
 
@@ -90,10 +90,9 @@ class RowView:
         read = [names["held_out"], names.get("skip"), names.get(f"u_{zone}") if zone else None]
         read += [names.get("branch")] if plan.arms[0].kind == "branch" else []
         read += [names.get(f"consent_{c}") for c in consent] + [names.get(f"class_{lb}") for lb in labels]
-        self._read = itemgetter(*[i for i in read if i is not None])
-        self._addresses = [i for i in (names.get(f"u_{a}") for a in addresses) if i is not None]  # present or not
-        self._variant = plan.arms[0].kind == "variant"
         self._recipient = row_reader(plan, names)
+        self.key = _row_key(plan, itemgetter(*[i for i in read if i is not None]),
+                            [i for i in (names.get(f"u_{a}") for a in addresses) if i is not None])
 
     def user(self, row: tuple) -> str:
         return str(row[0])
@@ -101,9 +100,18 @@ class RowView:
     def recipient(self, i: int, row: tuple) -> Recipient:
         return self._recipient(self.lo + i, row)
 
-    def key(self, row: tuple) -> tuple:
-        return (self._read(row), tuple([bool(row[i]) for i in self._addresses]) if self._addresses else (),
-                variant_of(self.plan, str(row[0])).name if self._variant else None)
+
+def _row_key(plan: StepPlan, read: Callable[[tuple], Any], addresses: list[int]) -> Callable[[tuple], tuple]:
+    """A row's class key: the raw columns `read` takes, whether each address column is present, and the variant
+    (by the user id's hash). Spelled for the common shapes apart, as it runs once per recipient."""
+    if plan.arms[0].kind == "variant":
+        return lambda row: (read(row), tuple([bool(row[i]) for i in addresses]), variant_of(plan, str(row[0])).name)
+    if not addresses:
+        return lambda row: (read(row),)
+    if len(addresses) == 1:
+        a = addresses[0]
+        return lambda row: (read(row), not row[a])
+    return lambda row: (read(row), tuple([bool(row[i]) for i in addresses]))
 
 
 class _Settled:
@@ -144,13 +152,15 @@ def decide_rows(plan: StepPlan, rows: list, view: View, seen: dict[str, Seen], c
     zone value is not a zone; users in `leave` (already decided) are left out."""
     memo: dict[tuple, tuple[Decision | Ask | Exception, bool]] = {}
     settled = _Settled(budget)
+    # the loop runs once per recipient (a month's simulation: millions): its lookups bound once, here
+    user, key, seen_get, coupons_get, nothing = view.user, view.key, seen.get, coupons.get, NOTHING_SEEN
     for i, row in enumerate(rows):
-        u = view.user(row)
-        if u in leave:
+        u = user(row)
+        if leave and u in leave:
             continue
-        past = seen.get(u, NOTHING_SEEN)
-        held = coupons.get(u)
-        k = (view.key(row), past, tuple(held) if held else ())
+        past = seen_get(u, nothing)
+        held = coupons_get(u) if coupons else None
+        k = (key(row), past, tuple(held) if held else ())
         hit = memo.get(k)
         if hit is None:
             r = view.recipient(i, row)
