@@ -128,8 +128,30 @@ def open_scratch(url: str) -> Ledger:
     lg.execute("SET checkpoint_threshold = '64GB'")
     for ddl in STOPPED_DDL:
         lg.execute(ddl)
+    _unkeyed_snapshot(lg)
     lg.stopped_apart = True
     return lg
+
+
+def _unkeyed_snapshot(lg: Ledger) -> None:
+    """The scratch ledger's snapshot table without its primary key. Keeping that index was half the cost of
+    writing a snapshot (a simulated month writes millions of recipients), and it guards nothing here: one process
+    writes the scratch ledger, and the engine never writes a (campaign, step, occurrence, seq) twice, since it
+    reads the snapshot's size inside the decision lock first (runtime.snapshot). Same columns, same rows, same
+    order, the same NOT NULLs; nothing reads it by that key alone."""
+    keyed = lg.rows("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'camp_recipients' "
+                    "AND constraint_type = 'PRIMARY KEY'")[0][0]
+    if not keyed:
+        return
+    columns = ", ".join(f'"{name}" {kind}{"" if nullable == "YES" else " NOT NULL"}' for name, kind, nullable in lg.rows(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = "
+        "'camp_recipients' AND table_schema = 'main' ORDER BY ordinal_position"))
+    with lg.transaction():
+        lg.execute(f"CREATE TABLE camp_recipients_unkeyed ({columns})")
+        lg.execute("INSERT INTO camp_recipients_unkeyed SELECT * FROM camp_recipients ORDER BY campaign, step, "
+                   "occurrence, seq")
+        lg.execute("DROP TABLE camp_recipients")
+        lg.execute("ALTER TABLE camp_recipients_unkeyed RENAME TO camp_recipients")
 
 
 def _copy_postgres(real_url: str, url: str) -> None:

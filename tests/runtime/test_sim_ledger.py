@@ -165,3 +165,51 @@ def test_stopped_decisions_count_their_users_in_the_run_summary(tmp_path):
                                                     ("suppressed", "no_consent:push", 3, Decimal("1.5"))]
     assert users == [("r1", "a", "no_consent:push"), ("r1", "b", "no_consent:push"), ("r1", "c", "budget:total"),
                      ("r1", "d", "no_consent:push"), ("r2", "a", "x")]
+
+
+def _recipients_ddl(url: str) -> tuple[list[tuple], int]:
+    lg = open_ledger(url)
+    try:
+        cols = lg.rows("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = "
+                       "'camp_recipients' AND table_schema = 'main' ORDER BY ordinal_position")
+        keys = lg.rows("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'camp_recipients' AND "
+                       "constraint_type = 'PRIMARY KEY'")[0][0]
+        return cols, keys
+    finally:
+        lg.close()
+
+
+def test_the_scratch_snapshot_drops_only_its_primary_key_and_keeps_every_row_in_order(tmp_path):
+    """The scratch ledger writes its snapshots without the primary key's index (half their cost); the columns, their
+    NOT NULLs and the real ledger's recipients stay, and the real ledger keeps its key."""
+    real = tmp_path / "ledger.duckdb"
+    lg = open_ledger(f"duckdb:///{real}")
+    try:
+        with lg.decision():
+            lg.add_recipients(("c", "s", "o2"), "h", 0, ["b", "a"], [False, True], ["{}", "{}"], None)
+            lg.add_recipients(("c", "s", "o1"), "h", 0, ["z"], [False], "{}", None)
+    finally:
+        lg.close()
+    real_cols, real_keys = _recipients_ddl(f"duckdb:///{real}")
+    assert real_keys == 1
+    (tmp_path / "sim").mkdir()
+    url = scratch_ledger(f"duckdb:///{real}", tmp_path / "sim")
+    try:
+        open_scratch(url).close()
+        open_scratch(url).close()  # a second opening finds it done
+        cols, keys = _recipients_ddl(url)
+        assert keys == 0 and cols == real_cols and all(n == "NO" for _, _, n in cols)
+        lg = open_ledger(url)
+        try:
+            assert lg.rows("SELECT occurrence, seq, user_id, held_out FROM camp_recipients") == [
+                ("o1", 0, "z", False), ("o2", 0, "b", False), ("o2", 1, "a", True)]
+            with lg.decision():
+                lg.add_recipients(("c", "s", "o1"), "h", 1, ["y"], [False], "", None)
+            assert lg.recipient_rows(("c", "s", "o1"), 0, 5)[1].user_id == "y"
+            with pytest.raises(Exception, match="NOT NULL"):
+                lg.execute("INSERT INTO camp_recipients VALUES ('c', 's', 'o3', 0, NULL, false, '')")
+        finally:
+            lg.close()
+        assert _recipients_ddl(f"duckdb:///{real}") == (real_cols, 1)
+    finally:
+        drop_scratch(url)
