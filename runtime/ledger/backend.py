@@ -107,6 +107,9 @@ class Backend:
         conn.close()
 
 
+FEW = 16  # rows up to which DuckDB.bulk_insert binds values instead of scanning a frame (0.5-0.7 ms against 1.6)
+
+
 def _exact_decimals(frame: Any) -> Any:
     """The frame with its Decimal columns as text, which the INSERT casts to the table's DECIMAL exactly. DuckDB
     types an object column from a sample of its rows and casts every value to that type: a batch whose sampled
@@ -175,12 +178,19 @@ class DuckDB(Backend):
         conn.execute("COMMIT")
 
     def bulk_insert(self, conn: Any, table: str, columns: list[str], rows: Any) -> None:
-        """A DataFrame scan (executemany does a few thousand rows a second on DuckDB)."""
+        """A DataFrame scan (executemany does a few thousand rows a second on DuckDB); up to FEW rows, one INSERT
+        with their values as parameters (a frame's set-up alone took 1.6 ms, a simulated month's 2,000 small
+        inserts 3 s). Amounts go as fixed-point text there too: DuckDB binds Decimal("1E+2") as 1.0000."""
         if len(rows) == 0:
             return
         import pandas as pd
 
         cols = ", ".join(f'"{c}"' for c in columns)
+        if len(rows) <= FEW and not _given_frame(rows):
+            row = f"({', '.join(['?'] * len(columns))})"
+            conn.execute(f"INSERT INTO {table} ({cols}) VALUES {', '.join([row] * len(rows))}",
+                         [_plain(v) if isinstance(v, (Decimal, float)) else v for r in rows for v in r])
+            return
         frame = _exact_decimals(rows if _given_frame(rows) else pd.DataFrame.from_records(rows, columns=columns))  # noqa: F841 (read by name)
         conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
 

@@ -272,6 +272,36 @@ def test_any_amounts_anywhere_in_a_batch_are_stored_exactly(tmp_path_factory, am
         lg.close()
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(amounts=st.lists(st.one_of(st.decimals(min_value=0, max_value=10**13, places=4, allow_nan=False),
+                                  st.integers(0, 10**6), st.sampled_from([Decimal("1E+2"), Decimal("0E-7")])),
+                        min_size=1, max_size=24),
+       reasons=st.lists(st.one_of(st.none(), st.text(st.characters(blacklist_categories=("Cs",),
+                                                                       blacklist_characters="\x00"), max_size=8)),
+                        min_size=24, max_size=24),
+       hours=st.lists(st.integers(-36, 36), min_size=24, max_size=24))
+def test_a_few_rows_bound_as_values_are_stored_as_a_frame_stores_them(tmp_path_factory, amounts, reasons, hours):
+    """Up to FEW rows go to DuckDB as one INSERT with parameters, more as a frame: either way each amount (any
+    size, up to 4 places, ints and exponent forms), text (or NULL) and instant (any offset) is stored as given."""
+    from datetime import timedelta, timezone
+
+    from runtime.ledger.backend import FEW
+
+    lg = open_ledger(f"duckdb:///{tmp_path_factory.mktemp('few') / 'ledger.duckdb'}")
+    try:
+        rows = [(f"c/s/o/{i}", "c", "s", "o", str(i), "all", "push", "suppressed", reasons[i], cost, "CNY", None,
+                 None, "h", "r", None, datetime(2026, 3, 29, 1, tzinfo=timezone(timedelta(hours=hours[i] / 4))),
+                 None, datetime(2026, 1, 1, tzinfo=UTC), None, 0, None) for i, cost in enumerate(amounts)]
+        for part in (rows[:FEW], rows[FEW:]):  # the first part bound as values; the rest a frame when over FEW
+            with lg.transaction():
+                lg.record_decisions(part, [], [])
+        got = {u: (Decimal(c), r, t) for u, c, r, t in lg.rows("SELECT user_id, cost, reason, due_at FROM "
+                                                                  "camp_deliveries")}
+        assert got == {str(i): (Decimal(row[9]), row[8], row[16]) for i, row in enumerate(rows)}
+    finally:
+        lg.close()
+
+
 def test_amounts_go_to_duckdb_as_fixed_point_text():
     from runtime.ledger.backend import _plain
 
