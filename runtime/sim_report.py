@@ -169,18 +169,16 @@ def _quote(text: str) -> str:
 def _collisions(lg) -> dict:
     """Users whom several campaigns wanted on the same local day (a row of any campaign but holdout and journey
     skips), and who won: the campaigns that delivered to them that day."""
-    rows = lg.rows(
-        "WITH wanted AS (SELECT day, user_id, campaign, bool_or(status IN (" + _in(COUNTED) + ")) AS won, "
-        "string_agg(DISTINCT reason, '; ') FILTER (WHERE reason LIKE 'exclusive:%') AS held FROM sim_rows "
-        "WHERE status NOT IN ('holdout', 'skipped') GROUP BY day, user_id, campaign), "
-        "contested AS (SELECT day, user_id, list(campaign ORDER BY campaign) AS campaigns, "
+    lg.execute(  # each (day, user) several campaigns wanted, once: both answers below read it
+        "CREATE TEMP TABLE sim_contested AS WITH wanted AS (SELECT day, user_id, campaign, bool_or(status IN ("
+        + _in(COUNTED) + ")) AS won FROM sim_rows WHERE status NOT IN ('holdout', 'skipped') "
+        "GROUP BY day, user_id, campaign) "
+        "SELECT day, user_id, list(campaign ORDER BY campaign) AS campaigns, "
         "list(campaign ORDER BY campaign) FILTER (WHERE won) AS winners FROM wanted GROUP BY day, user_id "
-        "HAVING count(*) > 1) "
-        "SELECT campaigns, coalesce(winners, []), count(*), count(DISTINCT user_id), min(day) FROM contested "
-        "GROUP BY ALL ORDER BY count(*) DESC, campaigns, 2")  # ties in a stable order: a report diffs cleanly
-    per_day = lg.rows("SELECT day, count(*) FROM (SELECT day, user_id FROM sim_rows WHERE status NOT IN "
-                      "('holdout', 'skipped') GROUP BY day, user_id HAVING count(DISTINCT campaign) > 1) "
-                      "GROUP BY day ORDER BY day")
+        "HAVING count(*) > 1")
+    rows = lg.rows("SELECT campaigns, coalesce(winners, []), count(*), count(DISTINCT user_id), min(day) FROM "
+                   "sim_contested GROUP BY ALL ORDER BY count(*) DESC, campaigns, 2")  # ties in a stable order
+    per_day = lg.rows("SELECT day, count(*) FROM sim_contested GROUP BY day ORDER BY day")
     held = lg.rows("SELECT campaign, reason, count(*) FROM sim_rows WHERE reason LIKE 'exclusive:%' GROUP BY ALL "
                    "ORDER BY count(*) DESC, campaign, reason")
     return {"per_day": [{"day": d.isoformat(), "users": n} for d, n in per_day],
