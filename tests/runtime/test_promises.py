@@ -236,6 +236,38 @@ def test_a_killed_run_is_marked_interrupted_by_the_next_run_and_a_live_one_is_no
     assert "interrupted" in line.split()
 
 
+def test_the_run_that_writes_a_snapshot_skips_the_unsent_lookup_and_a_rerun_does_not(tmp_path):
+    """DuckDB (one writer): a run that has just written the occurrence's first snapshot rows has nothing to recover,
+    so it does not look (the lookup scans the snapshot table); it still marks an attempt that died before the
+    snapshot interrupted. A rerun, which finds the snapshot written, looks."""
+    from runtime import engine
+    from runtime import recover as recover_stage
+
+    ledger = f"duckdb:///{tmp_path / 'ledger.duckdb'}"
+    root = make_workspace(tmp_path / "ws", {"push.camp": PUSH_ELSE_SMS}, templates=TEMPLATES)
+    make_shop(f"duckdb:///{root / 'shop.duckdb'}", 200, seed=5)
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=SH)
+    dead = _engine_run(root, ledger, at)
+    engine.start(dead)  # killed before its snapshot
+    dead.ledger.close()
+    first = _engine_run(root, ledger, at)
+    engine.start(first)
+    lo, hi = engine.snapshot(first)
+    assert (lo, hi != 0) == (0, True) and first.snapshot.fresh
+    looked = []
+    first.ledger.unsent = lambda occ: looked.append(occ) or []  # type: ignore[method-assign]
+    assert recover_stage.recover(first) == 0 and looked == []
+    assert dict(_ledger_rows(ledger, "SELECT run_id, status FROM camp_runs"))[dead.run_id] == "interrupted"
+    first.ledger.close()
+    rerun = _engine_run(root, ledger, at)
+    engine.start(rerun)
+    assert engine.snapshot(rerun) == (lo, hi) and not rerun.snapshot.fresh
+    rerun.ledger.unsent = lambda occ: looked.append(occ) or []  # type: ignore[method-assign]
+    recover_stage.recover(rerun)
+    assert looked == [rerun.ctx.occ]
+    rerun.ledger.close()
+
+
 def test_spend_and_reasons_are_exact_when_released_users_move_to_another_channel(tmp_path, prefect_api, hook,
                                                                                  ledger):
     """Push consent withdrawn while waiting, SMS consent kept: released on SMS, the costlier channel,
