@@ -189,8 +189,12 @@ def _history(run: Run, users: list[str]) -> tuple[dict[str, Seen], dict[str, lis
     lg, p = ctx.ledger, ctx.plan
     if lg.backend.one_writer:
         if run.caches.seen is None:
-            # the run's recipients are in the ledger's snapshot (but for a dry run): only theirs leave the database
-            run.caches.seen = seen_counts(ctx, None, ctx.as_of, snapshot=not ctx.dry_run)
+            fetched = run.snapshot.rows
+            if fetched is not None:  # the users this process fetched: only theirs leave the database, and the
+                # snapshot table (whose scan grows with the ledger's age) is not read
+                run.caches.seen = seen_counts(ctx, [str(r[0]) for r in fetched], ctx.as_of)
+            else:  # read back: the run's recipients are in the ledger's snapshot
+                run.caches.seen = seen_counts(ctx, None, ctx.as_of, snapshot=not ctx.dry_run)
         past = run.caches.seen
     else:
         past = seen_counts(ctx, users, ctx.as_of)
