@@ -43,25 +43,7 @@ _KEEPERS: dict[str, Any] = {}  # in-memory scratch ledger URL -> the connection 
 def scratch_ledger(real_url: str, folder: Path) -> str:
     """A DuckDB ledger holding the real ledger's state, migrated, in memory (else in `folder`); its URL."""
     if dialect_of(real_url) == "duckdb":
-        src = duckdb_path(real_url)
-        src = src if src and src != ":memory:" and Path(src).exists() else None
-        if _size(src) <= IN_MEMORY_UP_TO:
-            url, keeper = _in_memory()
-            try:
-                if src is not None:
-                    _attach_copy(keeper, src)
-            except Exception:  # noqa: BLE001 (held by a writing process, or not a database DuckDB can attach)
-                drop_scratch(url)
-            else:
-                open_ledger(url).close()  # pending migrations, in the copy only
-                return url
-        target = folder / "scratch-ledger.duckdb"
-        url = f"duckdb:///{target}"
-        if src is not None:
-            shutil.copyfile(src, target)
-            wal = Path(src + ".wal")
-            if wal.exists():
-                shutil.copyfile(wal, str(target) + ".wal")
+        url = _duckdb_copy(real_url, folder)
         open_ledger(url).close()  # pending migrations, in the copy only
         return url
     url = _in_memory()[0] if _postgres_size(real_url) <= IN_MEMORY_UP_TO else f"duckdb:///{folder / 'scratch-ledger.duckdb'}"
@@ -71,6 +53,29 @@ def scratch_ledger(real_url: str, folder: Path) -> str:
         drop_scratch(url)
         raise
     return url
+
+
+def _duckdb_copy(real_url: str, folder: Path) -> str:
+    """The real DuckDB ledger (if any) copied as it is, in memory when small enough and attachable, else into a file
+    in `folder`; the copy's URL."""
+    src = duckdb_path(real_url)
+    src = src if src and src != ":memory:" and Path(src).exists() else None
+    if _size(src) <= IN_MEMORY_UP_TO:
+        url, keeper = _in_memory()
+        try:
+            if src is not None:
+                _attach_copy(keeper, src)
+        except Exception:  # noqa: BLE001 (held by a writing process, or not a database DuckDB can attach)
+            drop_scratch(url)
+        else:
+            return url
+    target = folder / "scratch-ledger.duckdb"
+    if src is not None:
+        shutil.copyfile(src, target)
+        wal = Path(src + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, str(target) + ".wal")
+    return f"duckdb:///{target}"
 
 
 def drop_scratch(url: str) -> None:
