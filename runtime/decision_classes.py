@@ -84,7 +84,7 @@ class RowView:
     message goes to."""
 
     def __init__(self, plan: StepPlan, names: dict[str, int], lo: int):
-        self.plan, self.names, self.lo = plan, names, lo
+        self.lo = lo
         zone, addresses, consent, labels = _reads(plan)
         # the columns judge reads, raw (a finer split than judge's reading of them, so still alike): one C call
         read = [names["held_out"], names.get("skip"), names.get(f"u_{zone}") if zone else None]

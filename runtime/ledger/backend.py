@@ -183,14 +183,14 @@ class DuckDB(Backend):
         inserts 3 s). Amounts go as fixed-point text there too: DuckDB binds Decimal("1E+2") as 1.0000."""
         if len(rows) == 0:
             return
-        import pandas as pd
-
         cols = ", ".join(f'"{c}"' for c in columns)
         if len(rows) <= FEW and not _given_frame(rows):
             row = f"({', '.join(['?'] * len(columns))})"
             conn.execute(f"INSERT INTO {table} ({cols}) VALUES {', '.join([row] * len(rows))}",
                          [_plain(v) if isinstance(v, (Decimal, float)) else v for r in rows for v in r])
             return
+        import pandas as pd
+
         frame = _exact_decimals(rows if _given_frame(rows) else pd.DataFrame.from_records(rows, columns=columns))  # noqa: F841 (read by name)
         conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
 
