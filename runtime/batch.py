@@ -20,6 +20,7 @@ from runtime.context import Pending, Run, RunContext
 from runtime.decide import Budget, Decision, HeldCoupon, Seen
 from runtime.decision_classes import RecipientView, RowView, View, decide_rows
 from runtime.history import journey_coupons, ledger_budget, seen_counts
+from runtime.ledger.scratch import ScratchLedger
 from runtime.ledger.status import PointsState, Status
 from runtime.message import message, outbox_row
 from runtime.recipients import from_json, payloads
@@ -134,14 +135,15 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         if not ctx.dry_run:
             lg.record_decisions(deliveries, coupon_rows, outbox)
-            apart_users = [((d.arm, d.channel, d.status, d.reason, d.cost, d.due_at), users)
-                           for d, users, kept_apart in stopped.values() if kept_apart]
-            if apart_users:
-                lg.record_stopped(ctx.run_id, occ, apart_users)
-            if later:
-                names = sorted(run.snapshot.names, key=run.snapshot.names.__getitem__)
-                lg.fill_payloads(ctx.occ, list(zip([lo + i for i in later], payloads(names, [rows[i] for i in later]),
-                                                   strict=True)))
+            if isinstance(lg, ScratchLedger):  # a simulation: stopped users apart, snapshot rows of those read back
+                lg.record_stopped(ctx.run_id, occ, [((d.arm, d.channel, d.status, d.reason, d.cost, d.due_at), users)
+                                                    for d, users, kept_apart in stopped.values() if kept_apart])
+                if later:
+                    names = sorted(run.snapshot.names, key=run.snapshot.names.__getitem__)
+                    held = run.snapshot.names["held_out"]
+                    mine = [rows[i] for i in later]
+                    lg.fill_payloads(occ, [(lo + i, str(r[0]), bool(r[held]), data) for i, r, data in
+                                           zip(later, mine, payloads(names, mine), strict=True)])
             lg.record_grants(*grants)
             for day, amount in budget.spent.items():
                 if amount:

@@ -27,8 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from runtime.ledger import MIGRATIONS, Ledger, open_ledger
-from runtime.ledger.store import STOPPED_DDL
+from runtime.ledger import MIGRATIONS, open_ledger
+from runtime.ledger.scratch import ScratchLedger
 from runtime.warehouse import connect, dialect_of, duckdb_path
 
 
@@ -126,37 +126,18 @@ def _postgres_size(real_url: str) -> int:
     return int(n)
 
 
-def open_scratch(url: str) -> Ledger:
+def open_scratch(url: str) -> ScratchLedger:
     """The scratch ledger at `url`, with DuckDB's automatic checkpoints put off (a checkpoint every 16 MB of
     log was a tenth of a simulated week, and grew with the ledger): nobody reopens the file after a crash."""
-    lg = open_ledger(url)
-    lg.execute("SET checkpoint_threshold = '64GB'")
-    for ddl in STOPPED_DDL:
-        lg.execute(ddl)
-    _unkeyed_snapshot(lg)
-    lg.stopped_apart = True
+    lg = ScratchLedger(url)
+    try:
+        lg.migrate()
+        lg.execute("SET checkpoint_threshold = '64GB'")
+        lg.prepare()
+    except BaseException:
+        lg.close()
+        raise
     return lg
-
-
-def _unkeyed_snapshot(lg: Ledger) -> None:
-    """The scratch ledger's snapshot table without its primary key. Keeping that index was half the cost of
-    writing a snapshot (a simulated month writes millions of recipients), and it guards nothing here: one process
-    writes the scratch ledger, and the engine never writes a (campaign, step, occurrence, seq) twice, since it
-    reads the snapshot's size inside the decision lock first (runtime.snapshot). Same columns, same rows, same
-    order, the same NOT NULLs; nothing reads it by that key alone."""
-    keyed = lg.rows("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'camp_recipients' "
-                    "AND constraint_type = 'PRIMARY KEY'")[0][0]
-    if not keyed:
-        return
-    columns = ", ".join(f'"{name}" {kind}{"" if nullable == "YES" else " NOT NULL"}' for name, kind, nullable in lg.rows(
-        "SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = "
-        "'camp_recipients' AND table_schema = 'main' ORDER BY ordinal_position"))
-    with lg.transaction():
-        lg.execute(f"CREATE TABLE camp_recipients_unkeyed ({columns})")
-        lg.execute("INSERT INTO camp_recipients_unkeyed SELECT * FROM camp_recipients ORDER BY campaign, step, "
-                   "occurrence, seq")
-        lg.execute("DROP TABLE camp_recipients")
-        lg.execute("ALTER TABLE camp_recipients_unkeyed RENAME TO camp_recipients")
 
 
 def _copy_postgres(real_url: str, url: str) -> None:

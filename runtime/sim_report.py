@@ -18,8 +18,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from runtime.ledger import open_ledger
+from runtime.ledger.scratch import STOPPED_COLS, STOPPED_TABLE
 from runtime.ledger.status import COUNTED, Status
-from runtime.ledger.store import STOPPED_COLS, STOPPED_TABLE
 
 SIM_VERSION = 1
 _STATUSES = [s.value for s in (Status.SENT, Status.DEFERRED, Status.SUPPRESSED, Status.BUDGET_EXHAUSTED,

@@ -51,7 +51,7 @@ def _snapshot(run: Run) -> tuple[int, int]:
         if done is not None:
             return done
         lo = lg.snapshot_size(ctx.occ) or 0
-        # a scratch ledger's snapshot gets the data of the users read back later only (runtime.batch fills them)
+        # a scratch ledger's snapshot gets the rows (or data) of the users read back later only (runtime.batch fills them)
         cache.payload_later = lg.stopped_apart
         held = idx["held_out"]
         cache.rows, cache.lo, cache.names = data, lo, idx

@@ -7,6 +7,8 @@
     resources.py   ResourceLedger (Ledger's base): points credits and their issue, red packet grants and share
                    payouts, a campaign's forecast and actual spend
     tags.py        TagLedger (Ledger's base): manual tags (`camp tag`) and their audit trail
+    scratch.py     ScratchLedger (a Ledger): what `camp simulate` writes differently (stopped decisions apart,
+                   snapshots of the recipients read back only)
     connection.py  Connection: one session (DuckDB file or PostgreSQL), `?` statements, transactions, the
                    decision lock, migrations
     backend.py     DuckDB, Postgres: every difference between the engines (the warehouse session's too)

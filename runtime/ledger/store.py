@@ -50,26 +50,6 @@ DELIVERY_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id",
                  "due_at", "not_before", "decided_at", "sent_at", "attempts", "error"]
 COUPON_COLS = ["coupon_id", "idempotency_key", "campaign", "code", "user_id", "value", "currency", "min_spend",
                "scope", "state", "reserved_at", "issued_at", "usable_from", "usable_to", "redeemed_at"]
-# a simulation's scratch ledger (runtime.sim_ledger) keeps stopped decisions apart, unkeyed: nothing reads them back
-# one by one (caps count only COUNTED statuses; no simulated batch is decided twice), only its report and summaries.
-# Each decision is written once (STOPPED_DECISIONS) and the users it stopped as (run, decision, user)
-# (STOPPED_USERS); the view STOPPED_TABLE joins them into STOPPED_COLS.
-STOPPED_TABLE = "camp_sim_stopped"
-STOPPED_USERS = "camp_sim_stopped_users"
-STOPPED_DECISIONS = "camp_sim_stopped_decisions"
-STOPPED_SCHEMA = [("run_id", "text NOT NULL"), ("campaign", "text NOT NULL"), ("step", "text NOT NULL"),
-                  ("occurrence", "text NOT NULL"), ("user_id", "text NOT NULL"), ("arm", "text"), ("channel", "text"),
-                  ("status", "text NOT NULL"), ("reason", "text"), ("cost", "decimal(18, 4) NOT NULL"),
-                  ("due_at", "timestamptz NOT NULL")]  # the view's columns and types
-STOPPED_COLS = [name for name, _ in STOPPED_SCHEMA]
-_DECISION_SCHEMA = [("run_id", "text NOT NULL"), ("decision", "bigint NOT NULL")] + \
-    [(c, t) for c, t in STOPPED_SCHEMA if c not in ("run_id", "user_id")] + [("users", "bigint NOT NULL")]
-STOPPED_DDL = [  # runtime.sim_ledger runs these on a scratch ledger
-    f"CREATE TABLE IF NOT EXISTS {STOPPED_DECISIONS} ({', '.join(f'{c} {t}' for c, t in _DECISION_SCHEMA)})",
-    f"CREATE TABLE IF NOT EXISTS {STOPPED_USERS} (run_id text NOT NULL, decision bigint NOT NULL, "
-    "user_id text NOT NULL)",
-    f"CREATE OR REPLACE VIEW {STOPPED_TABLE} AS SELECT {', '.join(STOPPED_COLS)} FROM {STOPPED_USERS} "
-    f"JOIN {STOPPED_DECISIONS} USING (run_id, decision)"]
 OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "channel", "address", "subject", "body",
                "plan_hash", "created_at"]
 
@@ -88,10 +68,9 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     manual tags TagLedger's, materialised labels' history (`camp materialize`) LabelLedger's, moving old rows out
     (`camp ledger archive`) ArchiveLedger's."""
 
-    # a simulation's scratch ledger: stopped decisions go to STOPPED_TABLE (record_stopped), and a snapshot's data
-    # is written only for the users left pending or deferred (fill_payloads), the ones read back
+    # a simulation's scratch ledger (runtime.ledger.scratch.ScratchLedger) keeps stopped decisions apart and writes a
+    # snapshot's data only for the users read back
     stopped_apart = False
-    _stopped_next = 0  # the next decision number record_stopped gives (with the run id, a decision's key)
 
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
@@ -150,21 +129,16 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         n = len(users)
         self.insert_columns("camp_recipients", dict(zip(RECIPIENT_COLS, (*occ, range(lo, lo + n), users, held_out,
                                                                          data), strict=True)), n)
+        self._snapshot_taken(occ, plan_hash, lo, n, part)
+
+    def _snapshot_taken(self, occ: Occurrence, plan_hash: str, lo: int, n: int, part: str | None) -> None:
+        """The occurrence's snapshot size after `n` recipients from seq `lo`, and the part they make."""
         # a first part of no users leaves a snapshot of 0 (a later part starts at 0 again)
         self.execute("INSERT INTO camp_snapshots VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign, step, occurrence) "
                      "DO UPDATE SET recipients = excluded.recipients", (*occ, plan_hash, lo + n, datetime.now(UTC)))
         if part is not None:
             self.execute("INSERT INTO camp_snapshot_parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          (*occ, part, lo, lo + n, plan_hash, datetime.now(UTC)))
-
-    def fill_payloads(self, occ: Occurrence, rows: list[tuple[int, str]]) -> None:
-        """The data of these (seq, data) users of the snapshot, written without it (a scratch ledger's, where only
-        those read back later need it). Call it inside `decision()`."""
-        self.backend.fresh_temp_table(self.db.conn, "camp_fill", "seq bigint, data text")
-        self.bulk_insert("camp_fill", ["seq", "data"], rows)
-        self.execute("UPDATE camp_recipients SET data = f.data FROM camp_fill f WHERE camp_recipients.campaign = ? "
-                     "AND camp_recipients.step = ? AND camp_recipients.occurrence = ? AND camp_recipients.seq = f.seq",
-                     occ)
 
     def recipient_rows(self, occ: Occurrence, lo: int, hi: int) -> list[RecipientRow]:
         """The snapshot's users with seq in [lo, hi), in order."""
@@ -256,24 +230,6 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         self.bulk_insert("camp_deliveries", DELIVERY_COLS, deliveries)
         self.bulk_insert("camp_coupons", COUPON_COLS, coupons)
         self.bulk_insert("camp_outbox", OUTBOX_COLS, outbox)
-
-    def record_stopped(self, run_id: str, occ: Occurrence, alike: list[tuple[tuple, list[str]]]) -> None:
-        """A simulated batch's stopped decisions, on a scratch ledger that keeps them apart: each decision (arm,
-        channel, status, reason, cost, due_at) once, and the users it stopped as (run, decision, user) (a batch
-        has a few dozen decisions; a frame of whole rows was a tenth of a simulated week)."""
-        if not alike:
-            return
-        import numpy as np
-        import pandas as pd
-
-        first = self._stopped_next
-        self._stopped_next += len(alike)
-        self.bulk_insert(STOPPED_DECISIONS, [c for c, _ in _DECISION_SCHEMA],
-                         [(run_id, first + k, *occ, *decision, len(users))
-                          for k, (decision, users) in enumerate(alike)])
-        ids = np.repeat(np.arange(first, first + len(alike), dtype=np.int64), [len(users) for _, users in alike])
-        self.bulk_insert(STOPPED_USERS, ["run_id", "decision", "user_id"], pd.DataFrame(
-            {"run_id": run_id, "decision": ids, "user_id": [u for _, users in alike for u in users]}))
 
     def add_spend(self, campaign: str, day: date, amount: Decimal) -> None:
         """Add to (or, negative, give back to) the campaign's spend of the day."""
@@ -421,12 +377,6 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     # ------------------------------------------------------------ summaries
     def status_counts(self, occ: Occurrence) -> list[StatusCount]:
         """The occurrence's deliveries per (status, reason), in that order."""
-        if self.stopped_apart:  # a stopped decision counts its users (none of them read one by one)
-            return [StatusCount(*r) for r in self.rows(
-                "SELECT status, reason, sum(n), sum(cost) FROM (SELECT status, reason, 1 AS n, cost FROM "
-                "camp_deliveries WHERE campaign = ? AND step = ? AND occurrence = ? UNION ALL SELECT status, reason, "
-                f"users, cost * users FROM {STOPPED_DECISIONS} WHERE campaign = ? AND step = ? AND occurrence = ?) "
-                "GROUP BY status, reason ORDER BY status, reason", (*occ, *occ))]
         return [StatusCount(*r) for r in self.rows(
             "SELECT status, reason, count(*), sum(cost) FROM camp_deliveries WHERE campaign = ? AND step = ? AND "
             "occurrence = ? GROUP BY status, reason ORDER BY status, reason", occ)]

@@ -213,3 +213,40 @@ def test_the_scratch_snapshot_drops_only_its_primary_key_and_keeps_every_row_in_
         assert _recipients_ddl(f"duckdb:///{real}") == (real_cols, 1)
     finally:
         drop_scratch(url)
+
+
+def _delivery(occ: tuple, user: str, status: str) -> tuple:
+    return (f"{'/'.join(occ)}/{user}", *occ, user, None, "push", status, None, Decimal(0), "CNY", None, None, "h",
+            "r", None, NOW, None, NOW, None, 0, None)
+
+
+def test_a_first_steps_scratch_snapshot_holds_only_the_recipients_read_back(tmp_path):
+    """A scratch ledger records a first step's snapshot size without its rows; the batch then writes the rows of the
+    users left pending (with their data), which a recovery reads back as the real ledger's full snapshot gives
+    them. A follow-up's part keeps every row (the journey reads which users it took) and gets its data filled in."""
+    url = scratch_ledger(f"duckdb:///{tmp_path / 'none.duckdb'}", tmp_path)
+    lg = open_scratch(url)
+    real = open_ledger(f"duckdb:///{tmp_path / 'real.duckdb'}")
+    first, part = ("c", "s", "o"), ("c", "later", "o")
+    try:
+        for ledger in (lg, real):
+            with ledger.decision():
+                ledger.add_recipients(first, "h", 0, ["a", "b", "c"], [False, True, False],
+                                      ['{"x": 1}', '{"x": 2}', '{"x": 3}'] if ledger is real else "", None)
+                ledger.record_decisions([_delivery(first, "a", "suppressed"), _delivery(first, "c", "pending")], [], [])
+        with lg.decision():
+            assert lg.rows("SELECT count(*) FROM camp_recipients")[0][0] == 0
+            lg.fill_payloads(first, [(2, "c", False, '{"x": 3}')])
+        assert lg.snapshot_size(first) == real.snapshot_size(first) == 3
+        assert lg.unsent(first) == real.unsent(first)
+        assert [(r.user_id, r.seq, r.data) for r in lg.unsent(first)] == [("c", 2, '{"x": 3}')]
+        with lg.decision():
+            lg.add_recipients(part, "h", 0, ["a", "b"], [False, False], "", "2026-12-01T00:00:00+00:00")
+            lg.fill_payloads(part, [(1, "b", False, '{"x": 5}')])
+        assert lg.rows("SELECT seq, user_id, data FROM camp_recipients WHERE step = 'later' ORDER BY seq") == [
+            (0, "a", ""), (1, "b", '{"x": 5}')]
+        assert lg.snapshot_part(part, "2026-12-01T00:00:00+00:00") == (0, 2)
+    finally:
+        lg.close()
+        real.close()
+        drop_scratch(url)

@@ -154,8 +154,8 @@ campaign night "夜间" {
 
 
 def test_users_quiet_hours_hold_are_released_with_their_snapshot_data(tmp_path):
-    """The scratch ledger writes a snapshot user's data only for those read back later (the deferred, released
-    the next morning, runtime.batch), and keeps stopped decisions apart: the released messages are rendered from
+    """The scratch ledger writes a snapshot's users, with their data, only for those read back later (the deferred,
+    released the next morning, runtime.batch), and keeps stopped decisions apart: the released messages are rendered from
     the users' own values, and the report counts every user once."""
     from compiler.check import check_workspace
     from compiler.workspace import load_workspace
@@ -187,13 +187,15 @@ def test_users_quiet_hours_hold_are_released_with_their_snapshot_data(tmp_path):
                                           "not_before IS NOT NULL")}
         apart = lg.rows("SELECT status, count(*) FROM camp_sim_stopped GROUP BY ALL")
         kept = lg.rows("SELECT count(*) FROM camp_deliveries WHERE status IN ('suppressed', 'budget_exhausted')")
+        size = lg.rows("SELECT sum(recipients) FROM camp_snapshots")[0][0]
     finally:
         lg.close()
         sim.close()
     assert released and released < set(sent)  # some were in their daytime, sent at once
     assert sent == {u: f"level {levels[u]}" for u in sent}
     assert apart and kept == [(0,)]
-    assert {u for u, d in data_of.items() if d} == released  # only the users read back have their data
-    assert set(data_of) == set(levels)
+    # only the users read back are in the snapshot, with their data; its size counts every recipient
+    assert {u for u, d in data_of.items() if d} == set(data_of) == released
+    assert size == len(levels)
     days = {r["day"]: r for r in doc["daily"]}
     assert sum(r["sent"] + r["suppressed"] + r["deferred"] + r["holdout"] for r in days.values()) == len(levels)
