@@ -157,7 +157,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
     return out
 
 
-_APART = (Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)  # what a scratch ledger keeps apart (Ledger.stopped_apart)
+_APART = (Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)  # what a scratch ledger keeps apart (ScratchLedger)
 _GOING = (Status.PENDING, Status.DEFERRED)  # what a decision lets go on: to send now, or later
 
 
@@ -166,7 +166,7 @@ def _unseen(run: Run, lo: int) -> bool:
     the snapshot, each user once, where this process is the ledger's one writer, and has not decided this batch
     before (the ledger's check of decided users, 1.4 s at 1M recipients, is then skipped)."""
     cache = run.snapshot
-    if not (cache.fresh and run.ctx.ledger.backend.one_writer) or lo in cache.decided:
+    if not cache.unseen(run.ctx.ledger.backend.one_writer) or lo in cache.decided:
         return False
     cache.decided.add(lo)
     return True

@@ -101,6 +101,11 @@ class SnapshotCache:
     decided: set[int] = field(default_factory=set)  # the batches (by first seq) this run decided
     payload_later: bool = False  # rows written without their data: the batch writes it for users read back later
 
+    def unseen(self, one_writer: bool) -> bool:
+        """No user of these rows can have a delivery of the occurrence yet: this run wrote them to the snapshot,
+        each user once, and this process is the ledger's one writer (`one_writer`)."""
+        return self.fresh and one_writer
+
 
 class Channels:
     """The run's channel adapters, made on first use from camp.toml's channel table (shared by the plans a

@@ -18,10 +18,10 @@ def recover(run: Run) -> int:
         return 0
     _interrupt_dead(run)
     cache = run.snapshot
-    if cache.fresh and cache.lo == 0 and run.ctx.ledger.backend.one_writer:
-        # this run has just written the occurrence's first snapshot rows, where it is the ledger's one writer: no
-        # earlier attempt got as far as a snapshot, so none left a delivery (or a credit) behind. (The lookup
-        # joins the snapshot table, whose scan grows with the ledger: 2 s of a simulated month's 200 runs.)
+    if cache.unseen(run.ctx.ledger.backend.one_writer) and cache.lo == 0:
+        # this run has just written the occurrence's first snapshot rows: no earlier attempt got as far as a
+        # snapshot, so none left a delivery (or a credit) behind. (The lookup joins the snapshot table, whose scan
+        # grows with the ledger: 2 s of a simulated month's 200 runs.)
         return 0
     items = pending(run.ctx.plan, run.ctx.ledger.unsent(run.ctx.occ))
     dispatch(items, run.caches, run.ctx.plan_hash, run.counters, LedgerSink(run))

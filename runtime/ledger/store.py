@@ -54,9 +54,6 @@ OUTBOX_COLS = ["idempotency_key", "campaign", "step", "occurrence", "user_id", "
                "plan_hash", "created_at"]
 
 
-MANY = 2_000  # users up to which a query names them in a list parameter, not a TEMP table (Ledger.seen_by_user)
-
-
 def _run_key(run_id: str) -> int:
     """The second key of a run's liveness lock: 32 signed bits of sha256(run id)."""
     return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:4], "big", signed=True)
@@ -154,9 +151,10 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     def counted_deliveries(self, users: list[str], statuses: Iterable[Status], since: datetime) -> list[CountedRow]:
         """These users' deliveries in these statuses (any campaign) due at `since` or later."""
         listed = ", ".join(f"'{s}'" for s in statuses)
+        mine, params = self.among("user_id", users, "camp_counted_users")
         return [CountedRow(*r) for r in self.rows(
             f"SELECT idempotency_key, user_id, campaign, channel, due_at, exclusive_group FROM camp_deliveries WHERE "
-            f"{self.in_list('user_id')} AND status IN ({listed}) AND due_at >= ?", (users, since))]
+            f"{mine} AND status IN ({listed}) AND due_at >= ?", (*params, since))]
 
     def seen_by_user(self, statuses: Iterable[Status], since: datetime,
                      counts: list[tuple[str | None, str | None, datetime | None, int] | None],
@@ -196,13 +194,10 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         listed = ", ".join(f"'{s}'" for s in statuses)
         where = f"status IN ({listed}) AND due_at >= ?"
         params.append(since)
-        if users is not None and len(users) > MANY:  # a list parameter of 75,000 ids took 80 ms on DuckDB
-            self.backend.fresh_temp_table(self.db.conn, "camp_seen_users", "user_id text")
-            self.insert_columns("camp_seen_users", {"user_id": users}, len(users))
-            where += " AND user_id IN (SELECT user_id FROM camp_seen_users)"
-        elif users is not None:
-            where += f" AND {self.in_list('user_id')}"
-            params.append(users)
+        if users is not None:
+            mine, listed_users = self.among("user_id", users, "camp_seen_users")
+            where += f" AND {mine}"
+            params.extend(listed_users)
         if snapshot is not None:
             where += (" AND user_id IN (SELECT user_id FROM camp_recipients WHERE campaign = ? AND step = ? AND "
                       "occurrence = ?)")
@@ -214,10 +209,10 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
         """The coupons given to these users (any campaign; not void ones, whose message never went out), each
         with whether it is still unused: reserved or issued, not redeemed by an order (`camp sync`) nor expired.
         Unused-coupon caps count the unused ones; `cap N coupons per user per D` counts every one given."""
+        mine, params = self.among("user_id", users, "camp_coupon_users")
         return [CouponRow(*r) for r in self.rows(
             f"SELECT user_id, code, campaign, reserved_at, usable_to, state IN ('{CouponState.RESERVED}', "
-            f"'{CouponState.ISSUED}') FROM camp_coupons WHERE {self.in_list('user_id')} AND "
-            f"state <> '{CouponState.VOID}'", (users,))]
+            f"'{CouponState.ISSUED}') FROM camp_coupons WHERE {mine} AND state <> '{CouponState.VOID}'", params)]
 
     def spend(self, campaign: str) -> dict[date, Decimal]:
         """What the campaign spent, per day."""

@@ -17,6 +17,7 @@ from compiler.config import CouponsSection
 from dsl.diagnostics import Diagnostic
 from runtime.coupon_sync import SyncResult, sync_coupons
 from runtime.ledger import open_ledger
+from runtime.ledger.connection import MANY
 from runtime.ledger.store import COUPON_COLS
 from runtime.warehouse import connect, create_tables
 from tests.conftest import CAMPAIGNS
@@ -158,6 +159,9 @@ def test_late_orders_are_matched_within_late_data_then_coupons_expire(world, sch
     assert rows["b"][6] == after and rows["a"][6] is None
     lg = open_ledger(world[0])
     assert [c.user_id for c in lg.held_coupons(["1", "2", "3"]) if c.unused] == ["3"]  # neither redeemed nor expired
+    # over MANY users they go to the query as a TEMP table: the same coupons
+    many = ["1", "3"] + [f"x{i}" for i in range(MANY)]
+    assert sorted(lg.held_coupons(many)) == sorted(c for c in lg.held_coupons(["1", "2", "3"]) if c.user_id != "2")
     lg.close()
 
 

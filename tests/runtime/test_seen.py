@@ -19,8 +19,9 @@ from runtime.context import RunContext
 from runtime.decide import NOTHING_SEEN, Budget, Past, Recipient, decide
 from runtime.history import past_deliveries, seen_counts
 from runtime.ledger import open_ledger
+from runtime.ledger.connection import MANY
 from runtime.ledger.status import COUNTED, Status
-from runtime.ledger.store import DELIVERY_COLS, MANY
+from runtime.ledger.store import DELIVERY_COLS
 from tests.profiles import examples
 from tests.runtime.conftest import pg_schema
 from tests.runtime.test_decide import NOW, cap, plan
@@ -86,8 +87,13 @@ def _property(lg) -> None:
                        [(*ctx.occ, i, u, False, "{}") for i, u in enumerate(snapshot)])
         lg.bulk_insert("camp_recipients", ["campaign", "step", "occurrence", "seq", "user_id", "held_out", "data"],
                        [(*ctx.occ[:2], "another", 0, USERS[0], False, "{}")])  # another occurrence's: not read
-        # over MANY users they go to the query as a TEMP table, not a list parameter: the same counts
+        # over MANY users they go to the query as a TEMP table, not a list parameter: the same counts and rows
         many = USERS[2:5] + [f"x{i}" for i in range(MANY)]
+        read_many: dict[str, list] = {}
+        for _, uid, d in past_deliveries(ctx, many, NOW):
+            read_many.setdefault(uid, []).append(d)
+        assert {u: sorted(map(repr, ds)) for u, ds in read_many.items()} == \
+            {u: sorted(map(repr, read[u])) for u in USERS[2:5] if read[u]}
         for everyone, only in ((None, False), (USERS[:3], False), (many, False), (None, True)):
             seen = seen_counts(ctx, everyone, NOW, snapshot=only)
             if only:
