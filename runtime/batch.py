@@ -54,7 +54,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         render_s = 0.0
         now = datetime.now(UTC)
         # a simulation's stopped users: rows apart, unkeyed, only where no check of decided users reads them
-        apart = lg.stopped_apart and unseen
+        apart = isinstance(lg, ScratchLedger) and unseen
         # each stopped Decision (one per class of alike users, or per budget answer; held here, so its id stays its
         # own) -> it, its users, whether they are kept apart: counted once per decision, not per user
         stopped: dict[int, tuple[Decision, list[str], bool]] = {}

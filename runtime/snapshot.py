@@ -17,6 +17,7 @@ from runtime import journey
 from runtime.context import Run
 from runtime.labels import load_history
 from runtime.ledger import Ledger
+from runtime.ledger.scratch import ScratchLedger
 from runtime.ledger_facts import load_ledger_facts
 from runtime.recipients import payloads
 from runtime.warehouse import connect
@@ -52,7 +53,7 @@ def _snapshot(run: Run) -> tuple[int, int]:
             return done
         lo = lg.snapshot_size(ctx.occ) or 0
         # a scratch ledger's snapshot gets the rows (or data) of the users read back later only (runtime.batch fills them)
-        cache.payload_later = lg.stopped_apart
+        cache.payload_later = isinstance(lg, ScratchLedger)
         held = idx["held_out"]
         cache.rows, cache.lo, cache.names = data, lo, idx
         cache.fresh = len({row[0] for row in data}) == len(data)

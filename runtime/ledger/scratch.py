@@ -43,8 +43,6 @@ _STOPPED_DDL = [
 class ScratchLedger(Ledger):
     """The ledger a simulation writes (see the module's text); `prepare` makes its tables."""
 
-    stopped_apart = True
-
     def __init__(self, url: str):
         super().__init__(url)
         self._stopped_next = 0  # the next decision number record_stopped gives (with the run id, a decision's key)

@@ -65,10 +65,6 @@ class Ledger(CouponLedger, OutcomeLedger, ResourceLedger, AlertLedger, TagLedger
     manual tags TagLedger's, materialised labels' history (`camp materialize`) LabelLedger's, moving old rows out
     (`camp ledger archive`) ArchiveLedger's."""
 
-    # a simulation's scratch ledger (runtime.ledger.scratch.ScratchLedger) keeps stopped decisions apart and writes a
-    # snapshot's data only for the users read back
-    stopped_apart = False
-
     # ------------------------------------------------------------ a run's record (the engine)
     def start_run(self, run_id: str, plan: StepPlan, plan_hash: str, as_of: datetime,
                   flow_run_id: str | None) -> None:
