@@ -34,12 +34,11 @@ def decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
 
 
 def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
-    rows, view = _rows(run, lo, hi)
+    rows, users, view = _rows(run, lo, hi)
     if not rows:
         return []
     ctx, n, caches = run.ctx, run.counters, run.caches
     lg, p = ctx.ledger, ctx.plan
-    users = [view.user(x) for x in rows]
     with lg.decision():
         done: set[str] = set()
         unseen = not ctx.dry_run and _unseen(run, lo)
@@ -60,7 +59,7 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         stopped: dict[int, tuple[Decision, list[str], bool]] = {}
         left_out = n.left_out
         later: list[int] = []  # users left pending or deferred, of a snapshot written without its data
-        for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done):
+        for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done, users):
             if bad:
                 n.unknown_zones += 1
             if isinstance(d, Exception):  # one user's bad row fails that user's delivery, not the batch
@@ -172,13 +171,15 @@ def _unseen(run: Run, lo: int) -> bool:
     return True
 
 
-def _rows(run: Run, lo: int, hi: int) -> tuple[list, View]:
-    """Users seq lo..hi-1 and how to read them: the rows this process fetched, else Recipients from the ledger's
-    snapshot."""
+def _rows(run: Run, lo: int, hi: int) -> tuple[list, list[str], View]:
+    """Users seq lo..hi-1 (their rows, their ids) and how to read them: the rows this process fetched, else
+    Recipients from the ledger's snapshot."""
     cache, p = run.snapshot, run.ctx.plan
     if cache.rows is not None:
-        return cache.rows[lo - cache.lo:hi - cache.lo], RowView(p, cache.names, lo)
-    return [from_json(p, *r) for r in run.ctx.ledger.recipient_rows(run.ctx.occ, lo, hi)], RecipientView(p)
+        a, b = lo - cache.lo, hi - cache.lo
+        return cache.rows[a:b], cache.users[a:b], RowView(p, cache.names, lo)
+    rows = [from_json(p, *r) for r in run.ctx.ledger.recipient_rows(run.ctx.occ, lo, hi)]
+    return rows, [r.user_id for r in rows], RecipientView(p)
 
 
 def _history(run: Run, users: list[str]) -> tuple[dict[str, Seen], dict[str, list[HeldCoupon]]]:
@@ -191,10 +192,9 @@ def _history(run: Run, users: list[str]) -> tuple[dict[str, Seen], dict[str, lis
     lg, p = ctx.ledger, ctx.plan
     if lg.backend.one_writer:
         if run.caches.seen is None:
-            fetched = run.snapshot.rows
-            if fetched is not None:  # the users this process fetched: only theirs leave the database, and the
-                # snapshot table (whose scan grows with the ledger's age) is not read
-                run.caches.seen = seen_counts(ctx, [str(r[0]) for r in fetched], ctx.as_of)
+            if run.snapshot.rows is not None:  # the users this process fetched: only theirs leave the database, and
+                # the snapshot table (whose scan grows with the ledger's age) is not read
+                run.caches.seen = seen_counts(ctx, run.snapshot.users, ctx.as_of)
             else:  # read back: the run's recipients are in the ledger's snapshot
                 run.caches.seen = seen_counts(ctx, None, ctx.as_of, snapshot=not ctx.dry_run)
         past = run.caches.seen

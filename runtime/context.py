@@ -93,6 +93,7 @@ class SnapshotCache:
     """The snapshot as fetched, when this process made it: no read back from the ledger, no decoding."""
 
     rows: list | None = None
+    users: list[str] = field(default_factory=list)  # rows' user ids as text, made once (every stage reads them)
     lo: int = 0  # seq of rows[0] (a follow-up's part starts after the earlier parts)
     names: dict[str, int] = field(default_factory=dict)  # snapshot column -> index in rows
     # this run wrote these rows to the snapshot, each user once: none of them can have a delivery of the occurrence
@@ -190,5 +191,5 @@ class Run:
 
     def close(self) -> None:
         self.caches.channels.close()
-        self.snapshot.rows = None
+        self.snapshot.rows, self.snapshot.users = None, []
         gc.unfreeze()

@@ -74,8 +74,15 @@ class Simulation:
         """The scratch ledger given up (an in-memory one's memory freed); read the report before."""
         drop_scratch(self.ledger_url)
 
+# Users decided per batch (one decision transaction) in a simulation. A real run's 10,000 bound what a crash can undo
+# and what a worker takes; the scratch ledger has no workers and nothing to recover, and decisions do not depend on
+# where batches end (tests/runtime/test_simulate.py), so a daily digest to 79,000 users is one batch, not eight: a
+# ninth of the ledger statements, about 8% of a simulated month.
+BATCH = 100_000
+
+
 def simulate(ws, program, start: datetime, end: datetime, data_url: str, ledger_url: str, folder: Path | None = None,
-             batch: int = 10_000, progress: Callable[[datetime, str], None] | None = None) -> Simulation:
+             batch: int = BATCH, progress: Callable[[datetime, str], None] | None = None) -> Simulation:
     """Play [start, end) on a scratch copy of the ledger at `ledger_url` (in memory, or in `folder`, else a new
     temporary folder, which the caller removes; `Simulation.close` gives the scratch ledger up)."""
     with kept_open(data_url):  # the shop is only read: its file opened once, a session per query

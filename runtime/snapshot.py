@@ -44,8 +44,9 @@ def _snapshot(run: Run) -> tuple[int, int]:
     names, data = _fetch(run, cohort)
     gc.freeze()  # the snapshot lives as long as the run: keep the collector from rescanning a million rows
     idx = {n: i for i, n in enumerate(names)}
+    users = [str(row[0]) for row in data]
     if ctx.dry_run:
-        cache.rows, cache.names = data, idx
+        cache.rows, cache.names, cache.users = data, idx, users
         return 0, len(data)
     with lg.decision():  # one writer of the occurrence's snapshot at a time
         done = _part(lg, run, part)
@@ -55,9 +56,9 @@ def _snapshot(run: Run) -> tuple[int, int]:
         # a scratch ledger's snapshot gets the rows (or data) of the users read back later only (runtime.batch fills them)
         cache.payload_later = isinstance(lg, ScratchLedger)
         held = idx["held_out"]
-        cache.rows, cache.lo, cache.names = data, lo, idx
-        cache.fresh = len({row[0] for row in data}) == len(data)
-        lg.add_recipients(ctx.occ, ctx.plan_hash, lo, [str(row[0]) for row in data], [bool(row[held]) for row in data],
+        cache.rows, cache.lo, cache.names, cache.users = data, lo, idx, users
+        cache.fresh = len(set(users)) == len(data)
+        lg.add_recipients(ctx.occ, ctx.plan_hash, lo, users, [bool(row[held]) for row in data],
                           "" if cache.payload_later else payloads(names, data), part)
     return lo, lo + len(data)
 

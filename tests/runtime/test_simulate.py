@@ -199,3 +199,32 @@ def test_users_quiet_hours_hold_are_released_with_their_snapshot_data(tmp_path):
     assert size == len(levels)
     days = {r["day"]: r for r in doc["daily"]}
     assert sum(r["sent"] + r["suppressed"] + r["deferred"] + r["holdout"] for r in days.values()) == len(levels)
+
+
+def test_where_batches_end_changes_no_decision(tmp_path):
+    """A simulation decides in batches of `runtime.simulate.BATCH` users, real runs in batches of 10,000: where a
+    batch ends changes no decision (the budget runs out at the same user, caps and holds count the same), so the
+    report of batches of 7 users equals that of one batch per run, key for key."""
+    from compiler.check import check_workspace
+    from compiler.workspace import load_workspace
+    from runtime.sim_report import simulation_report
+    from runtime.simulate import BATCH, simulate
+
+    root = sim_workspace(tmp_path / "ws", events=True)
+    data = f"duckdb:///{root / 'shop.duckdb'}"
+    make_shop(data, 300, seed=1)
+    ws = load_workspace(root)
+    program = check_workspace(ws).program
+    zone = ZoneInfo("Asia/Shanghai")
+    docs = []
+    for batch in (7, BATCH):
+        (tmp_path / f"sim{batch}").mkdir()
+        sim = simulate(ws, program, datetime(2026, 11, 24, tzinfo=zone), datetime(2026, 11, 29, tzinfo=zone), data,
+                       f"duckdb:///{root / 'ledger.duckdb'}", tmp_path / f"sim{batch}", batch=batch)
+        try:
+            docs.append(simulation_report(sim, program))
+        finally:
+            sim.close()
+    small, large = docs
+    assert small["runs"]["step"] == 10 and any(b["daily_runs_out"] for b in small["budgets"])
+    assert small == large
