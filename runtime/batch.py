@@ -8,17 +8,19 @@ a user whose own row cannot be decided fails alone, the batch goes on.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from compiler.clock import plus
 from compiler.plan import StepPlan
 from runtime.context import Pending, Run, RunContext
-from runtime.decide import Budget, Decision, HeldCoupon, Seen
-from runtime.decision_classes import RecipientView, RowView, View, decide_rows
+from runtime.decide import Budget, HeldCoupon, Seen
+from runtime.decision_classes import RecipientView, RowView, Stopped, View, decide_rows
 from runtime.history import journey_coupons, ledger_budget, seen_counts
 from runtime.ledger.scratch import ScratchLedger
 from runtime.ledger.status import PointsState, Status
@@ -52,32 +54,17 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
         prefix, occ = ctx.key_prefix, ctx.occ
         render_s = 0.0
         now = datetime.now(UTC)
-        # a simulation's stopped users: rows apart, unkeyed, only where no check of decided users reads them
-        apart = isinstance(lg, ScratchLedger) and unseen
-        # each stopped Decision (one per class of alike users, or per budget answer; held here, so its id stays its
-        # own) -> it, its users, whether they are kept apart: counted once per decision, not per user
-        stopped: dict[int, tuple[Decision, list[str], bool]] = {}
-        left_out = n.left_out
+        # each stopped Decision (one per class of alike users, or per budget answer) -> it, its rows, whether their
+        # zone is bad: nothing given, sent or held, so counted and written once per decision, not per user
+        stopped: Stopped = {}
         later: list[int] = []  # users left pending or deferred, of a snapshot written without its data
-        for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done, users):
+        for i, user, d, bad in decide_rows(p, rows, view, past, coupons, budget, ctx.as_of, done, users, stopped):
             if bad:
                 n.unknown_zones += 1
             if isinstance(d, Exception):  # one user's bad row fails that user's delivery, not the batch
                 reason = f"data: {type(d).__name__}"
                 n.fail(reason)
                 deliveries.append(_failed_row(ctx, prefix + user, user, reason, str(d), now))
-                continue
-            if d.status not in _GOING:  # stopped: nothing given, sent or held
-                alike = stopped.get(id(d))
-                if alike is None:
-                    alike = stopped[id(d)] = (d, [], apart and d.status in _APART)
-                alike[1].append(user)
-                if d.status == Status.BUDGET_EXHAUSTED and len(left_out) < 20:
-                    left_out.append(user)
-                if not alike[2]:
-                    deliveries.append((prefix + user, *occ, user, d.arm, d.channel, d.status, d.reason, d.cost,
-                                       p.currency, None, None, ctx.plan_hash, ctx.run_id, None, d.due_at,
-                                       d.not_before, now, None, 0, None))
                 continue
             key = prefix + user
             n.counts[d.status] += 1
@@ -132,11 +119,25 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                                coupon_id, provider, ctx.plan_hash, ctx.run_id,
                                p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
+        # a simulation's suppressed and exhausted users: kept apart, unkeyed, where no check of decided users reads
+        # them (ScratchLedger); any other stopped user gets its delivery row
+        apart = isinstance(lg, ScratchLedger) and unseen
+        alike: list[tuple[tuple, list[str]]] = []
+        for d, idx, bad in stopped.values():
+            who = [users[i] for i in idx]
+            if bad:
+                n.unknown_zones += len(idx)
+            if apart and d.status in _APART:
+                alike.append(((d.arm, d.channel, d.status, d.reason, d.cost, d.due_at), who))
+                continue
+            deliveries.extend((prefix + u, *occ, u, d.arm, d.channel, d.status, d.reason, d.cost, p.currency, None,
+                               None, ctx.plan_hash, ctx.run_id, None, d.due_at, d.not_before, now, None, 0, None)
+                              for u in who)
+        _left_out(n.left_out, users, [idx for d, idx, _ in stopped.values() if d.status == Status.BUDGET_EXHAUSTED])
         if not ctx.dry_run:
             lg.record_decisions(deliveries, coupon_rows, outbox)
             if isinstance(lg, ScratchLedger):  # a simulation: stopped users apart, snapshot rows of those read back
-                lg.record_stopped(ctx.run_id, occ, [((d.arm, d.channel, d.status, d.reason, d.cost, d.due_at), users)
-                                                    for d, users, kept_apart in stopped.values() if kept_apart])
+                lg.record_stopped(ctx.run_id, occ, alike)
                 if later:
                     names = sorted(run.snapshot.names, key=run.snapshot.names.__getitem__)
                     held = run.snapshot.names["held_out"]
@@ -147,17 +148,24 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
             for day, amount in budget.spent.items():
                 if amount:
                     lg.add_spend(p.campaign, day, amount)
-    for d, users, _ in stopped.values():
-        n.counts[d.status] += len(users)
+    for d, idx, _ in stopped.values():
+        n.counts[d.status] += len(idx)
         if d.reason:
-            n.reasons[f"{d.status}: {d.reason}"] += len(users)
+            n.reasons[f"{d.status}: {d.reason}"] += len(idx)
     n.timings["render"] += render_s  # rendered here for the outbox; reported apart from deciding
     n.timings["decide"] -= render_s
     return out
 
 
 _APART = (Status.SUPPRESSED, Status.BUDGET_EXHAUSTED)  # what a scratch ledger keeps apart (ScratchLedger)
-_GOING = (Status.PENDING, Status.DEFERRED)  # what a decision lets go on: to send now, or later
+
+
+def _left_out(left_out: list[str], users: list[str], exhausted: list[list[int]]) -> None:
+    """The run's first 20 users the budget left out (for its summary), in the batch's order: the rows of each
+    exhausted decision are in order, so merged, not sorted."""
+    need = 20 - len(left_out)
+    if need > 0 and exhausted:
+        left_out.extend(users[i] for i in islice(heapq.merge(*exhausted), need))
 
 
 def _unseen(run: Run, lo: int) -> bool:

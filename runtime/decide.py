@@ -105,6 +105,9 @@ class Budget:
 
 @dataclass
 class Decision:
+    """What the engine decided for a user: PENDING or DEFERRED (GOING) let the delivery go on; any other status
+    stops it."""
+
     status: Status
     arm: str | None
     channel: str | None = None
@@ -113,6 +116,9 @@ class Decision:
     due_at: datetime | None = None
     not_before: datetime | None = None
     give: list[str] = field(default_factory=list)
+
+
+GOING = (Status.PENDING, Status.DEFERRED)  # what a decision lets go on: to send now, or later
 
 
 def variant_of(plan: StepPlan, user_id: str) -> ArmPlan:

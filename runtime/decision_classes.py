@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from compiler.plan import StepPlan
 from runtime.decide import (
+    GOING,
     NOTHING_SEEN,
     Ask,
     Budget,
@@ -147,13 +148,20 @@ class _Settled:
         return d
 
 
+Stopped = dict[int, tuple[Decision, list[int], bool]]  # id of a stopped Decision -> it, its rows, their zone is bad
+
+
 def decide_rows(plan: StepPlan, rows: list, view: View, seen: dict[str, Seen], coupons: dict[str, list[HeldCoupon]],
                 budget: Budget, as_of: datetime, leave: set[str] | frozenset[str] = frozenset(),
-                users: list[str] | None = None) -> Iterator[tuple[int, str, Decision | Exception, bool]]:
+                users: list[str] | None = None, stopped: Stopped | None = None,
+                ) -> Iterator[tuple[int, str, Decision | Exception, bool]]:
     """In order, each row's index, user, decision (or the exception judging its class raised) and whether its
     zone value is not a zone; users in `leave` (already decided) are left out. `users`: the rows' user ids, when
-    the caller has them already."""
-    memo: dict[tuple, tuple[Decision | Ask | Exception, bool]] = {}
+    the caller has them already. With `stopped`, a decision that stops its users (suppressed, budget exhausted,
+    holdout, skipped: not pending or deferred) is not yielded: the row's index is added to it there, each stopped
+    Decision holding one class's users (most of a large audience is stopped; a row each through the generator
+    and the caller's loop was most of deciding them)."""
+    memo: dict[tuple, tuple[Decision | Ask | Exception, bool, list[int] | None]] = {}
     settled = _Settled(budget)
     # the loop runs once per recipient (a month's simulation: millions): its lookups bound once, here. A user's
     # Seen is keyed by identity: `seen` gives users alike one object (runtime.history.seen_counts) and holds them
@@ -172,6 +180,27 @@ def decide_rows(plan: StepPlan, rows: list, view: View, seen: dict[str, Seen], c
                 j: Decision | Ask | Exception = judge(plan, r, past, held or [], as_of)
             except Exception as exc:  # noqa: BLE001 (the caller fails this class's users one by one)
                 j = exc
-            hit = memo[k] = (j, bad_zone(plan, r))
-        j, bad = hit
-        yield i, u, (settled(j) if isinstance(j, Ask) else j), bad
+            bad = bad_zone(plan, r)
+            into = None
+            if stopped is not None and isinstance(j, Decision) and j.status not in GOING:
+                into = _stopped_rows(stopped, j, bad)
+            hit = memo[k] = (j, bad, into)
+        j, bad, into = hit
+        if into is not None:
+            into.append(i)
+        elif isinstance(j, Ask):
+            d = settled(j)
+            if stopped is not None and d.status not in GOING:
+                _stopped_rows(stopped, d, bad).append(i)
+            else:
+                yield i, u, d, bad
+        else:
+            yield i, u, j, bad
+
+
+def _stopped_rows(stopped: Stopped, d: Decision, bad: bool) -> list[int]:
+    """The rows list of stopped Decision `d` (added on first use)."""
+    entry = stopped.get(id(d))
+    if entry is None:
+        entry = stopped[id(d)] = (d, [], bad)
+    return entry[1]

@@ -134,6 +134,19 @@ def test_class_by_class_decides_as_user_by_user(drawn, users, as_of):
                                 leave))
         assert [u for _, u, _, _ in kept] == [d["user"] for d in users if d["user"] not in leave]
         assert all(users[i]["user"] == u for i, u, _, _ in kept)
+        # with `stopped`, the stopped users come back as rows of their decision instead: the same decisions, each
+        # row once, the same budget
+        stopped: dict = {}
+        budget = Budget(total, daily, before=dict(spent_before))
+        going = list(decide_rows(p, batch, view, seen, coupons, budget, as_of, frozenset(), None, stopped))
+        rebuilt: dict[int, tuple] = {i: (d, b) for i, _, d, b in going}
+        for d, idx, b in stopped.values():
+            assert d.status not in ("pending", "deferred") and idx == sorted(idx)
+            assert not set(idx) & set(rebuilt)
+            rebuilt.update({i: (d, b) for i in idx})
+        assert sorted(rebuilt) == list(range(len(users)))
+        assert all(_same(rebuilt[i][0], g) and rebuilt[i][1] == b for i, _, g, b in got)
+        assert budget.spent == ref_budget.spent
 
 
 def test_a_recipient_built_from_a_row_is_the_one_judged():
