@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from compiler.clock import plus
 from compiler.plan import StepPlan
 from runtime.context import Pending, Run, RunContext
-from runtime.decide import Budget, HeldCoupon, Seen
+from runtime.decide import GOING, Budget, HeldCoupon, Seen
 from runtime.decision_classes import RecipientView, RowView, Stopped, View, decide_rows
 from runtime.history import journey_coupons, ledger_budget, seen_counts
 from runtime.ledger.scratch import ScratchLedger
@@ -111,13 +111,13 @@ def _decide_batch(run: Run, lo: int, hi: int) -> list[Pending]:
                 out = [o for o in out if o.key != key]
                 outbox = [o for o in outbox if o[0] != key]
             coupon_rows.extend(mine)
-            if status in (Status.PENDING, Status.DEFERRED) and run.snapshot.payload_later:
+            if status in GOING and run.snapshot.payload_later:
                 later.append(i)  # read back with its data (a release, a recovery)
             if status in (Status.PENDING, Status.DEFERRED, Status.SENT) and not ctx.dry_run:
                 _grants(run, key, user, d.give, d.due_at or now, now, status == Status.SENT, grants)
             deliveries.append((key, *occ, user, d.arm, d.channel, status, reason, d.cost, p.currency,
                                coupon_id, provider, ctx.plan_hash, ctx.run_id,
-                               p.exclusive if d.status in (Status.PENDING, Status.DEFERRED) else None, d.due_at,
+                               p.exclusive, d.due_at,  # only going decisions reach here: they hold the group
                                d.not_before, now, sent_at, 1 if sent_at else 0, error))
         # a simulation's suppressed and exhausted users: kept apart, unkeyed, where no check of decided users reads
         # them (ScratchLedger); any other stopped user gets its delivery row

@@ -8,7 +8,8 @@ dozen classes). The budget is then settled user by user in snapshot order, as `d
 failed fails again until another one succeeds (room only shrinks while a batch decides), so the answer is kept
 until then.
 
-    decide_rows(plan, rows, view, seen, coupons, budget, as_of, leave, users) -> [(i, user, Decision | Exception, bad_zone)]
+    decide_rows(plan, rows, view, seen, coupons, budget, as_of, leave, users, stopped)
+        -> [(i, user, Decision | Exception, bad_zone)] of the users not stopped, when `stopped` collects the others
 
 `view` says how to read a row: `RowView` for the typed rows this process fetched (`runtime.recipients.row_reader`),
 `RecipientView` for Recipients already built (read back from the ledger). Equal to `decide` user by user:

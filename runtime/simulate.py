@@ -74,6 +74,7 @@ class Simulation:
         """The scratch ledger given up (an in-memory one's memory freed); read the report before."""
         drop_scratch(self.ledger_url)
 
+
 # Users decided per batch (one decision transaction) in a simulation. A real run's 10,000 bound what a crash can undo
 # and what a worker takes; the scratch ledger has no workers and nothing to recover, and decisions do not depend on
 # where batches end (tests/runtime/test_simulate.py), so a daily digest to 79,000 users is one batch, not eight: a
